@@ -1,0 +1,107 @@
+# dlua — build, test, sanitize, bench, install.
+# `make` builds bin/dlua, lib/libdlua.a, lib/libdlua.so and lib/lua/5.4/dlua.so.
+
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+# The OpenMP build of OpenBLAS shares libgomp's thread pool with our loops,
+# so BLAS and element-wise work never oversubscribe the cores.
+BLAS_DIR ?= /usr/lib/$(MULTIARCH)/openblas-openmp
+BLAS_INC ?= /usr/include/$(MULTIARCH)/openblas-openmp
+LUA_INC ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+LUA_LIB ?= $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
+
+BUILD ?= build
+OPT ?= -O2 -march=native
+SAN ?=
+CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -fPIC -fopenmp $(OPT) $(SAN) -g \
+              $(LUA_INC) -I$(BLAS_INC) -Isrc -I$(BUILD)/gen
+LDLIBS_ENGINE = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lz -lm -lpthread -fopenmp
+
+ENGINE_SRC := $(wildcard src/dl_*.c src/ops/*.c src/cpu/*.c)
+BINDING_SRC := $(wildcard src/lua_*.c)
+LUA_SRC := $(shell find lua -name '*.lua' 2>/dev/null | sort)
+GEN_SRC := $(BUILD)/gen/dlua_lua_sources.c
+
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
+BINDING_OBJ := $(BINDING_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/dlua_lua_sources.o
+LIB_OBJ := $(ENGINE_OBJ) $(BINDING_OBJ)
+
+LIBDIR ?= lib
+BINDIR ?= bin
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+.PHONY: all deps test sanitize bench demo install clean ctest
+
+all: $(BINDIR)/dlua $(LIBDIR)/libdlua.a $(LIBDIR)/libdlua.so $(LIBDIR)/lua/5.4/dlua.so $(BUILD)/host_example
+
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): scripts/install-deps.sh
+	@bash scripts/install-deps.sh
+	@mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/%.o: %.c $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -MMD -MP -c $< -o $@
+
+$(GEN_SRC): scripts/embed_lua.lua $(LUA_SRC) $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	lua5.4 scripts/embed_lua.lua $@ $(LUA_SRC)
+
+$(BUILD)/gen/dlua_lua_sources.o: $(GEN_SRC)
+	$(CC) $(CFLAGS_BASE) -c $< -o $@
+
+$(LIBDIR)/libdlua.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(LIBDIR)/libdlua.so: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(SAN) -o $@ $^ $(LDLIBS_ENGINE) $(LUA_LIB)
+
+# The module leaves Lua's symbols to the interpreter that loads it.
+$(LIBDIR)/lua/5.4/dlua.so: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared $(SAN) -o $@ $^ $(LDLIBS_ENGINE)
+
+$(BINDIR)/dlua: $(BUILD)/src/dlua.o $(BUILD)/src/dlua_repl.o $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -rdynamic -o $@ $^ $(LDLIBS_ENGINE) $(LUA_LIB) -ledit
+
+$(BUILD)/host_example: scripts/host_example.c $(LIBDIR)/libdlua.a
+	$(CC) $(CFLAGS_BASE) -o $@ $< $(LIBDIR)/libdlua.a $(LDLIBS_ENGINE) $(LUA_LIB)
+
+# C unit tests of the engine alone (no Lua)
+CTEST_SRC := $(wildcard spec/c/test_*.c)
+CTEST_BIN := $(CTEST_SRC:spec/c/%.c=$(BUILD)/ctest/%)
+$(BUILD)/ctest/%: spec/c/%.c spec/c/ctest.h $(ENGINE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -o $@ $< $(ENGINE_OBJ) $(LDLIBS_ENGINE)
+
+ctest: $(CTEST_BIN)
+
+test: all ctest
+	@bash spec/run.sh $(BINDIR)/dlua $(BUILD)
+
+# ASan + UBSan build in its own tree, running the same suite; the caching
+# allocator is bypassed so the sanitizer sees every block.
+sanitize: $(DEPS_STAMP)
+	$(MAKE) BUILD=build-san LIBDIR=build-san/lib BINDIR=build-san/bin OPT="-O1 -DDL_NO_CACHE" \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" all ctest
+	ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  bash spec/run.sh build-san/bin/dlua build-san
+
+bench: all
+	@bash scripts/bench/run.sh
+
+PREFIX ?= /usr/local
+install: all
+	install -d $(PREFIX)/bin $(PREFIX)/lib $(PREFIX)/include $(PREFIX)/lib/lua/5.4 $(PREFIX)/lib/pkgconfig
+	install -m 755 $(BINDIR)/dlua $(PREFIX)/bin/dlua
+	install -m 644 $(LIBDIR)/libdlua.a $(LIBDIR)/libdlua.so $(PREFIX)/lib/
+	install -m 644 $(LIBDIR)/lua/5.4/dlua.so $(PREFIX)/lib/lua/5.4/dlua.so
+	install -m 644 src/dlua.h src/dl_core.h src/dl_tensor.h $(PREFIX)/include/
+	sed 's|@PREFIX@|$(PREFIX)|' scripts/dlua.pc.in > $(PREFIX)/lib/pkgconfig/dlua.pc
+
+clean:
+	rm -rf build build-san bin lib
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

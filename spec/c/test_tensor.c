@@ -1,0 +1,90 @@
+/* test_tensor.c — engine-only checks of storage, views and copies. */
+#include "ctest.h"
+#include "dl_alloc.h"
+#include "dl_tensor.h"
+
+#include <string.h>
+
+static int released;
+static void on_release(void *data, void *ctx) {
+  (void)data;
+  (void)ctx;
+  released++;
+}
+
+int main(void) {
+  int64_t shape[2] = {2, 3};
+  dl_tensor *t = dl_tensor_zeros(shape, 2, DL_FLOAT32, dl_device_cpu());
+  CHECK(t && t->numel == 6 && t->stride[0] == 3 && t->stride[1] == 1);
+  CHECK(dl_tensor_is_contiguous(t));
+  for (int64_t i = 0; i < 6; i++) ((float *)dl_tensor_data(t))[i] = (float)i;
+
+  /* transpose is a view with swapped strides */
+  dl_tensor *tt = dl_tensor_transpose(t, 0, 1);
+  CHECK(tt && tt->shape[0] == 3 && tt->stride[0] == 1 && !dl_tensor_is_contiguous(tt));
+  int64_t ix[2] = {2, 1};
+  CHECK(dl_tensor_get(tt, ix).f == 5.0);
+
+  /* contiguous copy of a transposed view keeps the values */
+  dl_tensor *c = dl_tensor_contiguous(tt);
+  CHECK(c && dl_tensor_is_contiguous(c) && ((float *)dl_tensor_data(c))[1] == 3.0f);
+
+  /* view of a non-contiguous tensor fails; reshape copies */
+  int64_t flat = 6;
+  CHECK(dl_tensor_view(tt, &flat, 1) == NULL);
+  CHECK(strstr(dl_error_get(), "view") != NULL);
+  dl_tensor *r = dl_tensor_reshape(tt, &flat, 1);
+  CHECK(r && ((float *)dl_tensor_data(r))[1] == 3.0f);
+
+  /* narrow and select share storage */
+  dl_tensor *n = dl_tensor_narrow(t, 1, 1, 2);
+  CHECK(n && n->shape[1] == 2 && n->offset == 1 && n->storage == t->storage);
+  dl_tensor *s = dl_tensor_select(t, 0, 1);
+  CHECK(s && s->ndim == 1 && s->offset == 3);
+  CHECK(dl_tensor_select(t, 0, 2) == NULL);
+
+  /* expand gives 0 strides; copy_ broadcasts and converts dtype */
+  int64_t one = 3;
+  dl_tensor *row = dl_tensor_empty(&one, 1, DL_FLOAT64, dl_device_cpu());
+  for (int i = 0; i < 3; i++) ((double *)dl_tensor_data(row))[i] = i + 0.5;
+  CHECK(dl_tensor_copy_(t, row) == 0);
+  int64_t ij[2] = {1, 2};
+  CHECK(dl_tensor_get(t, ij).f == 2.5);
+  int64_t bad[2] = {4, 3};
+  CHECK(dl_tensor_expand(t, bad, 2) == NULL);
+
+  /* broadcasting shapes */
+  int64_t a[2] = {4, 1}, b[1] = {5}, out[DL_MAX_DIMS];
+  int nd;
+  CHECK(dl_broadcast_shapes("add", a, 2, b, 1, out, &nd) == 0 && nd == 2 && out[0] == 4 && out[1] == 5);
+  int64_t b2[1] = {3};
+  int64_t a2[2] = {2, 2};
+  CHECK(dl_broadcast_shapes("add", a2, 2, b2, 1, out, &nd) == -1);
+  CHECK(strstr(dl_error_get(), "[2,2] and [3]") != NULL);
+
+  /* host buffers are wrapped, not copied, and released once */
+  float buf[4] = {1, 2, 3, 4};
+  int64_t s4 = 4;
+  dl_tensor *w = dl_tensor_from_buffer(buf, &s4, 1, NULL, DL_FLOAT32, on_release, NULL);
+  CHECK(w && dl_tensor_data(w) == buf);
+  dl_tensor *wv = dl_tensor_narrow(w, 0, 1, 2);
+  dl_tensor_release(w);
+  CHECK(released == 0);
+  dl_tensor_release(wv);
+  CHECK(released == 1);
+
+  /* the caching allocator reuses blocks */
+  dl_alloc_stats st0, st1;
+  dl_tensor *big = dl_tensor_empty(shape, 2, DL_FLOAT32, dl_device_cpu());
+  dl_tensor_release(big);
+  dl_host_stats(&st0);
+  for (int i = 0; i < 100; i++) dl_tensor_release(dl_tensor_empty(shape, 2, DL_FLOAT32, dl_device_cpu()));
+  dl_host_stats(&st1);
+#ifndef DL_NO_CACHE
+  CHECK(st1.sys_allocs == st0.sys_allocs);
+#endif
+
+  dl_tensor *objs[] = {t, tt, c, r, n, s, row};
+  for (size_t i = 0; i < sizeof objs / sizeof objs[0]; i++) dl_tensor_release(objs[i]);
+  CTEST_END();
+}

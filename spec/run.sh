@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# spec/run.sh DLUA BUILD — runs the C unit tests and the busted specs, then
+# prints one closing line "N passed, M failed" over both.
+set -u
+dlua=${1:-bin/dlua}
+build=${2:-build}
+pass=0
+fail=0
+
+echo "== C unit tests"
+for t in "$build"/ctest/test_*; do
+  [ -x "$t" ] || continue
+  out=$("$t" 2>&1)
+  rc=$?
+  echo "$out" | tail -n 20
+  line=$(echo "$out" | grep -E '^ctest .*: [0-9]+ passed, [0-9]+ failed$' | tail -n 1)
+  if [ -n "$line" ]; then
+    p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\1/')
+    f=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed/\2/')
+    pass=$((pass + p))
+    fail=$((fail + f))
+  fi
+  if [ $rc -ne 0 ] && { [ -z "$line" ] || [ "${f:-0}" -eq 0 ]; }; then
+    echo "$t exited with status $rc"
+    fail=$((fail + 1))
+  fi
+done
+
+echo "== embedding host example"
+if "$build"/host_example; then pass=$((pass + 1)); else echo "host_example failed"; fail=$((fail + 1)); fi
+
+echo "== busted specs (run by $dlua)"
+export DLUA_BIN="$dlua" DLUA_BUILD="$build"
+tap=$(mktemp)
+"$dlua" "$(command -v busted)" -o TAP spec/ >"$tap" 2>&1
+rc=$?
+grep -vE '^ok ' "$tap"
+bp=$(grep -cE '^ok ' "$tap")
+bf=$(grep -cE '^not ok ' "$tap")
+pass=$((pass + bp))
+fail=$((fail + bf))
+if [ $rc -ne 0 ] && [ "$bf" -eq 0 ]; then
+  echo "busted exited with status $rc"
+  fail=$((fail + 1))
+fi
+rm -f "$tap"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,32 @@
+/* cpu_backend.c — the CPU kernel table. */
+#include "cpu_backend.h"
+
+#include "../dl_alloc.h"
+
+#include <string.h>
+
+extern const struct dl_ewise_kernels dl_cpu_ewise __attribute__((weak));
+extern const struct dl_reduce_kernels dl_cpu_reduce __attribute__((weak));
+extern const struct dl_index_kernels dl_cpu_index __attribute__((weak));
+extern const struct dl_linalg_kernels dl_cpu_linalg __attribute__((weak));
+extern const struct dl_random_kernels dl_cpu_random __attribute__((weak));
+
+static int host_copy(void *dst, const void *src, size_t n) {
+  memcpy(dst, src, n);
+  return 0;
+}
+
+const dl_backend dl_cpu_backend = {
+  .name = "cpu",
+  .alloc = dl_host_alloc,
+  .free = dl_host_free,
+  .copy = dl_cpu_copy,
+  .fill = dl_cpu_fill,
+  .to_host = host_copy,
+  .from_host = host_copy,
+  .ewise = &dl_cpu_ewise,
+  .reduce = &dl_cpu_reduce,
+  .index = &dl_cpu_index,
+  .linalg = &dl_cpu_linalg,
+  .random = &dl_cpu_random,
+};

@@ -1,0 +1,107 @@
+/* cpu_copy.c — strided copy with dtype conversion, and fill. */
+#include "cpu_backend.h"
+#include "cpu_convert.h"
+#include "cpu_iter.h"
+
+#include <string.h>
+
+/* One inner loop per (destination, source) dtype pair. */
+#define COPY_LOOP(NAME, DT, ST, CONV)                                                   \
+  static void NAME(char **p, const int64_t *s, int64_t n, void *ctx) {                  \
+    (void)ctx;                                                                          \
+    char *d = p[0];                                                                     \
+    const char *x = p[1];                                                               \
+    if (s[0] == (int64_t)sizeof(DT) && s[1] == (int64_t)sizeof(ST)) {                   \
+      DT *dd = (DT *)d;                                                                 \
+      const ST *xx = (const ST *)x;                                                     \
+      for (int64_t i = 0; i < n; i++) dd[i] = CONV(xx[i]);                              \
+    } else {                                                                            \
+      for (int64_t i = 0; i < n; i++) *(DT *)(d + i * s[0]) = CONV(*(const ST *)(x + i * s[1])); \
+    }                                                                                   \
+  }
+
+#define SAME(v) (v)
+#define TO_F(v) ((float)(v))
+#define TO_D(v) ((double)(v))
+#define TO_I(v) ((int64_t)(v))
+#define F_TO_I(v) dl_f2i((double)(v))
+#define TO_B(v) ((uint8_t)((v) != 0))
+#define TO_U8(v) ((uint8_t)(v))
+#define F_TO_U8(v) dl_f2u8((double)(v))
+
+COPY_LOOP(c_f_f, float, float, SAME)
+COPY_LOOP(c_f_d, float, double, TO_F)
+COPY_LOOP(c_f_i, float, int64_t, TO_F)
+COPY_LOOP(c_f_u, float, uint8_t, TO_F)
+COPY_LOOP(c_d_f, double, float, TO_D)
+COPY_LOOP(c_d_d, double, double, SAME)
+COPY_LOOP(c_d_i, double, int64_t, TO_D)
+COPY_LOOP(c_d_u, double, uint8_t, TO_D)
+COPY_LOOP(c_i_f, int64_t, float, F_TO_I)
+COPY_LOOP(c_i_d, int64_t, double, F_TO_I)
+COPY_LOOP(c_i_i, int64_t, int64_t, SAME)
+COPY_LOOP(c_i_u, int64_t, uint8_t, TO_I)
+COPY_LOOP(c_b_f, uint8_t, float, TO_B)
+COPY_LOOP(c_b_d, uint8_t, double, TO_B)
+COPY_LOOP(c_b_i, uint8_t, int64_t, TO_B)
+COPY_LOOP(c_b_u, uint8_t, uint8_t, TO_B)
+COPY_LOOP(c_u_f, uint8_t, float, F_TO_U8)
+COPY_LOOP(c_u_d, uint8_t, double, F_TO_U8)
+COPY_LOOP(c_u_i, uint8_t, int64_t, TO_U8)
+COPY_LOOP(c_u_u, uint8_t, uint8_t, SAME)
+
+/* bool and uint8 share a byte layout: rows are (dst, src) over
+ * float32, float64, int64, bool, uint8 */
+static const dl_iter_fn copy_table[DL_NDTYPES][DL_NDTYPES] = {
+  {c_f_f, c_f_d, c_f_i, c_f_u, c_f_u},
+  {c_d_f, c_d_d, c_d_i, c_d_u, c_d_u},
+  {c_i_f, c_i_d, c_i_i, c_i_u, c_i_u},
+  {c_b_f, c_b_d, c_b_i, c_u_u, c_b_u},
+  {c_u_f, c_u_d, c_u_i, c_u_u, c_u_u},
+};
+
+void dl_cpu_copy(dl_tensor *dst, const dl_tensor *src) {
+  if (dst->numel == 0) return;
+  if (dst->dtype == src->dtype && dl_tensor_is_contiguous(dst) && dl_tensor_is_contiguous(src) &&
+      dl_tensor_same_shape(dst, src)) {
+    memmove(dl_tensor_data(dst), dl_tensor_data(src), (size_t)dst->numel * dl_dtype_size(dst->dtype));
+    return;
+  }
+  dl_tensor *ops[2] = {dst, (dl_tensor *)src};
+  dl_iter it;
+  dl_iter_init(&it, 2, ops);
+  dl_iter_parallel(&it, copy_table[dst->dtype][src->dtype], NULL, DL_PARALLEL_GRAIN);
+}
+
+/* ---- fill ---- */
+
+typedef struct { float f; double d; int64_t i; uint8_t b; } fill_value;
+
+#define FILL_LOOP(NAME, T, FIELD)                                        \
+  static void NAME(char **p, const int64_t *s, int64_t n, void *ctx) {   \
+    T v = ((const fill_value *)ctx)->FIELD;                              \
+    if (s[0] == (int64_t)sizeof(T)) {                                    \
+      T *d = (T *)p[0];                                                  \
+      for (int64_t i = 0; i < n; i++) d[i] = v;                          \
+    } else {                                                             \
+      for (int64_t i = 0; i < n; i++) *(T *)(p[0] + i * s[0]) = v;       \
+    }                                                                    \
+  }
+FILL_LOOP(fill_f, float, f)
+FILL_LOOP(fill_d, double, d)
+FILL_LOOP(fill_i, int64_t, i)
+FILL_LOOP(fill_b, uint8_t, b)
+
+void dl_cpu_fill(dl_tensor *dst, dl_scalar v) {
+  if (dst->numel == 0) return;
+  fill_value fv;
+  double f = v.is_int ? (double)v.i : v.f;
+  fv.f = (float)f;
+  fv.d = f;
+  fv.i = v.is_int ? v.i : dl_f2i(f);
+  fv.b = dst->dtype == DL_BOOL ? (uint8_t)(f != 0 || (v.is_int && v.i != 0)) : (uint8_t)fv.i;
+  static const dl_iter_fn fills[DL_NDTYPES] = {fill_f, fill_d, fill_i, fill_b, fill_b};
+  dl_iter it;
+  dl_iter_init(&it, 1, &dst);
+  dl_iter_parallel(&it, fills[dst->dtype], &fv, DL_PARALLEL_GRAIN);
+}

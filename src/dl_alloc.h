@@ -1,0 +1,39 @@
+/* dl_alloc.h — the host caching allocator and small-object pools.
+ * Blocks are rounded to size classes (four per power of two) and kept on
+ * free lists when released, so a training loop stops calling malloc after
+ * its first step. */
+#ifndef DL_ALLOC_H
+#define DL_ALLOC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* 64-byte aligned; NULL (with dl_error_set) when out of memory. */
+void *dl_host_alloc(size_t nbytes);
+void dl_host_free(void *p, size_t nbytes);
+/* Returns every cached block to the system. */
+void dl_host_empty_cache(void);
+
+typedef struct {
+  size_t allocated;    /* bytes in live blocks (class-rounded) */
+  size_t cached;       /* bytes held on free lists */
+  size_t peak;         /* highest `allocated` seen */
+  uint64_t sys_allocs; /* calls that reached the system allocator */
+} dl_alloc_stats;
+void dl_host_stats(dl_alloc_stats *out);
+
+/* Bytes newly handed out since the last call (any device). The binding feeds
+ * this to Lua's collector so garbage tensors are reclaimed at the pace they
+ * are made. */
+size_t dl_alloc_take_pressure(void);
+void dl_alloc_add_pressure(size_t nbytes);
+
+/* Fixed-size object pool (tensor and storage structs). */
+typedef struct dl_pool {
+  size_t objsize;
+  void *free_list;
+} dl_pool;
+void *dl_pool_get(dl_pool *pool);  /* zeroed; NULL on OOM */
+void dl_pool_put(dl_pool *pool, void *obj);
+
+#endif

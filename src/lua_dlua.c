@@ -1,0 +1,147 @@
+/* lua_dlua.c — luaopen_dlua: builds the `dl` table from the binding files,
+ * then runs the Lua library compiled into the binary (lua/dlua/). */
+#include "lua_dlua.h"
+
+#include "dl_alloc.h"
+
+#include <lualib.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct { const char *name; const char *src; size_t len; } dlua_lua_source;
+extern const dlua_lua_source dlua_lua_sources[];
+
+static int l_set_num_threads(lua_State *L) {
+  lua_Integer n = luaL_checkinteger(L, 1);
+  if (n < 1 || n > 1024) return luaL_argerror(L, 1, "thread count must be between 1 and 1024");
+  dl_set_num_threads((int)n);
+  return 0;
+}
+
+static int l_get_num_threads(lua_State *L) {
+  lua_pushinteger(L, dl_get_num_threads());
+  return 1;
+}
+
+static int l_memory_stats(lua_State *L) {
+  dl_alloc_stats s;
+  dl_host_stats(&s);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, (lua_Integer)s.allocated);
+  lua_setfield(L, -2, "allocated");
+  lua_pushinteger(L, (lua_Integer)s.cached);
+  lua_setfield(L, -2, "cached");
+  lua_pushinteger(L, (lua_Integer)s.peak);
+  lua_setfield(L, -2, "peak");
+  lua_pushinteger(L, (lua_Integer)s.sys_allocs);
+  lua_setfield(L, -2, "system_allocations");
+  return 1;
+}
+
+static int l_empty_cache(lua_State *L) {
+  (void)L;
+  dl_host_empty_cache();
+  return 0;
+}
+
+/* package.preload loader for an embedded source; upvalue: index */
+static int load_embedded(lua_State *L) {
+  const dlua_lua_source *s = &dlua_lua_sources[lua_tointeger(L, lua_upvalueindex(1))];
+  char chunk[256];
+  snprintf(chunk, sizeof chunk, "=[dlua]/%s.lua", s->name);
+  if (luaL_loadbuffer(L, s->src, s->len, chunk) != LUA_OK) return lua_error(L);
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+/* DLUA_LUA_PATH (development): load the library from disk instead */
+static int load_from_dir(lua_State *L) {
+  const char *dir = lua_tostring(L, lua_upvalueindex(1));
+  const char *name = lua_tostring(L, 1);
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, dir);
+  luaL_addchar(&b, '/');
+  for (const char *p = name; *p; p++) luaL_addchar(&b, *p == '.' ? '/' : *p);
+  luaL_addstring(&b, ".lua");
+  luaL_pushresult(&b);
+  if (luaL_loadfile(L, lua_tostring(L, -1)) != LUA_OK) return lua_error(L);
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  return 1;
+}
+
+static void install_preloads(lua_State *L) {
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  /* require "dlua" from the Lua half, or in a host, finds the open table */
+  lua_pushcfunction(L, luaopen_dlua);
+  lua_setfield(L, -2, "dlua");
+  const char *dir = getenv("DLUA_LUA_PATH");
+  for (int i = 0; dlua_lua_sources[i].name; i++) {
+    if (dir) {
+      lua_pushstring(L, dir);
+      lua_pushcclosure(L, load_from_dir, 1);
+    } else {
+      lua_pushinteger(L, i);
+      lua_pushcclosure(L, load_embedded, 1);
+    }
+    lua_setfield(L, -2, dlua_lua_sources[i].name);
+  }
+  lua_pop(L, 1);
+}
+
+static const luaL_Reg functions[] = {
+  {"set_num_threads", l_set_num_threads},
+  {"get_num_threads", l_get_num_threads},
+  {"memory_stats", l_memory_stats},
+  {"empty_cache", l_empty_cache},
+  {NULL, NULL},
+};
+
+int luaopen_dlua(lua_State *L) {
+  /* one table per state: a second require returns it */
+  lua_getfield(L, LUA_REGISTRYINDEX, "dlua.module");
+  if (lua_istable(L, -1)) return 1;
+  lua_pop(L, 1);
+  dl_get_num_threads(); /* settle the default count */
+  lua_newtable(L);
+  luaL_setfuncs(L, functions, 0);
+  lua_pushstring(L, DLUA_VERSION);
+  lua_setfield(L, -2, "version");
+  dlua_open_tensor(L);
+  dlua_open_create(L);
+  dlua_open_print(L);
+  dlua_open_ewise(L);
+  dlua_open_reduce(L);
+  dlua_open_index(L);
+  dlua_open_linalg(L);
+  dlua_open_random(L);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, "dlua.module");
+  install_preloads(L);
+  /* the Lua half extends the table */
+  lua_getglobal(L, "require");
+  lua_pushstring(L, "dlua.init");
+  lua_call(L, 1, 0);
+  return 1;
+}
+
+static int open_all(lua_State *L) {
+  luaL_openlibs(L);
+  luaL_requiref(L, "dlua", luaopen_dlua, 0);
+  lua_setglobal(L, "dl");
+  return 0;
+}
+
+lua_State *dlua_newstate(void) {
+  lua_State *L = luaL_newstate();
+  if (!L) return NULL;
+  lua_pushcfunction(L, open_all);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    dl_error_set("dlua_newstate: %s", lua_tostring(L, -1));
+    lua_close(L);
+    return NULL;
+  }
+  return L;
+}

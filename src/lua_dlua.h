@@ -1,0 +1,78 @@
+/* lua_dlua.h — helpers shared by the binding files (src/lua_*.c). Only the
+ * binding includes lua.h; it turns engine errors into Lua errors. */
+#ifndef LUA_DLUA_H
+#define LUA_DLUA_H
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "dlua.h"
+
+/* Pushes t, or raises "dl.<engine message>" when t is NULL. */
+void dlua_push_or_error(lua_State *L, dl_tensor *t);
+/* Raises the engine's last error as "dl.<message>". */
+int dlua_engine_error(lua_State *L);
+/* Checks an engine status (0 ok). */
+static inline void dlua_check_status(lua_State *L, int rc) {
+  if (rc != 0) dlua_engine_error(L);
+}
+
+/* Registers methods on the tensor (methods may be NULL) and functions on the
+ * dl table at the top of the stack (functions may be NULL). */
+void dlua_register(lua_State *L, const luaL_Reg *methods, const luaL_Reg *functions);
+/* Adds metamethods (__add, ...) to the tensor metatable. */
+void dlua_register_meta(lua_State *L, const luaL_Reg *meta);
+/* Read-only and writable properties: t.<name>. A getter pushes one value; a
+ * setter reads the value at index 3. */
+void dlua_register_getters(lua_State *L, const luaL_Reg *getters);
+void dlua_register_setters(lua_State *L, const luaL_Reg *setters);
+
+/* Arguments */
+/* A 1-based (or negative, from the end) dim -> 0-based; error names arg. */
+int dlua_checkdim(lua_State *L, int arg, int ndim);
+/* An index 1..size (or negative from the end) -> 0-based. */
+int64_t dlua_checkindex(lua_State *L, int arg, int64_t size);
+dl_dtype dlua_checkdtype(lua_State *L, int arg);
+dl_device dlua_checkdevice(lua_State *L, int arg);
+dl_scalar dlua_checkscalar(lua_State *L, int arg);
+static inline dl_scalar dlua_toscalar(lua_State *L, int arg) {
+  return lua_isinteger(L, arg) ? dl_scalar_i(lua_tointeger(L, arg)) : dl_scalar_f(lua_tonumber(L, arg));
+}
+/* Sizes as varargs from arg on (dl.zeros(2, 3)) or one table ({2, 3});
+ * stops at the first non-number. Returns ndim; *next is the first unused arg. */
+int dlua_checksizes(lua_State *L, int arg, int64_t *shape, int *next);
+/* A tensor argument, or a number turned into a 0-d tensor of dtype `like`
+ * would take under promotion (new reference). */
+dl_tensor *dlua_tensor_or_scalar(lua_State *L, int arg, const dl_tensor *like);
+
+/* Option tables (the trailing `{...}` argument). arg may be 0 or none. */
+bool dlua_isoptions(lua_State *L, int arg);
+lua_Number dlua_optnumber(lua_State *L, int arg, const char *key, lua_Number def);
+lua_Integer dlua_optinteger(lua_State *L, int arg, const char *key, lua_Integer def);
+bool dlua_optbool(lua_State *L, int arg, const char *key, bool def);
+const char *dlua_optstring(lua_State *L, int arg, const char *key, const char *def);
+/* Raises an error naming fn and the first key of the options table at arg
+ * that is not in `allowed` (NULL-terminated). */
+void dlua_checkoptions(lua_State *L, int arg, const char *fn, const char *const *allowed);
+/* dtype/device/requires_grad from an options table (creation functions). */
+typedef struct {
+  dl_dtype dtype;
+  dl_device device;
+  bool requires_grad;
+} dlua_tensor_options;
+dlua_tensor_options dlua_opttensoroptions(lua_State *L, int arg, dl_dtype def_dtype);
+
+/* Pushes a Lua table {d1, d2, ...} */
+void dlua_pushshape(lua_State *L, const int64_t *shape, int ndim);
+
+/* family openers, called by luaopen_dlua with the dl table on top */
+void dlua_open_tensor(lua_State *L);
+void dlua_open_create(lua_State *L);
+void dlua_open_print(lua_State *L);
+void dlua_open_ewise(lua_State *L);
+void dlua_open_reduce(lua_State *L);
+void dlua_open_index(lua_State *L);
+void dlua_open_linalg(lua_State *L);
+void dlua_open_random(lua_State *L);
+
+#endif
