@@ -79,15 +79,15 @@ $(BUILD)/ctest/%: spec/c/%.c spec/c/ctest.h $(ENGINE_OBJ)
 ctest: $(CTEST_BIN)
 
 test: all ctest
-	@bash spec/run.sh $(BINDIR)/dlua $(BUILD)
+	@bash spec/run.sh $(BINDIR)/dlua $(BUILD) $(LIBDIR)
 
 # ASan + UBSan build in its own tree, running the same suite; the caching
 # allocator is bypassed so the sanitizer sees every block.
 sanitize: $(DEPS_STAMP)
 	$(MAKE) BUILD=build-san LIBDIR=build-san/lib BINDIR=build-san/bin OPT="-O1 -DDL_NO_CACHE" \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" all ctest
-	ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
-	  bash spec/run.sh build-san/bin/dlua build-san
+	DLUA_SANITIZED=1 ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	  bash spec/run.sh build-san/bin/dlua build-san build-san/lib
 
 bench: all
 	@bash scripts/bench/run.sh

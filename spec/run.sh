@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# spec/run.sh DLUA BUILD — runs the C unit tests and the busted specs, then
+# spec/run.sh DLUA BUILD LIBDIR — runs the C unit tests and the busted specs, then
 # prints one closing line "N passed, M failed" over both.
 set -u
 dlua=${1:-bin/dlua}
 build=${2:-build}
+libdir=${3:-lib}
 pass=0
 fail=0
 
@@ -30,7 +31,8 @@ echo "== embedding host example"
 if "$build"/host_example; then pass=$((pass + 1)); else echo "host_example failed"; fail=$((fail + 1)); fi
 
 echo "== busted specs (run by $dlua)"
-export DLUA_BIN="$dlua" DLUA_BUILD="$build"
+# specs find the program, build tree and Lua module through these
+export DLUA_BIN="$dlua" DLUA_BUILD="$build" DLUA_LIBDIR="$libdir"
 tap=$(mktemp)
 "$dlua" "$(command -v busted)" -o TAP spec/ >"$tap" 2>&1
 rc=$?
