@@ -16,7 +16,7 @@ CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -fPIC -fopenmp $(OPT) $(SAN) -g \
               $(LUA_INC) -I$(BLAS_INC) -Isrc -I$(BUILD)/gen
 LDLIBS_ENGINE = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lz -lm -lpthread -fopenmp
 
-ENGINE_SRC := $(wildcard src/dl_*.c src/ops/*.c src/cpu/*.c)
+ENGINE_SRC := $(wildcard src/dl_*.c src/ops/*.c src/cpu/*.c src/autograd/*.c)
 BINDING_SRC := $(wildcard src/lua_*.c)
 LUA_SRC := $(shell find lua -name '*.lua' 2>/dev/null | sort)
 GEN_SRC := $(BUILD)/gen/dlua_lua_sources.c

@@ -10,6 +10,10 @@ pkgs=(
   zlib1g-dev libedit-dev
   tmux
 )
+# `make bench` compares against Debian's PyTorch
+if [ "${1:-}" = "--bench" ]; then
+  pkgs+=(python3-torch hyperfine)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -37,4 +37,32 @@ function H.assert_error(fn, ...)
   return err
 end
 
+-- Forward mode must agree with reverse mode: for random tangents v, the
+-- tangent jvp(fn, inputs, v) equals J·v built from reverse-mode rows.
+function H.check_jvp(fn, inputs, tol)
+  local A = dl.autograd
+  local tangents, primals = {}, {}
+  for i, x in ipairs(inputs) do
+    tangents[i] = dl.randn(x:size(), {dtype = "float64"})
+    primals[i] = x:detach()
+  end
+  local _, tout = A.jvp(fn, primals, tangents)
+  local ins = {}
+  for i, x in ipairs(primals) do ins[i] = x:clone():requires_grad_(true) end
+  local y = fn(table.unpack(ins)):reshape(-1)
+  local n = y:numel()
+  local tflat = tout:reshape(-1)
+  for k = 1, n do
+    local seed = dl.zeros(n, {dtype = "float64"})
+    seed:set(k, 1)
+    local gs = table.pack(A.grad(y, ins, seed, {retain_graph = true, allow_unused = true}))
+    local s = 0
+    for i = 1, #ins do
+      if gs[i] then s = s + (gs[i] * tangents[i]):sum():item() end
+    end
+    local d = math.abs(s - tflat:get(k))
+    assert(d <= (tol or 1e-9) * (1 + math.abs(s)), string.format("jvp element %d: %g vs J·v %g", k, tflat:get(k), s))
+  end
+end
+
 return H

@@ -1,4 +1,7 @@
-/* dl_alloc.c — host caching allocator and object pools. */
+/* dl_alloc.c — host caching allocator and object pools.
+ * Small blocks (up to 64 KiB) and pooled structs are cached per thread, so
+ * the hot path of a tensor op takes no lock; larger blocks share one list
+ * per size class under a mutex. Statistics are relaxed atomics. */
 #include "dl_alloc.h"
 
 #include "dl_core.h"
@@ -11,13 +14,24 @@
 #define NCLASSES (64 * 4)
 /* Cached bytes beyond this go back to the system on free. */
 #define CACHE_LIMIT ((size_t)2 << 30)
+#define LOCAL_MAX_BYTES ((size_t)64 << 10)
+#define LOCAL_MAX_BLOCKS 64
 
 typedef struct free_block { struct free_block *next; } free_block;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static free_block *free_lists[NCLASSES];
-static dl_alloc_stats stats;
+static size_t st_allocated, st_cached, st_peak;
+static uint64_t st_sys_allocs;
 static _Thread_local size_t pressure;
+
+/* per-thread LIFO of small blocks, by class */
+static _Thread_local free_block *local_lists[NCLASSES];
+static _Thread_local uint8_t local_counts[NCLASSES];
+
+#define ADD(var, n) __atomic_add_fetch(&(var), (n), __ATOMIC_RELAXED)
+#define SUB(var, n) __atomic_sub_fetch(&(var), (n), __ATOMIC_RELAXED)
+#define LOAD(var) __atomic_load_n(&(var), __ATOMIC_RELAXED)
 
 /* Four classes per power of two: at most 25% waste. */
 static size_t class_of(size_t n, size_t *rounded) {
@@ -28,6 +42,11 @@ static size_t class_of(size_t n, size_t *rounded) {
   if (k < 3) k = 3;
   *rounded = k * step;
   return (size_t)p * 4 + (k - 1);
+}
+
+static void note_allocated(size_t rounded) {
+  size_t now = ADD(st_allocated, rounded);
+  if (now > LOAD(st_peak)) __atomic_store_n(&st_peak, now, __ATOMIC_RELAXED);
 }
 
 void *dl_host_alloc(size_t nbytes) {
@@ -41,28 +60,33 @@ void *dl_host_alloc(size_t nbytes) {
   size_t rounded;
   size_t c = class_of(nbytes ? nbytes : 1, &rounded);
   pressure += rounded;
-  pthread_mutex_lock(&lock);
-  free_block *b = c < NCLASSES ? free_lists[c] : NULL;
-  if (b) {
-    free_lists[c] = b->next;
-    stats.cached -= rounded;
+  free_block *b = NULL;
+  if (c < NCLASSES && local_lists[c]) {
+    b = local_lists[c];
+    local_lists[c] = b->next;
+    local_counts[c]--;
+  } else if (c < NCLASSES) {
+    pthread_mutex_lock(&lock);
+    b = free_lists[c];
+    if (b) free_lists[c] = b->next;
+    pthread_mutex_unlock(&lock);
   }
-  stats.allocated += rounded;
-  if (stats.allocated > stats.peak) stats.peak = stats.allocated;
-  if (!b) stats.sys_allocs++;
-  pthread_mutex_unlock(&lock);
-  if (b) return b;
+  if (b) {
+    SUB(st_cached, rounded);
+    note_allocated(rounded);
+    return b;
+  }
   void *p = aligned_alloc(64, rounded);
   if (!p) {
     dl_host_empty_cache();
     p = aligned_alloc(64, rounded);
   }
   if (!p) {
-    pthread_mutex_lock(&lock);
-    stats.allocated -= rounded;
-    pthread_mutex_unlock(&lock);
     dl_error_set("out of memory allocating %zu bytes", nbytes);
+    return NULL;
   }
+  ADD(st_sys_allocs, 1);
+  note_allocated(rounded);
   return p;
 }
 
@@ -75,39 +99,64 @@ void dl_host_free(void *p, size_t nbytes) {
 #endif
   size_t rounded;
   size_t c = class_of(nbytes ? nbytes : 1, &rounded);
-  pthread_mutex_lock(&lock);
-  stats.allocated -= rounded;
-  if (c < NCLASSES && stats.cached + rounded <= CACHE_LIMIT) {
-    free_block *b = p;
-    b->next = free_lists[c];
-    free_lists[c] = b;
-    stats.cached += rounded;
-    p = NULL;
+  SUB(st_allocated, rounded);
+  if (c >= NCLASSES || LOAD(st_cached) + rounded > CACHE_LIMIT) {
+    free(p);
+    return;
   }
+  ADD(st_cached, rounded);
+  free_block *b = p;
+  if (rounded <= LOCAL_MAX_BYTES && local_counts[c] < LOCAL_MAX_BLOCKS) {
+    b->next = local_lists[c];
+    local_lists[c] = b;
+    local_counts[c]++;
+    return;
+  }
+  pthread_mutex_lock(&lock);
+  b->next = free_lists[c];
+  free_lists[c] = b;
   pthread_mutex_unlock(&lock);
-  free(p);
+}
+
+static size_t free_chain(free_block *b) {
+  size_t n = 0;
+  while (b) {
+    free_block *next = b->next;
+    free(b);
+    b = next;
+    n++;
+  }
+  return n;
 }
 
 void dl_host_empty_cache(void) {
-  pthread_mutex_lock(&lock);
   for (int c = 0; c < NCLASSES; c++) {
-    free_block *b = free_lists[c];
-    while (b) {
-      free_block *next = b->next;
-      free(b);
-      b = next;
-    }
+    size_t rounded;
+    size_t n;
+    /* class c holds blocks of one rounded size: recover it from a representative */
+    if (!local_lists[c] && !free_lists[c]) continue;
+    size_t p = (size_t)c / 4, k = (size_t)c % 4 + 1;
+    rounded = c == 0 ? MIN_BLOCK : k * ((size_t)1 << (p - 1));
+    n = free_chain(local_lists[c]);
+    local_lists[c] = NULL;
+    local_counts[c] = 0;
+    pthread_mutex_lock(&lock);
+    free_block *g = free_lists[c];
     free_lists[c] = NULL;
+    pthread_mutex_unlock(&lock);
+    n += free_chain(g);
+    SUB(st_cached, n * rounded);
   }
-  stats.cached = 0;
-  pthread_mutex_unlock(&lock);
 }
 
 void dl_host_stats(dl_alloc_stats *out) {
-  pthread_mutex_lock(&lock);
-  *out = stats;
-  pthread_mutex_unlock(&lock);
+  out->allocated = LOAD(st_allocated);
+  out->cached = LOAD(st_cached);
+  out->peak = LOAD(st_peak);
+  out->sys_allocs = LOAD(st_sys_allocs);
 }
+
+size_t dl_host_live_bytes(void) { return LOAD(st_allocated); }
 
 size_t dl_alloc_take_pressure(void) {
   size_t p = pressure;
@@ -117,9 +166,20 @@ size_t dl_alloc_take_pressure(void) {
 
 void dl_alloc_add_pressure(size_t nbytes) { pressure += nbytes; }
 
-/* ---- pools ---- */
+/* ---- pools: one free list per pool and thread ---- */
 
-static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+#define MAX_POOLS 16
+static _Thread_local void *pool_heads[MAX_POOLS];
+static int pool_count;
+
+static int pool_id(dl_pool *pool) {
+  int id = __atomic_load_n(&pool->id, __ATOMIC_ACQUIRE);
+  if (id) return id - 1;
+  pthread_mutex_lock(&lock);
+  if (!pool->id) __atomic_store_n(&pool->id, ++pool_count, __ATOMIC_RELEASE);
+  pthread_mutex_unlock(&lock);
+  return pool->id - 1;
+}
 
 void *dl_pool_get(dl_pool *pool) {
 #ifdef DL_NO_CACHE
@@ -127,13 +187,12 @@ void *dl_pool_get(dl_pool *pool) {
   if (!fresh) dl_error_set("out of memory");
   return fresh;
 #endif
-  pthread_mutex_lock(&pool_lock);
-  void *obj = pool->free_list;
-  if (obj) pool->free_list = *(void **)obj;
-  pthread_mutex_unlock(&pool_lock);
-  if (!obj) {
-    obj = malloc(pool->objsize);
-    if (!obj) { dl_error_set("out of memory"); return NULL; }
+  int id = pool_id(pool);
+  void *obj = id < MAX_POOLS ? pool_heads[id] : NULL;
+  if (obj) pool_heads[id] = *(void **)obj;
+  else if (!(obj = malloc(pool->objsize))) {
+    dl_error_set("out of memory");
+    return NULL;
   }
   memset(obj, 0, pool->objsize);
   return obj;
@@ -145,8 +204,11 @@ void dl_pool_put(dl_pool *pool, void *obj) {
   free(obj);
   return;
 #endif
-  pthread_mutex_lock(&pool_lock);
-  *(void **)obj = pool->free_list;
-  pool->free_list = obj;
-  pthread_mutex_unlock(&pool_lock);
+  int id = pool_id(pool);
+  if (id >= MAX_POOLS) {
+    free(obj);
+    return;
+  }
+  *(void **)obj = pool_heads[id];
+  pool_heads[id] = obj;
 }

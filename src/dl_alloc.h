@@ -21,6 +21,8 @@ typedef struct {
   uint64_t sys_allocs; /* calls that reached the system allocator */
 } dl_alloc_stats;
 void dl_host_stats(dl_alloc_stats *out);
+/* bytes in live blocks (cheap; for pacing the Lua collector) */
+size_t dl_host_live_bytes(void);
 
 /* Bytes newly handed out since the last call (any device). The binding feeds
  * this to Lua's collector so garbage tensors are reclaimed at the pace they
@@ -31,7 +33,7 @@ void dl_alloc_add_pressure(size_t nbytes);
 /* Fixed-size object pool (tensor and storage structs). */
 typedef struct dl_pool {
   size_t objsize;
-  void *free_list;
+  int id; /* assigned on first use */
 } dl_pool;
 void *dl_pool_get(dl_pool *pool);  /* zeroed; NULL on OOM */
 void dl_pool_put(dl_pool *pool, void *obj);

@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <string.h>
 
-static dl_pool tensor_pool = {sizeof(dl_tensor), NULL};
-static dl_pool storage_pool = {sizeof(dl_storage), NULL};
+static dl_pool tensor_pool = {sizeof(dl_tensor), 0};
+static dl_pool storage_pool = {sizeof(dl_storage), 0};
 
 /* ---- storage ---- */
 
@@ -74,7 +74,7 @@ static dl_tensor *tensor_header(dl_storage *s, dl_dtype dt, const int64_t *shape
   t->dtype = dt;
   t->ndim = ndim;
   t->numel = numel;
-  memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
+  if (ndim > 0) memcpy(t->shape, shape, sizeof(int64_t) * (size_t)ndim);
   return t;
 }
 
@@ -164,6 +164,7 @@ void dl_tensor_release(dl_tensor *t) {
   if (t->grad) dl_tensor_release(t->grad);
   if (t->tangent) dl_tensor_release(t->tangent);
   if (t->grad_fn && dl_autograd_clear) dl_autograd_clear(t);
+  if (t->base) dl_tensor_release(t->base);
   if (t->storage) {
     dl_storage *s = t->storage;
     if (s->data || s->release) storage_release(s);

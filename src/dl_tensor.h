@@ -38,6 +38,9 @@ typedef struct dl_tensor {
   struct dl_tensor *grad;
   struct dl_node *grad_fn;
   struct dl_tensor *tangent; /* forward mode */
+  /* the tensor a recorded view was taken from (owns it), so in-place writes
+   * through the view can rebase the base's history */
+  struct dl_tensor *base;
 } dl_tensor;
 
 /* ---- lifetime ---- */

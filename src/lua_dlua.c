@@ -110,6 +110,7 @@ int luaopen_dlua(lua_State *L) {
   lua_pushstring(L, DLUA_VERSION);
   lua_setfield(L, -2, "version");
   dlua_open_tensor(L);
+  dlua_open_view(L);
   dlua_open_create(L);
   dlua_open_print(L);
   dlua_open_ewise(L);
@@ -117,6 +118,7 @@ int luaopen_dlua(lua_State *L) {
   dlua_open_index(L);
   dlua_open_linalg(L);
   dlua_open_random(L);
+  dlua_open_autograd(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, "dlua.module");
   install_preloads(L);

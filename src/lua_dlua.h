@@ -67,6 +67,7 @@ void dlua_pushshape(lua_State *L, const int64_t *shape, int ndim);
 
 /* family openers, called by luaopen_dlua with the dl table on top */
 void dlua_open_tensor(lua_State *L);
+void dlua_open_view(lua_State *L);
 void dlua_open_create(lua_State *L);
 void dlua_open_print(lua_State *L);
 void dlua_open_ewise(lua_State *L);
@@ -74,5 +75,6 @@ void dlua_open_reduce(lua_State *L);
 void dlua_open_index(lua_State *L);
 void dlua_open_linalg(lua_State *L);
 void dlua_open_random(lua_State *L);
+void dlua_open_autograd(lua_State *L);
 
 #endif

@@ -5,4 +5,6 @@ local dl = require "dlua"
 
 dl._VERSION = "dlua " .. dl.version
 
+require "dlua.autograd"
+
 return dl

@@ -5,11 +5,11 @@
 
 #include <string.h>
 
-extern const struct dl_ewise_kernels dl_cpu_ewise __attribute__((weak));
-extern const struct dl_reduce_kernels dl_cpu_reduce __attribute__((weak));
-extern const struct dl_index_kernels dl_cpu_index __attribute__((weak));
-extern const struct dl_linalg_kernels dl_cpu_linalg __attribute__((weak));
-extern const struct dl_random_kernels dl_cpu_random __attribute__((weak));
+extern const struct dl_ewise_kernels dl_cpu_ewise;
+extern const struct dl_reduce_kernels dl_cpu_reduce;
+extern const struct dl_index_kernels dl_cpu_index;
+extern const struct dl_linalg_kernels dl_cpu_linalg;
+extern const struct dl_random_kernels dl_cpu_random;
 
 static int host_copy(void *dst, const void *src, size_t n) {
   memcpy(dst, src, n);

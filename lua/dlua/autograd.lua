@@ -1,0 +1,228 @@
+-- dl.autograd: custom functions, gradient checking, forward mode (jvp),
+-- jacobian and Hessian-vector products. The graph machinery is in C
+-- (src/autograd/); this file composes it.
+local dl = require "dlua"
+local A = dl.autograd
+
+---------------------------------------------------------------------------
+-- Custom functions
+---------------------------------------------------------------------------
+
+local Ctx = {}
+Ctx.__index = Ctx
+
+-- Tensors are saved detached, so a saved output cannot keep its own graph
+-- alive through the ctx.
+function Ctx:save_for_backward(...)
+  local saved = table.pack(...)
+  for i = 1, saved.n do
+    if dl.is_tensor(saved[i]) then saved[i] = saved[i]:detach() end
+  end
+  rawset(self, "saved_tensors", saved)
+end
+
+local Function = {}
+Function.__index = Function
+
+local function call_function(F, ...)
+  local args = table.pack(...)
+  local ctx = setmetatable({needs_input_grad = A._needs_input_grad(args), saved_tensors = {}}, Ctx)
+  -- the forward runs on plain values: no recording, no tangents
+  local plain = {}
+  local any_tangent = false
+  local tangents = {}
+  for i = 1, args.n do
+    local a = args[i]
+    if dl.is_tensor(a) then
+      local p, t = A._unpack_dual(a)
+      plain[i] = p
+      tangents[i] = t
+      any_tangent = any_tangent or t ~= nil
+    else
+      plain[i] = a
+    end
+  end
+  local results = table.pack(dl.no_grad(F.forward, ctx, table.unpack(plain, 1, args.n)))
+  local outs, positions = {}, {}
+  for i = 1, results.n do
+    if dl.is_tensor(results[i]) then
+      outs[#outs + 1] = results[i]
+      positions[#positions + 1] = i
+    end
+  end
+  local inputs = {}
+  for i = 1, args.n do inputs[i] = dl.is_tensor(args[i]) and args[i] or false end
+  local attached = A._attach(ctx, F.backward, inputs, outs)
+  for k, pos in ipairs(positions) do results[pos] = attached[k] end
+  if any_tangent then
+    if not F.jvp then
+      error("dl.autograd.Function: an input carries a tangent but this Function defines no jvp", 2)
+    end
+    local tin = {}
+    for i = 1, args.n do
+      if dl.is_tensor(args[i]) then tin[i] = tangents[i] or dl.zeros_like(plain[i]) else tin[i] = false end
+    end
+    local tout = table.pack(dl.no_grad(F.jvp, ctx, table.unpack(tin, 1, args.n)))
+    for k, pos in ipairs(positions) do
+      local t = tout[k]
+      if t == nil then t = dl.zeros_like(results[pos]) end
+      results[pos] = A._make_dual(results[pos], t)
+    end
+  end
+  return table.unpack(results, 1, results.n)
+end
+
+-- F = dl.autograd.Function{forward = function(ctx, ...) end, backward = function(ctx, ...) end,
+--                          jvp = optional function(ctx, tangents...) end}
+function A.Function(def)
+  assert(type(def) == "table", "dl.autograd.Function: expects a table with forward and backward")
+  if type(def.forward) ~= "function" then error("dl.autograd.Function: forward must be a function", 2) end
+  if type(def.backward) ~= "function" then error("dl.autograd.Function: backward must be a function", 2) end
+  local F = setmetatable({forward = def.forward, backward = def.backward, jvp = def.jvp}, Function)
+  F.apply = function(...) return call_function(F, ...) end
+  return F
+end
+
+Function.__call = function(F, ...) return call_function(F, ...) end
+
+---------------------------------------------------------------------------
+-- helpers
+---------------------------------------------------------------------------
+
+local function as_list(x)
+  if dl.is_tensor(x) then return {x}, true end
+  return x, false
+end
+
+local function flat_values(t)
+  local c = t:detach():double():contiguous():view(-1)
+  local out = {}
+  for i = 1, c:numel() do out[i] = c:get(i) end
+  return out
+end
+
+---------------------------------------------------------------------------
+-- Forward mode
+---------------------------------------------------------------------------
+
+-- outputs, tangents = jvp(fn, primals, tangents): one forward pass carrying
+-- tangents through every op's jvp rule.
+function A.jvp(fn, primals, tangents)
+  local ps, single = as_list(primals)
+  local ts = as_list(tangents)
+  if #ps ~= #ts then error(string.format("dl.autograd.jvp: %d primals but %d tangents", #ps, #ts), 2) end
+  local duals = {}
+  for i = 1, #ps do duals[i] = A._make_dual(ps[i], ts[i]) end
+  local res = table.pack(fn(table.unpack(duals, 1, #ps)))
+  local outs, touts = {}, {}
+  for i = 1, res.n do
+    if dl.is_tensor(res[i]) then
+      local p, t = A._unpack_dual(res[i])
+      outs[i], touts[i] = p, t or dl.zeros_like(p)
+    else
+      outs[i], touts[i] = res[i], nil
+    end
+  end
+  if res.n == 1 then return outs[1], touts[1] end
+  return outs, touts
+end
+
+-- Jacobian of fn at x (a tensor) by reverse mode: shape out.shape .. x.shape
+function A.jacobian(fn, x)
+  local xi = x:detach():requires_grad_(true)
+  local y = fn(xi)
+  local ny, nx = y:numel(), xi:numel()
+  local J = dl.zeros(ny, nx, {dtype = y.dtype})
+  local yflat = y:reshape(-1)
+  for k = 1, ny do
+    local seed = dl.zeros(ny, {dtype = y.dtype})
+    seed:set(k, 1)
+    local gx = A.grad(yflat, xi, seed, {retain_graph = true, allow_unused = true})
+    if gx then J[k] = gx:reshape(-1) end
+  end
+  local shape = {}
+  for _, s in ipairs(y:size()) do shape[#shape + 1] = s end
+  for _, s in ipairs(x:size()) do shape[#shape + 1] = s end
+  if #shape == 0 then return J:reshape({}) end
+  return J:reshape(shape)
+end
+
+-- Hessian-vector product of a scalar function: reverse over reverse
+-- (grad of <grad f, v>); returns f(x), H v.
+function A.hvp(fn, x, v)
+  local xi = x:detach():requires_grad_(true)
+  local y = fn(xi)
+  if y:numel() ~= 1 then error("dl.autograd.hvp: fn must return a scalar", 2) end
+  local g = A.grad(y, xi, nil, {create_graph = true})
+  local gv = (g * v):sum()
+  local hv = A.grad(gv, xi)
+  return y:detach(), hv
+end
+
+---------------------------------------------------------------------------
+-- Gradient checking (float64 central differences)
+---------------------------------------------------------------------------
+
+-- gradcheck(fn, inputs, {eps, atol, rtol}) -> true, or raises with the
+-- worst mismatch. Inputs requiring grad are perturbed one element at a time.
+function A.gradcheck(fn, inputs, opts)
+  opts = opts or {}
+  local eps, atol, rtol = opts.eps or 1e-6, opts.atol or 1e-5, opts.rtol or 1e-3
+  local ins = as_list(inputs)
+  local function outputs_of(...)
+    local r = table.pack(fn(...))
+    local o = {}
+    for i = 1, r.n do if dl.is_tensor(r[i]) then o[#o + 1] = r[i] end end
+    return o
+  end
+  local outs = outputs_of(table.unpack(ins))
+  for _, o in ipairs(outs) do
+    if o.dtype ~= "float64" then error("dl.autograd.gradcheck: outputs must be float64 (got " .. o.dtype .. ")", 2) end
+  end
+  for i, x in ipairs(ins) do
+    if dl.is_tensor(x) and x.requires_grad then
+      if x.dtype ~= "float64" then error("dl.autograd.gradcheck: input " .. i .. " must be float64", 2) end
+      local n = x:numel()
+      -- numerical: perturb the storage of a contiguous copy through a flat view
+      local base = x:detach():clone()
+      local flat = base:view(-1)
+      for oi, o in ipairs(outs) do
+        local no = o:numel()
+        -- analytical rows: one backward per output element
+        local analytic = {}
+        local oflat = o:reshape(-1)
+        for k = 1, no do
+          local seed = dl.zeros(no, {dtype = "float64"})
+          seed:set(k, 1)
+          local g = A.grad(oflat, x, seed, {retain_graph = true, allow_unused = true})
+          analytic[k] = g and flat_values(g) or nil
+        end
+        for j = 1, n do
+          local orig = flat:get(j)
+          local function eval(val)
+            flat:set(j, val)
+            local args = {}
+            for a = 1, #ins do args[a] = ins[a] end
+            args[i] = base
+            local r = dl.no_grad(function() return outputs_of(table.unpack(args)) end)
+            return flat_values(r[oi])
+          end
+          local plus, minus = eval(orig + eps), eval(orig - eps)
+          flat:set(j, orig)
+          for k = 1, no do
+            local num = (plus[k] - minus[k]) / (2 * eps)
+            local ana = analytic[k] and analytic[k][j] or 0
+            if math.abs(num - ana) > atol + rtol * math.abs(num) or ana ~= ana then
+              error(string.format(
+                "dl.autograd.gradcheck: mismatch for input %d element %d, output %d element %d: numerical %.10g, analytical %.10g",
+                i, j, oi, k, num, ana), 2)
+            end
+          end
+        end
+      end
+    end
+  end
+  return true
+end
+
+return A

@@ -1,0 +1,17 @@
+/* blas_info.c — prints the OpenBLAS that dlua links (the OpenMP build the
+ * Makefile names), as BENCHMARKS.md records it:
+ *   OpenBLAS <config string>, core <name>, <threading> */
+#include <stdio.h>
+
+char *openblas_get_config(void);
+char *openblas_get_corename(void);
+int openblas_get_parallel(void);
+
+int main(void) {
+  /* openblas_get_parallel: 0 sequential, 1 pthreads, 2 OpenMP */
+  static const char *const model[] = {"sequential", "pthreads", "OpenMP"};
+  int p = openblas_get_parallel();
+  printf("%s, core %s, %s build\n", openblas_get_config(), openblas_get_corename(),
+         p >= 0 && p <= 2 ? model[p] : "unknown");
+  return 0;
+}

@@ -1,0 +1,515 @@
+/* dl_autograd.c — nodes, saved tensors, and the backward pass (iterative:
+ * no C recursion, so a chain of any length works). */
+#include "dl_autograd.h"
+
+#include "../dl_alloc.h"
+#include "dl_autograd_ops.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static _Thread_local bool grad_mode = true;
+static dl_pool node_pool = {sizeof(dl_node), 0};
+
+bool dl_grad_enabled(void) { return grad_mode; }
+
+bool dl_set_grad_enabled(bool on) {
+  bool prev = grad_mode;
+  grad_mode = on;
+  return prev;
+}
+
+bool dl_ag_needs_grad(dl_tensor *const *inputs, int n) {
+  if (!grad_mode) return false;
+  for (int i = 0; i < n; i++)
+    if (inputs[i] && inputs[i]->requires_grad) return true;
+  return false;
+}
+
+/* ---- a growable pointer stack (no recursion anywhere) ---- */
+
+typedef struct {
+  void **items;
+  size_t n, cap;
+} ptr_stack;
+
+static int stack_push(ptr_stack *s, void *p) {
+  if (s->n == s->cap) {
+    size_t cap = s->cap ? s->cap * 2 : 64;
+    void **items = realloc(s->items, cap * sizeof *items);
+    if (!items) {
+      dl_error_set("backward: out of memory");
+      return -1;
+    }
+    s->items = items;
+    s->cap = cap;
+  }
+  s->items[s->n++] = p;
+  return 0;
+}
+
+/* ---- nodes ---- */
+
+dl_node *dl_node_new(const dl_node_type *type, dl_tensor *const *inputs, int ninputs, int noutputs) {
+  if (noutputs > DL_NODE_MAX_OUTPUTS) {
+    dl_error_set("autograd: %s has %d outputs, at most %d supported", type->name, noutputs, DL_NODE_MAX_OUTPUTS);
+    return NULL;
+  }
+  dl_node *n = dl_pool_get(&node_pool);
+  if (!n) return NULL;
+  n->refcount = 1;
+  n->type = type;
+  n->noutputs = noutputs;
+  n->edges = n->edges_inline;
+  if (ninputs > DL_NODE_INLINE_EDGES) {
+    n->edges = calloc((size_t)ninputs, sizeof(dl_edge));
+    if (!n->edges) {
+      dl_pool_put(&node_pool, n);
+      dl_error_set("autograd: out of memory");
+      return NULL;
+    }
+  }
+  n->nedges = ninputs;
+  for (int i = 0; i < ninputs; i++) {
+    dl_tensor *t = inputs[i];
+    if (!t || !t->requires_grad) continue;
+    if (t->grad_fn) {
+      n->edges[i].fn = dl_node_retain(t->grad_fn);
+      n->edges[i].output_nr = t->output_nr;
+    } else {
+      n->edges[i].leaf = dl_tensor_retain(t);
+    }
+  }
+  return n;
+}
+
+dl_node *dl_node_retain(dl_node *n) {
+  n->refcount++;
+  return n;
+}
+
+static void free_saved(dl_node *n) {
+  for (int i = 0; i < n->nsaved; i++) {
+    dl_tensor_release(n->saved[i].t);
+    n->saved[i].t = NULL;
+  }
+}
+
+static void node_destroy(dl_node *n) {
+  if (n->type->release) n->type->release(n);
+  free_saved(n);
+  for (int k = 0; k < DL_NODE_MAX_OUTPUTS; k++) {
+    if (n->gbuf[k]) dl_tensor_release(n->gbuf[k]);
+    if (n->retained[k]) n->retained[k]->retains_grad = false;
+  }
+  for (int i = 0; i < n->nedges; i++) {
+    if (n->edges[i].fn) dl_node_release(n->edges[i].fn);
+    if (n->edges[i].leaf) dl_tensor_release(n->edges[i].leaf);
+  }
+  if (n->edges != n->edges_inline) free(n->edges);
+  dl_pool_put(&node_pool, n);
+}
+
+/* Releasing the last tensor of a long chain frees its whole graph: queue the
+ * nodes instead of recursing. */
+static _Thread_local ptr_stack release_queue;
+static _Thread_local bool releasing;
+
+void dl_node_release(dl_node *n) {
+  if (!n || --n->refcount > 0) return;
+  if (stack_push(&release_queue, n)) {
+    node_destroy(n); /* out of memory for the queue: recurse this once */
+    return;
+  }
+  if (releasing) return;
+  releasing = true;
+  while (release_queue.n) node_destroy(release_queue.items[--release_queue.n]);
+  releasing = false;
+}
+
+void dl_node_save(dl_node *n, dl_tensor *t) {
+  dl_saved *s = &n->saved[n->nsaved++];
+  s->t = dl_tensor_retain(t);
+  s->version = t->storage->version;
+  s->is_output = 0;
+}
+
+void dl_node_save_output(dl_node *n, dl_tensor *out, int k) {
+  dl_saved *s = &n->saved[n->nsaved++];
+  s->t = dl_tensor_alias(out); /* no grad_fn: no cycle node -> out -> node */
+  s->version = out->storage->version;
+  s->is_output = 1;
+  s->output_nr = (int8_t)k;
+}
+
+dl_tensor *dl_node_saved(dl_node *n, int i) {
+  if (n->freed) {
+    dl_error_set("backward: trying to backward through the graph a second time (or directly access saved tensors "
+                 "after they have already been freed); saved values are freed by backward() and autograd.grad() "
+                 "unless retain_graph = true");
+    return NULL;
+  }
+  dl_saved *s = &n->saved[i];
+  if (s->t->storage->version != s->version) {
+    dl_error_set("backward: one of the variables needed for gradient computation has been modified by an in-place "
+                 "operation: a tensor saved by %s is at version %u; expected version %u",
+                 n->type->name, s->t->storage->version, s->version);
+    return NULL;
+  }
+  if (s->is_output && dl_grad_enabled()) {
+    /* double backward: the saved output is this node's output again */
+    dl_tensor *a = dl_tensor_alias(s->t);
+    if (!a) return NULL;
+    a->grad_fn = dl_node_retain(n);
+    a->output_nr = s->output_nr;
+    a->requires_grad = true;
+    return a;
+  }
+  return dl_tensor_retain(s->t);
+}
+
+void dl_node_set_output(dl_node *n, dl_tensor *out, int k) {
+  if (out->grad_fn) dl_node_release(out->grad_fn);
+  out->grad_fn = dl_node_retain(n);
+  out->output_nr = k;
+  out->requires_grad = true;
+  if (out->ndim > 0) memcpy(n->out[k].shape, out->shape, sizeof(int64_t) * (size_t)out->ndim);
+  n->out[k].ndim = out->ndim;
+  n->out[k].dtype = out->dtype;
+  n->out_device = dl_tensor_device(out);
+}
+
+dl_node *dl_ag_record(const dl_node_type *type, dl_tensor *const *inputs, int ninputs, dl_tensor *out) {
+  dl_node *n = dl_node_new(type, inputs, ninputs, 1);
+  if (!n) return NULL;
+  dl_node_set_output(n, out, 0);
+  dl_node_release(n); /* out holds it now */
+  return n;
+}
+
+void dl_autograd_clear(dl_tensor *t) {
+  dl_node *n = t->grad_fn;
+  if (!n) return;
+  if (t->retains_grad && t->output_nr < DL_NODE_MAX_OUTPUTS && n->retained[t->output_nr] == t)
+    n->retained[t->output_nr] = NULL;
+  t->grad_fn = NULL;
+  dl_node_release(n);
+}
+
+dl_tensor *dl_tensor_detach(dl_tensor *t) { return dl_tensor_alias(t); }
+
+int dl_ag_check_inplace(const char *fn, const dl_tensor *t) {
+  if (!grad_mode) return 0;
+  if (t->requires_grad && !t->grad_fn) {
+    dl_error_set("%s: a leaf tensor that requires grad is being used in an in-place operation (wrap it in dl.no_grad)",
+                 fn);
+    return -1;
+  }
+  if (t->base && t->base->requires_grad) {
+    dl_error_set("%s: in-place operation on a view of a tensor that requires grad; only copy_, fill_ and index "
+                 "assignment may write through such a view (use an out-of-place op)", fn);
+    return -1;
+  }
+  return 0;
+}
+
+dl_tensor *dl_ag_sum_to(dl_tensor *g, const int64_t *shape, int ndim) {
+  if (g->ndim == ndim) {
+    bool same = true;
+    for (int d = 0; d < ndim; d++) same = same && g->shape[d] == shape[d];
+    if (same) return dl_tensor_retain(g);
+  }
+  int dims[DL_MAX_DIMS], nd = 0;
+  int lead = g->ndim - ndim;
+  for (int d = 0; d < g->ndim; d++) {
+    if (d < lead || (shape[d - lead] == 1 && g->shape[d] != 1)) dims[nd++] = d;
+  }
+  dl_tensor *s = nd ? dl_ag_sum_dims(g, dims, nd, true) : dl_tensor_retain(g);
+  if (!s) return NULL;
+  dl_tensor *r = dl_ag_reshape(s, shape, ndim);
+  dl_tensor_release(s);
+  return r;
+}
+
+/* ---- forward mode ---- */
+
+dl_tensor *dl_fw_tangent_or_zeros(dl_tensor *t) {
+  if (t->tangent) return dl_tensor_retain(t->tangent);
+  return dl_tensor_zeros(t->shape, t->ndim, t->dtype, dl_tensor_device(t));
+}
+
+int dl_fw_set(dl_tensor *out, dl_tensor *tangent) {
+  if (!tangent) return -1;
+  if (out->tangent) dl_tensor_release(out->tangent);
+  out->tangent = tangent;
+  return 0;
+}
+
+/* ---- backward ---- */
+
+static uint64_t walk_counter;
+
+/* acc = acc + g, taking over g */
+static int accumulate(dl_tensor **acc, dl_tensor *g) {
+  if (!*acc) {
+    *acc = g;
+    return 0;
+  }
+  dl_tensor *sum = dl_ag_add(*acc, g);
+  dl_tensor_release(g);
+  if (!sum) return -1;
+  dl_tensor_release(*acc);
+  *acc = sum;
+  return 0;
+}
+
+static int check_grad_shape(const char *who, const dl_tensor *g, const int64_t *shape, int ndim) {
+  bool same = g->ndim == ndim;
+  for (int d = 0; same && d < ndim; d++) same = g->shape[d] == shape[d];
+  if (same) return 0;
+  char b1[128], b2[128];
+  dl_error_set("backward: %s produced a gradient of shape %s for an input of shape %s", who,
+               dl_tensor_shape_str(g, b1, sizeof b1), dl_shape_str(shape, ndim, b2, sizeof b2));
+  return -1;
+}
+
+/* Gradient into a leaf's .grad. The stored grad must not alias another
+ * tensor that a later in-place accumulation could change. */
+static int accumulate_leaf(dl_tensor *leaf, dl_tensor *g, bool create_graph) {
+  if (check_grad_shape("accumulation", g, leaf->shape, leaf->ndim)) {
+    dl_tensor_release(g);
+    return -1;
+  }
+  if (!leaf->grad) {
+    if (g->refcount == 1 && !g->grad_fn && dl_tensor_is_contiguous(g) && g->dtype == leaf->dtype) {
+      leaf->grad = g;
+      return 0;
+    }
+    dl_tensor *c = create_graph ? dl_tensor_retain(g) : dl_tensor_clone(g);
+    if (c && c->dtype != leaf->dtype) {
+      dl_tensor *cc = dl_tensor_to_dtype(c, leaf->dtype);
+      dl_tensor_release(c);
+      c = cc;
+    }
+    dl_tensor_release(g);
+    if (!c) return -1;
+    leaf->grad = c;
+    return 0;
+  }
+  return accumulate(&leaf->grad, g);
+}
+
+typedef struct {
+  dl_tensor *const *inputs; /* autograd.grad: capture these instead of .grad */
+  int ninputs;
+  dl_tensor **out;
+} capture;
+
+static int capture_grad(const capture *cap, const dl_tensor *t, dl_tensor *g) {
+  for (int j = 0; j < cap->ninputs; j++) {
+    if (cap->inputs[j] == t) {
+      dl_tensor *gr = dl_tensor_retain(g);
+      if (accumulate(&cap->out[j], gr)) return -1;
+    }
+  }
+  return 0;
+}
+
+static dl_tensor *zeros_for_output(dl_node *n, int k) {
+  return dl_tensor_zeros(n->out[k].shape, n->out[k].ndim, n->out[k].dtype, n->out_device);
+}
+
+static int run_backward(dl_tensor *const *roots, dl_tensor *const *grads, int nroots, bool retain_graph,
+                        bool create_graph, const capture *cap) {
+  bool prev_mode = dl_set_grad_enabled(create_graph);
+  uint64_t walk = ++walk_counter;
+  ptr_stack todo = {0}, visited = {0}, ready = {0};
+  int rc = -1;
+
+  /* discover the graph and count, for each node, the edges that reach it */
+  for (int i = 0; i < nroots; i++) {
+    dl_node *n = roots[i]->grad_fn;
+    if (n && n->walk_id != walk) {
+      n->walk_id = walk;
+      n->deps = 0;
+      if (stack_push(&todo, n) || stack_push(&visited, n)) goto done;
+    }
+  }
+  while (todo.n) {
+    dl_node *n = todo.items[--todo.n];
+    for (int i = 0; i < n->nedges; i++) {
+      dl_node *m = n->edges[i].fn;
+      if (!m) continue;
+      if (m->walk_id != walk) {
+        m->walk_id = walk;
+        m->deps = 0;
+        if (stack_push(&todo, m) || stack_push(&visited, m)) goto done;
+      }
+      m->deps++;
+    }
+  }
+
+  /* seed the roots */
+  for (int i = 0; i < nroots; i++) {
+    dl_tensor *r = roots[i];
+    if (!r->requires_grad) {
+      dl_error_set("backward: element %d of tensors does not require grad and does not have a grad_fn", i + 1);
+      goto done;
+    }
+    dl_tensor *g;
+    if (grads && grads[i]) {
+      if (check_grad_shape("the given gradient", grads[i], r->shape, r->ndim)) goto done;
+      g = dl_tensor_retain(grads[i]);
+    } else {
+      if (r->numel != 1) {
+        char b[128];
+        dl_error_set("backward: grad can be implicitly created only for scalar outputs (got shape %s)",
+                     dl_tensor_shape_str(r, b, sizeof b));
+        goto done;
+      }
+      g = dl_tensor_full(r->shape, r->ndim, r->dtype, dl_tensor_device(r), dl_scalar_i(1));
+      if (!g) goto done;
+    }
+    if (r->grad_fn) {
+      if (accumulate(&r->grad_fn->gbuf[r->output_nr], g)) goto done;
+    } else if (cap) {
+      int crc = capture_grad(cap, r, g);
+      dl_tensor_release(g);
+      if (crc) goto done;
+    } else if (accumulate_leaf(r, g, create_graph)) {
+      goto done;
+    }
+  }
+  for (size_t i = 0; i < visited.n; i++) {
+    dl_node *n = visited.items[i];
+    if (n->deps == 0 && stack_push(&ready, n)) goto done;
+  }
+
+  while (ready.n) {
+    dl_node *n = ready.items[--ready.n];
+    dl_tensor *gout[DL_NODE_MAX_OUTPUTS] = {NULL};
+    dl_tensor *gin_inline[DL_NODE_INLINE_EDGES] = {NULL};
+    dl_tensor **gin = gin_inline;
+    bool any = false;
+    for (int k = 0; k < n->noutputs; k++) any = any || n->gbuf[k];
+    if (any) {
+      for (int k = 0; k < n->noutputs; k++) {
+        gout[k] = n->gbuf[k] ? n->gbuf[k] : zeros_for_output(n, k);
+        n->gbuf[k] = NULL;
+        if (!gout[k]) goto node_fail;
+        if (n->retained[k]) {
+          dl_tensor *t = n->retained[k];
+          if (cap) {
+            if (capture_grad(cap, t, gout[k])) goto node_fail;
+          } else if (accumulate_leaf(t, dl_tensor_retain(gout[k]), create_graph)) {
+            goto node_fail;
+          }
+        } else if (cap) {
+          /* a non-leaf input of autograd.grad */
+          for (int j = 0; j < cap->ninputs; j++)
+            if (cap->inputs[j]->grad_fn == n && cap->inputs[j]->output_nr == k &&
+                capture_grad(cap, cap->inputs[j], gout[k]))
+              goto node_fail;
+        }
+      }
+      if (n->nedges > DL_NODE_INLINE_EDGES) {
+        gin = calloc((size_t)n->nedges, sizeof *gin);
+        if (!gin) {
+          dl_error_set("backward: out of memory");
+          goto node_fail;
+        }
+      }
+      if (n->type->backward(n, gout, gin)) goto node_fail;
+      for (int i = 0; i < n->nedges; i++) {
+        dl_tensor *g = gin[i];
+        gin[i] = NULL;
+        if (!g) continue;
+        dl_edge *e = &n->edges[i];
+        if (e->fn) {
+          if (check_grad_shape(n->type->name, g, e->fn->out[e->output_nr].shape, e->fn->out[e->output_nr].ndim) ||
+              accumulate(&e->fn->gbuf[e->output_nr], g)) {
+            dl_tensor_release(g);
+            goto node_fail;
+          }
+        } else if (e->leaf) {
+          int lrc;
+          if (cap) {
+            lrc = capture_grad(cap, e->leaf, g);
+            dl_tensor_release(g);
+          } else {
+            lrc = accumulate_leaf(e->leaf, g, create_graph);
+          }
+          if (lrc) goto node_fail;
+        } else {
+          dl_tensor_release(g);
+        }
+      }
+    }
+    for (int i = 0; i < n->nedges; i++) {
+      dl_node *m = n->edges[i].fn;
+      if (m && --m->deps == 0 && stack_push(&ready, m)) goto node_fail;
+    }
+    for (int k = 0; k < n->noutputs; k++) dl_tensor_release(gout[k]);
+    if (gin != gin_inline) free(gin);
+    if (!retain_graph) {
+      free_saved(n);
+      n->freed = true;
+    }
+    continue;
+  node_fail:
+    for (int k = 0; k < n->noutputs; k++) dl_tensor_release(gout[k]);
+    for (int i = 0; i < n->nedges && gin; i++) dl_tensor_release(gin[i]);
+    if (gin != gin_inline) free(gin);
+    goto done;
+  }
+  rc = 0;
+
+done:
+  /* leftover buffers after an error */
+  for (size_t i = 0; i < visited.n; i++) {
+    dl_node *n = visited.items[i];
+    for (int k = 0; k < DL_NODE_MAX_OUTPUTS; k++) {
+      dl_tensor_release(n->gbuf[k]);
+      n->gbuf[k] = NULL;
+    }
+  }
+  free(todo.items);
+  free(visited.items);
+  free(ready.items);
+  dl_set_grad_enabled(prev_mode);
+  return rc;
+}
+
+int dl_backward(dl_tensor *const *roots, dl_tensor *const *grads, int nroots, bool retain_graph, bool create_graph) {
+  return run_backward(roots, grads, nroots, retain_graph || create_graph, create_graph, NULL);
+}
+
+int dl_autograd_grad(dl_tensor *const *roots, dl_tensor *const *grads, int nroots, dl_tensor *const *inputs,
+                     int ninputs, bool retain_graph, bool create_graph, bool allow_unused, dl_tensor **out) {
+  for (int j = 0; j < ninputs; j++) {
+    out[j] = NULL;
+    if (!inputs[j]->requires_grad) {
+      dl_error_set("autograd.grad: input %d does not require grad", j + 1);
+      return -1;
+    }
+  }
+  capture cap = {inputs, ninputs, out};
+  if (run_backward(roots, grads, nroots, retain_graph || create_graph, create_graph, &cap)) {
+    for (int j = 0; j < ninputs; j++) {
+      dl_tensor_release(out[j]);
+      out[j] = NULL;
+    }
+    return -1;
+  }
+  for (int j = 0; j < ninputs; j++) {
+    if (!out[j] && !allow_unused) {
+      dl_error_set("autograd.grad: input %d was not used in the graph (pass allow_unused = true)", j + 1);
+      for (int k = 0; k < ninputs; k++) {
+        dl_tensor_release(out[k]);
+        out[k] = NULL;
+      }
+      return -1;
+    }
+  }
+  return 0;
+}

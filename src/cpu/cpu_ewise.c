@@ -1,0 +1,326 @@
+/* cpu_ewise.c — CPU binary element-wise kernels (arithmetic, comparisons,
+ * logical ops), the operand runner they share, and the ewise kernel table. */
+/* -O2's very cheap cost model skips loops of unknown length; these are the
+ * loops vectorisation is for. */
+#pragma GCC optimize("-fvect-cost-model=dynamic")
+
+#include "cpu_ewise.h"
+
+#include <math.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+/* ---- the operand runner ---- */
+
+static int threads_for(int64_t n) {
+#ifdef _OPENMP
+  if (n >= DL_PARALLEL_GRAIN) return omp_get_max_threads();
+#else
+  (void)n;
+#endif
+  return 1;
+}
+
+void dl_cpu_run(int nops, dl_tensor *const *ops, const dl_cpu_value *vals, dl_iter_fn fn, void *ctx) {
+  int64_t n = ops[0]->numel;
+  if (n == 0) return;
+  char *ptrs[DL_ITER_MAXOPS];
+  int64_t str[DL_ITER_MAXOPS];
+  bool flat = true;
+  for (int k = 0; k < nops; k++) {
+    if (ops[k]) {
+      flat = flat && dl_cpu_contiguous(ops[k]);
+      ptrs[k] = (char *)ops[k]->storage->data + ops[k]->offset * dl_cpu_elsize(ops[k]->dtype);
+      str[k] = dl_cpu_elsize(ops[k]->dtype);
+    } else {
+      ptrs[k] = (char *)&vals[k];
+      str[k] = 0;
+    }
+  }
+  if (flat) {
+    int nt = threads_for(n);
+    if (nt <= 1) {
+      fn(ptrs, str, n, ctx);
+      return;
+    }
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt)
+    {
+      int t = omp_get_thread_num(), tn = omp_get_num_threads();
+      /* chunks on 64-element boundaries keep the vector loops aligned */
+      int64_t chunk = ((n + tn - 1) / tn + 63) & ~(int64_t)63;
+      int64_t b = (int64_t)t * chunk, e = b + chunk < n ? b + chunk : n;
+      if (b < e) {
+        char *lp[DL_ITER_MAXOPS];
+        for (int k = 0; k < nops; k++) lp[k] = ptrs[k] + b * str[k];
+        fn(lp, str, e - b, ctx);
+      }
+    }
+#endif
+    return;
+  }
+  /* the iterator coalesces the tensors; numbers join with stride 0, which
+   * merges with anything, so coalescing is unchanged */
+  dl_tensor *real[DL_ITER_MAXOPS];
+  int m = 0;
+  for (int k = 0; k < nops; k++)
+    if (ops[k]) real[m++] = ops[k];
+  dl_iter ti, it;
+  dl_iter_init(&ti, m, real);
+  it = ti;
+  it.nops = nops;
+  for (int k = 0, j = 0; k < nops; k++) {
+    if (ops[k]) {
+      it.data[k] = ti.data[j];
+      for (int d = 0; d < ti.ndim; d++) it.stride[k][d] = ti.stride[j][d];
+      j++;
+    } else {
+      it.data[k] = (char *)&vals[k];
+      for (int d = 0; d < ti.ndim; d++) it.stride[k][d] = 0;
+    }
+  }
+  dl_iter_parallel(&it, fn, ctx, DL_PARALLEL_GRAIN);
+}
+
+/* ---- scalar helpers with defined results ---- */
+
+static inline int64_t ipow(int64_t b, int64_t e) {
+  if (e < 0) return b == 1 ? 1 : b == -1 ? ((e & 1) ? -1 : 1) : 0;
+  uint64_t r = 1, x = (uint64_t)b;
+  while (e) {
+    if (e & 1) r *= x;
+    x *= x;
+    e >>= 1;
+  }
+  return (int64_t)r;
+}
+
+static inline int64_t ifloordiv(int64_t a, int64_t b, int *zd) {
+  if (b == 0) {
+    *zd = 1;
+    return 0;
+  }
+  if (b == -1) return DL_ISUB(0, a); /* INT64_MIN / -1 overflows in C */
+  int64_t q = a / b;
+  if (a % b != 0 && ((a < 0) != (b < 0))) q--;
+  return q;
+}
+
+static inline int64_t iremainder(int64_t a, int64_t b, int *zd) {
+  if (b == 0) {
+    *zd = 1;
+    return 0;
+  }
+  if (b == -1) return 0;
+  int64_t r = a % b;
+  if (r != 0 && ((r < 0) != (b < 0))) r += b;
+  return r;
+}
+
+static inline uint8_t ufloordiv(uint8_t a, uint8_t b, int *zd) {
+  if (b == 0) {
+    *zd = 1;
+    return 0;
+  }
+  return (uint8_t)(a / b);
+}
+
+static inline uint8_t uremainder(uint8_t a, uint8_t b, int *zd) {
+  if (b == 0) {
+    *zd = 1;
+    return 0;
+  }
+  return (uint8_t)(a % b);
+}
+
+/* PyTorch's div_floor for floats: floor of the exact quotient, rounded so
+ * that a == b * q + remainder(a, b) */
+#define FLOORDIV_FN(NAME, T, FMOD, FLOOR, COPYSIGN)  \
+  static inline T NAME(T a, T b) {                   \
+    if (b == 0) return a / b;                        \
+    T mod = FMOD(a, b);                              \
+    T div = (a - mod) / b;                           \
+    if (mod != 0 && ((b < 0) != (mod < 0))) div -= 1; \
+    if (div == 0) return COPYSIGN((T)0, a / b);      \
+    T fd = FLOOR(div);                               \
+    if (div - fd > (T)0.5) fd += 1;                  \
+    return fd;                                       \
+  }
+FLOORDIV_FN(ffloordiv, float, fmodf, floorf, copysignf)
+FLOORDIV_FN(dfloordiv, double, fmod, floor, copysign)
+
+#define REMAINDER_FN(NAME, T, FMOD)                    \
+  static inline T NAME(T a, T b) {                     \
+    T m = FMOD(a, b);                                  \
+    if (m != 0 && ((b < 0) != (m < 0))) m += b;        \
+    return m;                                          \
+  }
+REMAINDER_FN(fremainder, float, fmodf)
+REMAINDER_FN(dremainder, double, fmod)
+
+/* ---- binary inner loops ---- */
+
+typedef struct {
+  dl_cpu_value alpha;
+  int zerodiv;
+} bin_ctx;
+
+/* operands x (a) and y (b); `al` is alpha, `zd` flags a zero divisor */
+#define BIN_LOOP(NAME, OT, T, AF, EXPR)                                                    \
+  static void NAME(char **p, const int64_t *s, int64_t n, void *vctx) {                    \
+    bin_ctx *ctx = vctx;                                                                   \
+    const T al = (T)ctx->alpha.AF;                                                         \
+    int zd = 0;                                                                            \
+    (void)al;                                                                              \
+    const int64_t so = (int64_t)sizeof(OT), si = (int64_t)sizeof(T);                      \
+    if (s[0] == so && s[1] == si && s[2] == si) {                                          \
+      OT *o = (OT *)p[0];                                                                  \
+      const T *xa = (const T *)p[1], *ya = (const T *)p[2];                                \
+      for (int64_t i = 0; i < n; i++) {                                                    \
+        T x = xa[i], y = ya[i];                                                            \
+        o[i] = (OT)(EXPR);                                                                 \
+      }                                                                                    \
+    } else if (s[0] == so && s[1] == si && s[2] == 0) {                                    \
+      OT *o = (OT *)p[0];                                                                  \
+      const T *xa = (const T *)p[1];                                                       \
+      const T y = *(const T *)p[2];                                                        \
+      for (int64_t i = 0; i < n; i++) {                                                    \
+        T x = xa[i];                                                                       \
+        o[i] = (OT)(EXPR);                                                                 \
+      }                                                                                    \
+    } else if (s[0] == so && s[1] == 0 && s[2] == si) {                                    \
+      OT *o = (OT *)p[0];                                                                  \
+      const T x = *(const T *)p[1];                                                        \
+      const T *ya = (const T *)p[2];                                                       \
+      for (int64_t i = 0; i < n; i++) {                                                    \
+        T y = ya[i];                                                                       \
+        o[i] = (OT)(EXPR);                                                                 \
+      }                                                                                    \
+    } else {                                                                               \
+      for (int64_t i = 0; i < n; i++) {                                                    \
+        T x = *(const T *)(p[1] + i * s[1]), y = *(const T *)(p[2] + i * s[2]);            \
+        *(OT *)(p[0] + i * s[0]) = (OT)(EXPR);                                             \
+      }                                                                                    \
+    }                                                                                      \
+    if (zd) __atomic_store_n(&ctx->zerodiv, 1, __ATOMIC_RELAXED);                          \
+  }
+
+/* float types: F = float, D = double */
+#define FMAXNAN(x, y) ((x) != (x) ? (x) : (y) != (y) ? (y) : (x) > (y) ? (x) : (y))
+#define FMINNAN(x, y) ((x) != (x) ? (x) : (y) != (y) ? (y) : (x) < (y) ? (x) : (y))
+
+#define FLOAT_ARITH(S, T, AF, POW, FLOORDIV, REM)                       \
+  BIN_LOOP(add_##S, T, T, AF, x + al * y)                               \
+  BIN_LOOP(sub_##S, T, T, AF, x - al * y)                               \
+  BIN_LOOP(mul_##S, T, T, AF, x * y)                                    \
+  BIN_LOOP(div_##S, T, T, AF, x / y)                                    \
+  BIN_LOOP(pow_##S, T, T, AF, POW(x, y))                                \
+  BIN_LOOP(rem_##S, T, T, AF, REM(x, y))                                \
+  BIN_LOOP(fdiv_##S, T, T, AF, FLOORDIV(x, y))                          \
+  BIN_LOOP(max_##S, T, T, AF, FMAXNAN(x, y))                            \
+  BIN_LOOP(min_##S, T, T, AF, FMINNAN(x, y))
+
+FLOAT_ARITH(f, float, f, powf, ffloordiv, fremainder)
+FLOAT_ARITH(d, double, d, pow, dfloordiv, dremainder)
+
+/* int64: wrapping arithmetic (signed overflow is undefined in C) */
+BIN_LOOP(add_i, int64_t, int64_t, i, DL_IADD(x, DL_IMUL(al, y)))
+BIN_LOOP(sub_i, int64_t, int64_t, i, DL_ISUB(x, DL_IMUL(al, y)))
+BIN_LOOP(mul_i, int64_t, int64_t, i, DL_IMUL(x, y))
+BIN_LOOP(pow_i, int64_t, int64_t, i, ipow(x, y))
+BIN_LOOP(rem_i, int64_t, int64_t, i, iremainder(x, y, &zd))
+BIN_LOOP(fdiv_i, int64_t, int64_t, i, ifloordiv(x, y, &zd))
+BIN_LOOP(max_i, int64_t, int64_t, i, x > y ? x : y)
+BIN_LOOP(min_i, int64_t, int64_t, i, x < y ? x : y)
+
+/* uint8: arithmetic modulo 256 */
+BIN_LOOP(add_u, uint8_t, uint8_t, u, (uint8_t)(x + al * y))
+BIN_LOOP(sub_u, uint8_t, uint8_t, u, (uint8_t)(x - al * y))
+BIN_LOOP(mul_u, uint8_t, uint8_t, u, (uint8_t)(x * y))
+BIN_LOOP(pow_u, uint8_t, uint8_t, u, (uint8_t)ipow(x, y))
+BIN_LOOP(rem_u, uint8_t, uint8_t, u, uremainder(x, y, &zd))
+BIN_LOOP(fdiv_u, uint8_t, uint8_t, u, ufloordiv(x, y, &zd))
+BIN_LOOP(max_u, uint8_t, uint8_t, u, x > y ? x : y)
+BIN_LOOP(min_u, uint8_t, uint8_t, u, x < y ? x : y)
+
+/* bool: add is or, mul is and (values stay 0/1) */
+BIN_LOOP(add_b, uint8_t, uint8_t, u, x | y)
+BIN_LOOP(mul_b, uint8_t, uint8_t, u, x & y)
+
+/* comparisons and logical ops write bool, for every input dtype */
+#define CMP_LOOPS(S, T, AF)                                        \
+  BIN_LOOP(eq_##S, uint8_t, T, AF, x == y)                         \
+  BIN_LOOP(ne_##S, uint8_t, T, AF, x != y)                         \
+  BIN_LOOP(lt_##S, uint8_t, T, AF, x < y)                          \
+  BIN_LOOP(le_##S, uint8_t, T, AF, x <= y)                         \
+  BIN_LOOP(gt_##S, uint8_t, T, AF, x > y)                          \
+  BIN_LOOP(ge_##S, uint8_t, T, AF, x >= y)                         \
+  BIN_LOOP(land_##S, uint8_t, T, AF, (x != 0) & (y != 0))          \
+  BIN_LOOP(lor_##S, uint8_t, T, AF, (x != 0) | (y != 0))           \
+  BIN_LOOP(lxor_##S, uint8_t, T, AF, (x != 0) ^ (y != 0))
+
+CMP_LOOPS(f, float, f)
+CMP_LOOPS(d, double, d)
+CMP_LOOPS(i, int64_t, i)
+CMP_LOOPS(u, uint8_t, u)
+
+/* columns: float32, float64, int64, bool, uint8; NULL = not defined (the
+ * front-end promotes or refuses first) */
+#define CMP_ROW(OP) {OP##_f, OP##_d, OP##_i, OP##_u, OP##_u}
+static const dl_iter_fn binary_table[DL_NBINOPS][DL_NDTYPES] = {
+  [DL_BIN_ADD] = {add_f, add_d, add_i, add_b, add_u},
+  [DL_BIN_SUB] = {sub_f, sub_d, sub_i, NULL, sub_u},
+  [DL_BIN_MUL] = {mul_f, mul_d, mul_i, mul_b, mul_u},
+  [DL_BIN_DIV] = {div_f, div_d, NULL, NULL, NULL},
+  [DL_BIN_POW] = {pow_f, pow_d, pow_i, NULL, pow_u},
+  [DL_BIN_REMAINDER] = {rem_f, rem_d, rem_i, NULL, rem_u},
+  [DL_BIN_FLOOR_DIVIDE] = {fdiv_f, fdiv_d, fdiv_i, NULL, fdiv_u},
+  [DL_BIN_MAXIMUM] = {max_f, max_d, max_i, max_u, max_u},
+  [DL_BIN_MINIMUM] = {min_f, min_d, min_i, min_u, min_u},
+  [DL_BIN_EQ] = CMP_ROW(eq),
+  [DL_BIN_NE] = CMP_ROW(ne),
+  [DL_BIN_LT] = CMP_ROW(lt),
+  [DL_BIN_LE] = CMP_ROW(le),
+  [DL_BIN_GT] = CMP_ROW(gt),
+  [DL_BIN_GE] = CMP_ROW(ge),
+  [DL_BIN_LOGICAL_AND] = CMP_ROW(land),
+  [DL_BIN_LOGICAL_OR] = CMP_ROW(lor),
+  [DL_BIN_LOGICAL_XOR] = CMP_ROW(lxor),
+};
+
+static int cpu_binary(dl_binop op, dl_tensor *out, dl_operand a, dl_operand b, dl_scalar alpha) {
+  dl_dtype ct = a.t ? a.t->dtype : b.t->dtype;
+  bin_ctx ctx;
+  ctx.alpha = dl_cpu_value_of(alpha, ct);
+  ctx.zerodiv = 0;
+  dl_cpu_value vals[3];
+  if (!a.t) vals[1] = dl_cpu_value_of(a.s, ct);
+  if (!b.t) vals[2] = dl_cpu_value_of(b.s, ct);
+  dl_tensor *ops[3] = {out, (dl_tensor *)a.t, (dl_tensor *)b.t};
+  dl_cpu_run(3, ops, vals, binary_table[op][ct], &ctx);
+  return ctx.zerodiv ? DL_EWISE_ZERODIV : 0;
+}
+
+/* defined in cpu_ewise_unary.c and cpu_ewise_misc.c */
+void dl_cpu_ewise_unary(dl_unop op, dl_tensor *out, const dl_tensor *a);
+void dl_cpu_ewise_clamp(dl_tensor *out, const dl_tensor *a, const dl_operand *lo, const dl_operand *hi);
+void dl_cpu_ewise_lerp(dl_tensor *out, const dl_tensor *a, const dl_tensor *end, dl_operand w);
+void dl_cpu_ewise_addc(bool div, dl_tensor *out, const dl_tensor *a, const dl_tensor *t1, const dl_tensor *t2,
+                       dl_scalar value);
+void dl_cpu_ewise_where(dl_tensor *out, const dl_tensor *cond, dl_operand a, dl_operand b);
+void dl_cpu_ewise_isclose(dl_tensor *out, const dl_tensor *a, const dl_tensor *b, double rtol, double atol,
+                          bool equal_nan);
+bool dl_cpu_ewise_all(const dl_tensor *t);
+
+const struct dl_ewise_kernels dl_cpu_ewise = {
+  .binary = cpu_binary,
+  .unary = dl_cpu_ewise_unary,
+  .clamp = dl_cpu_ewise_clamp,
+  .lerp = dl_cpu_ewise_lerp,
+  .addc = dl_cpu_ewise_addc,
+  .where = dl_cpu_ewise_where,
+  .isclose = dl_cpu_ewise_isclose,
+  .all = dl_cpu_ewise_all,
+};

@@ -1,0 +1,78 @@
+/* cpu_linalg.c — GEMM on the CPU: OpenBLAS for float32/float64, a plain
+ * loop for int64. Column-major, as dl_linalg.h defines the kernels. */
+#include "../ops/dl_linalg.h"
+#include "cpu_iter.h"
+
+#include <cblas.h>
+
+/* int64: C = alpha op(A) op(B) + beta C, wrapping like PyTorch's integer
+ * matmul (unsigned arithmetic, so overflow is defined) */
+static void gemm_i64(bool ta, bool tb, int64_t m, int64_t n, int64_t k, int64_t alpha, const int64_t *a,
+                     int64_t lda, const int64_t *b, int64_t ldb, int64_t beta, int64_t *c, int64_t ldc) {
+  int64_t sai = ta ? lda : 1, sap = ta ? 1 : lda; /* A(i, p) = a[i*sai + p*sap] */
+  int64_t sbp = tb ? ldb : 1, sbj = tb ? 1 : ldb; /* B(p, j) = b[p*sbp + j*sbj] */
+  for (int64_t j = 0; j < n; j++) {
+    for (int64_t i = 0; i < m; i++) {
+      uint64_t acc = 0;
+      for (int64_t p = 0; p < k; p++) acc += (uint64_t)a[i * sai + p * sap] * (uint64_t)b[p * sbp + j * sbj];
+      uint64_t v = acc * (uint64_t)alpha;
+      if (beta != 0) v += (uint64_t)beta * (uint64_t)c[i + j * ldc];
+      c[i + j * ldc] = (int64_t)v;
+    }
+  }
+}
+
+static void gemm_one(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a,
+                     int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc) {
+  enum CBLAS_TRANSPOSE cta = ta ? CblasTrans : CblasNoTrans, ctb = tb ? CblasTrans : CblasNoTrans;
+  switch (dt) {
+  case DL_FLOAT32:
+    cblas_sgemm(CblasColMajor, cta, ctb, (blasint)m, (blasint)n, (blasint)k, (float)alpha, a, (blasint)lda, b,
+                (blasint)ldb, (float)beta, c, (blasint)ldc);
+    break;
+  case DL_FLOAT64:
+    cblas_dgemm(CblasColMajor, cta, ctb, (blasint)m, (blasint)n, (blasint)k, alpha, a, (blasint)lda, b,
+                (blasint)ldb, beta, c, (blasint)ldc);
+    break;
+  case DL_INT64:
+    gemm_i64(ta, tb, m, n, k, (int64_t)alpha, a, lda, b, ldb, (int64_t)beta, c, ldc);
+    break;
+  default:
+    break;
+  }
+}
+
+static void cpu_gemm(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a,
+                     int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc) {
+  gemm_one(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* Many small products run one per thread (OpenBLAS stays single-threaded
+ * inside a parallel region); large ones use OpenBLAS's own threads. */
+#define SMALL_GEMM_FLOPS (128.0 * 128 * 128)
+
+static void cpu_gemm_strided_batched(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+                                     const void *a, int64_t lda, int64_t stride_a, const void *b, int64_t ldb,
+                                     int64_t stride_b, double beta, void *c, int64_t ldc, int64_t stride_c,
+                                     int64_t batch) {
+  size_t es = dl_dtype_size(dt);
+  const char *pa = a, *pb = b;
+  char *pc = c;
+  double flops = (double)m * (double)n * (double)k;
+  bool par = batch > 1 && flops < SMALL_GEMM_FLOPS && flops * (double)batch >= (double)DL_PARALLEL_GRAIN * 8;
+  if (!par) { /* not even an idle parallel region: it costs futex calls */
+    for (int64_t i = 0; i < batch; i++)
+      gemm_one(dt, ta, tb, m, n, k, alpha, pa + i * stride_a * (int64_t)es, lda, pb + i * stride_b * (int64_t)es,
+               ldb, beta, pc + i * stride_c * (int64_t)es, ldc);
+    return;
+  }
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < batch; i++)
+    gemm_one(dt, ta, tb, m, n, k, alpha, pa + i * stride_a * (int64_t)es, lda, pb + i * stride_b * (int64_t)es, ldb,
+             beta, pc + i * stride_c * (int64_t)es, ldc);
+}
+
+const struct dl_linalg_kernels dl_cpu_linalg = {
+  .gemm = cpu_gemm,
+  .gemm_strided_batched = cpu_gemm_strided_batched,
+};

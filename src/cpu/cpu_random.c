@@ -1,0 +1,234 @@
+/* cpu_random.c — Philox streams turned into tensor values (formulas in
+ * dl_rng.h). Work is split by 4-word blocks, so threads need no shared
+ * state: each block computes its own counter. */
+#include "../dl_alloc.h"
+#include "../ops/dl_random.h"
+#include "cpu_iter.h"
+
+#include <math.h>
+#include <stdlib.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define BLOCK_GRAIN (DL_PARALLEL_GRAIN / 4)
+#define TWO_PI 6.283185307179586476925286766559
+
+/* Stores cnt values v[] (doubles or int64s) at element i0 of out. */
+#define STORE(T, EXPR)                                                    \
+  do {                                                                    \
+    T *o_ = (T *)base + i0;                                               \
+    for (int l_ = 0; l_ < cnt; l_++) o_[l_] = (T)(EXPR);                  \
+  } while (0)
+
+static void store_values(void *base, dl_dtype dt, int64_t i0, int cnt, const double *v) {
+  switch (dt) {
+  case DL_FLOAT32: STORE(float, v[l_]); break;
+  case DL_FLOAT64: STORE(double, v[l_]); break;
+  default: break;
+  }
+}
+
+/* Runs fn over blocks [0, nb), split across threads only when there are
+ * enough (an idle parallel region still costs futex calls). */
+typedef void (*block_fn)(void *ctx, int64_t b0, int64_t b1);
+
+static void run_blocks(int64_t nb, int64_t grain, block_fn fn, void *ctx) {
+#ifdef _OPENMP
+  if (nb >= grain && omp_get_max_threads() > 1) {
+#pragma omp parallel
+    {
+      int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
+      int64_t chunk = (nb + nt - 1) / nt, b0 = id * chunk, b1 = b0 + chunk < nb ? b0 + chunk : nb;
+      if (b0 < b1) fn(ctx, b0, b1);
+    }
+    return;
+  }
+#endif
+  fn(ctx, 0, nb);
+}
+
+/* what a kernel's blocks need */
+typedef struct {
+  dl_rng_state st;
+  dl_dtype dt;
+  void *base;
+  int64_t n;
+  dl_rand_kind kind;
+  double a, b;
+  int64_t lo;
+  uint64_t range;
+  const double *probs;
+  void *keys;
+} job;
+
+/* ---- uniform / normal / exponential ---- */
+
+/* values of one block: 4 for float32 (1 word each), 2 for float64 */
+static inline int float_block(dl_rng_state st, int64_t blk, bool f64, dl_rand_kind kind, double a, double b,
+                              double *v) {
+  uint32_t x[4];
+  dl_rng_block(st, (uint64_t)blk, x);
+  double u[4];
+  int cnt;
+  if (f64) {
+    u[0] = dl_rng_u53(x[0], x[1]);
+    u[1] = dl_rng_u53(x[2], x[3]);
+    cnt = 2;
+  } else {
+    for (int l = 0; l < 4; l++) u[l] = dl_rng_u24(x[l]);
+    cnt = 4;
+  }
+  switch (kind) {
+  case DL_RAND_UNIFORM:
+    for (int l = 0; l < cnt; l++) v[l] = a + (b - a) * u[l];
+    break;
+  case DL_RAND_NORMAL:
+    for (int l = 0; l < cnt; l += 2) {
+      double r = sqrt(-2.0 * log(1.0 - u[l])), t = TWO_PI * u[l + 1];
+      v[l] = a + b * r * cos(t);
+      v[l + 1] = a + b * r * sin(t);
+    }
+    break;
+  case DL_RAND_EXPONENTIAL:
+    for (int l = 0; l < cnt; l++) v[l] = -log(1.0 - u[l]) / a;
+    break;
+  }
+  return cnt;
+}
+
+static void float_blocks(void *ctx, int64_t b0, int64_t b1) {
+  const job *j = ctx;
+  bool f64 = j->dt == DL_FLOAT64;
+  int per = f64 ? 2 : 4;
+  for (int64_t blk = b0; blk < b1; blk++) {
+    double v[4];
+    int cnt = float_block(j->st, blk, f64, j->kind, j->a, j->b, v);
+    int64_t i0 = blk * per;
+    if (cnt > j->n - i0) cnt = (int)(j->n - i0);
+    store_values(j->base, j->dt, i0, cnt, v);
+  }
+}
+
+static void cpu_fill_float(dl_tensor *out, dl_rng_state st, dl_rand_kind kind, double a, double b) {
+  job j = {.st = st, .dt = out->dtype, .base = dl_tensor_data(out), .n = out->numel, .kind = kind, .a = a, .b = b};
+  int per = out->dtype == DL_FLOAT64 ? 2 : 4;
+  run_blocks((j.n + per - 1) / per, BLOCK_GRAIN, float_blocks, &j);
+}
+
+/* ---- randint ---- */
+
+static void store_ints(void *base, dl_dtype dt, int64_t i0, int cnt, const int64_t *v) {
+  switch (dt) {
+  case DL_FLOAT32: STORE(float, v[l_]); break;
+  case DL_FLOAT64: STORE(double, v[l_]); break;
+  case DL_INT64: STORE(int64_t, v[l_]); break;
+  case DL_BOOL: STORE(uint8_t, v[l_] != 0); break;
+  case DL_UINT8: STORE(uint8_t, v[l_]); break;
+  default: break;
+  }
+}
+
+static void int_blocks(void *ctx, int64_t b0, int64_t b1) {
+  const job *j = ctx;
+  bool wide = j->range > (UINT64_C(1) << 32);
+  int per = wide ? 2 : 4;
+  uint64_t lo = (uint64_t)j->lo, r = j->range;
+  for (int64_t blk = b0; blk < b1; blk++) {
+    uint32_t x[4];
+    int64_t v[4];
+    dl_rng_block(j->st, (uint64_t)blk, x);
+    if (wide) {
+      v[0] = (int64_t)(lo + ((((uint64_t)x[0] << 32) | x[1]) % r));
+      v[1] = (int64_t)(lo + ((((uint64_t)x[2] << 32) | x[3]) % r));
+    } else {
+      for (int l = 0; l < 4; l++) v[l] = (int64_t)(lo + (uint64_t)x[l] % r);
+    }
+    int64_t i0 = blk * per;
+    int cnt = per;
+    if (cnt > j->n - i0) cnt = (int)(j->n - i0);
+    store_ints(j->base, j->dt, i0, cnt, v);
+  }
+}
+
+static void cpu_randint(dl_tensor *out, dl_rng_state st, int64_t lo, uint64_t range) {
+  job j = {.st = st, .dt = out->dtype, .base = dl_tensor_data(out), .n = out->numel, .lo = lo, .range = range};
+  int per = range > (UINT64_C(1) << 32) ? 2 : 4;
+  run_blocks((j.n + per - 1) / per, BLOCK_GRAIN, int_blocks, &j);
+}
+
+/* ---- bernoulli ---- */
+
+static void bern_blocks(void *ctx, int64_t b0, int64_t b1) {
+  const job *j = ctx;
+  for (int64_t blk = b0; blk < b1; blk++) {
+    uint32_t x[4];
+    int64_t v[2];
+    dl_rng_block(j->st, (uint64_t)blk, x);
+    int64_t i0 = blk * 2;
+    int cnt = j->n - i0 < 2 ? 1 : 2;
+    for (int l = 0; l < cnt; l++) {
+      double p = j->probs ? j->probs[i0 + l] : j->a;
+      v[l] = dl_rng_u53(x[2 * l], x[2 * l + 1]) < p;
+    }
+    store_ints(j->base, j->dt, i0, cnt, v);
+  }
+}
+
+static int64_t cpu_bernoulli(dl_tensor *out, dl_rng_state st, double p, const dl_tensor *probs) {
+  int64_t n = out->numel;
+  const double *pp = probs ? (const double *)dl_tensor_data(probs) : NULL;
+  if (pp) { /* validate first so a bad tensor leaves out untouched */
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) bad += !(pp[i] >= 0 && pp[i] <= 1);
+    if (bad) return bad;
+  }
+  job j = {.st = st, .dt = out->dtype, .base = dl_tensor_data(out), .n = n, .a = p, .probs = pp};
+  run_blocks((n + 1) / 2, BLOCK_GRAIN, bern_blocks, &j);
+  return 0;
+}
+
+/* ---- randperm: sort 1..n by random 64-bit keys (ties by index) ---- */
+
+typedef struct { uint64_t key; int64_t idx; } perm_key;
+
+static int cmp_key(const void *pa, const void *pb) {
+  const perm_key *a = pa, *b = pb;
+  if (a->key != b->key) return a->key < b->key ? -1 : 1;
+  return (a->idx > b->idx) - (a->idx < b->idx);
+}
+
+static void key_blocks(void *ctx, int64_t b0, int64_t b1) {
+  const job *j = ctx;
+  perm_key *keys = j->keys;
+  for (int64_t blk = b0; blk < b1; blk++) {
+    uint32_t x[4];
+    dl_rng_block(j->st, (uint64_t)blk, x);
+    for (int l = 0; l < 2 && blk * 2 + l < j->n; l++) {
+      int64_t i = blk * 2 + l;
+      keys[i].key = ((uint64_t)x[2 * l] << 32) | x[2 * l + 1];
+      keys[i].idx = i;
+    }
+  }
+}
+
+static int cpu_randperm(dl_tensor *out, dl_rng_state st) {
+  int64_t n = out->numel;
+  size_t bytes = (size_t)n * sizeof(perm_key);
+  perm_key *keys = dl_host_alloc(bytes);
+  if (!keys) return -1;
+  job j = {.st = st, .n = n, .keys = keys};
+  run_blocks((n + 1) / 2, BLOCK_GRAIN, key_blocks, &j);
+  qsort(keys, (size_t)n, sizeof(perm_key), cmp_key);
+  int64_t *o = dl_tensor_data(out);
+  for (int64_t i = 0; i < n; i++) o[i] = keys[i].idx + 1;
+  dl_host_free(keys, bytes);
+  return 0;
+}
+
+const struct dl_random_kernels dl_cpu_random = {
+  .fill_float = cpu_fill_float,
+  .randint = cpu_randint,
+  .bernoulli = cpu_bernoulli,
+  .randperm = cpu_randperm,
+};

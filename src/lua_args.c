@@ -1,0 +1,192 @@
+/* lua_args.c — argument readers every binding file shares: dims and
+ * indices (1-based in Lua), dtypes, devices, scalars, sizes, option tables. */
+#include "lua_dlua.h"
+
+#include "dl_backend.h"
+
+#include <string.h>
+
+int dlua_checkdim(lua_State *L, int arg, int ndim) {
+  lua_Integer d = luaL_checkinteger(L, arg);
+  lua_Integer n = ndim > 0 ? ndim : 1;
+  if (d == 0 || d > n || d < -n)
+    return luaL_argerror(L, arg, lua_pushfstring(L, "dim %d out of range for a %d-d tensor", (int)d, ndim));
+  return (int)(d > 0 ? d - 1 : d + n);
+}
+
+int64_t dlua_checkindex(lua_State *L, int arg, int64_t size) {
+  lua_Integer i = luaL_checkinteger(L, arg);
+  if (i == 0 || i > size || i < -size)
+    return luaL_argerror(L, arg, lua_pushfstring(L, "index %I out of range for size %I", i, (lua_Integer)size));
+  return i > 0 ? i - 1 : i + size;
+}
+
+dl_dtype dlua_checkdtype(lua_State *L, int arg) {
+  const char *s = luaL_checkstring(L, arg);
+  dl_dtype dt;
+  if (dl_dtype_from_name(s, &dt))
+    luaL_argerror(L, arg, lua_pushfstring(L, "unknown dtype '%s' (float32, float64, int64, bool, uint8)", s));
+  return dt;
+}
+
+dl_device dlua_checkdevice(lua_State *L, int arg) {
+  const char *s = luaL_checkstring(L, arg);
+  dl_device d;
+  if (dl_device_parse(s, &d)) luaL_argerror(L, arg, lua_pushfstring(L, "unknown device '%s' (cpu, cuda, cuda:N)", s));
+  return d;
+}
+
+dl_scalar dlua_checkscalar(lua_State *L, int arg) {
+  if (lua_isinteger(L, arg)) return dl_scalar_i(lua_tointeger(L, arg));
+  if (lua_type(L, arg) == LUA_TBOOLEAN) return dl_scalar_i(lua_toboolean(L, arg));
+  return dl_scalar_f(luaL_checknumber(L, arg));
+}
+
+static int64_t check_size(lua_State *L, int arg, int isnum) {
+  if (!isnum) luaL_argerror(L, arg, "sizes must be integers");
+  return 0;
+}
+
+int dlua_checksizes(lua_State *L, int arg, int64_t *shape, int *next) {
+  int n = 0;
+  if (lua_istable(L, arg) && !dlua_totensor(L, arg) && lua_rawlen(L, arg) > 0) {
+    int len = (int)lua_rawlen(L, arg);
+    if (len > DL_MAX_DIMS) luaL_argerror(L, arg, lua_pushfstring(L, "at most %d dims", DL_MAX_DIMS));
+    for (int i = 1; i <= len; i++) {
+      lua_rawgeti(L, arg, i);
+      int isnum;
+      lua_Integer v = lua_tointegerx(L, -1, &isnum);
+      lua_pop(L, 1);
+      check_size(L, arg, isnum);
+      if (v < 0) luaL_argerror(L, arg, "negative size");
+      shape[n++] = v;
+    }
+    if (next) *next = arg + 1;
+    return n;
+  }
+  if (lua_istable(L, arg) && !dlua_totensor(L, arg) && lua_rawlen(L, arg) == 0 && !dlua_isoptions(L, arg)) {
+    if (next) *next = arg + 1; /* {} : a 0-d shape */
+    return 0;
+  }
+  while (lua_type(L, arg + n) == LUA_TNUMBER) {
+    if (n >= DL_MAX_DIMS) luaL_argerror(L, arg + n, lua_pushfstring(L, "at most %d dims", DL_MAX_DIMS));
+    int isnum;
+    lua_Integer v = lua_tointegerx(L, arg + n, &isnum);
+    check_size(L, arg + n, isnum);
+    if (v < 0) luaL_argerror(L, arg + n, "negative size");
+    shape[n] = v;
+    n++;
+  }
+  if (next) *next = arg + n;
+  return n;
+}
+
+dl_tensor *dlua_tensor_or_scalar(lua_State *L, int arg, const dl_tensor *like) {
+  dl_tensor *t = dlua_totensor(L, arg);
+  if (t) {
+    if (!t->storage) luaL_argerror(L, arg, "tensor was closed");
+    return dl_tensor_retain(t);
+  }
+  if (lua_type(L, arg) != LUA_TNUMBER && lua_type(L, arg) != LUA_TBOOLEAN) {
+    luaL_typeerror(L, arg, "tensor or number");
+    return NULL;
+  }
+  dl_scalar s = dlua_checkscalar(L, arg);
+  dl_dtype dt = like ? dl_dtype_promote_scalar(like->dtype, s) : (s.is_int ? DL_INT64 : DL_FLOAT32);
+  dl_tensor *r = dl_tensor_scalar(s, dt, like ? dl_tensor_device(like) : dl_device_cpu());
+  if (!r) dlua_engine_error(L);
+  return r;
+}
+
+bool dlua_isoptions(lua_State *L, int arg) {
+  if (arg == 0 || !lua_istable(L, arg) || dlua_totensor(L, arg)) return false;
+  /* an options table has string keys (or is empty) */
+  lua_pushnil(L);
+  if (!lua_next(L, arg)) return true;
+  bool isopt = lua_type(L, -2) == LUA_TSTRING;
+  lua_pop(L, 2);
+  return isopt;
+}
+
+static int push_opt(lua_State *L, int arg, const char *key) {
+  if (!dlua_isoptions(L, arg)) return 0;
+  lua_getfield(L, arg, key);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  return 1;
+}
+
+lua_Number dlua_optnumber(lua_State *L, int arg, const char *key, lua_Number def) {
+  if (!push_opt(L, arg, key)) return def;
+  if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "option '%s' must be a number, got %s", key, luaL_typename(L, -1));
+  lua_Number v = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+lua_Integer dlua_optinteger(lua_State *L, int arg, const char *key, lua_Integer def) {
+  if (!push_opt(L, arg, key)) return def;
+  int ok;
+  lua_Integer v = lua_tointegerx(L, -1, &ok);
+  if (!ok) luaL_error(L, "option '%s' must be an integer, got %s", key, luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return v;
+}
+
+bool dlua_optbool(lua_State *L, int arg, const char *key, bool def) {
+  if (!push_opt(L, arg, key)) return def;
+  if (!lua_isboolean(L, -1)) luaL_error(L, "option '%s' must be a boolean, got %s", key, luaL_typename(L, -1));
+  bool v = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+const char *dlua_optstring(lua_State *L, int arg, const char *key, const char *def) {
+  if (!push_opt(L, arg, key)) return def;
+  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "option '%s' must be a string, got %s", key, luaL_typename(L, -1));
+  const char *v = lua_tostring(L, -1);
+  lua_pop(L, 1); /* still referenced by the options table */
+  return v;
+}
+
+void dlua_checkoptions(lua_State *L, int arg, const char *fn, const char *const *allowed) {
+  if (!dlua_isoptions(L, arg)) return;
+  lua_pushnil(L);
+  while (lua_next(L, arg)) {
+    lua_pop(L, 1);
+    bool ok = false;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      const char *k = lua_tostring(L, -1);
+      for (const char *const *a = allowed; *a; a++)
+        if (strcmp(*a, k) == 0) { ok = true; break; }
+    }
+    if (!ok) {
+      lua_pushvalue(L, -1);
+      luaL_error(L, "%s: unknown option '%s'", fn, luaL_tolstring(L, -1, NULL));
+    }
+  }
+}
+
+dlua_tensor_options dlua_opttensoroptions(lua_State *L, int arg, dl_dtype def_dtype) {
+  dlua_tensor_options o = {def_dtype, dl_device_cpu(), false};
+  if (!dlua_isoptions(L, arg)) return o;
+  const char *dt = dlua_optstring(L, arg, "dtype", NULL);
+  if (dt && dl_dtype_from_name(dt, &o.dtype))
+    luaL_error(L, "unknown dtype '%s' (float32, float64, int64, bool, uint8)", dt);
+  const char *dev = dlua_optstring(L, arg, "device", NULL);
+  if (dev && dl_device_parse(dev, &o.device)) luaL_error(L, "unknown device '%s' (cpu, cuda, cuda:N)", dev);
+  if (dev && !dl_backend_get(o.device)) dlua_engine_error(L);
+  o.requires_grad = dlua_optbool(L, arg, "requires_grad", false);
+  return o;
+}
+
+void dlua_pushshape(lua_State *L, const int64_t *shape, int ndim) {
+  lua_createtable(L, ndim, 0);
+  for (int d = 0; d < ndim; d++) {
+    lua_pushinteger(L, shape[d]);
+    lua_rawseti(L, -2, d + 1);
+  }
+}
+

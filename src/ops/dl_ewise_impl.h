@@ -1,0 +1,52 @@
+/* dl_ewise_impl.h — what the element-wise front-end files share: operand
+ * preparation (device check, broadcasting, casting) and in-place targets. */
+#ifndef DL_EWISE_IMPL_H
+#define DL_EWISE_IMPL_H
+
+#include "../dl_backend.h"
+#include "dl_ewise.h"
+
+#define DL_EWISE_MAXIN 4
+
+typedef struct {
+  int n;
+  dl_operand op[DL_EWISE_MAXIN];   /* cast to their compute dtype, expanded */
+  dl_tensor *hold[DL_EWISE_MAXIN]; /* references owned by the prep */
+  int64_t shape[DL_MAX_DIMS];      /* the broadcast shape */
+  int ndim;
+  dl_device dev;
+  const struct dl_ewise_kernels *k;
+} dl_ewise_prep;
+
+/* Checks devices, broadcasts the tensor inputs, casts input k to cts[k] and
+ * expands it to the broadcast shape. With self (in-place), the broadcast
+ * shape must be self's, and an input that overlaps self without being the
+ * same view is copied first. 0 ok; -1 with an error naming fn. */
+int dl_ewise_prep_init(dl_ewise_prep *p, const char *fn, int n, const dl_operand *in, const dl_dtype *cts,
+                       const dl_tensor *self);
+void dl_ewise_prep_free(dl_ewise_prep *p);
+
+/* In-place: checks that a result of dtype rt can be cast into self and that
+ * self has no broadcast (self-overlapping) dims. */
+int dl_ewise_check_inplace(const char *fn, const dl_tensor *self, dl_dtype rt);
+/* Where an in-place kernel writes: self itself when it holds dtype ot and
+ * nothing forces a temporary, else a fresh tensor of self's shape. */
+dl_tensor *dl_ewise_inplace_target(dl_tensor *self, dl_dtype ot, bool force_tmp);
+/* Copies target into self when they differ, releases target, bumps self's
+ * version. */
+void dl_ewise_inplace_finish(dl_tensor *self, dl_tensor *target);
+
+/* dl_tensor_is_contiguous, inlined for the per-op fast paths */
+static inline bool dl_ewise_contiguous(const dl_tensor *t) {
+  int64_t st = 1;
+  for (int d = t->ndim - 1; d >= 0; d--) {
+    if (t->shape[d] != 1 && t->stride[d] != st) return false;
+    st *= t->shape[d];
+  }
+  return true;
+}
+
+/* The ewise kernels of a device, or NULL with an error naming fn. */
+const struct dl_ewise_kernels *dl_ewise_kernels_of(const char *fn, dl_device dev);
+
+#endif

@@ -1,0 +1,45 @@
+/* dl_linalg.h — matrix products: front-ends and the kernel table.
+ * Front-ends take row-major (C order) views and hand the backend
+ * column-major GEMMs, the convention BLAS and cuBLAS share: a row-major
+ * C = A @ B is the column-major C^T = B^T @ A^T, so no operand moves. */
+#ifndef DL_OPS_LINALG_H
+#define DL_OPS_LINALG_H
+
+#include "../dl_backend.h"
+
+/* Column-major GEMM, cuBLAS-shaped (cublas<t>gemmStridedBatched): for
+ * i in [0, batch), with X_i = X + i * stride_x elements,
+ *   C_i = alpha * op(A_i) @ op(B_i) + beta * C_i
+ * op(A) is m x k (A stored k x m, lda >= max(1, k), when transa), op(B) is
+ * k x n, C is m x n with ldc >= max(1, m). beta == 0: C is not read (NaN in
+ * C is ignored). dt is float32, float64 or int64 (alpha, beta truncated to
+ * integers). Pointers are device pointers of the backend. */
+struct dl_linalg_kernels {
+  void (*gemm)(dl_dtype dt, bool transa, bool transb, int64_t m, int64_t n, int64_t k, double alpha,
+               const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc);
+  void (*gemm_strided_batched)(dl_dtype dt, bool transa, bool transb, int64_t m, int64_t n, int64_t k,
+                               double alpha, const void *a, int64_t lda, int64_t stride_a, const void *b,
+                               int64_t ldb, int64_t stride_b, double beta, void *c, int64_t ldc,
+                               int64_t stride_c, int64_t batch);
+};
+
+extern const struct dl_linalg_kernels dl_cpu_linalg;
+
+/* PyTorch's matmul: 1-D @ 1-D -> 0-d dot; 1-D operands get a dim prepended
+ * (left) or appended (right) and removed from the result; batch dims
+ * broadcast. */
+dl_tensor *dl_matmul(dl_tensor *a, dl_tensor *b);
+dl_tensor *dl_mm(dl_tensor *a, dl_tensor *b);    /* 2-D @ 2-D */
+/* The product written into out (contiguous, of the result's shape and
+ * dtype, sharing no memory with a or b); returns out with a new reference. */
+dl_tensor *dl_matmul_out(dl_tensor *a, dl_tensor *b, dl_tensor *out);
+dl_tensor *dl_mm_out(dl_tensor *a, dl_tensor *b, dl_tensor *out);
+dl_tensor *dl_bmm(dl_tensor *a, dl_tensor *b);   /* [B,n,k] @ [B,k,m] */
+dl_tensor *dl_mv(dl_tensor *a, dl_tensor *v);    /* 2-D @ 1-D */
+dl_tensor *dl_dot(dl_tensor *a, dl_tensor *b);   /* 1-D . 1-D -> 0-d */
+dl_tensor *dl_outer(dl_tensor *a, dl_tensor *b); /* [n] x [m] -> [n,m] */
+/* beta * input + alpha * (m1 @ m2); input broadcasts to the result; beta == 0
+ * ignores input (NaN included). */
+dl_tensor *dl_addmm(dl_tensor *input, dl_tensor *m1, dl_tensor *m2, double beta, double alpha);
+
+#endif
