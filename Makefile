@@ -10,7 +10,7 @@ LUA_INC ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include
 LUA_LIB ?= $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 
 BUILD ?= build
-OPT ?= -O2 -march=native
+OPT ?= -O3 -march=native
 SAN ?=
 CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -fPIC -fopenmp $(OPT) $(SAN) -g \
               $(LUA_INC) -I$(BLAS_INC) -Isrc -I$(BUILD)/gen

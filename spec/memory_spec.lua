@@ -35,4 +35,22 @@ describe("memory", function()
       assert.is_true(s1 - s0 < 30, "system allocations in 3000 ops: " .. (s1 - s0))
     end
   end)
+  it("stays flat over 10,000 forward/backward passes of a small MLP", function()
+    dl.manual_seed(1)
+    local W1 = (dl.randn(64, 8) * 0.1):requires_grad_()
+    local W2 = (dl.randn(1, 64) * 0.1):requires_grad_()
+    local x, y = dl.randn(64, 8), dl.randn(64, 1)
+    local function step()
+      local d = x:matmul(W1:t()):relu():matmul(W2:t()) - y
+      local loss = (d * d):mean()
+      W1.grad, W2.grad = nil, nil
+      loss:backward()
+    end
+    for _ = 1, 1000 do step() end
+    local before = rss_mb()
+    for _ = 1, 10000 do step() end
+    local growth = rss_mb() - before
+    assert.is_true(growth < 32, string.format("resident memory grew by %.1f MB", growth))
+  end)
 end)
+

@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DL_MAX_DIMS 16
+#define DL_MAX_DIMS 8
 
 typedef enum {
   DL_FLOAT32 = 0,

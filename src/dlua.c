@@ -207,7 +207,7 @@ static int pmain(lua_State *L) {
   lua_setglobal(L, "dl");
   create_arg_table(L, argv, argc, script);
   lua_gc(L, LUA_GCRESTART);
-  lua_gc(L, LUA_GCINC, 0, 0); /* tensors' external memory is paced in incremental mode */
+  lua_gc(L, LUA_GCGEN, 0, 0); /* minor collections reclaim short-lived tensors cheaply */
   if (!(args & has_E) && handle_luainit(L) != LUA_OK) return 0;
   if (!run_args(L, argv, script)) return 0;
   if (script < argc && handle_script(L, argv + script) != LUA_OK) return 0;

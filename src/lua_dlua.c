@@ -130,6 +130,9 @@ int luaopen_dlua(lua_State *L) {
 }
 
 static int open_all(lua_State *L) {
+  /* generational mode: minor collections reclaim short-lived tensors
+   * without a pass over the whole heap (lua.c's default too) */
+  lua_gc(L, LUA_GCGEN, 0, 0);
   luaL_openlibs(L);
   luaL_requiref(L, "dlua", luaopen_dlua, 0);
   lua_setglobal(L, "dl");

@@ -18,25 +18,29 @@ typedef struct {
 /* ---- userdata ---- */
 
 /* Collector pacing: storage lives outside Lua's heap, so the binding runs a
- * collection step whenever new tensor bytes reach the bytes still live (at
- * least GC_MIN_PERIOD) — the same doubling rule Lua's own pause applies to
- * its heap. Garbage tensors stay bounded by the live ones, and a cycle's
- * cost (proportional to the Lua heap) is amortised over many ops. */
-#define GC_MIN_PERIOD ((size_t)256 << 10)
-static _Thread_local size_t gc_pressure, gc_period = GC_MIN_PERIOD;
+ * collection step itself. A cycle costs a pass over the Lua heap plus a
+ * little per dead tensor, so it waits for both enough new tensor bytes
+ * (the bytes still live, at least GC_MIN_BYTES: Lua's own doubling rule)
+ * and enough new tensors (GC_MIN_TENSORS) to amortise that pass — unless
+ * the new bytes pass a hard cap, which bounds memory for big tensors. */
+#define GC_MIN_BYTES ((size_t)256 << 10)
+#define GC_MIN_TENSORS 64
+#define GC_CAP_BYTES ((size_t)32 << 20)
+static _Thread_local size_t gc_bytes, gc_tensors, gc_live = GC_MIN_BYTES;
 
 void dlua_pushtensor(lua_State *L, dl_tensor *t) {
   tensor_ud *u = lua_newuserdatauv(L, sizeof(tensor_ud), 0);
   u->t = t;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &META_KEY);
   lua_setmetatable(L, -2);
-  gc_pressure += dl_alloc_take_pressure();
-  if (gc_pressure >= gc_period) {
-    int kb = (int)(gc_pressure / 1024);
-    gc_pressure = 0;
+  gc_bytes += dl_alloc_take_pressure();
+  gc_tensors++;
+  if ((gc_bytes >= gc_live && gc_tensors >= GC_MIN_TENSORS) || gc_bytes >= 2 * gc_live + GC_CAP_BYTES) {
+    int kb = (int)(gc_bytes / 1024);
+    gc_bytes = gc_tensors = 0;
     lua_gc(L, LUA_GCSTEP, kb);
     size_t live = dl_host_live_bytes();
-    gc_period = live > GC_MIN_PERIOD ? live : GC_MIN_PERIOD;
+    gc_live = live > GC_MIN_BYTES ? live : GC_MIN_BYTES;
   }
 }
 

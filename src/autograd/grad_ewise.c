@@ -37,7 +37,7 @@ void ew_ctx_init(ew_ctx *c, ew_kind kind, int op, int n, const dl_operand *ops, 
 /* shapes and dtypes of the tensor operands */
 static void fill_shapes(ew_ctx *c, dl_tensor *const *in, dl_dtype out_dtype) {
   c->out_dtype = (uint8_t)out_dtype;
-  for (int k = 0; k < c->nin; k++) {
+  for (int k = 0; k < c->nin && k < EW_MAXIN; k++) {
     if (!in[k]) continue;
     memcpy(c->shape[k], in[k]->shape, sizeof(int64_t) * (size_t)in[k]->ndim);
     c->ndim[k] = (int8_t)in[k]->ndim;
