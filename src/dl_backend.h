@@ -12,6 +12,9 @@ struct dl_reduce_kernels;
 struct dl_index_kernels;
 struct dl_linalg_kernels;
 struct dl_random_kernels;
+struct dl_act_kernels;
+struct dl_loss_kernels;
+struct dl_layer_kernels;
 
 typedef struct dl_backend {
   const char *name;
@@ -28,6 +31,9 @@ typedef struct dl_backend {
   const struct dl_index_kernels *index;
   const struct dl_linalg_kernels *linalg;
   const struct dl_random_kernels *random;
+  const struct dl_act_kernels *act;     /* activations (src/ops/dl_activation.h) */
+  const struct dl_loss_kernels *loss;   /* losses (src/ops/dl_loss.h) */
+  const struct dl_layer_kernels *layer; /* batch norm, dropout, RBF (src/ops/dl_layer.h) */
 } dl_backend;
 
 extern const dl_backend dl_cpu_backend;

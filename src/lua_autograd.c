@@ -6,6 +6,7 @@
 #include "autograd/dl_ag_ewise.h"
 #include "autograd/dl_ag_index.h"
 #include "autograd/dl_ag_linalg.h"
+#include "autograd/dl_ag_nn.h"
 #include "autograd/dl_ag_view.h"
 #include "autograd/dl_ag_reduce.h"
 #include "autograd/dl_autograd.h"
@@ -449,7 +450,8 @@ static int l_needs_input_grad(lua_State *L) {
 /* dl.autograd.differentiable_ops(): every op name with a backward rule */
 static int l_differentiable_ops(lua_State *L) {
   static const char *const *const lists[] = {dl_grad_view_names, dl_grad_ewise_names, dl_grad_reduce_names,
-                                            dl_grad_index_names, dl_grad_linalg_names};
+                                            dl_grad_index_names, dl_grad_linalg_names, dl_grad_activation_names,
+                                            dl_grad_loss_names, dl_grad_layer_names};
   lua_newtable(L);
   int k = 0;
   for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)

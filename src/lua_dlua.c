@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct { const char *name; const char *src; size_t len; } dlua_lua_source;
+typedef struct { const char *name; const char *path; const char *src; size_t len; } dlua_lua_source;
 extern const dlua_lua_source dlua_lua_sources[];
 
 static int l_set_num_threads(lua_State *L) {
@@ -55,17 +55,12 @@ static int load_embedded(lua_State *L) {
   return 1;
 }
 
-/* DLUA_LUA_PATH (development): load the library from disk instead */
+/* DLUA_LUA_PATH (development): load the library from disk instead;
+ * upvalues: the directory and the embedded file's path below it */
 static int load_from_dir(lua_State *L) {
   const char *dir = lua_tostring(L, lua_upvalueindex(1));
-  const char *name = lua_tostring(L, 1);
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  luaL_addstring(&b, dir);
-  luaL_addchar(&b, '/');
-  for (const char *p = name; *p; p++) luaL_addchar(&b, *p == '.' ? '/' : *p);
-  luaL_addstring(&b, ".lua");
-  luaL_pushresult(&b);
+  const char *rel = lua_tostring(L, lua_upvalueindex(2));
+  lua_pushfstring(L, "%s/%s", dir, rel);
   if (luaL_loadfile(L, lua_tostring(L, -1)) != LUA_OK) return lua_error(L);
   lua_pushvalue(L, 1);
   lua_call(L, 1, 1);
@@ -81,7 +76,8 @@ static void install_preloads(lua_State *L) {
   for (int i = 0; dlua_lua_sources[i].name; i++) {
     if (dir) {
       lua_pushstring(L, dir);
-      lua_pushcclosure(L, load_from_dir, 1);
+      lua_pushstring(L, dlua_lua_sources[i].path);
+      lua_pushcclosure(L, load_from_dir, 2);
     } else {
       lua_pushinteger(L, i);
       lua_pushcclosure(L, load_embedded, 1);
@@ -119,6 +115,9 @@ int luaopen_dlua(lua_State *L) {
   dlua_open_linalg(L);
   dlua_open_random(L);
   dlua_open_autograd(L);
+  dlua_open_activation(L);
+  dlua_open_loss(L);
+  dlua_open_layer(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, "dlua.module");
   install_preloads(L);

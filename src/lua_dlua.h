@@ -76,5 +76,8 @@ void dlua_open_index(lua_State *L);
 void dlua_open_linalg(lua_State *L);
 void dlua_open_random(lua_State *L);
 void dlua_open_autograd(lua_State *L);
+void dlua_open_activation(lua_State *L);
+void dlua_open_loss(lua_State *L);
+void dlua_open_layer(lua_State *L);
 
 #endif

@@ -6,5 +6,6 @@ local dl = require "dlua"
 dl._VERSION = "dlua " .. dl.version
 
 require "dlua.autograd"
+require "dlua.nn"
 
 return dl

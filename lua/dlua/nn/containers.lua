@@ -1,0 +1,3 @@
+-- dlua.nn.containers (being written)
+local dl = require "dlua"
+return dl.nn

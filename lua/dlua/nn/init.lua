@@ -1,0 +1,19 @@
+-- dl.nn: modules, layers, activations, losses, initialisation, utilities.
+-- `dl.nn.functional` (alias `dl.F`) holds the functional form of every layer,
+-- activation and loss; each file below adds its own entries to it.
+local dl = require "dlua"
+
+local nn = {}
+dl.nn = nn
+nn.functional = {}
+dl.F = nn.functional
+
+require "dlua.nn.module"       -- Module, Parameter
+require "dlua.nn.containers"   -- Sequential, ModuleList, Residual, Identity, Flatten
+require "dlua.nn.initializers" -- nn.init
+require "dlua.nn.activation"   -- ReLU, GELU, Softmax, ... and their F forms
+require "dlua.nn.loss"         -- MSELoss, CrossEntropyLoss, ... and their F forms
+require "dlua.nn.layers"       -- Linear, RBF, Dropout, BatchNorm1d and their F forms
+require "dlua.nn.utils"        -- nn.utils: clip_grad_norm_, penalties, ...
+
+return nn

@@ -1,0 +1,3 @@
+-- dlua.nn.initializers (being written)
+local dl = require "dlua"
+return dl.nn

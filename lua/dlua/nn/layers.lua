@@ -1,0 +1,3 @@
+-- dlua.nn.layers (being written)
+local dl = require "dlua"
+return dl.nn

@@ -1,0 +1,3 @@
+-- dlua.nn.utils (being written)
+local dl = require "dlua"
+return dl.nn

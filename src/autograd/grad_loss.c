@@ -1,0 +1,6 @@
+/* grad_loss.c (being written) */
+#include "dl_ag_nn.h"
+
+#include <stddef.h>
+
+const char *const dl_grad_loss_names[] = {NULL};
