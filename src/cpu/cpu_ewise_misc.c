@@ -182,8 +182,37 @@ LOOP_XYZ(where_d, double, uint8_t, double, double, misc_ctx, SELECT(x, y, z))
 LOOP_XYZ(where_i, int64_t, uint8_t, int64_t, int64_t, misc_ctx, SELECT(x, y, z))
 LOOP_XYZ(where_u, uint8_t, uint8_t, uint8_t, uint8_t, misc_ctx, SELECT(x, y, z))
 
+/* Contiguous operands with one of a, b a number (relu's backward, masks):
+ * a loop the compiler vectorises, instead of a stride-0 operand. */
+#define WHERE_SCALAR(NAME, T)                                                                  \
+  static void NAME(T *o, const uint8_t *c, const T *t, T s, int64_t n, bool t_when_true) {    \
+    if (t_when_true)                                                                           \
+      for (int64_t i = 0; i < n; i++) o[i] = c[i] ? t[i] : s;                                  \
+    else                                                                                       \
+      for (int64_t i = 0; i < n; i++) o[i] = c[i] ? s : t[i];                                  \
+  }
+WHERE_SCALAR(where_scalar_f, float)
+WHERE_SCALAR(where_scalar_d, double)
+
+static bool where_fast(dl_tensor *out, const dl_tensor *cond, dl_operand a, dl_operand b) {
+  const dl_tensor *t = a.t ? a.t : b.t;
+  if ((a.t && b.t) || !t || (out->dtype != DL_FLOAT32 && out->dtype != DL_FLOAT64)) return false;
+  if (t->dtype != out->dtype || !dl_cpu_contiguous(out) || !dl_cpu_contiguous(cond) || !dl_cpu_contiguous(t) ||
+      !dl_tensor_same_shape(out, cond) || !dl_tensor_same_shape(out, t) || out->numel >= DL_PARALLEL_GRAIN)
+    return false;
+  dl_scalar s = a.t ? b.s : a.s;
+  double sv = s.is_int ? (double)s.i : s.f;
+  const uint8_t *c = dl_tensor_data(cond);
+  if (out->dtype == DL_FLOAT32)
+    where_scalar_f(dl_tensor_data(out), c, dl_tensor_data(t), (float)sv, out->numel, a.t != NULL);
+  else
+    where_scalar_d(dl_tensor_data(out), c, dl_tensor_data(t), sv, out->numel, a.t != NULL);
+  return true;
+}
+
 void dl_cpu_ewise_where(dl_tensor *out, const dl_tensor *cond, dl_operand a, dl_operand b) {
   static const dl_iter_fn table[DL_NDTYPES] = {where_f, where_d, where_i, where_u, where_u};
+  if (where_fast(out, cond, a, b)) return;
   dl_dtype dt = out->dtype;
   dl_cpu_value vals[4];
   if (!a.t) vals[2] = dl_cpu_value_of(a.s, dt);
