@@ -11,7 +11,9 @@
  * a contiguous variant and a strided one. */
 #define LOOP_X(NAME, T0, T1, CT, EXPR)                                         \
   static void NAME(char **p, const int64_t *s, int64_t n, void *vctx) {        \
-    const CT *ctx = vctx;                                                      \
+    CT ctx_local = {0}; /* a local copy: stores through o cannot alias it */ \
+    if (vctx) ctx_local = *(const CT *)vctx;                                  \
+    const CT *ctx = &ctx_local;                                                \
     (void)ctx;                                                                 \
     if (s[0] == (int64_t)sizeof(T0) && s[1] == (int64_t)sizeof(T1)) {         \
       T0 *o = (T0 *)p[0];                                                      \
@@ -30,7 +32,9 @@
 
 #define LOOP_XY(NAME, T0, T1, T2, CT, EXPR)                                                        \
   static void NAME(char **p, const int64_t *s, int64_t n, void *vctx) {                            \
-    const CT *ctx = vctx;                                                                          \
+    CT ctx_local = {0}; /* a local copy: stores through o cannot alias it */              \
+    if (vctx) ctx_local = *(const CT *)vctx;                                                      \
+    const CT *ctx = &ctx_local;                                                                  \
     (void)ctx;                                                                                     \
     if (s[0] == (int64_t)sizeof(T0) && s[1] == (int64_t)sizeof(T1) && s[2] == (int64_t)sizeof(T2)) { \
       T0 *o = (T0 *)p[0];                                                                          \
@@ -52,7 +56,9 @@
 
 #define LOOP_XYZ(NAME, T0, T1, T2, T3, CT, EXPR)                                                   \
   static void NAME(char **p, const int64_t *s, int64_t n, void *vctx) {                            \
-    const CT *ctx = vctx;                                                                          \
+    CT ctx_local = {0}; /* a local copy: stores through o cannot alias it */              \
+    if (vctx) ctx_local = *(const CT *)vctx;                                                      \
+    const CT *ctx = &ctx_local;                                                                  \
     (void)ctx;                                                                                     \
     if (s[0] == (int64_t)sizeof(T0) && s[1] == (int64_t)sizeof(T1) && s[2] == (int64_t)sizeof(T2) && \
         s[3] == (int64_t)sizeof(T3)) {                                                             \
