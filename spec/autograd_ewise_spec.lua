@@ -12,60 +12,10 @@ local F64 = {dtype = "float64"}
 local function T(x) return dl.tensor(x, F64) end
 local function leaf(x) return dl.tensor(x, {dtype = "float64", requires_grad = true}) end
 
-local function flat(t)
-  local c = t:detach():double():contiguous():view(-1)
-  local out = {}
-  for i = 1, c:numel() do out[i] = c:get(i) end
-  return out
-end
+local flat = H.flat
 
-local function dot(a, b)
-  local fa, fb = flat(a), flat(b)
-  local s = 0
-  for i = 1, #fa do s = s + fa[i] * fb[i] end
-  return s
-end
-
--- J·v from reverse mode: one row of every input's Jacobian per output element
-local function reverse_jv(fn, inputs, tangents)
-  local ins = {}
-  for i, x in ipairs(inputs) do ins[i] = x:detach():requires_grad_(true) end
-  local y = fn(table.unpack(ins))
-  local n = y:numel()
-  local out = {}
-  local yf = y:reshape(-1)
-  for k = 1, n do
-    local seed = dl.zeros(n, F64)
-    seed:set(k, 1)
-    local gs = table.pack(A.grad(yf, ins, seed, {retain_graph = true, allow_unused = true}))
-    local s = 0
-    for i = 1, #ins do
-      if gs[i] then s = s + dot(gs[i], tangents[i]) end
-    end
-    out[k] = s
-  end
-  return out
-end
-
--- forward mode must agree with reverse mode for random tangents
-local function check_jvp(fn, inputs)
-  local tangents, primals = {}, {}
-  for i, x in ipairs(inputs) do
-    tangents[i] = dl.randn(x:size(), F64)
-    primals[i] = x:detach()
-  end
-  local out, tout = A.jvp(fn, primals, tangents)
-  assert.same(out:size(), tout:size())
-  assert.equal("float64", tout.dtype)
-  local expected = reverse_jv(fn, inputs, tangents)
-  local got = flat(tout)
-  assert.equal(#expected, #got)
-  for k = 1, #got do
-    assert(math.abs(got[k] - expected[k]) <= 1e-9 * (1 + math.abs(expected[k])),
-      string.format("jvp element %d: forward %.12g, reverse %.12g", k, got[k], expected[k]))
-  end
-  H.assert_close(out, fn(table.unpack(primals)), 0)
-end
+-- forward mode must agree with reverse mode for random tangents (spec/helper.lua)
+local check_jvp = H.check_jvp
 
 -- the entries, in a stable order, each with its own seed
 local function each_case(f)

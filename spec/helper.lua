@@ -37,32 +37,60 @@ function H.assert_error(fn, ...)
   return err
 end
 
--- Forward mode must agree with reverse mode: for random tangents v, the
--- tangent jvp(fn, inputs, v) equals J·v built from reverse-mode rows.
-function H.check_jvp(fn, inputs, tol)
+-- values of a tensor as a flat Lua list (float64)
+function H.flat(t)
+  local c = t:detach():double():contiguous():view(-1)
+  local out = {}
+  for i = 1, c:numel() do out[i] = c:get(i) end
+  return out
+end
+
+-- J·v from reverse mode: one row of every input's Jacobian per output
+-- element, each dotted with the inputs' tangents
+function H.reverse_jv(fn, inputs, tangents)
   local A = dl.autograd
+  local ins = {}
+  for i, x in ipairs(inputs) do ins[i] = x:detach():requires_grad_(true) end
+  local y = fn(table.unpack(ins))
+  local n = y:numel()
+  local out = {}
+  if n == 0 then return out end
+  local yf = y:reshape(-1)
+  for k = 1, n do
+    local seed = dl.zeros(n, {dtype = "float64"})
+    seed:set(k, 1)
+    local gs = table.pack(A.grad(yf, ins, seed, {retain_graph = true, allow_unused = true}))
+    local s = 0
+    for i = 1, #ins do
+      if gs[i] then
+        local g, v = H.flat(gs[i]), H.flat(tangents[i])
+        for j = 1, #g do s = s + g[j] * v[j] end
+      end
+    end
+    out[k] = s
+  end
+  return out
+end
+
+-- Forward mode must agree with reverse mode: for random tangents v, the
+-- tangent from jvp(fn, inputs, v) equals J·v from reverse-mode rows, and
+-- the primal output equals fn's plain output.
+function H.check_jvp(fn, inputs, tol)
   local tangents, primals = {}, {}
   for i, x in ipairs(inputs) do
     tangents[i] = dl.randn(x:size(), {dtype = "float64"})
     primals[i] = x:detach()
   end
-  local _, tout = A.jvp(fn, primals, tangents)
-  local ins = {}
-  for i, x in ipairs(primals) do ins[i] = x:clone():requires_grad_(true) end
-  local y = fn(table.unpack(ins)):reshape(-1)
-  local n = y:numel()
-  local tflat = tout:reshape(-1)
-  for k = 1, n do
-    local seed = dl.zeros(n, {dtype = "float64"})
-    seed:set(k, 1)
-    local gs = table.pack(A.grad(y, ins, seed, {retain_graph = true, allow_unused = true}))
-    local s = 0
-    for i = 1, #ins do
-      if gs[i] then s = s + (gs[i] * tangents[i]):sum():item() end
-    end
-    local d = math.abs(s - tflat:get(k))
-    assert(d <= (tol or 1e-9) * (1 + math.abs(s)), string.format("jvp element %d: %g vs J·v %g", k, tflat:get(k), s))
+  local out, tout = dl.autograd.jvp(fn, primals, tangents)
+  assert(#out:size() == #tout:size(), "tangent and output differ in shape")
+  local expected = H.reverse_jv(fn, inputs, tangents)
+  local got = H.flat(tout)
+  assert(#expected == #got, "tangent and output differ in size")
+  for k = 1, #got do
+    assert(math.abs(got[k] - expected[k]) <= (tol or 1e-9) * (1 + math.abs(expected[k])),
+      string.format("jvp element %d: forward %.12g, reverse %.12g", k, got[k], expected[k]))
   end
+  H.assert_close(out, fn(table.unpack(primals)), 0)
 end
 
 return H
