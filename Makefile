@@ -12,9 +12,9 @@ LUA_LIB ?= $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 BUILD ?= build
 OPT ?= -O3 -march=native
 SAN ?=
-CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -fPIC -fopenmp $(OPT) $(SAN) -g \
+CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -fPIC -fopenmp -fno-math-errno -fno-trapping-math $(OPT) $(SAN) -g \
               $(LUA_INC) -I$(BLAS_INC) -Isrc -I$(BUILD)/gen
-LDLIBS_ENGINE = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lz -lm -lpthread -fopenmp
+LDLIBS_ENGINE = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lz -lmvec -lm -lpthread -fopenmp
 
 ENGINE_SRC := $(wildcard src/dl_*.c src/ops/*.c src/cpu/*.c src/autograd/*.c)
 BINDING_SRC := $(wildcard src/lua_*.c)

@@ -3,21 +3,21 @@
 #pragma GCC optimize("-fvect-cost-model=dynamic")
 
 #include "cpu_ewise.h"
-
-#include <math.h>
+#include "cpu_vecmath.h"
 
 /* ---- float and double ---- */
 
-/* stable for large |x|: exp never sees a large positive argument */
+/* stable for large |x|: exp never sees a positive argument; one exp and
+ * no branch around it, so the loop vectorises */
 static inline float sigmoidf(float x) {
-  if (x >= 0) return 1.0f / (1.0f + expf(-x));
-  float e = expf(x);
-  return e / (1.0f + e);
+  float e = expf(-fabsf(x));
+  float r = 1.0f / (1.0f + e);
+  return x >= 0 ? r : e * r;
 }
 static inline double sigmoidd(double x) {
-  if (x >= 0) return 1.0 / (1.0 + exp(-x));
-  double e = exp(x);
-  return e / (1.0 + e);
+  double e = exp(-fabs(x));
+  double r = 1.0 / (1.0 + e);
+  return x >= 0 ? r : e * r;
 }
 
 #define SIGN(x) ((x) > 0 ? 1 : (x) < 0 ? -1 : 0)

@@ -5,7 +5,7 @@
 #include "../ops/dl_random.h"
 #include "cpu_iter.h"
 
-#include <math.h>
+#include "cpu_vecmath.h"
 #include <stdlib.h>
 #ifdef _OPENMP
 #include <omp.h>

@@ -15,7 +15,7 @@
 #include "cpu_iter.h"
 #include "cpu_reduce_util.h"
 
-#include <math.h>
+#include "cpu_vecmath.h"
 
 #ifdef _OPENMP
 #include <omp.h>
