@@ -5,7 +5,7 @@
 #include "../ops/dl_random.h"
 #include "cpu_iter.h"
 
-#include "cpu_vecmath.h"
+#include <math.h> /* scalar libm: every element uses the same functions, whatever the split */
 #include <stdlib.h>
 #ifdef _OPENMP
 #include <omp.h>
