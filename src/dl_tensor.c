@@ -643,6 +643,21 @@ dl_tensor *dl_tensor_to_device(dl_tensor *t, dl_device dev) {
   return out;
 }
 
+void dl_tensor_set_(dl_tensor *t, const dl_tensor *src) {
+  if (t == src) return;
+  src->storage->refcount++;
+  dl_storage *old = t->storage;
+  t->storage = src->storage;
+  if (old) storage_release(old);
+  t->dtype = src->dtype;
+  t->ndim = src->ndim;
+  t->offset = src->offset;
+  t->numel = src->numel;
+  memcpy(t->shape, src->shape, sizeof t->shape);
+  memcpy(t->stride, src->stride, sizeof t->stride);
+  t->storage->version++;
+}
+
 int dl_tensor_fill_(dl_tensor *t, dl_scalar v) {
   dl_backend_of(t)->fill(t, v);
   t->storage->version++;

@@ -109,6 +109,9 @@ dl_tensor *dl_tensor_contiguous(dl_tensor *t);
 dl_tensor *dl_tensor_to_dtype(dl_tensor *t, dl_dtype dt);
 dl_tensor *dl_tensor_to_device(dl_tensor *t, dl_device dev);
 int dl_tensor_fill_(dl_tensor *t, dl_scalar v);
+/* t becomes a view of src's storage with src's dtype, shape and strides
+ * (PyTorch's `t.data = src`): the same tensor object, other contents. */
+void dl_tensor_set_(dl_tensor *t, const dl_tensor *src);
 
 /* Broadcast shape of a and b into out (ndim into *out_ndim); -1 with an
  * error "fn: shapes [..] and [..] cannot be broadcast". */

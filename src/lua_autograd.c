@@ -135,6 +135,17 @@ static int g_retains_grad(lua_State *L) {
   return 1;
 }
 
+/* t.data = other: t keeps its identity (and autograd flags) and takes
+ * other's contents, dtype and shape, as PyTorch's .data assignment */
+static int s_data(lua_State *L) {
+  dl_tensor *t = dlua_checktensor(L, 1);
+  dl_tensor *src = dlua_checktensor(L, 3);
+  if (t->requires_grad && !dl_dtype_is_float(src->dtype))
+    return luaL_error(L, "dl.data: a tensor that requires grad cannot take %s data", dl_dtype_name(src->dtype));
+  dl_tensor_set_(t, src);
+  return 0;
+}
+
 static int g_data(lua_State *L) {
   dlua_push_or_error(L, dl_tensor_detach(dlua_checktensor(L, 1)));
   return 1;
@@ -474,7 +485,9 @@ static const luaL_Reg getters[] = {
   {"requires_grad", g_requires_grad}, {"grad", g_grad}, {"grad_fn", g_grad_fn}, {"is_leaf", g_is_leaf},
   {"retains_grad", g_retains_grad}, {"data", g_data}, {NULL, NULL},
 };
-static const luaL_Reg setters[] = {{"requires_grad", s_requires_grad}, {"grad", s_grad}, {NULL, NULL}};
+static const luaL_Reg setters[] = {
+  {"requires_grad", s_requires_grad}, {"grad", s_grad}, {"data", s_data}, {NULL, NULL},
+};
 static const luaL_Reg methods[] = {
   {"requires_grad_", l_requires_grad_}, {"detach", l_detach}, {"detach_", l_detach_},
   {"retain_grad", l_retain_grad}, {"backward", l_backward}, {NULL, NULL},
