@@ -15,6 +15,7 @@ struct dl_random_kernels;
 struct dl_act_kernels;
 struct dl_loss_kernels;
 struct dl_layer_kernels;
+struct dl_optim_kernels;
 
 typedef struct dl_backend {
   const char *name;
@@ -34,6 +35,7 @@ typedef struct dl_backend {
   const struct dl_act_kernels *act;     /* activations (src/ops/dl_activation.h) */
   const struct dl_loss_kernels *loss;   /* losses (src/ops/dl_loss.h) */
   const struct dl_layer_kernels *layer; /* batch norm, dropout, RBF (src/ops/dl_layer.h) */
+  const struct dl_optim_kernels *optim; /* fused optimiser steps (src/ops/dl_optim.h) */
 } dl_backend;
 
 extern const dl_backend dl_cpu_backend;

@@ -118,6 +118,7 @@ int luaopen_dlua(lua_State *L) {
   dlua_open_activation(L);
   dlua_open_loss(L);
   dlua_open_layer(L);
+  dlua_open_optim(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, "dlua.module");
   install_preloads(L);

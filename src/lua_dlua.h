@@ -79,5 +79,6 @@ void dlua_open_autograd(lua_State *L);
 void dlua_open_activation(lua_State *L);
 void dlua_open_loss(lua_State *L);
 void dlua_open_layer(lua_State *L);
+void dlua_open_optim(lua_State *L);
 
 #endif

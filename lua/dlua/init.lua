@@ -7,5 +7,6 @@ dl._VERSION = "dlua " .. dl.version
 
 require "dlua.autograd"
 require "dlua.nn"
+require "dlua.optim"
 
 return dl

@@ -14,6 +14,7 @@ extern const struct dl_random_kernels dl_cpu_random;
 extern const struct dl_act_kernels dl_cpu_act __attribute__((weak));
 extern const struct dl_loss_kernels dl_cpu_loss __attribute__((weak));
 extern const struct dl_layer_kernels dl_cpu_layer __attribute__((weak));
+extern const struct dl_optim_kernels dl_cpu_optim __attribute__((weak));
 
 static int host_copy(void *dst, const void *src, size_t n) {
   memcpy(dst, src, n);
@@ -36,4 +37,5 @@ const dl_backend dl_cpu_backend = {
   .act = &dl_cpu_act,
   .loss = &dl_cpu_loss,
   .layer = &dl_cpu_layer,
+  .optim = &dl_cpu_optim,
 };

@@ -1,0 +1,3 @@
+-- dlua.optim.cg (being written)
+local dl = require "dlua"
+return dl.optim

@@ -1,0 +1,3 @@
+-- dlua.optim.lbfgs (being written)
+local dl = require "dlua"
+return dl.optim

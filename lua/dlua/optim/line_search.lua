@@ -1,0 +1,3 @@
+-- dlua.optim.line_search (being written)
+local dl = require "dlua"
+return dl.optim

@@ -1,0 +1,3 @@
+-- dlua.optim.lr_scheduler (being written)
+local dl = require "dlua"
+return dl.optim

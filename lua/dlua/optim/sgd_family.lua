@@ -1,0 +1,3 @@
+-- dlua.optim.sgd_family (being written)
+local dl = require "dlua"
+return dl.optim
