@@ -42,7 +42,12 @@ $(BUILD)/%.o: %.c $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -MMD -MP -c $< -o $@
 
-$(GEN_SRC): scripts/embed_lua.lua $(LUA_SRC) $(DEPS_STAMP)
+# The list of Lua files is a prerequisite too, so adding or removing one
+# regenerates the embedded sources even when no file's time changed.
+LUA_LIST := $(BUILD)/gen/lua_files.txt
+$(shell mkdir -p $(BUILD)/gen; echo '$(LUA_SRC)' | cmp -s - $(LUA_LIST) || echo '$(LUA_SRC)' > $(LUA_LIST))
+
+$(GEN_SRC): scripts/embed_lua.lua $(LUA_SRC) $(LUA_LIST) $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
 	lua5.4 scripts/embed_lua.lua $@ $(LUA_SRC)
 
