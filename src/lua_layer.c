@@ -1,4 +1,66 @@
-/* lua_layer.c (being written) */
+/* lua_layer.c — binding of the fused layer ops: dl.rbf, dl.dropout and
+ * dl.batch_norm (the dl.F forms in lua/dlua/nn/layers.lua call these).
+ * All go through the differentiable front-ends (src/autograd/grad_layer.c). */
 #include "lua_dlua.h"
 
-void dlua_open_layer(lua_State *L) { (void)L; }
+#include "autograd/dl_ag_layer.h"
+
+/* a tensor or nil at arg (NULL for nil) */
+static dl_tensor *opttensor(lua_State *L, int arg) {
+  if (lua_isnoneornil(L, arg)) return NULL;
+  return dlua_checktensor(L, arg);
+}
+
+/* a tensor or nil in field key of the options table at arg */
+static dl_tensor *opttensorfield(lua_State *L, int arg, const char *fn, const char *key) {
+  if (!dlua_isoptions(L, arg)) return NULL;
+  lua_getfield(L, arg, key);
+  dl_tensor *t = NULL;
+  if (!lua_isnil(L, -1) && !(t = dlua_totensor(L, -1)))
+    luaL_error(L, "%s: option '%s' must be a tensor, got %s", fn, key, luaL_typename(L, -1));
+  lua_pop(L, 1); /* the options table still holds it */
+  return t;
+}
+
+static void checkopts(lua_State *L, int arg, const char *fn, const char *const *allowed) {
+  if (!lua_isnoneornil(L, arg) && !dlua_isoptions(L, arg)) luaL_typeerror(L, arg, "options table");
+  dlua_checkoptions(L, arg, fn, allowed);
+}
+
+/* dl.rbf(x, centers, sigmas, {bias_unit = false}) */
+static int l_rbf(lua_State *L) {
+  static const char *const allowed[] = {"bias_unit", NULL};
+  dl_tensor *x = dlua_checktensor(L, 1), *c = dlua_checktensor(L, 2), *s = dlua_checktensor(L, 3);
+  checkopts(L, 4, "dl.rbf", allowed);
+  dlua_push_or_error(L, dl_ag_rbf(x, c, s, dlua_optbool(L, 4, "bias_unit", false)));
+  return 1;
+}
+
+/* dl.dropout(x, p = 0.5, training = true) */
+static int l_dropout(lua_State *L) {
+  dl_tensor *x = dlua_checktensor(L, 1);
+  double p = luaL_optnumber(L, 2, 0.5);
+  bool training = lua_isnoneornil(L, 3) ? true : (luaL_checktype(L, 3, LUA_TBOOLEAN), lua_toboolean(L, 3));
+  dlua_push_or_error(L, dl_ag_dropout(x, p, training));
+  return 1;
+}
+
+/* dl.batch_norm(x, running_mean, running_var, {weight, bias, training = false,
+ * momentum = 0.1, eps = 1e-5}) */
+static int l_batch_norm(lua_State *L) {
+  static const char fn[] = "dl.batch_norm";
+  static const char *const allowed[] = {"weight", "bias", "training", "momentum", "eps", NULL};
+  dl_tensor *x = dlua_checktensor(L, 1), *rm = opttensor(L, 2), *rv = opttensor(L, 3);
+  checkopts(L, 4, fn, allowed);
+  dl_tensor *w = opttensorfield(L, 4, fn, "weight"), *b = opttensorfield(L, 4, fn, "bias");
+  bool training = dlua_optbool(L, 4, "training", false);
+  double momentum = dlua_optnumber(L, 4, "momentum", 0.1), eps = dlua_optnumber(L, 4, "eps", 1e-5);
+  dlua_push_or_error(L, dl_ag_batch_norm(x, w, b, rm, rv, training, momentum, eps));
+  return 1;
+}
+
+static const luaL_Reg functions[] = {
+  {"rbf", l_rbf}, {"dropout", l_dropout}, {"batch_norm", l_batch_norm}, {NULL, NULL},
+};
+
+void dlua_open_layer(lua_State *L) { dlua_register(L, NULL, functions); }

@@ -1,6 +1,347 @@
-/* grad_layer.c (being written) */
-#include "dl_ag_nn.h"
+/* grad_layer.c — RBF features, dropout and batch norm: forward wrapper,
+ * backward rule and jvp rule of each, side by side.
+ *
+ * Rules are written with the differentiable dl_ag_ ops, so create_graph
+ * records them; RBF's and batch norm's backward take fused kernels when
+ * no graph is being recorded. jvp rules run with grad mode off on
+ * detached primals, so the same dl_ag_ ops act as plain ones there. */
+#include "dl_ag_layer.h"
 
-#include <stddef.h>
+#include "dl_ag_ewise.h"
+#include "dl_ag_linalg.h"
+#include "dl_ag_reduce.h"
+#include "dl_ag_view.h"
+#include "dl_autograd.h"
 
-const char *const dl_grad_layer_names[] = {NULL};
+#include <string.h>
+
+static bool wants(const dl_node *n, int i) { return n->edges[i].fn || n->edges[i].leaf; }
+
+/* temporaries released together */
+#define POOL_MAX 40
+typedef struct {
+  dl_tensor *t[POOL_MAX];
+  int n;
+} pool;
+
+static dl_tensor *keep(pool *p, dl_tensor *t) {
+  if (t) p->t[p->n++] = t;
+  return t;
+}
+static void drain(pool *p) {
+  for (int i = 0; i < p->n; i++) dl_tensor_release(p->t[i]);
+  p->n = 0;
+}
+
+static dl_tensor *sum1(dl_tensor *t, int dim, bool keepdim) { return dl_ag_sum(t, &dim, 1, keepdim); }
+
+/* ==== RBF: phi_ij = exp(-D_ij / (2 s_j^2)), D_ij = |x_i - c_j|^2 ====
+ * With A = g phi / s^2 (g the output gradient):
+ *   dx = A @ c - rowsum(A) x,   dc = A^T @ x - colsum(A) c,
+ *   ds = colsum(g phi D) / s^3
+ * and the tangent phi (D ts / s - dD / 2) / s^2 with
+ *   dD = 2 (x.tx - x @ tc^T - tx @ c^T + c.tc). */
+
+typedef struct {
+  bool bias_unit;
+  int64_t n;
+} rbf_ctx;
+
+/* D = |x|^2 + |c|^2 - 2 x c^T, [N, n] */
+static dl_tensor *sqdist(pool *p, dl_tensor *x, dl_tensor *c) {
+  dl_tensor *x2, *c2, *ct, *s;
+  if (!(x2 = keep(p, dl_ag_square(x))) || !(x2 = keep(p, sum1(x2, 1, true)))) return NULL;
+  if (!(c2 = keep(p, dl_ag_square(c))) || !(c2 = keep(p, sum1(c2, 1, false)))) return NULL;
+  if (!(ct = keep(p, dl_ag_transpose(c, 0, 1))) || !(s = keep(p, dl_ag_add(x2, c2)))) return NULL;
+  return keep(p, dl_ag_addmm(s, x, ct, 1, -2));
+}
+
+/* the feature columns of an [N, n (+1)] tensor */
+static dl_tensor *features(pool *p, const rbf_ctx *c, dl_tensor *t) {
+  return keep(p, c->bias_unit ? dl_ag_narrow(t, 1, 1, c->n) : dl_tensor_retain(t));
+}
+
+static int rbf_backward(dl_node *nd, dl_tensor *const *gout, dl_tensor **gin) {
+  const rbf_ctx *c = (const rbf_ctx *)nd->ctx;
+  pool p = {.n = 0};
+  int rc = -1;
+  dl_tensor *x, *mu, *s, *out, *phi, *g, *gp, *s2, *A, *t1, *t2;
+  if (!(x = keep(&p, dl_node_saved(nd, 0))) || !(mu = keep(&p, dl_node_saved(nd, 1))) ||
+      !(s = keep(&p, dl_node_saved(nd, 2))) || !(out = keep(&p, dl_node_saved(nd, 3))))
+    goto done;
+  if (!dl_grad_enabled()) { /* no graph to record: the fused kernel */
+    rc = dl_rbf_backward(gout[0], out, x, mu, s, c->bias_unit, wants(nd, 0) ? &gin[0] : NULL,
+                         wants(nd, 1) ? &gin[1] : NULL, wants(nd, 2) ? &gin[2] : NULL);
+    goto done;
+  }
+  if (!(phi = features(&p, c, out)) || !(g = features(&p, c, gout[0]))) goto done;
+  if (!(gp = keep(&p, dl_ag_mul(g, phi))) || !(s2 = keep(&p, dl_ag_square(s))) ||
+      !(A = keep(&p, dl_ag_div(gp, s2))))
+    goto done;
+  if (wants(nd, 0)) {
+    if (!(t1 = keep(&p, dl_ag_mm(A, mu))) || !(t2 = keep(&p, sum1(A, 1, true))) ||
+        !(t2 = keep(&p, dl_ag_mul(t2, x))) || !(gin[0] = dl_ag_sub(t1, t2)))
+      goto done;
+  }
+  if (wants(nd, 1)) {
+    if (!(t1 = keep(&p, dl_ag_transpose(A, 0, 1))) || !(t1 = keep(&p, dl_ag_mm(t1, x))) ||
+        !(t2 = keep(&p, sum1(A, 0, false))) || !(t2 = keep(&p, dl_ag_unsqueeze(t2, 1))) ||
+        !(t2 = keep(&p, dl_ag_mul(t2, mu))) || !(gin[1] = dl_ag_sub(t1, t2)))
+      goto done;
+  }
+  if (wants(nd, 2)) {
+    dl_tensor *D = sqdist(&p, x, mu);
+    if (!D || !(t1 = keep(&p, dl_ag_mul(gp, D))) || !(t1 = keep(&p, sum1(t1, 0, false))) ||
+        !(t2 = keep(&p, dl_ag_mul(s2, s))) || !(gin[2] = dl_ag_div(t1, t2)))
+      goto done;
+  }
+  rc = 0;
+done:
+  drain(&p);
+  return rc;
+}
+static const dl_node_type rbf_type = {"RbfBackward0", rbf_backward, NULL};
+
+static dl_tensor *rbf_tangent(pool *p, const rbf_ctx *c, dl_tensor *x0, dl_tensor *mu0, dl_tensor *s0,
+                              dl_tensor *out) {
+  dl_tensor *x, *mu, *s, *tx, *tm, *ts, *phi, *D, *a, *b, *dD, *t;
+  if (!(x = keep(p, dl_tensor_detach(x0))) || !(mu = keep(p, dl_tensor_detach(mu0))) ||
+      !(s = keep(p, dl_tensor_detach(s0))))
+    return NULL;
+  if (!(tx = keep(p, dl_fw_tangent_or_zeros(x0))) || !(tm = keep(p, dl_fw_tangent_or_zeros(mu0))) ||
+      !(ts = keep(p, dl_fw_tangent_or_zeros(s0))))
+    return NULL;
+  if (!(phi = features(p, c, out)) || !(D = sqdist(p, x, mu))) return NULL;
+  /* dD / 2 = x.tx + c.tc - x @ tc^T - tx @ c^T */
+  if (!(a = keep(p, dl_ag_mul(x, tx))) || !(a = keep(p, sum1(a, 1, true))) || !(b = keep(p, dl_ag_mul(mu, tm))) ||
+      !(b = keep(p, sum1(b, 1, false))) || !(dD = keep(p, dl_ag_add(a, b))))
+    return NULL;
+  if (!(a = keep(p, dl_ag_transpose(tm, 0, 1))) || !(dD = keep(p, dl_ag_addmm(dD, x, a, 1, -1)))) return NULL;
+  if (!(a = keep(p, dl_ag_transpose(mu, 0, 1))) || !(dD = keep(p, dl_ag_addmm(dD, tx, a, 1, -1)))) return NULL;
+  /* phi (D ts / s - dD / 2) / s^2 */
+  if (!(a = keep(p, dl_ag_div(ts, s))) || !(a = keep(p, dl_ag_mul(D, a))) || !(t = keep(p, dl_ag_sub(a, dD))) ||
+      !(b = keep(p, dl_ag_square(s))) || !(t = keep(p, dl_ag_div(t, b))) || !(t = keep(p, dl_ag_mul(phi, t))))
+    return NULL;
+  if (!c->bias_unit) return dl_tensor_retain(t);
+  dl_tensor *full = dl_tensor_zeros(out->shape, out->ndim, out->dtype, dl_tensor_device(out));
+  dl_tensor *v = full ? keep(p, dl_tensor_narrow(full, 1, 1, c->n)) : NULL;
+  if (!v || dl_tensor_copy_(v, t)) {
+    dl_tensor_release(full);
+    return NULL;
+  }
+  return full;
+}
+
+dl_tensor *dl_ag_rbf(dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas, bool bias_unit) {
+  dl_tensor *out = dl_rbf(x, centers, sigmas, bias_unit);
+  if (!out) return NULL;
+  dl_tensor *in[3] = {x, centers, sigmas};
+  rbf_ctx c = {bias_unit, centers->shape[0]};
+  if (dl_ag_needs_grad(in, 3)) {
+    dl_node *node = dl_ag_record(&rbf_type, in, 3, out);
+    if (!node) goto fail;
+    for (int i = 0; i < 3; i++) dl_node_save(node, in[i]);
+    dl_node_save_output(node, out, 0);
+    memcpy(node->ctx, &c, sizeof c);
+  }
+  if (dl_fw_any(in, 3)) {
+    pool p = {.n = 0};
+    bool prev = dl_set_grad_enabled(false);
+    dl_tensor *t = rbf_tangent(&p, &c, x, centers, sigmas, out);
+    dl_set_grad_enabled(prev);
+    drain(&p);
+    if (dl_fw_set(out, t)) goto fail;
+  }
+  return out;
+fail:
+  dl_tensor_release(out);
+  return NULL;
+}
+
+/* ==== dropout: out = x * mask, mask = kept / (1 - p): dx = g * mask ==== */
+
+static int dropout_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
+  dl_tensor *mask = dl_node_saved(n, 0);
+  if (!mask) return -1;
+  gin[0] = dl_ag_mul(gout[0], mask);
+  dl_tensor_release(mask);
+  return gin[0] ? 0 : -1;
+}
+static const dl_node_type dropout_type = {"NativeDropoutBackward0", dropout_backward, NULL};
+
+dl_tensor *dl_ag_dropout(dl_tensor *x, double p, bool training) {
+  if (!training) {
+    if (!(p >= 0 && p <= 1)) {
+      dl_error_set("dropout: probability has to be between 0 and 1, but got %g", p);
+      return NULL;
+    }
+    return dl_tensor_retain(x);
+  }
+  dl_tensor *out, *mask;
+  if (dl_dropout(x, p, &out, &mask)) return NULL;
+  if (dl_ag_needs1(x)) {
+    dl_node *node = dl_ag_record(&dropout_type, &x, 1, out);
+    if (!node) goto fail;
+    dl_node_save(node, mask);
+  }
+  if (x->tangent && dl_fw_set(out, dl_op_binary(DL_BIN_MUL, x->tangent, mask, dl_scalar_i(1)))) goto fail;
+  dl_tensor_release(mask);
+  return out;
+fail:
+  dl_tensor_release(mask);
+  dl_tensor_release(out);
+  return NULL;
+}
+
+/* ==== batch norm: y = xhat w + b, xhat = (x - mean) invstd ====
+ * training: dx = w invstd (g - mean(g) - xhat mean(g xhat)),
+ *           tangent of xhat: invstd (tx - mean(tx) - xhat mean(xhat tx));
+ * eval (running statistics are constants): dx = g w invstd.
+ * Both: dw = sum(g xhat), db = sum(g) over the batch (and length) dims. */
+
+typedef struct {
+  double eps;
+  bool training, has_weight;
+  int ndim;
+  int64_t C;
+} bn_ctx;
+
+/* reduced dims and the broadcast shape of a [C] vector */
+static int bn_dims(const bn_ctx *c, int *dims, int64_t *bshape) {
+  bshape[0] = 1;
+  bshape[1] = c->C;
+  bshape[2] = 1;
+  dims[0] = 0;
+  dims[1] = 2;
+  return c->ndim == 3 ? 2 : 1;
+}
+
+/* a [C] vector shaped to broadcast against the input */
+static dl_tensor *bcast(pool *p, const bn_ctx *c, dl_tensor *v) {
+  int dims[2];
+  int64_t bshape[3];
+  bn_dims(c, dims, bshape);
+  return keep(p, dl_ag_reshape(v, bshape, c->ndim));
+}
+
+/* xhat from x and the [C] mean / invstd */
+static dl_tensor *bn_xhat(pool *p, const bn_ctx *c, dl_tensor *x, dl_tensor *mean, dl_tensor *invstd) {
+  dl_tensor *m, *r, *t;
+  if (!(m = bcast(p, c, mean)) || !(r = bcast(p, c, invstd)) || !(t = keep(p, dl_ag_sub(x, m)))) return NULL;
+  return keep(p, dl_ag_mul(t, r));
+}
+
+/* v - mean(v) - xhat mean(xhat v) over the reduced dims */
+static dl_tensor *bn_center(pool *p, const bn_ctx *c, dl_tensor *v, dl_tensor *xhat) {
+  int dims[2];
+  int64_t bshape[3];
+  int nd = bn_dims(c, dims, bshape);
+  dl_tensor *a, *b, *t;
+  if (!(a = keep(p, dl_ag_mean(v, dims, nd, true))) || !(t = keep(p, dl_ag_sub(v, a))) ||
+      !(b = keep(p, dl_ag_mul(xhat, v))) || !(b = keep(p, dl_ag_mean(b, dims, nd, true))) ||
+      !(b = keep(p, dl_ag_mul(xhat, b))))
+    return NULL;
+  return keep(p, dl_ag_sub(t, b));
+}
+
+static int bn_backward(dl_node *nd, dl_tensor *const *gout, dl_tensor **gin) {
+  const bn_ctx *c = (const bn_ctx *)nd->ctx;
+  dl_tensor *g = gout[0];
+  pool p = {.n = 0};
+  int rc = -1, dims[2];
+  int64_t bshape[3];
+  int ndims = bn_dims(c, dims, bshape);
+  dl_tensor *x, *mean, *invstd, *w = NULL, *xhat, *r, *t;
+  if (!(x = keep(&p, dl_node_saved(nd, 0))) || !(mean = keep(&p, dl_node_saved(nd, 1))) ||
+      !(invstd = keep(&p, dl_node_saved(nd, 2))) || (c->has_weight && !(w = keep(&p, dl_node_saved(nd, 3)))))
+    goto done;
+  if (c->training && !dl_grad_enabled()) { /* no graph to record: the fused kernel */
+    rc = dl_batch_norm_backward(g, x, mean, invstd, w, wants(nd, 0) ? &gin[0] : NULL,
+                                wants(nd, 1) ? &gin[1] : NULL, wants(nd, 2) ? &gin[2] : NULL);
+    goto done;
+  }
+  if (c->training) { /* statistics recomputed differentiably from x */
+    dl_tensor *v;
+    if (!(mean = keep(&p, dl_ag_mean(x, dims, ndims, false))) || !(t = bcast(&p, c, mean)) ||
+        !(t = keep(&p, dl_ag_sub(x, t))) || !(v = keep(&p, dl_ag_square(t))) ||
+        !(v = keep(&p, dl_ag_mean(v, dims, ndims, false))) ||
+        !(v = keep(&p, dl_ag_add_scalar(v, dl_scalar_f(c->eps)))) || !(invstd = keep(&p, dl_ag_rsqrt(v))))
+      goto done;
+  }
+  if (!(xhat = bn_xhat(&p, c, x, mean, invstd)) || !(r = bcast(&p, c, invstd))) goto done;
+  if (wants(nd, 0)) {
+    dl_tensor *k = r;
+    if (w && (!(k = bcast(&p, c, w)) || !(k = keep(&p, dl_ag_mul(k, r))))) goto done;
+    if (!(t = c->training ? bn_center(&p, c, g, xhat) : g) || !(gin[0] = dl_ag_mul(t, k))) goto done;
+  }
+  if (wants(nd, 1) && (!(t = keep(&p, dl_ag_mul(g, xhat))) || !(gin[1] = dl_ag_sum(t, dims, ndims, false))))
+    goto done;
+  if (wants(nd, 2) && !(gin[2] = dl_ag_sum(g, dims, ndims, false))) goto done;
+  rc = 0;
+done:
+  drain(&p);
+  return rc;
+}
+static const dl_node_type bn_type = {"NativeBatchNormBackward0", bn_backward, NULL};
+
+/* w t_xhat + tw xhat + tb, terms without a tangent skipped */
+static dl_tensor *bn_tangent(pool *p, const bn_ctx *c, dl_tensor *x0, dl_tensor *w0, dl_tensor *b0,
+                             dl_tensor *mean, dl_tensor *invstd) {
+  dl_tensor *x, *xhat, *t, *a;
+  if (!(x = keep(p, dl_tensor_detach(x0))) || !(xhat = bn_xhat(p, c, x, mean, invstd))) return NULL;
+  if (!(t = keep(p, dl_tensor_zeros(x->shape, x->ndim, x->dtype, dl_tensor_device(x))))) return NULL;
+  if (x0->tangent) {
+    dl_tensor *tx = x0->tangent, *r;
+    if (c->training && !(tx = bn_center(p, c, tx, xhat))) return NULL;
+    if (!(r = bcast(p, c, invstd)) || !(a = keep(p, dl_ag_mul(tx, r)))) return NULL;
+    if (w0 && (!(r = keep(p, dl_tensor_detach(w0))) || !(r = bcast(p, c, r)) || !(a = keep(p, dl_ag_mul(a, r)))))
+      return NULL;
+    if (!(t = keep(p, dl_ag_add(t, a)))) return NULL;
+  }
+  if (w0 && w0->tangent &&
+      (!(a = bcast(p, c, w0->tangent)) || !(a = keep(p, dl_ag_mul(a, xhat))) || !(t = keep(p, dl_ag_add(t, a)))))
+    return NULL;
+  if (b0 && b0->tangent && (!(a = bcast(p, c, b0->tangent)) || !(t = keep(p, dl_ag_add(t, a))))) return NULL;
+  return dl_tensor_retain(t);
+}
+
+dl_tensor *dl_ag_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
+                            dl_tensor *running_var, bool training, double momentum, double eps) {
+  dl_tensor *out, *mean = NULL, *invstd = NULL;
+  if (dl_batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps, &out, &mean, &invstd))
+    return NULL;
+  dl_tensor *in[3] = {x, weight, bias};
+  bn_ctx c = {eps, training, weight != NULL, x->ndim, x->shape[1]};
+  if (!training) { /* a snapshot: later training steps update the running statistics in place */
+    dl_tensor *m = dl_tensor_clone(mean);
+    dl_tensor_release(mean);
+    if (!(mean = m)) goto fail;
+  }
+  if (dl_ag_needs_grad(in, 3)) {
+    dl_node *node = dl_ag_record(&bn_type, in, 3, out);
+    if (!node) goto fail;
+    dl_node_save(node, x);
+    dl_node_save(node, mean);
+    dl_node_save(node, invstd);
+    if (weight) dl_node_save(node, weight);
+    memcpy(node->ctx, &c, sizeof c);
+  }
+  if (dl_fw_any(in, 3)) {
+    pool p = {.n = 0};
+    bool prev = dl_set_grad_enabled(false);
+    dl_tensor *t = bn_tangent(&p, &c, x, weight, bias, mean, invstd);
+    dl_set_grad_enabled(prev);
+    drain(&p);
+    if (dl_fw_set(out, t)) goto fail;
+  }
+  dl_tensor_release(mean);
+  dl_tensor_release(invstd);
+  return out;
+fail:
+  dl_tensor_release(mean);
+  dl_tensor_release(invstd);
+  dl_tensor_release(out);
+  return NULL;
+}
+
+const char *const dl_grad_layer_names[] = {"rbf", "dropout", "batch_norm", NULL};

@@ -10,10 +10,10 @@ extern const struct dl_reduce_kernels dl_cpu_reduce;
 extern const struct dl_index_kernels dl_cpu_index;
 extern const struct dl_linalg_kernels dl_cpu_linalg;
 extern const struct dl_random_kernels dl_cpu_random;
-/* weak until the nn kernels land */
-extern const struct dl_act_kernels dl_cpu_act __attribute__((weak));
-extern const struct dl_loss_kernels dl_cpu_loss __attribute__((weak));
-extern const struct dl_layer_kernels dl_cpu_layer __attribute__((weak));
+extern const struct dl_act_kernels dl_cpu_act;
+extern const struct dl_loss_kernels dl_cpu_loss;
+extern const struct dl_layer_kernels dl_cpu_layer;
+/* weak until the optimiser kernels land */
 extern const struct dl_optim_kernels dl_cpu_optim __attribute__((weak));
 
 static int host_copy(void *dst, const void *src, size_t n) {

@@ -1,0 +1,267 @@
+/* dl_layer.c — front-ends of the fused layer ops (dl_layer.h): argument
+ * checks, contiguous operands, outputs; the arithmetic is the backend's. */
+#include "dl_layer.h"
+
+#include "dl_ewise.h"
+#include "dl_random.h"
+
+#include <inttypes.h>
+
+static const struct dl_layer_kernels *kernels_of(const dl_tensor *t) {
+  const dl_backend *be = dl_backend_of(t);
+  if (!be) return NULL;
+  if (!be->layer) {
+    dl_error_set("layer kernels are not available on backend %s", be->name);
+    return NULL;
+  }
+  return be->layer;
+}
+
+static int check_float(const char *fn, const char *what, const dl_tensor *t) {
+  if (dl_dtype_is_float(t->dtype)) return 0;
+  dl_error_set("%s: expected a float32 or float64 %s, got %s", fn, what, dl_dtype_name(t->dtype));
+  return -1;
+}
+
+/* t has x's dtype and device (what names it in the message) */
+static int check_like(const char *fn, const char *what, const dl_tensor *t, const dl_tensor *x) {
+  if (dl_check_same_device(fn, x, t)) return -1;
+  if (t->dtype == x->dtype) return 0;
+  dl_error_set("%s: expected %s of dtype %s (the input's), got %s", fn, what, dl_dtype_name(x->dtype),
+               dl_dtype_name(t->dtype));
+  return -1;
+}
+
+/* a [C] per-channel tensor */
+static int check_channel(const char *fn, const char *what, const dl_tensor *t, const dl_tensor *x, int64_t C) {
+  if (!t) return 0;
+  if (check_like(fn, what, t, x)) return -1;
+  if (t->ndim == 1 && t->shape[0] == C) return 0;
+  char b1[64], b2[64];
+  dl_error_set("%s: %s of shape %s does not match the %" PRId64 " channels of input %s", fn, what,
+               dl_tensor_shape_str(t, b1, sizeof b1), C, dl_tensor_shape_str(x, b2, sizeof b2));
+  return -1;
+}
+
+static void release_all(dl_tensor **ts, int n) {
+  for (int i = 0; i < n; i++) dl_tensor_release(ts[i]);
+}
+
+/* ---- RBF ---- */
+
+dl_tensor *dl_rbf(dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas, bool bias_unit) {
+  static const char fn[] = "rbf";
+  char b1[64], b2[64];
+  if (check_float(fn, "input", x)) return NULL;
+  if (check_like(fn, "centers", centers, x) || check_like(fn, "sigmas", sigmas, x)) return NULL;
+  if (x->ndim != 2 || centers->ndim != 2 || x->shape[1] != centers->shape[1]) {
+    dl_error_set("%s: expected input [N, D] and centers [n, D], got %s and %s", fn,
+                 dl_tensor_shape_str(x, b1, sizeof b1), dl_tensor_shape_str(centers, b2, sizeof b2));
+    return NULL;
+  }
+  int64_t n = centers->shape[0];
+  if (sigmas->ndim != 1 || sigmas->shape[0] != n) {
+    dl_error_set("%s: expected sigmas [%" PRId64 "] for centers %s, got %s", fn, n,
+                 dl_tensor_shape_str(centers, b1, sizeof b1), dl_tensor_shape_str(sigmas, b2, sizeof b2));
+    return NULL;
+  }
+  const struct dl_layer_kernels *k = kernels_of(x);
+  if (!k) return NULL;
+  dl_tensor *t[5] = {dl_tensor_contiguous(x), dl_tensor_contiguous(centers), dl_tensor_contiguous(sigmas)};
+  int64_t oshape[2] = {x->shape[0], n + (bias_unit ? 1 : 0)}, sshape[1] = {2 * n};
+  dl_device dev = dl_tensor_device(x);
+  t[3] = t[0] && t[1] && t[2] ? dl_tensor_empty(sshape, 1, x->dtype, dev) : NULL;
+  dl_tensor *out = t[3] ? dl_tensor_empty(oshape, 2, x->dtype, dev) : NULL;
+  if (out) k->rbf_forward(out, t[0], t[1], t[2], t[3], bias_unit);
+  release_all(t, 4);
+  return out;
+}
+
+int dl_rbf_backward(dl_tensor *g, dl_tensor *out, dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas,
+                    bool bias_unit, dl_tensor **gx, dl_tensor **gc, dl_tensor **gs) {
+  static const char fn[] = "rbf_backward";
+  char b1[64], b2[64];
+  if (check_float(fn, "input", x) || check_like(fn, "centers", centers, x) || check_like(fn, "sigmas", sigmas, x) ||
+      check_like(fn, "grad_output", g, x) || check_like(fn, "output", out, x))
+    return -1;
+  int64_t N = x->ndim == 2 ? x->shape[0] : -1, n = centers->ndim == 2 ? centers->shape[0] : -1;
+  int64_t oshape[2] = {N, n + (bias_unit ? 1 : 0)};
+  if (x->ndim != 2 || centers->ndim != 2 || x->shape[1] != centers->shape[1] || sigmas->ndim != 1 ||
+      sigmas->shape[0] != n || g->ndim != 2 || out->ndim != 2 || !dl_tensor_same_shape(g, out) ||
+      g->shape[0] != oshape[0] || g->shape[1] != oshape[1]) {
+    dl_error_set("%s: inconsistent shapes: input %s, centers %s", fn, dl_tensor_shape_str(x, b1, sizeof b1),
+                 dl_tensor_shape_str(centers, b2, sizeof b2));
+    return -1;
+  }
+  const struct dl_layer_kernels *k = kernels_of(x);
+  if (!k) return -1;
+  dl_device dev = dl_tensor_device(x);
+  int64_t ashape[2] = {N, n};
+  dl_tensor *t[6] = {dl_tensor_contiguous(g), dl_tensor_contiguous(out), dl_tensor_contiguous(x),
+                     dl_tensor_contiguous(centers), dl_tensor_contiguous(sigmas), dl_tensor_empty(ashape, 2, x->dtype, dev)};
+  dl_tensor *o[3] = {NULL, NULL, NULL};
+  int rc = -1;
+  for (int i = 0; i < 6; i++)
+    if (!t[i]) goto done;
+  if (gx && !(o[0] = dl_tensor_empty(x->shape, 2, x->dtype, dev))) goto done;
+  if (gc && !(o[1] = dl_tensor_empty(centers->shape, 2, x->dtype, dev))) goto done;
+  if (gs && !(o[2] = dl_tensor_empty(sigmas->shape, 1, x->dtype, dev))) goto done;
+  k->rbf_backward(o[0], o[1], o[2], t[0], t[1], t[2], t[3], t[4], t[5], bias_unit);
+  if (gx) *gx = o[0];
+  if (gc) *gc = o[1];
+  if (gs) *gs = o[2];
+  rc = 0;
+done:
+  release_all(t, 6);
+  if (rc) release_all(o, 3);
+  return rc;
+}
+
+/* ---- batch norm ---- */
+
+/* [N, C, L] of a 2-D or 3-D input */
+static int bn_dims(const char *fn, const dl_tensor *x, int64_t *N, int64_t *C, int64_t *L) {
+  if (x->ndim != 2 && x->ndim != 3) {
+    char b[64];
+    dl_error_set("%s: expected 2D or 3D input, got %dD input of shape %s", fn, x->ndim,
+                 dl_tensor_shape_str(x, b, sizeof b));
+    return -1;
+  }
+  *N = x->shape[0];
+  *C = x->shape[1];
+  *L = x->ndim == 3 ? x->shape[2] : 1;
+  return 0;
+}
+
+/* rsqrt(var + eps), a new [C] tensor */
+static dl_tensor *invstd_of(dl_tensor *var, double eps) {
+  dl_tensor *v = dl_op_binary_ex(DL_BIN_ADD, dl_operand_tensor(var), dl_operand_scalar(dl_scalar_f(eps)),
+                                 dl_scalar_i(1));
+  if (!v) return NULL;
+  dl_tensor *r = dl_op_unary(DL_UN_RSQRT, v);
+  dl_tensor_release(v);
+  return r;
+}
+
+int dl_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
+                  dl_tensor *running_var, bool training, double momentum, double eps, dl_tensor **out,
+                  dl_tensor **save_mean, dl_tensor **save_invstd) {
+  static const char fn[] = "batch_norm";
+  int64_t N, C, L;
+  *out = NULL;
+  if (check_float(fn, "input", x) || bn_dims(fn, x, &N, &C, &L)) return -1;
+  if (check_channel(fn, "weight", weight, x, C) || check_channel(fn, "bias", bias, x, C) ||
+      check_channel(fn, "running_mean", running_mean, x, C) || check_channel(fn, "running_var", running_var, x, C))
+    return -1;
+  if (!running_mean != !running_var) {
+    dl_error_set("%s: running_mean and running_var must be given together", fn);
+    return -1;
+  }
+  if (!training && !running_mean) {
+    dl_error_set("%s: running_mean and running_var must be given in evaluation mode", fn);
+    return -1;
+  }
+  if (training && N * L <= 1) {
+    char b[64];
+    dl_error_set("%s: expected more than 1 value per channel when training, got input of shape %s", fn,
+                 dl_tensor_shape_str(x, b, sizeof b));
+    return -1;
+  }
+  if (!(eps >= 0)) {
+    dl_error_set("%s: eps must be >= 0, got %g", fn, eps);
+    return -1;
+  }
+  const struct dl_layer_kernels *k = kernels_of(x);
+  if (!k) return -1;
+  dl_device dev = dl_tensor_device(x);
+  int64_t cshape[1] = {C};
+  /* t: x, weight, bias contiguous; mean, var, invstd */
+  dl_tensor *t[6] = {dl_tensor_contiguous(x), weight ? dl_tensor_contiguous(weight) : NULL,
+                     bias ? dl_tensor_contiguous(bias) : NULL};
+  int rc = -1;
+  if (!t[0] || (weight && !t[1]) || (bias && !t[2])) goto done;
+  if (training) {
+    for (int i = 3; i < 6; i++)
+      if (!(t[i] = dl_tensor_empty(cshape, 1, x->dtype, dev))) goto done;
+    k->bn_stats(t[0], N, C, L, t[3], t[4], t[5], eps);
+    if (running_mean) {
+      /* running = (1 - m) running + m stat: lerp; the variance unbiased */
+      double M = (double)(N * L);
+      if (dl_op_lerp_(running_mean, t[3], dl_operand_scalar(dl_scalar_f(momentum)))) goto done;
+      if (dl_op_binary_(DL_BIN_MUL, t[4], dl_operand_scalar(dl_scalar_f(M / (M - 1))), dl_scalar_i(1))) goto done;
+      if (dl_op_lerp_(running_var, t[4], dl_operand_scalar(dl_scalar_f(momentum)))) goto done;
+    }
+  } else {
+    if (!(t[3] = dl_tensor_contiguous(running_mean)) || !(t[5] = invstd_of(running_var, eps))) goto done;
+  }
+  if (!(*out = dl_tensor_empty(x->shape, x->ndim, x->dtype, dev))) goto done;
+  k->bn_apply(*out, t[0], N, C, L, t[3], t[5], t[1], t[2]);
+  if (save_mean) *save_mean = dl_tensor_retain(t[3]);
+  if (save_invstd) *save_invstd = dl_tensor_retain(t[5]);
+  rc = 0;
+done:
+  release_all(t, 6);
+  return rc;
+}
+
+int dl_batch_norm_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *mean, dl_tensor *invstd, dl_tensor *weight,
+                           dl_tensor **gx, dl_tensor **gw, dl_tensor **gb) {
+  static const char fn[] = "batch_norm_backward";
+  int64_t N, C, L;
+  if (bn_dims(fn, x, &N, &C, &L)) return -1;
+  if (check_like(fn, "grad_output", gy, x)) return -1;
+  if (!dl_tensor_same_shape(gy, x)) {
+    char b1[64], b2[64];
+    dl_error_set("%s: grad_output %s does not match input %s", fn, dl_tensor_shape_str(gy, b1, sizeof b1),
+                 dl_tensor_shape_str(x, b2, sizeof b2));
+    return -1;
+  }
+  if (check_channel(fn, "mean", mean, x, C) || check_channel(fn, "invstd", invstd, x, C) ||
+      check_channel(fn, "weight", weight, x, C))
+    return -1;
+  const struct dl_layer_kernels *k = kernels_of(x);
+  if (!k) return -1;
+  dl_device dev = dl_tensor_device(x);
+  int64_t cshape[1] = {C};
+  dl_tensor *t[5] = {dl_tensor_contiguous(gy), dl_tensor_contiguous(x), dl_tensor_contiguous(mean),
+                     dl_tensor_contiguous(invstd), weight ? dl_tensor_contiguous(weight) : NULL};
+  dl_tensor *o[3] = {NULL, NULL, NULL};
+  int rc = -1;
+  if (!t[0] || !t[1] || !t[2] || !t[3] || (weight && !t[4])) goto done;
+  if (gx && !(o[0] = dl_tensor_empty(x->shape, x->ndim, x->dtype, dev))) goto done;
+  if (gw && !(o[1] = dl_tensor_empty(cshape, 1, x->dtype, dev))) goto done;
+  if (gb && !(o[2] = dl_tensor_empty(cshape, 1, x->dtype, dev))) goto done;
+  k->bn_backward(o[0], o[1], o[2], t[0], t[1], N, C, L, t[2], t[3], t[4]);
+  if (gx) *gx = o[0];
+  if (gw) *gw = o[1];
+  if (gb) *gb = o[2];
+  rc = 0;
+done:
+  release_all(t, 5);
+  if (rc) release_all(o, 3);
+  return rc;
+}
+
+/* ---- dropout ---- */
+
+int dl_dropout(dl_tensor *x, double p, dl_tensor **out, dl_tensor **mask) {
+  *out = *mask = NULL;
+  if (!(p >= 0 && p <= 1)) {
+    dl_error_set("dropout: probability has to be between 0 and 1, but got %g", p);
+    return -1;
+  }
+  if (check_float("dropout", "input", x)) return -1;
+  dl_tensor *m = dl_tensor_empty(x->shape, x->ndim, x->dtype, dl_tensor_device(x));
+  if (!m) return -1;
+  int rc = p == 1 ? dl_tensor_fill_(m, dl_scalar_f(0)) : dl_tensor_bernoulli_(m, 1 - p);
+  if (rc == 0 && p > 0 && p < 1)
+    rc = dl_op_binary_(DL_BIN_MUL, m, dl_operand_scalar(dl_scalar_f(1 / (1 - p))), dl_scalar_i(1));
+  dl_tensor *o = rc == 0 ? dl_op_binary(DL_BIN_MUL, x, m, dl_scalar_i(1)) : NULL;
+  if (!o) {
+    dl_tensor_release(m);
+    return -1;
+  }
+  *out = o;
+  *mask = m;
+  return 0;
+}

@@ -1,0 +1,69 @@
+/* dl_layer.h — fused layer ops: radial basis functions, batch
+ * normalisation and dropout. Front-ends (dl_layer.c) check shapes, dtypes
+ * and devices, make operands contiguous and allocate outputs; the kernels
+ * of struct dl_layer_kernels do the arithmetic. Dims are 0-based. */
+#ifndef DL_OPS_LAYER_H
+#define DL_OPS_LAYER_H
+
+#include "../dl_backend.h"
+
+/* Every tensor a kernel sees is contiguous, of one float dtype (float32 or
+ * float64) and on one device; optional ones may be NULL. Batch-norm tensors
+ * are viewed as [N, C, L] (L = 1 for 2-D input); per-channel ones are [C]. */
+struct dl_layer_kernels {
+  /* out [N, n + bias_unit]: column 0 is 1 when bias_unit, then
+   * exp(-|x_i - c_j|^2 / (2 s_j^2)); x [N, D], centers [n, D], sigmas [n],
+   * scratch [2n] */
+  void (*rbf_forward)(dl_tensor *out, const dl_tensor *x, const dl_tensor *centers, const dl_tensor *sigmas,
+                      dl_tensor *scratch, bool bias_unit);
+  /* RBF gradients from the output gradient g and the output phi (both
+   * [N, n + bias_unit]), with A = g phi / s^2 in scratch [N, n]:
+   * gx = A @ c - rowsum(A) x, gc = A^T @ x - colsum(A) c,
+   * gs = -2 / s colsum(g phi ln phi) (= colsum(g phi D) / s^3); each output optional */
+  void (*rbf_backward)(dl_tensor *gx, dl_tensor *gc, dl_tensor *gs, const dl_tensor *g, const dl_tensor *phi,
+                       const dl_tensor *x, const dl_tensor *centers, const dl_tensor *sigmas, dl_tensor *scratch,
+                       bool bias_unit);
+  /* per channel: mean, biased var and 1/sqrt(var + eps) */
+  void (*bn_stats)(const dl_tensor *x, int64_t N, int64_t C, int64_t L, dl_tensor *mean, dl_tensor *var,
+                   dl_tensor *invstd, double eps);
+  /* out = (x - mean) * invstd * weight + bias (weight, bias optional) */
+  void (*bn_apply)(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C, int64_t L, const dl_tensor *mean,
+                   const dl_tensor *invstd, const dl_tensor *weight, const dl_tensor *bias);
+  /* training-mode gradients: gx = w invstd (gy - mean(gy) - xhat mean(gy xhat)),
+   * gw = sum(gy xhat), gb = sum(gy); each output optional */
+  void (*bn_backward)(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
+                      int64_t N, int64_t C, int64_t L, const dl_tensor *mean, const dl_tensor *invstd,
+                      const dl_tensor *weight);
+};
+
+extern const struct dl_layer_kernels dl_cpu_layer;
+
+/* ---- front-ends (new references; NULL / -1 with an error) ---- */
+
+/* RBF features of x [N, D] for centers [n, D] and widths sigmas [n]:
+ * [N, n], or [N, n + 1] with a constant-1 first column when bias_unit. */
+dl_tensor *dl_rbf(dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas, bool bias_unit);
+/* Its gradients (fused) from the output gradient g and the output out;
+ * gx/gc/gs NULL pointers skip them. 0 ok, -1 with an error. */
+int dl_rbf_backward(dl_tensor *g, dl_tensor *out, dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas,
+                    bool bias_unit, dl_tensor **gx, dl_tensor **gc, dl_tensor **gs);
+
+/* Batch norm of x [N, C] or [N, C, L]. training: batch statistics (biased
+ * variance), and when running_mean/running_var are given they move by
+ * momentum towards the batch mean and unbiased variance; otherwise the
+ * running statistics (required) normalise. weight, bias, running_* may be
+ * NULL. *save_mean / *save_invstd (may be NULL pointers) receive the [C]
+ * statistics used. 0 ok, -1 with an error. */
+int dl_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
+                  dl_tensor *running_var, bool training, double momentum, double eps, dl_tensor **out,
+                  dl_tensor **save_mean, dl_tensor **save_invstd);
+/* The training-mode gradients (fused); gx/gw/gb NULL pointers skip them. */
+int dl_batch_norm_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *mean, dl_tensor *invstd, dl_tensor *weight,
+                           dl_tensor **gx, dl_tensor **gw, dl_tensor **gb);
+
+/* Inverted dropout of a float tensor: each element kept with probability
+ * 1 - p (Philox draws) and scaled by 1 / (1 - p); *mask gets the scaled
+ * 0/(1/(1-p)) mask in x's dtype. p in [0, 1]; p = 1 gives zeros. */
+int dl_dropout(dl_tensor *x, double p, dl_tensor **out, dl_tensor **mask);
+
+#endif
