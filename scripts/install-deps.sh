@@ -9,6 +9,7 @@ pkgs=(
   lua-busted
   zlib1g-dev libedit-dev
   tmux
+  dataset-fashion-mnist gnuplot-nox
 )
 # `make bench` compares against Debian's PyTorch
 if [ "${1:-}" = "--bench" ]; then

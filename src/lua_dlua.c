@@ -119,6 +119,9 @@ int luaopen_dlua(lua_State *L) {
   dlua_open_loss(L);
   dlua_open_layer(L);
   dlua_open_optim(L);
+  dlua_open_data(L);
+  dlua_open_io(L);
+  dlua_open_decomp(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, "dlua.module");
   install_preloads(L);

@@ -80,5 +80,8 @@ void dlua_open_activation(lua_State *L);
 void dlua_open_loss(lua_State *L);
 void dlua_open_layer(lua_State *L);
 void dlua_open_optim(lua_State *L);
+void dlua_open_data(lua_State *L);
+void dlua_open_io(lua_State *L);
+void dlua_open_decomp(lua_State *L);
 
 #endif

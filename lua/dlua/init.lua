@@ -8,5 +8,13 @@ dl._VERSION = "dlua " .. dl.version
 require "dlua.autograd"
 require "dlua.nn"
 require "dlua.optim"
+require "dlua.io"            -- dl.save, dl.load
+require "dlua.data"          -- dl.data: Dataset, DataLoader, read_csv, read_idx
+require "dlua.datasets"      -- dl.datasets: fashion_mnist, mnist
+require "dlua.preprocessing" -- dl.preprocessing scalers (also under dl.data)
+require "dlua.cluster"       -- dl.cluster.kmeans
+require "dlua.metrics"       -- dl.metrics
+require "dlua.utils"         -- dl.utils: progress, EarlyStopping
+require "dlua.plot"          -- dl.plot
 
 return dl

@@ -1,0 +1,3 @@
+-- dlua.cluster (being written)
+local dl = require "dlua"
+return dl

@@ -1,0 +1,3 @@
+-- dlua.data (being written)
+local dl = require "dlua"
+return dl

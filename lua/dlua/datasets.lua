@@ -1,0 +1,3 @@
+-- dlua.datasets (being written)
+local dl = require "dlua"
+return dl

@@ -1,0 +1,3 @@
+-- dlua.io (being written)
+local dl = require "dlua"
+return dl

@@ -1,0 +1,3 @@
+-- dlua.metrics (being written)
+local dl = require "dlua"
+return dl

@@ -1,0 +1,3 @@
+-- dlua.plot (being written)
+local dl = require "dlua"
+return dl

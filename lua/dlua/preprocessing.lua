@@ -1,0 +1,3 @@
+-- dlua.preprocessing (being written)
+local dl = require "dlua"
+return dl

@@ -1,0 +1,3 @@
+-- dlua.utils (being written)
+local dl = require "dlua"
+return dl
