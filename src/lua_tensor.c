@@ -25,6 +25,7 @@ typedef struct {
  * the new bytes pass a hard cap, which bounds memory for big tensors. */
 #define GC_MIN_BYTES ((size_t)256 << 10)
 #define GC_MIN_TENSORS 64
+#define GC_MAX_BYTES ((size_t)64 << 20)
 #define GC_CAP_BYTES ((size_t)32 << 20)
 static _Thread_local size_t gc_bytes, gc_tensors, gc_live = GC_MIN_BYTES;
 
@@ -41,6 +42,8 @@ void dlua_pushtensor(lua_State *L, dl_tensor *t) {
     lua_gc(L, LUA_GCSTEP, kb);
     size_t live = dl_host_live_bytes();
     gc_live = live > GC_MIN_BYTES ? live : GC_MIN_BYTES;
+    /* a big live set (a dataset in memory) must not license as much garbage */
+    if (gc_live > GC_MAX_BYTES) gc_live = GC_MAX_BYTES;
   }
 }
 

@@ -13,8 +13,7 @@ extern const struct dl_random_kernels dl_cpu_random;
 extern const struct dl_act_kernels dl_cpu_act;
 extern const struct dl_loss_kernels dl_cpu_loss;
 extern const struct dl_layer_kernels dl_cpu_layer;
-/* weak until the optimiser kernels land */
-extern const struct dl_optim_kernels dl_cpu_optim __attribute__((weak));
+extern const struct dl_optim_kernels dl_cpu_optim;
 
 static int host_copy(void *dst, const void *src, size_t n) {
   memcpy(dst, src, n);

@@ -1,0 +1,207 @@
+/* cpu_optim.c — fused optimiser updates on contiguous float32/float64
+ * buffers: each element of the parameter, its gradient and its state is
+ * read and written once. Arithmetic is in the parameter's dtype with the
+ * order of operations of PyTorch's single-tensor updates (see dl_optim.h);
+ * options are hoisted into local constants so the loops unswitch and
+ * vectorise. OpenMP above the grain. */
+#include "../ops/dl_optim.h"
+#include "cpu_iter.h"
+
+#include <math.h>
+
+#define SQRT_float sqrtf
+#define SQRT_double sqrt
+#define FABS_float fabsf
+#define FABS_double fabs
+
+#ifdef _OPENMP
+#define OPT_SIMD _Pragma("omp simd")
+#else
+#define OPT_SIMD
+#endif
+#define OPT_CHUNK 8192
+
+/* for i in [0, n): BODY, as SIMD loops over the restrict pointers of the
+ * enclosing function (outlined OpenMP bodies lose restrict and stay
+ * scalar, so the parallel path runs SIMD chunks) */
+#define OPT_FOR(n, ...)                                                         \
+  do {                                                                          \
+    if ((n) > DL_PARALLEL_GRAIN) {                                              \
+      _Pragma("omp parallel for schedule(static)")                              \
+      for (int64_t opt_lo_ = 0; opt_lo_ < (n); opt_lo_ += OPT_CHUNK) {          \
+        const int64_t opt_hi_ = opt_lo_ + OPT_CHUNK < (n) ? opt_lo_ + OPT_CHUNK : (n); \
+        OPT_SIMD for (int64_t i = opt_lo_; i < opt_hi_; i++) { __VA_ARGS__ }    \
+      }                                                                         \
+    } else {                                                                    \
+      OPT_SIMD for (int64_t i = 0; i < (n); i++) { __VA_ARGS__ }                \
+    }                                                                           \
+  } while (0)
+
+/* g_i with maximize and coupled weight decay applied */
+#define GRAD_IN(T)                                                               \
+  T *restrict p = (T *)dl_tensor_data(c->param);                               \
+  const T *restrict gr = (const T *)dl_tensor_data(c->grad);                   \
+  const int64_t n = c->param->numel;                                            \
+  const dl_optim_hp *hp = c->hp;                                                \
+  const T wd = (T)hp->weight_decay, gs = hp->maximize ? (T)-1 : (T)1;          \
+  const bool has_wd = hp->weight_decay != 0;
+
+#define G_AT(i) (has_wd ? gs * gr[i] + wd * p[i] : gs * gr[i])
+
+#define S(k, T) ((T *)(c->s[k] ? dl_tensor_data(c->s[k]) : NULL))
+
+#define KERNELS(T)                                                               \
+  static void sgd_##T(const dl_optim_call *c) {                                 \
+    GRAD_IN(T)                                                                  \
+    const T lr = (T)hp->lr, mom = (T)hp->momentum, d1 = (T)(1 - hp->dampening); \
+    T *restrict b = S(0, T);                                                    \
+    if (!b) {                                                                   \
+      OPT_FOR(n, p[i] = p[i] + -lr * G_AT(i););                                  \
+    } else {                                                                    \
+      const bool first = hp->first, nest = hp->nesterov;                        \
+      OPT_FOR(n,                                                              \
+        T g = G_AT(i);                                                          \
+        T bi = first ? g : mom * b[i] + d1 * g;                                 \
+        b[i] = bi;                                                              \
+        p[i] = p[i] + -lr * (nest ? g + mom * bi : bi);                         \
+      );                                                                         \
+    }                                                                           \
+  }                                                                             \
+  static void adagrad_##T(const dl_optim_call *c) {                             \
+    GRAD_IN(T)                                                                  \
+    const T clr = (T)hp->clr, eps = (T)hp->eps;                                 \
+    T *restrict s = S(0, T);                                                    \
+    OPT_FOR(n,                                                                \
+      T g = G_AT(i);                                                            \
+      T si = s[i] + g * g;                                                      \
+      s[i] = si;                                                                \
+      p[i] = p[i] + -clr * (g / (SQRT_##T(si) + eps));                          \
+    );                                                                           \
+  }                                                                             \
+  static void rmsprop_##T(const dl_optim_call *c) {                             \
+    GRAD_IN(T)                                                                  \
+    const T lr = (T)hp->lr, eps = (T)hp->eps, al = (T)hp->alpha, a1 = (T)(1 - hp->alpha); \
+    const T mom = (T)hp->momentum;                                              \
+    T *restrict v = S(0, T), *restrict m = S(1, T), *restrict b = S(2, T);      \
+    const bool cen = m != NULL, hasb = b != NULL;                               \
+    OPT_FOR(n,                                                                \
+      T g = G_AT(i);                                                            \
+      T vi = al * v[i] + a1 * (g * g);                                          \
+      v[i] = vi;                                                                \
+      T a;                                                                      \
+      if (cen) {                                                                \
+        T mi = al * m[i] + a1 * g;                                              \
+        m[i] = mi;                                                              \
+        a = SQRT_##T(vi + -(mi * mi)) + eps;                                    \
+      } else {                                                                  \
+        a = SQRT_##T(vi) + eps;                                                 \
+      }                                                                         \
+      if (hasb) {                                                               \
+        T bi = mom * b[i] + g / a;                                              \
+        b[i] = bi;                                                              \
+        p[i] = p[i] + -lr * bi;                                                 \
+      } else {                                                                  \
+        p[i] = p[i] + -lr * (g / a);                                            \
+      }                                                                         \
+    );                                                                           \
+  }                                                                             \
+  static void adam_##T(const dl_optim_call *c) {                                \
+    GRAD_IN(T)                                                                  \
+    const T ss = (T)hp->clr, eps = (T)hp->eps, b1 = (T)hp->beta1, b2 = (T)hp->beta2; \
+    const T c1 = (T)(1 - hp->beta1), c2 = (T)(1 - hp->beta2), bc = (T)hp->bc2, dec = (T)hp->decay; \
+    const bool has_dec = hp->decay != 1;                                        \
+    T *restrict m = S(0, T), *restrict v = S(1, T), *restrict vm = S(2, T);    \
+    if (vm) {                                                                   \
+      OPT_FOR(n,                                                              \
+        T pi = has_dec ? p[i] * dec : p[i];                                     \
+        T g = has_wd ? gs * gr[i] + wd * pi : gs * gr[i];                       \
+        T mi = b1 * m[i] + c1 * g, vi = b2 * v[i] + c2 * (g * g);               \
+        m[i] = mi;                                                              \
+        v[i] = vi;                                                              \
+        T mx = vm[i] > vi ? vm[i] : vi;                                         \
+        vm[i] = mx;                                                             \
+        p[i] = pi + -ss * (mi / (SQRT_##T(mx) / bc + eps));                     \
+      );                                                                         \
+    } else {                                                                    \
+      OPT_FOR(n,                                                              \
+        T pi = has_dec ? p[i] * dec : p[i];                                     \
+        T g = has_wd ? gs * gr[i] + wd * pi : gs * gr[i];                       \
+        T mi = b1 * m[i] + c1 * g, vi = b2 * v[i] + c2 * (g * g);               \
+        m[i] = mi;                                                              \
+        v[i] = vi;                                                              \
+        p[i] = pi + -ss * (mi / (SQRT_##T(vi) / bc + eps));                     \
+      );                                                                         \
+    }                                                                           \
+  }                                                                             \
+  static void adamax_##T(const dl_optim_call *c) {                              \
+    GRAD_IN(T)                                                                  \
+    const T clr = (T)hp->clr, eps = (T)hp->eps, b1 = (T)hp->beta1, b2 = (T)hp->beta2; \
+    const T c1 = (T)(1 - hp->beta1);                                            \
+    T *restrict m = S(0, T), *restrict u = S(1, T);                             \
+    OPT_FOR(n,                                                                \
+      T g = G_AT(i);                                                            \
+      T mi = b1 * m[i] + c1 * g;                                                \
+      m[i] = mi;                                                                \
+      T ua = u[i] * b2, ub = FABS_##T(g) + eps;                                 \
+      T ui = ua > ub || ua != ua ? ua : ub; /* amax propagates NaN */           \
+      u[i] = ui;                                                                \
+      p[i] = p[i] + -clr * (mi / ui);                                           \
+    );                                                                           \
+  }                                                                             \
+  static void nadam_##T(const dl_optim_call *c) {                               \
+    GRAD_IN(T)                                                                  \
+    const T eps = (T)hp->eps, b1 = (T)hp->beta1, b2 = (T)hp->beta2, bc = (T)hp->bc2; \
+    const T c1 = (T)(1 - hp->beta1), c2 = (T)(1 - hp->beta2);                   \
+    const T cg = (T)hp->c_grad, ca = (T)hp->c_avg;                              \
+    T *restrict m = S(0, T), *restrict v = S(1, T);                             \
+    OPT_FOR(n,                                                                \
+      T g = G_AT(i);                                                            \
+      T mi = b1 * m[i] + c1 * g, vi = b2 * v[i] + c2 * (g * g);                 \
+      m[i] = mi;                                                                \
+      v[i] = vi;                                                                \
+      T d = SQRT_##T(vi / bc) + eps;                                            \
+      T pi = p[i] + cg * (g / d);                                               \
+      p[i] = pi + ca * (mi / d);                                                \
+    );                                                                           \
+  }                                                                             \
+  static void adadelta_##T(const dl_optim_call *c) {                            \
+    GRAD_IN(T)                                                                  \
+    const T lr = (T)hp->lr, eps = (T)hp->eps, rho = (T)hp->rho, r1 = (T)(1 - hp->rho); \
+    T *restrict v = S(0, T), *restrict u = S(1, T);                             \
+    OPT_FOR(n,                                                                \
+      T g = G_AT(i);                                                            \
+      T vi = rho * v[i] + r1 * (g * g);                                         \
+      v[i] = vi;                                                                \
+      T dx = SQRT_##T(u[i] + eps) / SQRT_##T(vi + eps) * g;                     \
+      u[i] = rho * u[i] + r1 * (dx * dx);                                       \
+      p[i] = p[i] + -lr * dx;                                                   \
+    );                                                                           \
+  }
+
+KERNELS(float)
+KERNELS(double)
+
+#define DISPATCH(name)                                                          \
+  static void name(const dl_optim_call *c) {                                   \
+    if (c->param->dtype == DL_FLOAT64) name##_double(c);                        \
+    else name##_float(c);                                                       \
+  }
+DISPATCH(sgd)
+DISPATCH(adagrad)
+DISPATCH(rmsprop)
+DISPATCH(adam)
+DISPATCH(adamax)
+DISPATCH(nadam)
+DISPATCH(adadelta)
+
+const struct dl_optim_kernels dl_cpu_optim = {
+  .step = {
+    [DL_OPTIM_SGD] = sgd,
+    [DL_OPTIM_ADAGRAD] = adagrad,
+    [DL_OPTIM_RMSPROP] = rmsprop,
+    [DL_OPTIM_ADAM] = adam,
+    [DL_OPTIM_ADAMAX] = adamax,
+    [DL_OPTIM_NADAM] = nadam,
+    [DL_OPTIM_ADADELTA] = adadelta,
+  },
+};

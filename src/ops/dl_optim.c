@@ -1,0 +1,91 @@
+/* dl_optim.c — front-end of the fused optimiser updates: checks the
+ * parameter, its gradient and state, then calls the backend's kernel. */
+#include "dl_optim.h"
+
+unsigned dl_optim_state_mask(dl_optim_algo algo, const dl_optim_hp *hp) {
+  switch (algo) {
+  case DL_OPTIM_SGD: return hp->momentum != 0 ? 1u : 0u;
+  case DL_OPTIM_ADAGRAD: return 1u;
+  case DL_OPTIM_RMSPROP: return 1u | (hp->centered ? 2u : 0u) | (hp->momentum > 0 ? 4u : 0u);
+  case DL_OPTIM_ADAM: return 3u | (hp->amsgrad ? 4u : 0u);
+  case DL_OPTIM_ADAMAX: return 3u;
+  case DL_OPTIM_NADAM: return 3u;
+  case DL_OPTIM_ADADELTA: return 3u;
+  default: return 0u;
+  }
+}
+
+static int check_like(const char *fn, const char *what, const dl_tensor *p, const dl_tensor *t) {
+  char b1[128], b2[128];
+  if (!dl_tensor_same_shape(p, t)) {
+    dl_error_set("%s: %s has shape %s but the parameter has shape %s", fn, what,
+                 dl_tensor_shape_str(t, b1, sizeof b1), dl_tensor_shape_str(p, b2, sizeof b2));
+    return -1;
+  }
+  if (t->dtype != p->dtype) {
+    dl_error_set("%s: %s has dtype %s but the parameter has dtype %s", fn, what, dl_dtype_name(t->dtype),
+                 dl_dtype_name(p->dtype));
+    return -1;
+  }
+  return dl_check_same_device(fn, p, t);
+}
+
+int dl_optim_step(const char *fn, dl_optim_algo algo, dl_tensor *param, dl_tensor *grad, dl_tensor *const s[3],
+                  const char *const names[3], const dl_optim_hp *hp) {
+  static const char *const slot_name[3] = {"state tensor 1", "state tensor 2", "state tensor 3"};
+  if (!names) names = slot_name;
+  if ((unsigned)algo >= DL_OPTIM_NALGOS) {
+    dl_error_set("%s: unknown optimiser", fn);
+    return -1;
+  }
+  if (param->dtype != DL_FLOAT32 && param->dtype != DL_FLOAT64) {
+    dl_error_set("%s: parameters must be float32 or float64, got %s", fn, dl_dtype_name(param->dtype));
+    return -1;
+  }
+  if (check_like(fn, "grad", param, grad)) return -1;
+  unsigned mask = dl_optim_state_mask(algo, hp);
+  dl_optim_call c = {.param = param, .grad = grad, .hp = hp};
+  for (int i = 0; i < 3; i++) {
+    if (!(mask & (1u << i))) continue;
+    if (!s[i]) {
+      dl_error_set("%s: missing %s", fn, names[i]);
+      return -1;
+    }
+    if (check_like(fn, names[i], param, s[i])) return -1;
+    if (!dl_tensor_is_contiguous(s[i])) {
+      dl_error_set("%s: %s is not contiguous", fn, names[i]);
+      return -1;
+    }
+    c.s[i] = s[i];
+  }
+  const struct dl_optim_kernels *k = dl_backend_of(param)->optim;
+  if (!k || !k->step[algo]) {
+    dl_error_set("%s: not supported on this device", fn);
+    return -1;
+  }
+  if (param->numel == 0) return 0;
+  dl_tensor *gc = NULL, *pc = NULL;
+  if (!dl_tensor_is_contiguous(grad)) {
+    if (!(gc = dl_tensor_contiguous(grad))) return -1;
+    c.grad = gc;
+  }
+  if (!dl_tensor_is_contiguous(param)) {
+    if (!(pc = dl_tensor_contiguous(param))) {
+      dl_tensor_release(gc);
+      return -1;
+    }
+    c.param = pc;
+  }
+  k->step[algo](&c);
+  int rc = 0;
+  if (pc) {
+    rc = dl_tensor_copy_(param, pc);
+    dl_tensor_release(pc);
+  } else {
+    dl_tensor_bump_version(param);
+  }
+  dl_tensor_release(gc);
+  for (int i = 0; i < 3; i++)
+    if (c.s[i]) dl_tensor_bump_version(c.s[i]);
+  return rc;
+}
