@@ -16,6 +16,7 @@ struct dl_act_kernels;
 struct dl_loss_kernels;
 struct dl_layer_kernels;
 struct dl_optim_kernels;
+struct dl_decomp_kernels;
 
 typedef struct dl_backend {
   const char *name;
@@ -36,6 +37,7 @@ typedef struct dl_backend {
   const struct dl_loss_kernels *loss;   /* losses (src/ops/dl_loss.h) */
   const struct dl_layer_kernels *layer; /* batch norm, dropout, RBF (src/ops/dl_layer.h) */
   const struct dl_optim_kernels *optim; /* fused optimiser steps (src/ops/dl_optim.h) */
+  const struct dl_decomp_kernels *decomp; /* eigh (src/ops/dl_decomp.h) */
 } dl_backend;
 
 extern const dl_backend dl_cpu_backend;

@@ -14,6 +14,7 @@ extern const struct dl_act_kernels dl_cpu_act;
 extern const struct dl_loss_kernels dl_cpu_loss;
 extern const struct dl_layer_kernels dl_cpu_layer;
 extern const struct dl_optim_kernels dl_cpu_optim;
+extern const struct dl_decomp_kernels dl_cpu_decomp;
 
 static int host_copy(void *dst, const void *src, size_t n) {
   memcpy(dst, src, n);
@@ -37,4 +38,5 @@ const dl_backend dl_cpu_backend = {
   .loss = &dl_cpu_loss,
   .layer = &dl_cpu_layer,
   .optim = &dl_cpu_optim,
+  .decomp = &dl_cpu_decomp,
 };

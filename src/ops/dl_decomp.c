@@ -3,13 +3,12 @@
 
 #include <limits.h>
 
-/* The backend table has no decomposition slot yet: CPU tensors use the CPU
- * kernels, other devices are refused until theirs exist. */
+/* the device's decomposition kernels; a backend without them refuses */
 static const struct dl_decomp_kernels *decomp_kernels(const dl_tensor *t) {
-  dl_device dev = dl_tensor_device(t);
-  if (dev.type == DL_CPU) return &dl_cpu_decomp;
+  const dl_backend *be = dl_backend_of(t);
+  if (be && be->decomp) return be->decomp;
   char buf[32];
-  dl_error_set("linalg.eigh: not supported on device %s yet", dl_device_str(dev, buf, sizeof buf));
+  dl_error_set("linalg.eigh: not supported on device %s", dl_device_str(dl_tensor_device(t), buf, sizeof buf));
   return NULL;
 }
 
