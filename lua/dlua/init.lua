@@ -5,6 +5,11 @@ local dl = require "dlua"
 
 dl._VERSION = "dlua " .. dl.version
 
+-- dtype names as values, so `{dtype = dl.float64}` reads like PyTorch's
+-- `dtype=torch.float64` (a misspelt constant would be nil: keep it a string)
+for _, name in ipairs({"float32", "float64", "int64", "bool", "uint8"}) do dl[name] = name end
+dl.float, dl.double, dl.long = "float32", "float64", "int64"
+
 require "dlua.autograd"
 require "dlua.nn"
 require "dlua.optim"
