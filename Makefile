@@ -97,6 +97,11 @@ sanitize: $(DEPS_STAMP)
 bench: all
 	@bash scripts/bench/run.sh
 
+# README's first command: installs what is missing, builds, and trains the
+# Fashion-MNIST MLP (checkpoint and plot under runs/fashion)
+demo: all
+	bash scripts/install-deps.sh && $(BINDIR)/dlua scripts/train_fashion.lua
+
 PREFIX ?= /usr/local
 install: all
 	install -d $(PREFIX)/bin $(PREFIX)/lib $(PREFIX)/include $(PREFIX)/lib/lua/5.4 $(PREFIX)/lib/pkgconfig

@@ -83,5 +83,6 @@ void dlua_open_optim(lua_State *L);
 void dlua_open_data(lua_State *L);
 void dlua_open_io(lua_State *L);
 void dlua_open_decomp(lua_State *L);
+void dlua_open_sys(lua_State *L);
 
 #endif
