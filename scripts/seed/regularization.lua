@@ -10,7 +10,7 @@
 -- Every setting starts from the same initial weights and sees the batches in
 -- the same order (fixed seeds), on the same training subset.
 --
--- What to expect (full run, see scripts/seed/RESULTS-s3.md): the plain MLP
+-- What to expect (full run, see scripts/seed/RESULTS.md): the plain MLP
 -- overfits the 20,000-image subset (train accuracy ~0.96 against ~0.86
 -- test). Dropout narrows that gap most (train ~0.91) and gains a little test
 -- accuracy; weight decay changes little at this budget; label smoothing gives

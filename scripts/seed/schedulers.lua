@@ -14,7 +14,7 @@
 -- Every schedule starts from the same initial weights and sees the batches in
 -- the same order (fixed seeds), on the same training subset.
 --
--- What to expect (full run, see scripts/seed/RESULTS-s3.md): the schedules
+-- What to expect (full run, see scripts/seed/RESULTS.md): the schedules
 -- that end with a small lr (step, plateau after four halvings, 1cycle, SGDR)
 -- finish about 1.5 points above the constant lr, whose validation accuracy
 -- keeps bouncing; 1cycle and SGDR (ending a cycle at epoch 15) reach the best

@@ -1,4 +1,5 @@
--- The seed lecture's experiments owned by s2, each run with --quick:
+-- The seed lecture's experiments on RBF regularisation, vanishing gradients and
+-- batch norm, each run with --quick:
 -- scripts/seed/rbf_regularization.lua, vanishing_gradients.lua and
 -- batchnorm.lua print their result tables and write their plots.
 local DLUA = os.getenv("DLUA_BIN") or "bin/dlua"
