@@ -48,11 +48,11 @@ end
 function Dataset:init() end
 
 function Dataset:len()
-  error(self.__name .. ": len is not implemented (define " .. self.__name .. ":len)", 2)
+  error(self.__name .. ": a Dataset subclass must define " .. self.__name .. ":len()", 2)
 end
 
 function Dataset:get()
-  error(self.__name .. ": get is not implemented (define " .. self.__name .. ":get)", 2)
+  error(self.__name .. ": a Dataset subclass must define " .. self.__name .. ":get(i)", 2)
 end
 
 function data.is_dataset(x)

@@ -138,7 +138,7 @@ setmetatable(Module, {__call = construct})
 function Module:init() end
 
 function Module:forward()
-  error(self.__name .. ": forward is not implemented (define " .. self.__name .. ":forward)", 2)
+  error(self.__name .. ": a Module subclass must define " .. self.__name .. ":forward(...)", 2)
 end
 
 function Module:_get_name()
