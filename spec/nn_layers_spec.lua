@@ -137,6 +137,21 @@ describe("the seed's regression model", function()
   it("with 8 inputs, Linear(8,64), ... has 8,961 parameters", function()
     assert.equal(8961, count(mlp(8)))
   end)
+  it("prints its tree as PyTorch's repr does", function()
+    local l = mlp(8)
+    local m = nn.Sequential(l[1], nn.ReLU(), l[2], nn.ReLU(), l[3], nn.ReLU(), l[4])
+    assert.equal(table.concat({
+      "Sequential(",
+      "  (0): Linear(in_features=8, out_features=64, bias=True)",
+      "  (1): ReLU()",
+      "  (2): Linear(in_features=64, out_features=64, bias=True)",
+      "  (3): ReLU()",
+      "  (4): Linear(in_features=64, out_features=64, bias=True)",
+      "  (5): ReLU()",
+      "  (6): Linear(in_features=64, out_features=1, bias=True)",
+      ")"}, "\n"), tostring(m))
+    assert.equal(8961, m:num_parameters())
+  end)
 end)
 
 describe("dl.nn.RBF", function()
