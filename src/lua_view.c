@@ -39,29 +39,20 @@ static int read_view_sizes(lua_State *L, int arg, int64_t *shape) {
   return n;
 }
 
-static int l_view(lua_State *L) {
+/* view / reshape / expand: the tensor, then sizes (varargs or a table) */
+typedef dl_tensor *(*shape_op)(dl_tensor *t, const int64_t *shape, int ndim);
+
+static int apply_sizes(lua_State *L, shape_op op) {
   dl_tensor *t = dlua_checktensor(L, 1);
   int64_t shape[DL_MAX_DIMS];
   int n = read_view_sizes(L, 2, shape);
-  dlua_push_or_error(L, dl_ag_view(t, shape, n));
+  dlua_push_or_error(L, op(t, shape, n));
   return 1;
 }
 
-static int l_reshape(lua_State *L) {
-  dl_tensor *t = dlua_checktensor(L, 1);
-  int64_t shape[DL_MAX_DIMS];
-  int n = read_view_sizes(L, 2, shape);
-  dlua_push_or_error(L, dl_ag_reshape(t, shape, n));
-  return 1;
-}
-
-static int l_expand(lua_State *L) {
-  dl_tensor *t = dlua_checktensor(L, 1);
-  int64_t shape[DL_MAX_DIMS];
-  int n = read_view_sizes(L, 2, shape);
-  dlua_push_or_error(L, dl_ag_expand(t, shape, n));
-  return 1;
-}
+static int l_view(lua_State *L) { return apply_sizes(L, dl_ag_view); }
+static int l_reshape(lua_State *L) { return apply_sizes(L, dl_ag_reshape); }
+static int l_expand(lua_State *L) { return apply_sizes(L, dl_ag_expand); }
 
 static int l_view_as(lua_State *L) {
   dl_tensor *t = dlua_checktensor(L, 1), *o = dlua_checktensor(L, 2);

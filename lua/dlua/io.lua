@@ -258,7 +258,9 @@ end
 
 function dl.load(path)
   if type(path) ~= "string" then argerror("dl.load", 1, "string", type(path)) end
-  local kind, a, b, c = C.load(path)
+  -- errors point at the caller's line, not into this file
+  local ok, kind, a, b, c = pcall(C.load, path)
+  if not ok then error((tostring(kind):gsub("^[^:]*%.lua:%d+: ", "")), 2) end
   if kind == "npy" then return a end
   if kind == "safetensors" then return a, b end
   return decode(c, a, path)

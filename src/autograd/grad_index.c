@@ -374,18 +374,9 @@ dl_tensor *dl_ag_masked_select(dl_tensor *t, dl_tensor *mask) {
 
 /* ---- sort / topk: values are t gathered at the indices ---- */
 
-static int value_select_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
-  const select_ctx *c = (const select_ctx *)n->ctx;
-  dl_tensor *idx = dl_node_saved(n, 0);
-  if (!idx) return -1;
-  dl_tensor *z = zeros_like_shape(gout[0], c->shape, c->ndim);
-  gin[0] = z ? dl_ag_scatter_add(z, c->dim, idx, gout[0]) : NULL;
-  dl_tensor_release(z);
-  dl_tensor_release(idx);
-  return gin[0] ? 0 : -1;
-}
-static const dl_node_type sort_type = {"SortBackward0", value_select_backward, NULL};
-static const dl_node_type topk_type = {"TopkBackward0", value_select_backward, NULL};
+/* the values' gradient is scattered back through the indices: gather's rule */
+static const dl_node_type sort_type = {"SortBackward0", gather_backward, NULL};
+static const dl_node_type topk_type = {"TopkBackward0", gather_backward, NULL};
 
 /* records values' node and tangent; on failure releases both outputs */
 static int finish_values(const dl_node_type *type, dl_tensor *t, int dim, dl_tensor **values, dl_tensor **indices) {

@@ -37,7 +37,7 @@ end
 -- one param group only.
 local CG = LS.class("CG", defaults, types, nonneg, validate)
 
-local function amax(t) return t:abs():max():item() end
+local amax = LS.amax
 
 local function step(self, closure)
   local fn = "dl.optim.CG:step"
@@ -48,11 +48,7 @@ local function step(self, closure)
   local tolerance_grad = group.tolerance_grad
   local tolerance_change = group.tolerance_change
 
-  local state = self.state[params[1]]
-  if state == nil then
-    state = {func_evals = 0, n_iter = 0}
-    self.state[params[1]] = state
-  end
+  local state = LS.global_state(self)
 
   local orig_loss, loss = LS.evaluate(fn, closure)
   state.func_evals = state.func_evals + 1

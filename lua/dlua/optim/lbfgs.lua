@@ -44,7 +44,7 @@ end
 --   line_search_fn = nil | "strong_wolfe"}); one param group only.
 local LBFGS = LS.class("LBFGS", defaults, types, nonneg, validate)
 
-local function amax(t) return t:abs():max():item() end
+local amax = LS.amax
 
 local function step(self, closure)
   local fn = "dl.optim.LBFGS:step"
@@ -59,11 +59,7 @@ local function step(self, closure)
   local history_size = group.history_size
 
   -- LBFGS has only global state, kept with the first parameter (as PyTorch)
-  local state = self.state[params[1]]
-  if state == nil then
-    state = {func_evals = 0, n_iter = 0}
-    self.state[params[1]] = state
-  end
+  local state = LS.global_state(self)
 
   -- evaluate initial f(x) and df/dx
   local orig_loss, loss = LS.evaluate(fn, closure)

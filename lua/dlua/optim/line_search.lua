@@ -48,6 +48,20 @@ function M.set_params(params, data)
 end
 
 -- the loss a closure returned, as a number
+-- largest absolute entry (the infinity norm) as a Lua number
+function M.amax(t) return t:abs():max():item() end
+
+-- the optimiser's global state (kept with the first parameter, as PyTorch)
+function M.global_state(self)
+  local key = self._params[1]
+  local state = self.state[key]
+  if state == nil then
+    state = {func_evals = 0, n_iter = 0}
+    self.state[key] = state
+  end
+  return state
+end
+
 function M.loss_value(fn, loss)
   if type(loss) == "number" then return loss end
   if dl.is_tensor(loss) and loss:numel() == 1 then return loss:item() end
