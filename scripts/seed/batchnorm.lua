@@ -26,30 +26,9 @@
 local dl = require "dlua"
 local nn, optim = dl.nn, dl.optim
 
-local function usage(msg)
-  io.stderr:write("batchnorm.lua: " .. msg ..
-    "\nusage: dlua scripts/seed/batchnorm.lua [--quick] [--epochs N] [--out DIR]\n")
-  os.exit(2)
-end
-
-local O = {quick = false, out = "runs/seed/batchnorm", epochs = nil}
-do
-  local i = 1
-  while arg and arg[i] do
-    local a = arg[i]
-    if a == "--quick" then O.quick = true
-    elseif a == "--out" then
-      i = i + 1
-      O.out = arg[i] or usage("--out needs a directory")
-    elseif a == "--epochs" then
-      i = i + 1
-      O.epochs = math.tointeger(tonumber(arg[i] or ""))
-      if not O.epochs or O.epochs < 1 then usage("--epochs needs a positive integer") end
-    else usage("unknown argument " .. a) end
-    i = i + 1
-  end
-end
-os.execute("mkdir -p '" .. O.out:gsub("'", "'\\''") .. "'")
+-- the shared command line (scripts/seed/seed_cli.lua)
+package.path = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local O = require("seed_cli").options("batchnorm", {"epochs"})
 
 local EPOCHS = O.epochs or (O.quick and 1 or 10)
 local N_TRAIN = O.quick and 2000 or nil

@@ -26,30 +26,11 @@
 local dl = require "dlua"
 local optim = dl.optim
 
-local function usage(msg)
-  io.stderr:write("linear_regression.lua: " .. msg ..
-    "\nusage: dlua scripts/seed/linear_regression.lua [--quick] [--out DIR] [--steps T]\n")
-  os.exit(2)
-end
-
-local O = {quick = false, out = "runs/seed/linear_regression", steps = nil}
-do
-  local i = 1
-  while arg[i] do
-    local a = arg[i]
-    if a == "--quick" then O.quick = true
-    elseif a == "--out" then i = i + 1; O.out = arg[i] or usage("--out needs a value")
-    elseif a == "--steps" then
-      i = i + 1
-      O.steps = math.tointeger(tonumber(arg[i] or ""))
-      if not O.steps or O.steps < 1 then usage("--steps needs a positive integer") end
-    else usage("unknown argument " .. a) end
-    i = i + 1
-  end
-end
+-- the shared command line (scripts/seed/seed_cli.lua)
+package.path = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local O = require("seed_cli").options("linear_regression", {"steps"})
 local T = O.steps or (O.quick and 300 or 5000)
 local N, LR = 30, 0.005
-os.execute("mkdir -p '" .. O.out:gsub("'", "'\\''") .. "'")
 
 -- data (float64 so the table shows the optimisers, not rounding)
 dl.manual_seed(0)

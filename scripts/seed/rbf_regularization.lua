@@ -29,26 +29,9 @@
 local dl = require "dlua"
 local nn, optim = dl.nn, dl.optim
 
-local function usage(msg)
-  io.stderr:write("rbf_regularization.lua: " .. msg ..
-    "\nusage: dlua scripts/seed/rbf_regularization.lua [--quick] [--out DIR]\n")
-  os.exit(2)
-end
-
-local O = {quick = false, out = "runs/seed/rbf_regularization"}
-do
-  local i = 1
-  while arg and arg[i] do
-    local a = arg[i]
-    if a == "--quick" then O.quick = true
-    elseif a == "--out" then
-      i = i + 1
-      O.out = arg[i] or usage("--out needs a directory")
-    else usage("unknown argument " .. a) end
-    i = i + 1
-  end
-end
-os.execute("mkdir -p '" .. O.out:gsub("'", "'\\''") .. "'")
+-- the shared command line (scripts/seed/seed_cli.lua)
+package.path = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local O = require("seed_cli").options("rbf_regularization", {})
 
 local N, NOISE = 30, 0.2
 local STEPS = O.quick and 300 or 20000

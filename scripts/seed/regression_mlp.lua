@@ -35,31 +35,12 @@ local nn, optim = dl.nn, dl.optim
 
 local t_start = dl._time()
 
-local function usage(msg)
-  io.stderr:write("regression_mlp.lua: " .. msg ..
-    "\nusage: dlua scripts/seed/regression_mlp.lua [--quick] [--out DIR] [--epochs E]\n")
-  os.exit(2)
-end
-
-local O = {quick = false, out = "runs/seed/regression_mlp"}
-do
-  local i = 1
-  while arg[i] do
-    local a = arg[i]
-    if a == "--quick" then O.quick = true
-    elseif a == "--out" then i = i + 1; O.out = arg[i] or usage("--out needs a value")
-    elseif a == "--epochs" then
-      i = i + 1
-      O.epochs = math.tointeger(tonumber(arg[i] or ""))
-      if not O.epochs or O.epochs < 1 then usage("--epochs needs a positive integer") end
-    else usage("unknown argument " .. a) end
-    i = i + 1
-  end
-end
+-- the shared command line (scripts/seed/seed_cli.lua)
+package.path = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local O = require("seed_cli").options("regression_mlp", {"epochs"})
 local N = O.quick and 2000 or 20640
 local EPOCHS = O.epochs or (O.quick and 3 or 40)
 local REPORT = O.quick and 1 or 5 -- print every REPORT epochs (and the last)
-os.execute("mkdir -p '" .. O.out:gsub("'", "'\\''") .. "'")
 
 ---------------------------------------------------------------------------
 -- synthetic California-housing-shaped data (generating function above)

@@ -38,43 +38,15 @@ local t_start = dl._time()
 ---------------------------------------------------------------------------
 -- options
 
-local NAME = "schedulers"
-local function usage(msg)
-  io.stderr:write(NAME .. ".lua: " .. msg .. "\n" ..
-    "usage: dlua scripts/seed/" .. NAME .. ".lua [--quick] [--epochs N] [--out DIR]\n")
-  os.exit(2)
-end
-
-local script_dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-local repo = script_dir:match("^(.*)/scripts/seed$") or (script_dir == "scripts/seed" and ".")
-             or (script_dir .. "/../..")
-
-local O = {quick = false, epochs = nil, out = repo .. "/runs/seed/" .. NAME}
-do
-  local i = 1
-  while arg[i] do
-    local a = arg[i]
-    if a == "--quick" then O.quick = true
-    elseif a == "--out" then
-      i = i + 1
-      O.out = arg[i] or usage("--out needs a value")
-    elseif a == "--epochs" then
-      i = i + 1
-      local v = math.tointeger(tonumber(arg[i] or ""))
-      if not v or v < 1 then usage("--epochs needs a positive integer") end
-      O.epochs = v
-    elseif a == "-h" or a == "--help" then usage("help")
-    else usage("unknown argument " .. a) end
-    i = i + 1
-  end
-end
+-- the shared command line (scripts/seed/seed_cli.lua)
+package.path = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local O = require("seed_cli").options("schedulers", {"epochs"})
 
 local N_TRAIN, N_VAL, N_TEST = 20000, 5000, 10000
 local EPOCHS, BATCH, SEED, LR = 15, 128, 1, 0.05
 if O.quick then N_TRAIN, N_VAL, N_TEST, EPOCHS = 1000, 500, 1000, 1 end
 EPOCHS = O.epochs or EPOCHS
 
-os.execute("mkdir -p '" .. O.out:gsub("'", "'\\''") .. "'")
 
 ---------------------------------------------------------------------------
 -- data: one fixed permutation picks the subsets; pixels are z-scored with

@@ -28,26 +28,9 @@
 local dl = require "dlua"
 local nn = dl.nn
 
-local function usage(msg)
-  io.stderr:write("vanishing_gradients.lua: " .. msg ..
-    "\nusage: dlua scripts/seed/vanishing_gradients.lua [--quick] [--out DIR]\n")
-  os.exit(2)
-end
-
-local O = {quick = false, out = "runs/seed/vanishing_gradients"}
-do
-  local i = 1
-  while arg and arg[i] do
-    local a = arg[i]
-    if a == "--quick" then O.quick = true
-    elseif a == "--out" then
-      i = i + 1
-      O.out = arg[i] or usage("--out needs a directory")
-    else usage("unknown argument " .. a) end
-    i = i + 1
-  end
-end
-os.execute("mkdir -p '" .. O.out:gsub("'", "'\\''") .. "'")
+-- the shared command line (scripts/seed/seed_cli.lua)
+package.path = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local O = require("seed_cli").options("vanishing_gradients", {})
 
 local function plot(series, name, opts)
   if not (dl.plot and dl.plot.lines) then

@@ -20,34 +20,11 @@
 local dl = require "dlua"
 local nn, optim = dl.nn, dl.optim
 
-local function usage(msg)
-  io.stderr:write("xor.lua: " .. msg ..
-    "\nusage: dlua scripts/seed/xor.lua [--quick] [--out DIR] [--seeds S] [--steps T]\n")
-  os.exit(2)
-end
-
-local O = {quick = false, out = "runs/seed/xor"}
-do
-  local i = 1
-  local function count(name)
-    i = i + 1
-    local v = math.tointeger(tonumber(arg[i] or ""))
-    if not v or v < 1 then usage(name .. " needs a positive integer") end
-    return v
-  end
-  while arg[i] do
-    local a = arg[i]
-    if a == "--quick" then O.quick = true
-    elseif a == "--out" then i = i + 1; O.out = arg[i] or usage("--out needs a value")
-    elseif a == "--seeds" then O.seeds = count(a)
-    elseif a == "--steps" then O.steps = count(a)
-    else usage("unknown argument " .. a) end
-    i = i + 1
-  end
-end
+-- the shared command line (scripts/seed/seed_cli.lua)
+package.path = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local O = require("seed_cli").options("xor", {"seeds", "steps"})
 local SEEDS = O.seeds or (O.quick and 4 or 20)
 local T = O.steps or (O.quick and 200 or 1000)
-os.execute("mkdir -p '" .. O.out:gsub("'", "'\\''") .. "'")
 
 local X = dl.tensor({{0, 0}, {0, 1}, {1, 0}, {1, 1}}, {dtype = "float32"})
 local Y = dl.tensor({{0}, {1}, {1}, {0}}, {dtype = "float32"})
