@@ -58,6 +58,23 @@ describe("require 'dlua' from lua5.4", function()
     assert.equal(0, code, out)
     assert.equal("0.1.0\tfalse\ttensor([[0, 3],\n        [1, 4],\n        [2, 5]])\n0.0 1.5 1.5\n", out)
   end)
+  it("collects garbage tensors through __gc there", function()
+    if SANITIZED then
+      pending("a sanitizer-built module cannot load into the plain interpreter")
+      return
+    end
+    local out, code = lua([[
+      local dl = require "dlua"
+      assert(getmetatable(dl.zeros(1)).__gc, "another allocator needs __gc")
+      collectgarbage()
+      local base = dl.memory_stats().allocated
+      do local big = dl.zeros(1000, 1000) end
+      collectgarbage()
+      print(dl.memory_stats().allocated - base)
+    ]])
+    assert.equal(0, code, out)
+    assert.equal("0\n", out)
+  end)
 end)
 
 describe("the C API (dlua.h)", function()

@@ -2,6 +2,7 @@
 -- so loops that make garbage tensors keep resident memory flat without
 -- collectgarbage() in the script.
 local dl = require "dlua"
+local H = require "spec.helper"
 
 local function rss_mb()
   local f = assert(io.open("/proc/self/statm"))
@@ -56,3 +57,87 @@ describe("memory", function()
   end)
 end)
 
+
+-- In states dlua makes (this program, dlua_newstate), tensor userdata have no
+-- __gc: the state's allocator sees a dead tensor's memory go and the binding
+-- releases the tensor at its next safe point (lua_heap.c).
+describe("tensor lifetime without finalizers", function()
+  local DLUA = os.getenv("DLUA_BIN") or "bin/dlua"
+  local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+  local function run(code)
+    local out = os.tmpname()
+    local _, _, status = os.execute(string.format("%s -e %s >%s 2>&1", q(DLUA), q(code), q(out)))
+    local f = assert(io.open(out, "rb"))
+    local text = f:read("a")
+    f:close()
+    os.remove(out)
+    return text, status
+  end
+
+  it("needs no __gc in the dlua program", function()
+    assert.is_nil(getmetatable(dl.zeros(1)).__gc)
+    assert.is_function(getmetatable(dl.zeros(1)).__close)
+  end)
+  it("releases a dropped tensor's storage at a full collection", function()
+    collectgarbage()
+    local base = dl.memory_stats().allocated
+    do local big = dl.zeros(1000, 1000) end
+    assert.is_true(dl.memory_stats().allocated >= base + 4e6)
+    collectgarbage()
+    assert.equal(base, dl.memory_stats().allocated)
+  end)
+  it("releases views and the base they share in any order", function()
+    collectgarbage()
+    local base = dl.memory_stats().allocated
+    do
+      local t = dl.randn(100, 100)
+      local v = t:narrow(1, 2, 10):t()
+      t = nil
+      v = v * 2
+    end
+    collectgarbage()
+    assert.equal(base, dl.memory_stats().allocated)
+  end)
+  it("keeps a closed tensor closed and releases it once", function()
+    collectgarbage()
+    local base = dl.memory_stats().allocated
+    local t = dl.zeros(1000)
+    t:close()
+    assert.equal(base, dl.memory_stats().allocated)
+    H.assert_error(function() return t + 1 end, "tensor was closed")
+    t = nil
+    collectgarbage()
+    assert.equal(base, dl.memory_stats().allocated)
+  end)
+  it("does not take other userdata of a tensor's size for tensors", function()
+    H.assert_error(function() return dl.add(io.stdout, 1) end, "tensor")
+    H.assert_error(function() return io.stdout + dl.zeros(1) end, "tensor")
+  end)
+  it("releases tensors still alive at exit, custom autograd graphs included", function()
+    local out, status = run([[
+      local F = dl.autograd.Function{
+        forward = function(ctx, x) ctx:save_for_backward(x) return x * 2 end,
+        backward = function(ctx, g) return g * 2 end,
+      }
+      keep = {F(dl.randn(4):requires_grad_()), dl.zeros(1000, 1000)}
+      local co = coroutine.wrap(function() held = dl.ones(3) * 5 coroutine.yield() end)
+      co()
+      print("done")
+    ]])
+    assert.equal(0, status, out)
+    assert.equal("done\n", out)
+  end)
+  it("keeps memory flat over many short-lived tensors made in coroutines", function()
+    local a = dl.ones(8)
+    for _ = 1, 2 do
+      local co = coroutine.wrap(function() for _ = 1, 20000 do local c = a + a end end)
+      co()
+    end
+    collectgarbage()
+    local base = dl.memory_stats().allocated
+    local co = coroutine.wrap(function() for _ = 1, 50000 do local c = a + a end end)
+    co()
+    collectgarbage()
+    assert.equal(base, dl.memory_stats().allocated)
+  end)
+end)

@@ -15,7 +15,11 @@
 /* Cached bytes beyond this go back to the system on free. */
 #define CACHE_LIMIT ((size_t)2 << 30)
 #define LOCAL_MAX_BYTES ((size_t)64 << 10)
-#define LOCAL_MAX_BLOCKS 64
+/* a thread keeps up to this many bytes per class (at least LOCAL_MIN_BLOCKS
+ * blocks): a collection frees thousands of small tensors at once, and they
+ * should all come back without the lock */
+#define LOCAL_CLASS_BYTES ((size_t)256 << 10)
+#define LOCAL_MIN_BLOCKS 64
 
 typedef struct free_block { struct free_block *next; } free_block;
 
@@ -27,7 +31,7 @@ static _Thread_local size_t pressure;
 
 /* per-thread LIFO of small blocks, by class */
 static _Thread_local free_block *local_lists[NCLASSES];
-static _Thread_local uint8_t local_counts[NCLASSES];
+static _Thread_local uint16_t local_counts[NCLASSES];
 
 #define ADD(var, n) __atomic_add_fetch(&(var), (n), __ATOMIC_RELAXED)
 #define SUB(var, n) __atomic_sub_fetch(&(var), (n), __ATOMIC_RELAXED)
@@ -55,6 +59,7 @@ void *dl_host_alloc(size_t nbytes) {
   pressure += nbytes;
   void *raw = malloc(nbytes ? nbytes : 1);
   if (!raw) dl_error_set("out of memory allocating %zu bytes", nbytes);
+  else note_allocated(nbytes);
   return raw;
 #endif
   size_t rounded;
@@ -93,7 +98,7 @@ void *dl_host_alloc(size_t nbytes) {
 void dl_host_free(void *p, size_t nbytes) {
   if (!p) return;
 #ifdef DL_NO_CACHE
-  (void)nbytes;
+  SUB(st_allocated, nbytes);
   free(p);
   return;
 #endif
@@ -106,7 +111,8 @@ void dl_host_free(void *p, size_t nbytes) {
   }
   ADD(st_cached, rounded);
   free_block *b = p;
-  if (rounded <= LOCAL_MAX_BYTES && local_counts[c] < LOCAL_MAX_BLOCKS) {
+  if (rounded <= LOCAL_MAX_BYTES &&
+      (local_counts[c] < LOCAL_MIN_BLOCKS || (size_t)local_counts[c] * rounded < LOCAL_CLASS_BYTES)) {
     b->next = local_lists[c];
     local_lists[c] = b;
     local_counts[c]++;

@@ -11,6 +11,7 @@
 
 #include "dlua.h"
 #include "dlua_repl.h"
+#include "lua_dlua.h"
 
 static const char *progname = "dlua";
 
@@ -227,7 +228,7 @@ static int pmain(lua_State *L) {
 
 int main(int argc, char **argv) {
   if (argv[0] && argv[0][0]) progname = argv[0];
-  lua_State *L = luaL_newstate();
+  lua_State *L = dlua_state_new();
   if (L == NULL) {
     fprintf(stderr, "%s: cannot create state: not enough memory\n", progname);
     return EXIT_FAILURE;

@@ -24,6 +24,7 @@ static int l_get_num_threads(lua_State *L) {
 }
 
 static int l_memory_stats(lua_State *L) {
+  dlua_heap_drain(L); /* tensors the collector already freed */
   dl_alloc_stats s;
   dl_host_stats(&s);
   lua_createtable(L, 0, 4);
@@ -144,7 +145,7 @@ static int open_all(lua_State *L) {
 }
 
 lua_State *dlua_newstate(void) {
-  lua_State *L = luaL_newstate();
+  lua_State *L = dlua_state_new();
   if (!L) return NULL;
   lua_pushcfunction(L, open_all);
   if (lua_pcall(L, 0, 0, 0) != LUA_OK) {

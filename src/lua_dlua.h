@@ -8,6 +8,42 @@
 
 #include "dlua.h"
 
+/* A tensor userdata's payload. The secret magic tells a tensor from any
+ * other userdata of the same size without a metatable lookup (and lets the
+ * allocator of lua_heap.c recognise one it frees). */
+typedef struct dlua_tensor_ud {
+  uint64_t magic;
+  dl_tensor *t; /* NULL once closed */
+  struct dlua_tensor_ud *prev, *next; /* live list of a dlua-made state */
+} dlua_tensor_ud;
+extern uint64_t dlua_ud_magic;
+void dlua_ud_magic_init(void);
+static inline dlua_tensor_ud *dlua_toud(lua_State *L, int idx) {
+  dlua_tensor_ud *u = lua_touserdata(L, idx);
+  return u && lua_rawlen(L, idx) == sizeof *u && u->magic == dlua_ud_magic ? u : NULL;
+}
+/* The tensor at idx, or NULL (not a tensor, or closed): the hot path's test. */
+static inline dl_tensor *dlua_totensor_fast(lua_State *L, int idx) {
+  dlua_tensor_ud *u = dlua_toud(L, idx);
+  return u ? u->t : NULL;
+}
+
+/* lua_heap.c: states with dlua's allocator (tensors then need no __gc). */
+lua_State *dlua_state_new(void);
+bool dlua_heap_owned(lua_State *L);
+/* releases the tensors whose userdata the collector freed */
+void dlua_heap_drain(lua_State *L);
+/* links a new tensor userdata into the state's live list */
+void dlua_heap_track(lua_State *L, dlua_tensor_ud *u);
+
+/* The collector's safe point at the start of an op that makes a tensor:
+ * runs the collection dlua_pushtensor found due (see lua_tensor.c). */
+extern _Thread_local bool dlua_gc_due;
+void dlua_gc_collect(lua_State *L);
+static inline void dlua_gc_point(lua_State *L) {
+  if (dlua_gc_due) dlua_gc_collect(L);
+}
+
 /* Pushes t, or raises "dl.<engine message>" when t is NULL. */
 void dlua_push_or_error(lua_State *L, dl_tensor *t);
 /* Raises the engine's last error as "dl.<message>". */

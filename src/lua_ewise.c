@@ -9,19 +9,8 @@
 
 /* ---- arguments ---- */
 
-/* The hot path's tensor test. Every function here has the tensor
- * metatable's address as upvalue 1 (NULL when the userdata layout check at
- * open time failed): one pointer comparison instead of a registry lookup per
- * operand. The metatable lives in the registry, so the address stays valid. */
-static inline dl_tensor *to_tensor(lua_State *L, int idx) {
-  void *u = lua_touserdata(L, idx);
-  if (u && lua_getmetatable(L, idx)) {
-    bool ok = lua_topointer(L, -1) == lua_touserdata(L, lua_upvalueindex(1));
-    lua_pop(L, 1);
-    if (ok) return *(dl_tensor **)u;
-  }
-  return u ? dlua_totensor(L, idx) : NULL;
-}
+/* the hot path's tensor test (NULL for a closed tensor or a non-tensor) */
+static inline dl_tensor *to_tensor(lua_State *L, int idx) { return dlua_totensor_fast(L, idx); }
 
 static inline dl_tensor *check_tensor(lua_State *L, int idx) {
   dl_tensor *t = to_tensor(L, idx);
@@ -73,6 +62,7 @@ static dl_scalar read_alpha(lua_State *L, int arg, dl_binop op) {
 
 /* (a, b [, {alpha}]): either may be a number; also the metamethods */
 static int binary(lua_State *L, dl_binop op) {
+  dlua_gc_point(L);
   dl_tensor *a = to_tensor(L, 1), *b = to_tensor(L, 2);
   dl_scalar alpha = lua_gettop(L) >= 3 ? read_alpha(L, 3, op) : dl_scalar_i(1);
   if (a && b) {
@@ -120,6 +110,7 @@ BINARY(logical_xor, DL_BIN_LOGICAL_XOR)
 /* ---- unary ---- */
 
 static int unary(lua_State *L, dl_unop op) {
+  dlua_gc_point(L);
   dlua_push_or_error(L, dl_ag_unary(op, check_tensor(L, 1)));
   return 1;
 }
@@ -365,38 +356,15 @@ static const luaL_Reg functions[] = {
   {NULL, NULL},
 };
 
-/* Pushes the upvalue of every function here: the tensor metatable's address
- * when a tensor userdata starts with its dl_tensor pointer (checked on a real
- * one), else NULL, which sends every test through dlua_totensor. */
-static void push_fast_key(lua_State *L) {
-  int64_t shape[1] = {1};
-  dl_tensor *t = dl_tensor_empty(shape, 1, DL_FLOAT32, dl_device_cpu());
-  if (!t) dlua_engine_error(L);
-  dlua_pushtensor(L, t);
-  const void *mt = NULL;
-  if (*(dl_tensor **)lua_touserdata(L, -1) == t && dlua_totensor(L, -1) == t && lua_getmetatable(L, -1)) {
-    mt = lua_topointer(L, -1);
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  lua_pushlightuserdata(L, (void *)mt);
-}
-
 void dlua_open_ewise(lua_State *L) {
   int dl = lua_gettop(L);
-  push_fast_key(L);
-  int key = lua_gettop(L);
   luaL_getmetatable(L, DLUA_TENSOR_TYPE);
-  lua_pushvalue(L, key);
-  luaL_setfuncs(L, meta, 1);
+  luaL_setfuncs(L, meta, 0);
   lua_pop(L, 1);
   /* dl.Tensor is the method table */
   lua_getfield(L, dl, "Tensor");
-  lua_pushvalue(L, key);
-  luaL_setfuncs(L, methods, 1);
+  luaL_setfuncs(L, methods, 0);
   lua_pop(L, 1);
-  lua_pushvalue(L, dl);
-  lua_pushvalue(L, key);
-  luaL_setfuncs(L, functions, 1);
+  luaL_setfuncs(L, functions, 0);
   lua_settop(L, dl);
 }

@@ -20,6 +20,7 @@ typedef dl_tensor *(*out_fn)(dl_tensor *, dl_tensor *, dl_tensor *);
 static int binary_out(lua_State *L, const char *fn, out_fn f) {
   static const char *const allowed[] = {"out", NULL};
   dl_tensor *a = dlua_checktensor(L, 1), *b = dlua_checktensor(L, 2);
+  dlua_gc_point(L);
   if (lua_isnoneornil(L, 3)) {
     dlua_push_or_error(L, f(a, b, NULL));
     return 1;
@@ -53,6 +54,7 @@ static int l_addmm(lua_State *L) {
   if (!lua_isnoneornil(L, 4) && !dlua_isoptions(L, 4)) return luaL_typeerror(L, 4, "options table");
   dlua_checkoptions(L, 4, "dl.addmm", allowed);
   double beta = dlua_optnumber(L, 4, "beta", 1), alpha = dlua_optnumber(L, 4, "alpha", 1);
+  dlua_gc_point(L);
   dlua_push_or_error(L, dl_ag_addmm(input, m1, m2, beta, alpha));
   return 1;
 }

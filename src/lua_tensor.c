@@ -5,56 +5,70 @@
 #include "autograd/dl_ag_view.h"
 #include "autograd/dl_autograd.h"
 #include "dl_alloc.h"
+#include "dl_backend.h"
 
 #include <string.h>
 
 /* registry keys (addresses are unique) */
 static const char META_KEY = 0, METHODS_KEY = 0, GETTERS_KEY = 0, SETTERS_KEY = 0;
 
-typedef struct {
-  dl_tensor *t;
-} tensor_ud;
+typedef dlua_tensor_ud tensor_ud;
 
 /* ---- userdata ---- */
 
-/* Collector pacing: storage lives outside Lua's heap, so the binding runs a
- * collection step itself. A cycle costs a pass over the Lua heap plus a
- * little per dead tensor, so it waits for both enough new tensor bytes
- * (the bytes still live, at least GC_MIN_BYTES: Lua's own doubling rule)
- * and enough new tensors (GC_MIN_TENSORS) to amortise that pass — unless
- * the new bytes pass a hard cap, which bounds memory for big tensors. */
+/* Collector pacing: storage lives outside Lua's heap, so the binding runs
+ * the collector itself. A minor collection costs a little per young object,
+ * so for small tensors it waits for both enough new tensor bytes (the bytes
+ * still live, at least GC_MIN_BYTES) and enough new tensors
+ * (GC_MIN_TENSORS) to amortise it; but garbage never grows past
+ * GC_CACHE_BYTES, so loops over big tensors keep reusing a few cache-warm
+ * blocks instead of streaming through fresh memory. Tensors that outlived
+ * two minor collections are old and only a full collection frees them: one
+ * runs when the live tensor bytes double (Lua's own rule for its heap). */
 #define GC_MIN_BYTES ((size_t)256 << 10)
 #define GC_MIN_TENSORS 64
-#define GC_MAX_BYTES ((size_t)64 << 20)
-#define GC_CAP_BYTES ((size_t)32 << 20)
-static _Thread_local size_t gc_bytes, gc_tensors, gc_live = GC_MIN_BYTES;
+#define GC_CACHE_BYTES ((size_t)4 << 20)
+static _Thread_local size_t gc_bytes, gc_tensors, gc_live = GC_MIN_BYTES, gc_base = GC_MIN_BYTES;
+_Thread_local bool dlua_gc_due;
+
+static size_t live_bytes(void) {
+  size_t live = dl_host_live_bytes();
+  return live > GC_MIN_BYTES ? live : GC_MIN_BYTES;
+}
+
+void dlua_gc_collect(lua_State *L) {
+  dlua_gc_due = false;
+  gc_bytes = gc_tensors = 0;
+  lua_gc(L, LUA_GCSTEP, 0); /* generational mode: a minor collection */
+  dlua_heap_drain(L);
+  gc_live = live_bytes();
+  if (gc_live > 2 * gc_base) {
+    lua_gc(L, LUA_GCCOLLECT);
+    dlua_heap_drain(L);
+    gc_live = gc_base = live_bytes();
+  }
+}
 
 void dlua_pushtensor(lua_State *L, dl_tensor *t) {
   tensor_ud *u = lua_newuserdatauv(L, sizeof(tensor_ud), 0);
+  u->magic = dlua_ud_magic;
   u->t = t;
+  u->prev = u->next = NULL;
+  dlua_heap_track(L, u);
   lua_rawgetp(L, LUA_REGISTRYINDEX, &META_KEY);
   lua_setmetatable(L, -2);
   gc_bytes += dl_alloc_take_pressure();
   gc_tensors++;
-  if ((gc_bytes >= gc_live && gc_tensors >= GC_MIN_TENSORS) || gc_bytes >= 2 * gc_live + GC_CAP_BYTES) {
-    int kb = (int)(gc_bytes / 1024);
-    gc_bytes = gc_tensors = 0;
-    lua_gc(L, LUA_GCSTEP, kb);
-    size_t live = dl_host_live_bytes();
-    gc_live = live > GC_MIN_BYTES ? live : GC_MIN_BYTES;
-    /* a big live set (a dataset in memory) must not license as much garbage */
-    if (gc_live > GC_MAX_BYTES) gc_live = GC_MAX_BYTES;
+  if ((gc_bytes >= gc_live && gc_tensors >= GC_MIN_TENSORS) || gc_bytes >= GC_CACHE_BYTES) {
+    /* Due, but best run at the next op's start (dlua_gc_point): by then the
+     * script has usually dropped the value this result replaces (c = a + b),
+     * so its block is free for the next result. No op ran one: now. */
+    if (dlua_gc_due) dlua_gc_collect(L);
+    else dlua_gc_due = true;
   }
 }
 
-static tensor_ud *to_ud(lua_State *L, int idx) {
-  tensor_ud *u = lua_touserdata(L, idx);
-  if (!u || !lua_getmetatable(L, idx)) return NULL;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &META_KEY);
-  bool ok = lua_rawequal(L, -1, -2);
-  lua_pop(L, 2);
-  return ok ? u : NULL;
-}
+static tensor_ud *to_ud(lua_State *L, int idx) { return dlua_toud(L, idx); }
 
 dl_tensor *dlua_totensor(lua_State *L, int idx) {
   tensor_ud *u = to_ud(L, idx);
@@ -78,9 +92,9 @@ void dlua_push_or_error(lua_State *L, dl_tensor *t) {
   dlua_pushtensor(L, t);
 }
 
-/* __gc and __close: idempotent */
+/* __gc (states dlua did not make) and __close: idempotent */
 static int l_release(lua_State *L) {
-  tensor_ud *u = lua_touserdata(L, 1);
+  tensor_ud *u = to_ud(L, 1);
   if (u && u->t) {
     dl_tensor_release(u->t);
     u->t = NULL;
@@ -323,13 +337,32 @@ static int read_index(lua_State *L, dl_tensor *t, int first, int64_t *idx) {
   return 0;
 }
 
+/* one element of a device tensor, through a 0-d host tensor (a sync point) */
+static void *device_elem(const dl_tensor *t, const int64_t *idx) {
+  int64_t off = t->offset;
+  for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
+  return (char *)t->storage->data + off * (int64_t)dl_dtype_size(t->dtype);
+}
+
 static int l_get(lua_State *L) {
   dl_tensor *t = dlua_checktensor(L, 1);
   int nargs = lua_gettop(L) - 1;
   if (nargs != t->ndim) return luaL_error(L, "dl.get: %d indices for a %d-d tensor", nargs, t->ndim);
-  if (dl_tensor_device(t).type != DL_CPU) return luaL_error(L, "dl.get: tensor is on %s; use item() or cpu()", "cuda");
   int64_t idx[DL_MAX_DIMS];
   read_index(L, t, 2, idx);
+  if (dl_tensor_device(t).type != DL_CPU) {
+    const dl_backend *be = dl_backend_of(t);
+    dl_tensor *h = be ? dl_tensor_empty(NULL, 0, t->dtype, dl_device_cpu()) : NULL;
+    if (!h) return dlua_engine_error(L);
+    if (be->to_host(dl_tensor_data(h), device_elem(t, idx), dl_dtype_size(t->dtype))) {
+      dl_tensor_release(h);
+      return dlua_engine_error(L);
+    }
+    dl_scalar v = dl_tensor_get_linear(h, 0);
+    dl_tensor_release(h);
+    push_scalar(L, v, t->dtype);
+    return 1;
+  }
   push_scalar(L, dl_tensor_get(t, idx), t->dtype);
   return 1;
 }
@@ -338,11 +371,20 @@ static int l_set(lua_State *L) {
   dl_tensor *t = dlua_checktensor(L, 1);
   int nargs = lua_gettop(L) - 2;
   if (nargs != t->ndim) return luaL_error(L, "dl.set: %d indices for a %d-d tensor", nargs < 0 ? 0 : nargs, t->ndim);
-  if (dl_tensor_device(t).type != DL_CPU) return luaL_error(L, "dl.set: tensor is not on the cpu");
   int64_t idx[DL_MAX_DIMS];
   read_index(L, t, 2, idx);
   dl_scalar v = dlua_checkscalar(L, lua_gettop(L));
   dlua_check_status(L, dl_ag_check_inplace("set", t));
+  if (dl_tensor_device(t).type != DL_CPU) { /* the value converted on the host, then one element sent */
+    const dl_backend *be = dl_backend_of(t);
+    dl_tensor *h = be ? dl_tensor_scalar(v, t->dtype, dl_device_cpu()) : NULL;
+    if (!h) return dlua_engine_error(L);
+    int rc = be->from_host(device_elem(t, idx), dl_tensor_data(h), dl_dtype_size(t->dtype));
+    dl_tensor_release(h);
+    dlua_check_status(L, rc);
+    dl_tensor_bump_version(t);
+    return 0;
+  }
   dl_tensor_set(t, idx, v);
   return 0;
 }
@@ -373,7 +415,6 @@ static const luaL_Reg meta[] = {
   {"__index", m_index},
   {"__newindex", m_newindex},
   {"__len", m_len},
-  {"__gc", l_release},
   {"__close", l_release},
   {NULL, NULL},
 };
@@ -397,6 +438,7 @@ static const luaL_Reg getters[] = {
 };
 
 void dlua_open_tensor(lua_State *L) {
+  dlua_ud_magic_init();
   /* metatable, methods, getters, setters live in the registry */
   luaL_newmetatable(L, DLUA_TENSOR_TYPE); /* sets __name for error messages */
   lua_pushvalue(L, -1);
@@ -409,6 +451,11 @@ void dlua_open_tensor(lua_State *L) {
   lua_newtable(L);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &SETTERS_KEY);
   dlua_register_meta(L, meta);
+  if (!dlua_heap_owned(L)) {
+    /* another allocator: the collector must tell us through __gc */
+    static const luaL_Reg gc[] = {{"__gc", l_release}, {NULL, NULL}};
+    dlua_register_meta(L, gc);
+  }
   dlua_register(L, methods, functions);
   dlua_register_getters(L, getters);
   /* dl.Tensor exposes the methods table, so scripts can add methods */
