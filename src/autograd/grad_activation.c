@@ -81,6 +81,12 @@ typedef struct {
 static dl_tensor *act_grad_composed(dl_act op, dl_tensor *g, dl_tensor *x, double p0, double p1) {
   switch (op) {
   case DL_ACT_LEAKY_RELU: return t_where(p_gt(x, 0), ref(g), t_muls(ref(g), p0));
+  case DL_ACT_RELU: {
+    dl_tensor *mask = p_gt(x, 0);
+    dl_tensor *r = mask ? dl_ag_where(mask, dl_operand_tensor(g), dl_operand_scalar(dl_scalar_f(0))) : NULL;
+    dl_tensor_release(mask);
+    return r;
+  }
   case DL_ACT_ELU:
     /* exp of min(x, 0): the unused branch never overflows into 0 * inf */
     return t_where(p_gt(x, 0), ref(g), t_muls(t_mul(ref(g), t_un(DL_UN_EXP, t_min0(ref(x)))), p0));
@@ -127,6 +133,7 @@ static const dl_node_type act_types[DL_NACTS] = {
   {"LeakyReluBackward0", act_backward, NULL}, {"EluBackward0", act_backward, NULL},
   {"GeluBackward0", act_backward, NULL},      {"GeluBackward0", act_backward, NULL},
   {"SiluBackward0", act_backward, NULL},      {"SoftplusBackward0", act_backward, NULL},
+  {"ReluBackward0", act_backward, NULL},
 };
 
 dl_tensor *dl_ag_act(dl_act op, dl_tensor *x, double p0, double p1) {

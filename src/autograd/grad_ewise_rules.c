@@ -5,6 +5,8 @@
  * the jvp rule (v = an operand's tangent). */
 #include "grad_ewise_impl.h"
 
+#include "../ops/dl_activation.h"
+
 #include <math.h>
 
 #ifndef M_PI
@@ -170,7 +172,10 @@ static T *unary_local(const ew_ctx *c, T *x, T *y, T *v) {
   case DL_UN_ROUND:
   case DL_UN_TRUNC: return zeros_like(v);
   case DL_UN_FRAC: return ref(v);
-  case DL_UN_RELU: return pick(p_bin_s(DL_BIN_GT, ref(y), 0), ref(v), true); /* one mask, one select */
+  case DL_UN_RELU:
+    /* not recording (a first-order backward, or a jvp): one fused pass */
+    if (!dl_grad_enabled()) return dl_op_act_backward(DL_ACT_RELU, v, y, 0, 0);
+    return pick(p_bin_s(DL_BIN_GT, ref(y), 0), ref(v), true); /* one mask, one select */
   case DL_UN_SQUARE: return mul(ref(v), mul_s(ref(x), 2));
   case DL_UN_SQRT: return dv(ref(v), mul_s(ref(y), 2));
   case DL_UN_RSQRT: return mul(ref(v), mul_s(pow_s(ref(y), 3), -0.5));

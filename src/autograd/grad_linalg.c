@@ -305,11 +305,20 @@ static int addmm_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
     if (!wants(n, k + 1)) continue;
     dl_tensor *other = dl_node_saved(n, c->slot[1 - k]);
     if (!other) return -1;
-    dl_tensor *ot = mT(other);
     /* dm1 = alpha * g @ m2^T, dm2 = alpha * m1^T @ g, in the layout of m1 / m2 */
-    dl_tensor *x = k == 0 ? g : ot, *y = k == 0 ? ot : g;
-    dl_tensor *p = ot ? (c->colmajor[k] ? matmul_transposed(x, y) : dl_ag_matmul(x, y)) : NULL;
-    dl_tensor_release(ot);
+    dl_tensor *p;
+    if (k == 1 && c->colmajor[1]) { /* W^T of a Linear layer: (g^T @ m1)^T, two views */
+      dl_tensor *gt = mT(g);
+      dl_tensor *q = gt ? dl_ag_matmul(gt, other) : NULL;
+      p = q ? mT(q) : NULL;
+      dl_tensor_release(gt);
+      dl_tensor_release(q);
+    } else {
+      dl_tensor *ot = mT(other);
+      dl_tensor *x = k == 0 ? g : ot, *y = k == 0 ? ot : g;
+      p = ot ? (c->colmajor[k] ? matmul_transposed(x, y) : dl_ag_matmul(x, y)) : NULL;
+      dl_tensor_release(ot);
+    }
     dl_tensor_release(other);
     gin[k + 1] = p ? scale(p, c->alpha) : NULL;
     dl_tensor_release(p);

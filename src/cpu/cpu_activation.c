@@ -30,6 +30,8 @@ typedef struct {
     return z >= 0 ? r : e * r;                                                                      \
   }                                                                                                 \
   static inline T leaky_f_##S(T x, T p0, T p1) { (void)p1; return x > 0 ? x : x * p0; }             \
+  static inline T relu_f_##S(T x, T p0, T p1) { (void)p0, (void)p1; return x < 0 ? 0 : x; }        \
+  static inline T relu_b_##S(T g, T x, T p0, T p1) { (void)p0, (void)p1; return x > 0 ? g : 0; }   \
   static inline T leaky_b_##S(T g, T x, T p0, T p1) { (void)p1; return x > 0 ? g : g * p0; }        \
   static inline T elu_f_##S(T x, T p0, T p1) {                                                      \
     (void)p1;                                                                                       \
@@ -117,7 +119,9 @@ typedef struct {
   FWD_LOOP(silu_fl_##S, T, silu_f_##S)                                                              \
   BWD_LOOP(silu_bl_##S, T, silu_b_##S)                                                              \
   FWD_LOOP(softplus_fl_##S, T, softplus_f_##S)                                                      \
-  BWD_LOOP(softplus_bl_##S, T, softplus_b_##S)
+  BWD_LOOP(softplus_bl_##S, T, softplus_b_##S)                                                      \
+  FWD_LOOP(relu_fl_##S, T, relu_f_##S)                                                              \
+  BWD_LOOP(relu_bl_##S, T, relu_b_##S)
 
 ACT_FUNCS(f, float, expf, expm1f, log1pf, erff, tanhf, fabsf)
 ACT_FUNCS(d, double, exp, expm1, log1p, erf, tanh, fabs)
@@ -128,10 +132,12 @@ ACT_LOOPS(d, double)
 static const dl_iter_fn fwd_loops[DL_NACTS][2] = {
   {leaky_fl_f, leaky_fl_d}, {elu_fl_f, elu_fl_d},   {gelu_fl_f, gelu_fl_d},
   {gelut_fl_f, gelut_fl_d}, {silu_fl_f, silu_fl_d}, {softplus_fl_f, softplus_fl_d},
+  {relu_fl_f, relu_fl_d},
 };
 static const dl_iter_fn bwd_loops[DL_NACTS][2] = {
   {leaky_bl_f, leaky_bl_d}, {elu_bl_f, elu_bl_d},   {gelu_bl_f, gelu_bl_d},
   {gelut_bl_f, gelut_bl_d}, {silu_bl_f, silu_bl_d}, {softplus_bl_f, softplus_bl_d},
+  {relu_bl_f, relu_bl_d},
 };
 
 static void act_forward(dl_act op, dl_tensor *out, const dl_tensor *x, double p0, double p1) {

@@ -1,6 +1,8 @@
-/* cpu_linalg.c — GEMM on the CPU: OpenBLAS for float32/float64, a plain
- * loop for int64. Column-major, as dl_linalg.h defines the kernels. */
+/* cpu_linalg.c — GEMM on the CPU: OpenBLAS for float32/float64 (small
+ * float32 products in cpu_gemm_small.c), a plain loop for int64.
+ * Column-major, as dl_linalg.h defines the kernels. */
 #include "../ops/dl_linalg.h"
+#include "cpu_gemm_small.h"
 #include "cpu_iter.h"
 
 #include <cblas.h>
@@ -27,6 +29,7 @@ static void gemm_one(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_
   enum CBLAS_TRANSPOSE cta = ta ? CblasTrans : CblasNoTrans, ctb = tb ? CblasTrans : CblasNoTrans;
   switch (dt) {
   case DL_FLOAT32:
+    if (dl_cpu_sgemm_small(ta, tb, m, n, k, (float)alpha, a, lda, b, ldb, (float)beta, NULL, c, ldc)) break;
     cblas_sgemm(CblasColMajor, cta, ctb, (blasint)m, (blasint)n, (blasint)k, (float)alpha, a, (blasint)lda, b,
                 (blasint)ldb, (float)beta, c, (blasint)ldc);
     break;
@@ -45,6 +48,53 @@ static void gemm_one(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_
 static void cpu_gemm(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a,
                      int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc) {
   gemm_one(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* C[i, j] = beta * bias[i * s] for every column j */
+#define FILL_COLUMNS(T, MUL)                                                                       \
+  for (int64_t j = 0; j < n; j++) {                                                                 \
+    T *cj = (T *)c + j * ldc;                                                                       \
+    const T *bv = bias;                                                                             \
+    for (int64_t i = 0; i < m; i++) cj[i] = MUL(bv[i * s]);                                         \
+  }
+
+static void fill_columns(dl_dtype dt, int64_t m, int64_t n, double beta, const void *bias, int64_t s, void *c,
+                         int64_t ldc) {
+  switch (dt) {
+  case DL_FLOAT32: {
+    float fb = (float)beta;
+#define MUL_F(v) (fb * (v))
+    FILL_COLUMNS(float, MUL_F)
+#undef MUL_F
+    break;
+  }
+  case DL_FLOAT64: {
+#define MUL_D(v) (beta * (v))
+    FILL_COLUMNS(double, MUL_D)
+#undef MUL_D
+    break;
+  }
+  case DL_INT64: { /* wrapping, as gemm_i64 */
+    uint64_t ib = (uint64_t)(int64_t)beta;
+#define MUL_I(v) ((int64_t)(ib * (uint64_t)(v)))
+    FILL_COLUMNS(int64_t, MUL_I)
+#undef MUL_I
+    break;
+  }
+  default: break;
+  }
+}
+
+/* a Linear layer's forward: the small float32 kernel adds the bias as it
+ * stores C; otherwise C is filled with the bias and BLAS adds the product */
+static void cpu_gemm_bias(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+                          const void *a, int64_t lda, const void *b, int64_t ldb, double beta, const void *bias,
+                          int64_t bias_stride, void *c, int64_t ldc) {
+  if (dt == DL_FLOAT32 && bias_stride == 1 &&
+      dl_cpu_sgemm_small(ta, tb, m, n, k, (float)alpha, a, lda, b, ldb, (float)beta, bias, c, ldc))
+    return;
+  fill_columns(dt, m, n, beta, bias, bias_stride, c, ldc);
+  gemm_one(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, 1, c, ldc);
 }
 
 /* Many small products run one per thread (OpenBLAS stays single-threaded
@@ -75,4 +125,5 @@ static void cpu_gemm_strided_batched(dl_dtype dt, bool ta, bool tb, int64_t m, i
 const struct dl_linalg_kernels dl_cpu_linalg = {
   .gemm = cpu_gemm,
   .gemm_strided_batched = cpu_gemm_strided_batched,
+  .gemm_bias = cpu_gemm_bias,
 };

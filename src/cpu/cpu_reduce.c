@@ -17,6 +17,10 @@
 
 #include "cpu_vecmath.h"
 
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
+
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -501,6 +505,17 @@ static void reduce_one_split(const plan *P, int64_t o) {
   store_one(P, off, &st, m);
 }
 
+/* output o, its reduction in one run */
+static void reduce_one(const plan *P, int64_t o) {
+  int64_t off[K_NOPS];
+  kept_offsets(P, o, P->nk, off);
+  double m = aux_at(P, off);
+  rstate st;
+  state_init(P, &st);
+  reduce_range(P, P->base[K_SRC] + off[K_SRC], 0, P->nred, &st, m);
+  store_one(P, off, &st, m);
+}
+
 static void reduce_inner(const plan *P) {
   int threads = 1;
 #ifdef _OPENMP
@@ -511,18 +526,12 @@ static void reduce_inner(const plan *P) {
     for (int64_t o = 0; o < P->nout; o++) reduce_one_split(P, o);
     return;
   }
-  bool par = P->nout * P->nred >= DL_PARALLEL_GRAIN;
-  (void)par;
-#pragma omp parallel for schedule(static) if (par)
-  for (int64_t o = 0; o < P->nout; o++) {
-    int64_t off[K_NOPS];
-    kept_offsets(P, o, P->nk, off);
-    double m = aux_at(P, off);
-    rstate st;
-    state_init(P, &st);
-    reduce_range(P, P->base[K_SRC] + off[K_SRC], 0, P->nred, &st, m);
-    store_one(P, off, &st, m);
+  if (P->nout * P->nred < DL_PARALLEL_GRAIN || threads == 1) { /* no idle parallel region (futex calls) */
+    for (int64_t o = 0; o < P->nout; o++) reduce_one(P, o);
+    return;
   }
+#pragma omp parallel for schedule(static)
+  for (int64_t o = 0; o < P->nout; o++) reduce_one(P, o);
 }
 
 /* ---- outer mode ---- */
@@ -642,6 +651,30 @@ static void rows_i(const plan *P, const int64_t *x, int64_t n, int64_t r, rows *
   }
 }
 
+/* Column sums of float32 rows (a bias gradient: [rows, n] summed over
+ * rows), 32 columns at a time in eight AVX registers of doubles, so no
+ * accumulator goes through memory per row. Same order of additions as the
+ * row loop. Returns how many leading columns it summed into a. */
+static int64_t colsum_f32(const char *p, int64_t rstride, int64_t nrows, int64_t n, double *a) {
+#ifdef __AVX__
+  int64_t j = 0;
+  for (; j + 32 <= n; j += 32) {
+    __m256d s[8];
+    for (int q = 0; q < 8; q++) s[q] = _mm256_loadu_pd(a + j + 4 * q);
+    const char *row = p + j * (int64_t)sizeof(float);
+    for (int64_t r = 0; r < nrows; r++, row += rstride) {
+      const float *x = (const float *)row;
+      for (int q = 0; q < 8; q++) s[q] = _mm256_add_pd(s[q], _mm256_cvtps_pd(_mm_loadu_ps(x + 4 * q)));
+    }
+    for (int q = 0; q < 8; q++) _mm256_storeu_pd(a + j + 4 * q, s[q]);
+  }
+  return j;
+#else
+  (void)p, (void)rstride, (void)nrows, (void)n, (void)a;
+  return 0;
+#endif
+}
+
 /* work item w: a block of up to `width` (<= RB) outputs along the
  * innermost kept dim */
 static void reduce_block(const plan *P, int64_t w, int64_t nblk, int64_t width) {
@@ -664,10 +697,15 @@ static void reduce_block(const plan *P, int64_t w, int64_t nblk, int64_t width) 
   /* contiguous float32 rows added straight into the double accumulators */
   bool fused = P->sdt == DL_FLOAT32 && sstr == (int64_t)sizeof(float) &&
                (P->op == DL_REDUCE_SUM || P->op == DL_REDUCE_MEAN);
-  for (int64_t r = 0; r < P->nred; r++) {
+  int64_t done = 0; /* leading outputs already summed by colsum_f32 */
+  if (fused && nr == 1) {
+    done = colsum_f32(p, P->rstr[0], P->nred, nb, R.a);
+    p += done * (int64_t)sizeof(float);
+  }
+  for (int64_t r = 0; r < P->nred && done < nb; r++) {
     if (fused) {
       const float *x = (const float *)p;
-      DL_SIMD for (int64_t j = 0; j < nb; j++) R.a[j] += (double)x[j];
+      DL_SIMD for (int64_t j = 0; j < nb - done; j++) R.a[done + j] += (double)x[j];
     } else if (P->ipath) {
       rows_i(P, dl_load_i(P->sdt, p, sstr, nb, ibuf), nb, r, &R);
     } else {
@@ -706,8 +744,14 @@ static void reduce_outer(const plan *P) {
   int64_t nblk = (k0 + width - 1) / width;
   int64_t nwork = outer * nblk;
   par = par && nwork > 1;
-  (void)par;
-#pragma omp parallel for schedule(static) if (par)
+#ifdef _OPENMP
+  par = par && omp_get_max_threads() > 1;
+#endif
+  if (!par) { /* not even an idle parallel region: it costs futex calls */
+    for (int64_t w = 0; w < nwork; w++) reduce_block(P, w, nblk, width);
+    return;
+  }
+#pragma omp parallel for schedule(static)
   for (int64_t w = 0; w < nwork; w++) reduce_block(P, w, nblk, width);
 }
 

@@ -5,7 +5,7 @@
 
 #include "../dl_backend.h"
 
-static const char *const act_names[DL_NACTS] = {"leaky_relu", "elu", "gelu", "gelu", "silu", "softplus"};
+static const char *const act_names[DL_NACTS] = {"leaky_relu", "elu", "gelu", "gelu", "silu", "softplus", "relu"};
 
 const char *dl_act_name(dl_act op) { return (unsigned)op < DL_NACTS ? act_names[op] : "activation"; }
 

@@ -17,6 +17,8 @@ typedef enum {
   DL_ACT_GELU_TANH,  /* the tanh approximation */
   DL_ACT_SILU,       /* x * sigmoid(x) */
   DL_ACT_SOFTPLUS,   /* log(1 + exp(p0 x)) / p0, x where p0 x > p1 */
+  DL_ACT_RELU,       /* max(x, 0) (NaN stays NaN); backward g where x > 0, else 0
+                      * (x may be relu's output: same sign) */
   DL_NACTS
 } dl_act;
 

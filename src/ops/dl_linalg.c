@@ -155,13 +155,17 @@ static dl_tensor *gemm_core(const char *fn, dl_tensor *a, dl_tensor *b, const dl
     out = dl_tensor_empty(oshape, on, a->dtype, dl_tensor_device(a));
   }
   if (!out || out->numel == 0) return out;
-  if (input && beta != 0) {
+  /* a bias broadcast along the rows (Linear) goes to the kernel with the
+   * product instead of being copied into out first */
+  bool fold = input && beta != 0 && on == 2 && k->gemm_bias &&
+              (input->ndim <= 1 || (input->ndim == 2 && input->shape[0] == 1));
+  if (input && beta != 0 && !fold) {
     if (dl_tensor_copy_(out, input)) {
       dl_tensor_release(out);
       return NULL;
     }
     if (!dst) out->storage->version = 0;
-  } else {
+  } else if (!fold) {
     beta = 0;
   }
 
@@ -216,6 +220,13 @@ static dl_tensor *gemm_core(const char *fn, dl_tensor *a, dl_tensor *b, const dl
       offc += idx[d] * bs[2][d];
     }
     /* row-major C = A B is column-major C^T = B^T A^T */
+    if (fold) {
+      int last = input->ndim - 1;
+      int64_t bias_stride = last < 0 || input->shape[last] == 1 ? 0 : input->stride[last];
+      k->gemm_bias(a->dtype, lb == 1, la == 1, N, M, K, alpha, pb, ldb, pa, lda, beta, dl_tensor_data(input),
+                   bias_stride, pc, max1(N));
+      break;
+    }
     k->gemm_strided_batched(a->dtype, lb == 1, la == 1, N, M, K, alpha, pb + offb * (int64_t)es, ldb, ib,
                             pa + offa * (int64_t)es, lda, ia, beta, pc + offc * (int64_t)es, max1(N), ic, inner);
     for (int d = 1; d < nd && ++idx[d] == bsz[d]; d++) idx[d] = 0;

@@ -21,6 +21,13 @@ struct dl_linalg_kernels {
                                double alpha, const void *a, int64_t lda, int64_t stride_a, const void *b,
                                int64_t ldb, int64_t stride_b, double beta, void *c, int64_t ldc,
                                int64_t stride_c, int64_t batch);
+  /* Optional (NULL: the front-end copies the bias into C and calls gemm
+   * with beta = 1). One product with a bias folded in:
+   *   C[i, j] = alpha * (op(A) @ op(B))[i, j] + beta * bias[i * bias_stride]
+   * (bias_stride may be 0); C is not read. beta != 0. */
+  void (*gemm_bias)(dl_dtype dt, bool transa, bool transb, int64_t m, int64_t n, int64_t k, double alpha,
+                    const void *a, int64_t lda, const void *b, int64_t ldb, double beta, const void *bias,
+                    int64_t bias_stride, void *c, int64_t ldc);
 };
 
 extern const struct dl_linalg_kernels dl_cpu_linalg;
