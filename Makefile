@@ -13,15 +13,39 @@ BUILD ?= build
 OPT ?= -O3 -march=native
 SAN ?=
 CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -fPIC -fopenmp -fno-math-errno -fno-trapping-math $(OPT) $(SAN) -g \
-              $(LUA_INC) -I$(BLAS_INC) -Isrc -I$(BUILD)/gen
-LDLIBS_ENGINE = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lz -lmvec -lm -lpthread -fopenmp
+              $(LUA_INC) -I$(BLAS_INC) -Isrc -I$(BUILD)/gen $(CUDA_DEFS)
+LDLIBS_ENGINE = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lz -lmvec -lm -lpthread -fopenmp $(LDLIBS_CUDA)
 
 ENGINE_SRC := $(wildcard src/dl_*.c src/ops/*.c src/cpu/*.c src/autograd/*.c)
+
+# CUDA: src/gpu/*.cu are built when nvcc is found (PATH or /usr/local/cuda)
+# unless CUDA=0; C files then see DL_HAVE_CUDA. Objects of either kind live
+# under $(BUILD), so a CPU-only and a CUDA tree never share objects. Only
+# the CUDA runtime is linked: cuBLAS and cuSOLVER, which cost half a second
+# and 200 MB to load, are opened on first use (dl_cuda_library_symbol).
+NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+ifeq ($(strip $(NVCC)),)
+CUDA ?= 0
+else
+CUDA ?= 1
+endif
+ifeq ($(CUDA),1)
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(realpath $(NVCC)))
+CUDA_LIBDIR ?= $(CUDA_HOME)/lib64
+CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+             -gencode arch=compute_90,code=compute_90
+NVCCFLAGS = -std=c++17 -O3 $(CUDA_ARCH) -Werror all-warnings -Xcompiler -fPIC,-Wall,-Wextra,-Werror \
+            -Isrc -DDL_HAVE_CUDA -DDL_CUDA_LIBDIR='"$(CUDA_LIBDIR)"'
+CUDA_SRC := $(wildcard src/gpu/*.cu)
+CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
+CUDA_DEFS := -DDL_HAVE_CUDA
+LDLIBS_CUDA := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudart -lstdc++ -ldl
+endif
 BINDING_SRC := $(wildcard src/lua_*.c)
 LUA_SRC := $(shell find lua -name '*.lua' 2>/dev/null | sort)
 GEN_SRC := $(BUILD)/gen/dlua_lua_sources.c
 
-ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(CUDA_OBJ)
 BINDING_OBJ := $(BINDING_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/dlua_lua_sources.o
 LIB_OBJ := $(ENGINE_OBJ) $(BINDING_OBJ)
 
@@ -38,9 +62,19 @@ $(DEPS_STAMP): scripts/install-deps.sh
 	@bash scripts/install-deps.sh
 	@mkdir -p $(BUILD) && touch $@
 
-$(BUILD)/%.o: %.c $(DEPS_STAMP)
+# The settings that change what an object holds; a different set (CUDA=0
+# after a CUDA build, another OPT) rebuilds every object of the tree.
+CONFIG := $(BUILD)/gen/config.txt
+CONFIG_NOW := CUDA=$(CUDA) OPT=$(OPT) SAN=$(SAN)
+$(shell mkdir -p $(BUILD)/gen; echo '$(CONFIG_NOW)' | cmp -s - $(CONFIG) || echo '$(CONFIG_NOW)' > $(CONFIG))
+
+$(BUILD)/%.o: %.c $(DEPS_STAMP) $(CONFIG)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -MMD -MP -c $< -o $@
+
+$(BUILD)/%.o: %.cu $(DEPS_STAMP) $(CONFIG)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
 
 # The list of Lua files is a prerequisite too, so adding or removing one
 # regenerates the embedded sources even when no file's time changed.
@@ -89,7 +123,7 @@ test: all ctest
 # ASan + UBSan build in its own tree, running the same suite; the caching
 # allocator is bypassed so the sanitizer sees every block.
 sanitize: $(DEPS_STAMP)
-	$(MAKE) BUILD=build-san LIBDIR=build-san/lib BINDIR=build-san/bin OPT="-O1 -DDL_NO_CACHE" \
+	$(MAKE) CUDA=0 BUILD=build-san LIBDIR=build-san/lib BINDIR=build-san/bin OPT="-O1 -DDL_NO_CACHE" \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" all ctest
 	DLUA_SANITIZED=1 ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  bash spec/run.sh build-san/bin/dlua build-san build-san/lib
@@ -109,7 +143,7 @@ install: all
 	install -m 644 $(LIBDIR)/libdlua.a $(LIBDIR)/libdlua.so $(PREFIX)/lib/
 	install -m 644 $(LIBDIR)/lua/5.4/dlua.so $(PREFIX)/lib/lua/5.4/dlua.so
 	install -m 644 src/dlua.h src/dl_core.h src/dl_tensor.h $(PREFIX)/include/
-	sed 's|@PREFIX@|$(PREFIX)|' scripts/dlua.pc.in > $(PREFIX)/lib/pkgconfig/dlua.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@CUDA_LIBS@|$(LDLIBS_CUDA)|' scripts/dlua.pc.in > $(PREFIX)/lib/pkgconfig/dlua.pc
 
 clean:
 	rm -rf build build-san bin lib

@@ -120,5 +120,6 @@ void dlua_open_data(lua_State *L);
 void dlua_open_io(lua_State *L);
 void dlua_open_decomp(lua_State *L);
 void dlua_open_sys(lua_State *L);
+void dlua_open_cuda(lua_State *L);
 
 #endif

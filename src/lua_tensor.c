@@ -352,7 +352,7 @@ static int l_get(lua_State *L) {
   read_index(L, t, 2, idx);
   if (dl_tensor_device(t).type != DL_CPU) {
     const dl_backend *be = dl_backend_of(t);
-    dl_tensor *h = be ? dl_tensor_empty(NULL, 0, t->dtype, dl_device_cpu()) : NULL;
+    dl_tensor *h = be ? dl_tensor_scalar(dl_scalar_i(0), t->dtype, dl_device_cpu()) : NULL;
     if (!h) return dlua_engine_error(L);
     if (be->to_host(dl_tensor_data(h), device_elem(t, idx), dl_dtype_size(t->dtype))) {
       dl_tensor_release(h);

@@ -1,0 +1,311 @@
+/* cuda_activation.cu — GPU kernels of the fused activations, mirroring
+ * src/cpu/cpu_activation.c formula for formula: point-wise forward and
+ * backward over any strides (one thread per element), prelu and its slope
+ * gradient on [outer, n, inner], and softmax / log_softmax with the max
+ * subtracted and the sums in double. Rows along the last dim (inner == 1)
+ * get a block each; otherwise a thread walks one column of n elements, so
+ * neighbouring threads read neighbouring memory. */
+#include "cuda_nn_util.cuh"
+
+extern "C" {
+#include "../ops/dl_activation.h"
+}
+
+#define SQRT1_2 0.70710678118654752440      /* 1 / sqrt(2) */
+#define SQRT_2_PI 0.79788456080286535588    /* sqrt(2 / pi) */
+#define INV_SQRT_2PI 0.39894228040143267794 /* 1 / sqrt(2 pi) */
+#define GELU_C 0.044715
+
+/* ---- point-wise formulas (the CPU's ACT_FUNCS), in T ---- */
+
+/* act_f / act_b list every dl_act; a new one must be added there too */
+static_assert(DL_NACTS == 7, "cuda_activation.cu: a dl_act without a GPU formula");
+
+template <typename T> __host__ __device__ __forceinline__ T sig(T z) {
+  T e = exp(-fabs(z));
+  T r = (T)1 / ((T)1 + e);
+  return z >= 0 ? r : e * r;
+}
+
+template <typename T> __host__ __device__ __forceinline__ T act_f(dl_act op, T x, T p0, T p1) {
+  switch (op) {
+  case DL_ACT_LEAKY_RELU: return x > 0 ? x : x * p0;
+  case DL_ACT_ELU: return x > 0 ? x : p0 * expm1(x);
+  case DL_ACT_GELU: return (T)0.5 * x * ((T)1 + erf(x * (T)SQRT1_2));
+  case DL_ACT_GELU_TANH: return (T)0.5 * x * ((T)1 + tanh((T)SQRT_2_PI * (x + (T)GELU_C * x * x * x)));
+  case DL_ACT_SILU: return x * sig(x);
+  case DL_ACT_SOFTPLUS: {
+    T bx = x * p0;
+    if (bx > p1) return x;
+    return ((bx > 0 ? bx : (T)0) + log1p(exp(-fabs(bx)))) / p0;
+  }
+  default: /* DL_ACT_RELU: NaN stays NaN */
+    return x < 0 ? (T)0 : x;
+  }
+}
+
+template <typename T> __host__ __device__ __forceinline__ T act_b(dl_act op, T g, T x, T p0, T p1) {
+  switch (op) {
+  case DL_ACT_LEAKY_RELU: return x > 0 ? g : g * p0;
+  case DL_ACT_ELU: return x > 0 ? g : g * p0 * exp(x);
+  case DL_ACT_GELU: {
+    T cdf = (T)0.5 * ((T)1 + erf(x * (T)SQRT1_2));
+    T pdf = (T)INV_SQRT_2PI * exp((T)-0.5 * x * x);
+    return g * (cdf + x * pdf);
+  }
+  case DL_ACT_GELU_TANH: {
+    T t = tanh((T)SQRT_2_PI * (x + (T)GELU_C * x * x * x));
+    T du = (T)SQRT_2_PI * ((T)1 + (T)(3 * GELU_C) * x * x);
+    return g * ((T)0.5 * ((T)1 + t) + (T)0.5 * x * ((T)1 - t * t) * du);
+  }
+  case DL_ACT_SILU: {
+    T s = sig(x);
+    return g * s * ((T)1 + x * ((T)1 - s));
+  }
+  case DL_ACT_SOFTPLUS: {
+    T bx = x * p0;
+    return bx > p1 ? g : g * sig(bx);
+  }
+  default: /* DL_ACT_RELU (x may be relu's output: same sign) */
+    return x > 0 ? g : (T)0;
+  }
+}
+
+template <typename T>
+__global__ void act_forward_kernel(dl_act op, dl_cuda_view o, dl_cuda_view x, int64_t n, T p0, T p1) {
+  DL_CUDA_FOR(i, n) dl_cuda_at<T>(o, i) = act_f<T>(op, dl_cuda_at<T>(x, i), p0, p1);
+}
+
+template <typename T>
+__global__ void act_backward_kernel(dl_act op, dl_cuda_view gx, dl_cuda_view g, dl_cuda_view x, int64_t n, T p0,
+                                    T p1) {
+  DL_CUDA_FOR(i, n) dl_cuda_at<T>(gx, i) = act_b<T>(op, dl_cuda_at<T>(g, i), dl_cuda_at<T>(x, i), p0, p1);
+}
+
+static void cuda_act_forward(dl_act op, dl_tensor *out, const dl_tensor *x, double p0, double p1) {
+  int64_t n = out->numel;
+  if (n == 0) return;
+  DL_CUDA_DISPATCH_FLOAT(out->dtype, T,
+                         act_forward_kernel<T><<<dl_cuda_blocks(n), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
+                             op, dl_cuda_view_of(out), dl_cuda_view_of(x), n, (T)p0, (T)p1));
+  DL_CUDA_LAUNCHED("activation forward");
+}
+
+static void cuda_act_backward(dl_act op, dl_tensor *gx, const dl_tensor *g, const dl_tensor *x, double p0,
+                              double p1) {
+  int64_t n = gx->numel;
+  if (n == 0) return;
+  DL_CUDA_DISPATCH_FLOAT(gx->dtype, T,
+                         act_backward_kernel<T><<<dl_cuda_blocks(n), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
+                             op, dl_cuda_view_of(gx), dl_cuda_view_of(g), dl_cuda_view_of(x), n, (T)p0, (T)p1));
+  DL_CUDA_LAUNCHED("activation backward");
+}
+
+/* ---- prelu: slope w[c] (or w[0]) on channel c of [outer, n, inner] ---- */
+
+template <typename T>
+__global__ void prelu_kernel(T *o, const T *x, const T *w, int64_t wn, int64_t total, int64_t n, int64_t inner) {
+  DL_CUDA_FOR(i, total) {
+    T a = w[wn == 1 ? 0 : (i / inner) % n];
+    T v = x[i];
+    o[i] = v > 0 ? v : a * v;
+  }
+}
+
+template <typename T>
+__global__ void prelu_gx_kernel(T *gx, const T *g, const T *x, const T *w, int64_t wn, int64_t total, int64_t n,
+                                int64_t inner) {
+  DL_CUDA_FOR(i, total) {
+    T a = w[wn == 1 ? 0 : (i / inner) % n];
+    gx[i] = x[i] > 0 ? g[i] : a * g[i];
+  }
+}
+
+/* one block per slope: the sum of g * x over its elements where x <= 0
+ * (every element for a shared slope), in double */
+template <typename T>
+__global__ void prelu_gw_kernel(T *gw, const T *g, const T *x, int64_t wn, int64_t outer, int64_t n,
+                                int64_t inner) {
+  __shared__ double sh[32];
+  for (int64_t c = blockIdx.x; c < wn; c += gridDim.x) {
+    double acc = 0;
+    if (wn == 1) {
+      int64_t total = outer * n * inner;
+      for (int64_t i = threadIdx.x; i < total; i += blockDim.x)
+        if (!(x[i] > 0)) acc += (double)g[i] * (double)x[i];
+    } else {
+      int64_t m = outer * inner;
+      for (int64_t e = threadIdx.x; e < m; e += blockDim.x) {
+        int64_t i = ((e / inner) * n + c) * inner + e % inner;
+        if (!(x[i] > 0)) acc += (double)g[i] * (double)x[i];
+      }
+    }
+    acc = dl_block_sum(acc, sh);
+    if (threadIdx.x == 0) gw[c] = (T)acc;
+  }
+}
+
+static void cuda_prelu(dl_tensor *out, const dl_tensor *x, const dl_tensor *w, int64_t outer, int64_t n,
+                       int64_t inner) {
+  int64_t total = outer * n * inner;
+  if (total == 0) return;
+  DL_CUDA_DISPATCH_FLOAT(out->dtype, T,
+                         prelu_kernel<T><<<dl_cuda_blocks(total), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
+                             (T *)dl_tensor_data(out), (const T *)dl_tensor_data(x), (const T *)dl_tensor_data(w),
+                             w->numel, total, n, inner));
+  DL_CUDA_LAUNCHED("prelu");
+}
+
+static void cuda_prelu_backward(dl_tensor *gx, dl_tensor *gw, const dl_tensor *g, const dl_tensor *x,
+                                const dl_tensor *w, int64_t outer, int64_t n, int64_t inner) {
+  int64_t total = outer * n * inner, wn = w->numel;
+  cudaStream_t s = dl_cuda_stream();
+  DL_CUDA_DISPATCH_FLOAT(gx->dtype, T, {
+    if (total > 0)
+      prelu_gx_kernel<T><<<dl_cuda_blocks(total), DL_CUDA_THREADS, 0, s>>>(
+          (T *)dl_tensor_data(gx), (const T *)dl_tensor_data(g), (const T *)dl_tensor_data(x),
+          (const T *)dl_tensor_data(w), wn, total, n, inner);
+    /* runs even when total is 0, so the slope gradients come out as zeros */
+    prelu_gw_kernel<T><<<dl_cuda_grid_items(wn), DL_CUDA_THREADS, 0, s>>>(
+        (T *)dl_tensor_data(gw), (const T *)dl_tensor_data(g), (const T *)dl_tensor_data(x), wn, outer, n, inner);
+  });
+  DL_CUDA_LAUNCHED("prelu backward");
+}
+
+/* ---- softmax / log_softmax along the middle dim of [outer, n, inner] ---- */
+
+/* a row of infinities has no finite max to subtract */
+template <typename T> __device__ __forceinline__ T finite_max(T m) { return isinf(m) ? (T)0 : m; }
+
+/* inner == 1: one block per row of n contiguous elements */
+template <typename T> __global__ void softmax_rows_kernel(bool is_log, T *o, const T *x, int64_t outer, int64_t n) {
+  __shared__ double shd[32];
+  __shared__ T sht[32];
+  for (int64_t r = blockIdx.x; r < outer; r += gridDim.x) {
+    const T *xr = x + r * n;
+    T *orow = o + r * n;
+    T m = xr[0];
+    for (int64_t k = threadIdx.x; k < n; k += blockDim.x) m = xr[k] > m ? xr[k] : m;
+    m = finite_max(dl_block_max<T>(m, xr[0], sht));
+    double sum = 0;
+    for (int64_t k = threadIdx.x; k < n; k += blockDim.x) {
+      T e = exp(xr[k] - m);
+      if (!is_log) orow[k] = e;
+      sum += (double)e;
+    }
+    sum = dl_block_sum(sum, shd);
+    if (is_log) {
+      /* (x - m) - log(sum): exact where x is near m, even far from 0 */
+      T ls = (T)log(sum);
+      for (int64_t k = threadIdx.x; k < n; k += blockDim.x) orow[k] = (xr[k] - m) - ls;
+    } else {
+      T inv = (T)(1.0 / sum);
+      for (int64_t k = threadIdx.x; k < n; k += blockDim.x) orow[k] *= inv;
+    }
+  }
+}
+
+/* inner > 1: one thread per column (b, i), walking its n elements */
+template <typename T>
+__global__ void softmax_cols_kernel(bool is_log, T *o, const T *x, int64_t outer, int64_t n, int64_t inner) {
+  DL_CUDA_FOR(col, outer * inner) {
+    int64_t off = (col / inner) * n * inner + col % inner;
+    const T *xc = x + off;
+    T *oc = o + off;
+    T m = xc[0];
+    for (int64_t k = 1; k < n; k++) m = xc[k * inner] > m ? xc[k * inner] : m;
+    m = finite_max(m);
+    double sum = 0;
+    for (int64_t k = 0; k < n; k++) {
+      T e = exp(xc[k * inner] - m);
+      if (!is_log) oc[k * inner] = e;
+      sum += (double)e;
+    }
+    if (is_log) {
+      T ls = (T)log(sum);
+      for (int64_t k = 0; k < n; k++) oc[k * inner] = (xc[k * inner] - m) - ls;
+    } else {
+      T inv = (T)(1.0 / sum);
+      for (int64_t k = 0; k < n; k++) oc[k * inner] *= inv;
+    }
+  }
+}
+
+/* softmax: gx = y (g - sum(g y)); log_softmax: gx = g - exp(y) sum(g) */
+template <typename T>
+__global__ void softmax_bwd_rows_kernel(bool is_log, T *gx, const T *g, const T *y, int64_t outer, int64_t n) {
+  __shared__ double shd[32];
+  for (int64_t r = blockIdx.x; r < outer; r += gridDim.x) {
+    const T *gr = g + r * n, *yr = y + r * n;
+    T *xr = gx + r * n;
+    double acc = 0;
+    for (int64_t k = threadIdx.x; k < n; k += blockDim.x)
+      acc += is_log ? (double)gr[k] : (double)gr[k] * (double)yr[k];
+    T s = (T)dl_block_sum(acc, shd);
+    for (int64_t k = threadIdx.x; k < n; k += blockDim.x)
+      xr[k] = is_log ? gr[k] - exp(yr[k]) * s : yr[k] * (gr[k] - s);
+  }
+}
+
+template <typename T>
+__global__ void softmax_bwd_cols_kernel(bool is_log, T *gx, const T *g, const T *y, int64_t outer, int64_t n,
+                                        int64_t inner) {
+  DL_CUDA_FOR(col, outer * inner) {
+    int64_t off = (col / inner) * n * inner + col % inner;
+    const T *gc = g + off, *yc = y + off;
+    T *xc = gx + off;
+    double acc = 0;
+    for (int64_t k = 0; k < n; k++)
+      acc += is_log ? (double)gc[k * inner] : (double)gc[k * inner] * (double)yc[k * inner];
+    T d = (T)acc;
+    for (int64_t k = 0; k < n; k++) {
+      int64_t j = k * inner;
+      xc[j] = is_log ? gc[j] - exp(yc[j]) * d : yc[j] * (gc[j] - d);
+    }
+  }
+}
+
+/* threads per row block: enough for n, a multiple of the warp */
+static unsigned row_threads(int64_t n) {
+  unsigned t = 32;
+  while (t < 512 && (int64_t)t < n) t *= 2;
+  return t;
+}
+
+static void cuda_softmax(bool log, dl_tensor *out, const dl_tensor *x, int64_t outer, int64_t n, int64_t inner) {
+  if (n == 0 || outer * inner == 0) return;
+  cudaStream_t s = dl_cuda_stream();
+  DL_CUDA_DISPATCH_FLOAT(out->dtype, T, {
+    T *o = (T *)dl_tensor_data(out);
+    const T *xp = (const T *)dl_tensor_data(x);
+    if (inner == 1)
+      softmax_rows_kernel<T><<<dl_cuda_grid_items(outer), row_threads(n), 0, s>>>(log, o, xp, outer, n);
+    else
+      softmax_cols_kernel<T><<<dl_cuda_blocks(outer * inner), DL_CUDA_THREADS, 0, s>>>(log, o, xp, outer, n, inner);
+  });
+  DL_CUDA_LAUNCHED("softmax");
+}
+
+static void cuda_softmax_backward(bool log, dl_tensor *gx, const dl_tensor *g, const dl_tensor *y, int64_t outer,
+                                  int64_t n, int64_t inner) {
+  if (n == 0 || outer * inner == 0) return;
+  cudaStream_t s = dl_cuda_stream();
+  DL_CUDA_DISPATCH_FLOAT(gx->dtype, T, {
+    T *o = (T *)dl_tensor_data(gx);
+    const T *gp = (const T *)dl_tensor_data(g), *yp = (const T *)dl_tensor_data(y);
+    if (inner == 1)
+      softmax_bwd_rows_kernel<T><<<dl_cuda_grid_items(outer), row_threads(n), 0, s>>>(log, o, gp, yp, outer, n);
+    else
+      softmax_bwd_cols_kernel<T><<<dl_cuda_blocks(outer * inner), DL_CUDA_THREADS, 0, s>>>(log, o, gp, yp, outer, n,
+                                                                                         inner);
+  });
+  DL_CUDA_LAUNCHED("softmax backward");
+}
+
+/* the table is filled in member order: a new member must be added below */
+static_assert(sizeof(struct dl_act_kernels) == 6 * sizeof(void *),
+              "dl_act_kernels changed: fill its new members");
+
+extern "C" const struct dl_act_kernels dl_cuda_act = {
+    cuda_act_forward, cuda_act_backward, cuda_prelu, cuda_prelu_backward, cuda_softmax, cuda_softmax_backward,
+};

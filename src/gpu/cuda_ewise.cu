@@ -1,0 +1,252 @@
+/* cuda_ewise.cu — CUDA binary element-wise kernels (arithmetic,
+ * comparisons, logical ops) and the ewise kernel table. Each (op, dtype)
+ * pair the CPU table defines (cpu_ewise.c) has a functor here with the same
+ * semantics: int64 wraps, uint8 works modulo 256, bool add/mul are or/and,
+ * float floor_divide/remainder follow Python, maximum/minimum propagate
+ * NaN, and an integer division by zero gives 0 and reports
+ * DL_EWISE_ZERODIV (read back from the device: the one host sync here). */
+#include "cuda_ewise.cuh"
+
+namespace {
+
+__device__ __forceinline__ int64_t ipow(int64_t b, int64_t e) {
+  if (e < 0) return b == 1 ? 1 : b == -1 ? ((e & 1) ? -1 : 1) : 0;
+  uint64_t r = 1, x = (uint64_t)b;
+  while (e) {
+    if (e & 1) r *= x;
+    x *= x;
+    e >>= 1;
+  }
+  return (int64_t)r;
+}
+
+template <typename T> __device__ __forceinline__ T ffloordiv(T a, T b) {
+  if (b == 0) return a / b;
+  T mod = fmod(a, b);
+  T div = (a - mod) / b;
+  if (mod != 0 && ((b < 0) != (mod < 0))) div -= 1;
+  if (div == 0) return copysign((T)0, a / b);
+  T fd = floor(div);
+  if (div - fd > (T)0.5) fd += 1;
+  return fd;
+}
+
+template <typename T> __device__ __forceinline__ T fremainder(T a, T b) {
+  T m = fmod(a, b);
+  if (m != 0 && ((b < 0) != (m < 0))) m += b;
+  return m;
+}
+
+template <typename T> __device__ __forceinline__ T fmaxnan(T x, T y) {
+  return x != x ? x : y != y ? y : x > y ? x : y;
+}
+template <typename T> __device__ __forceinline__ T fminnan(T x, T y) {
+  return x != x ? x : y != y ? y : x < y ? x : y;
+}
+
+template <int OP> struct writes_bool {
+  static constexpr bool value = OP >= DL_BIN_EQ;
+};
+
+/* one binary op on compute dtype T; al is alpha, zd the zero-divisor flag */
+template <int OP, typename T> struct bin_fn {
+  T al;
+  int *zd;
+  typedef typename std::conditional<writes_bool<OP>::value, bool, T>::type out_t;
+  __device__ __forceinline__ out_t operator()(T x, T y, char) const {
+    constexpr bool flt = std::is_floating_point<T>::value;
+    constexpr bool i64 = std::is_same<T, int64_t>::value;
+    constexpr bool bl = std::is_same<T, bool>::value;
+    if constexpr (OP == DL_BIN_ADD) {
+      if constexpr (flt) return x + al * y;
+      else if constexpr (i64) return (int64_t)((uint64_t)x + (uint64_t)al * (uint64_t)y);
+      else if constexpr (bl) return x | y;
+      else return (uint8_t)(x + al * y);
+    } else if constexpr (OP == DL_BIN_SUB) {
+      if constexpr (flt) return x - al * y;
+      else if constexpr (i64) return (int64_t)((uint64_t)x - (uint64_t)al * (uint64_t)y);
+      else return (T)(x - al * y);
+    } else if constexpr (OP == DL_BIN_MUL) {
+      if constexpr (flt) return x * y;
+      else if constexpr (i64) return (int64_t)((uint64_t)x * (uint64_t)y);
+      else if constexpr (bl) return x & y;
+      else return (uint8_t)(x * y);
+    } else if constexpr (OP == DL_BIN_DIV) {
+      return x / y;
+    } else if constexpr (OP == DL_BIN_POW) {
+      if constexpr (flt) return pow(x, y);
+      else return (T)ipow((int64_t)x, (int64_t)y);
+    } else if constexpr (OP == DL_BIN_REMAINDER) {
+      if constexpr (flt) return fremainder(x, y);
+      else {
+        if (y == 0) {
+          *zd = 1;
+          return 0;
+        }
+        if constexpr (i64) {
+          if (y == -1) return 0;
+          int64_t r = x % y;
+          if (r != 0 && ((r < 0) != (y < 0))) r += y;
+          return r;
+        } else {
+          return (T)(x % y);
+        }
+      }
+    } else if constexpr (OP == DL_BIN_FLOOR_DIVIDE) {
+      if constexpr (flt) return ffloordiv(x, y);
+      else {
+        if (y == 0) {
+          *zd = 1;
+          return 0;
+        }
+        if constexpr (i64) {
+          if (y == -1) return (int64_t)(0 - (uint64_t)x); /* INT64_MIN / -1 */
+          int64_t q = x / y;
+          if (x % y != 0 && ((x < 0) != (y < 0))) q--;
+          return q;
+        } else {
+          return (T)(x / y);
+        }
+      }
+    } else if constexpr (OP == DL_BIN_MAXIMUM) {
+      if constexpr (flt) return fmaxnan(x, y);
+      else return x > y ? x : y;
+    } else if constexpr (OP == DL_BIN_MINIMUM) {
+      if constexpr (flt) return fminnan(x, y);
+      else return x < y ? x : y;
+    } else if constexpr (OP == DL_BIN_EQ) {
+      return x == y;
+    } else if constexpr (OP == DL_BIN_NE) {
+      return x != y;
+    } else if constexpr (OP == DL_BIN_LT) {
+      return x < y;
+    } else if constexpr (OP == DL_BIN_LE) {
+      return x <= y;
+    } else if constexpr (OP == DL_BIN_GT) {
+      return x > y;
+    } else if constexpr (OP == DL_BIN_GE) {
+      return x >= y;
+    } else if constexpr (OP == DL_BIN_LOGICAL_AND) {
+      return (x != 0) && (y != 0);
+    } else if constexpr (OP == DL_BIN_LOGICAL_OR) {
+      return (x != 0) || (y != 0);
+    } else {
+      return (x != 0) != (y != 0);
+    }
+  }
+};
+
+/* which (op, dtype) pairs exist, as in cpu_ewise.c's table */
+template <int OP, typename T> __host__ __device__ constexpr bool bin_defined() {
+  constexpr bool flt = std::is_floating_point<T>::value;
+  constexpr bool bl = std::is_same<T, bool>::value;
+  if (OP == DL_BIN_DIV) return flt;
+  if (OP == DL_BIN_SUB || OP == DL_BIN_POW || OP == DL_BIN_REMAINDER || OP == DL_BIN_FLOOR_DIVIDE) return !bl;
+  return true;
+}
+
+/* rare pairs: every op of a class in one functor, the op a runtime value
+ * (one kernel per dtype instead of one per op: compile time) */
+template <typename T> struct bin_rt {
+  int op;
+  T al;
+  int *zd;
+  __device__ T operator()(T x, T y, char) const {
+    switch (op) {
+#define CASE(OP)                                                         \
+  case OP:                                                               \
+    if constexpr (bin_defined<OP, T>()) return bin_fn<OP, T>{al, zd}(x, y, 0); \
+    break;
+    CASE(DL_BIN_ADD) CASE(DL_BIN_SUB) CASE(DL_BIN_MUL) CASE(DL_BIN_DIV) CASE(DL_BIN_POW)
+    CASE(DL_BIN_REMAINDER) CASE(DL_BIN_FLOOR_DIVIDE) CASE(DL_BIN_MAXIMUM) CASE(DL_BIN_MINIMUM)
+#undef CASE
+    default: break;
+    }
+    return (T)0;
+  }
+};
+
+template <typename T> struct cmp_rt {
+  int op;
+  __device__ bool operator()(T x, T y, char) const {
+    switch (op) {
+#define CASE(OP) case OP: return bin_fn<OP, T>{(T)0, nullptr}(x, y, 0);
+    CASE(DL_BIN_EQ) CASE(DL_BIN_NE) CASE(DL_BIN_LT) CASE(DL_BIN_LE) CASE(DL_BIN_GT) CASE(DL_BIN_GE)
+    CASE(DL_BIN_LOGICAL_AND) CASE(DL_BIN_LOGICAL_OR) CASE(DL_BIN_LOGICAL_XOR)
+#undef CASE
+    default: return false;
+    }
+  }
+};
+
+/* the hot pairs: one vectorised kernel each */
+template <int OP, typename T> void run_hot(dl_tensor *out, const dl_operand &a, const dl_operand &b, T al) {
+  T sa = a.t ? (T)0 : dl_cuda_scalar_as<T>(a.s);
+  T sb = b.t ? (T)0 : dl_cuda_scalar_as<T>(b.s);
+  ew_launch<T, T, T, char>(out, a.t, sa, b.t, sb, nullptr, (char)0, bin_fn<OP, T>{al, nullptr});
+}
+
+template <typename T>
+void dispatch_bin(dl_binop op, dl_tensor *out, const dl_operand &a, const dl_operand &b, T al, int *zd) {
+  T sa = a.t ? (T)0 : dl_cuda_scalar_as<T>(a.s);
+  T sb = b.t ? (T)0 : dl_cuda_scalar_as<T>(b.s);
+  if constexpr (std::is_floating_point<T>::value) {
+    switch (op) {
+    case DL_BIN_ADD: run_hot<DL_BIN_ADD, T>(out, a, b, al); return;
+    case DL_BIN_SUB: run_hot<DL_BIN_SUB, T>(out, a, b, al); return;
+    case DL_BIN_MUL: run_hot<DL_BIN_MUL, T>(out, a, b, al); return;
+    case DL_BIN_DIV: run_hot<DL_BIN_DIV, T>(out, a, b, al); return;
+    default: break;
+    }
+  }
+  if (op >= DL_BIN_EQ)
+    ew_launch<bool, T, T, char, false>(out, a.t, sa, b.t, sb, nullptr, (char)0, cmp_rt<T>{(int)op});
+  else
+    ew_launch<T, T, T, char, false>(out, a.t, sa, b.t, sb, nullptr, (char)0, bin_rt<T>{(int)op, al, zd});
+}
+
+int cuda_binary(dl_binop op, dl_tensor *out, dl_operand a, dl_operand b, dl_scalar alpha) {
+  if (out->numel == 0) return 0;
+  dl_dtype ct = a.t ? a.t->dtype : b.t->dtype;
+  /* only integer division can meet a zero divisor */
+  bool intdiv = (op == DL_BIN_REMAINDER || op == DL_BIN_FLOOR_DIVIDE) && !dl_dtype_is_float(ct);
+  int *zd = nullptr;
+  if (intdiv) {
+    zd = (int *)dl_cuda_malloc(sizeof(int));
+    if (!zd) return 0;
+    DL_CUDA_CHECK(cudaMemsetAsync(zd, 0, sizeof(int), dl_cuda_stream()));
+  }
+  DL_CUDA_DISPATCH(ct, T, dispatch_bin<T>(op, out, a, b, dl_cuda_scalar_as<T>(alpha), zd));
+  int flag = 0;
+  if (intdiv) {
+    cudaStream_t s = dl_cuda_stream();
+    DL_CUDA_CHECK(cudaMemcpyAsync(&flag, zd, sizeof(int), cudaMemcpyDeviceToHost, s));
+    DL_CUDA_CHECK(cudaStreamSynchronize(s));
+    dl_cuda_free(zd, sizeof(int));
+  }
+  return flag ? DL_EWISE_ZERODIV : 0;
+}
+
+} // namespace
+
+/* defined in cuda_ewise_unary.cu and cuda_ewise_misc.cu */
+void dl_cuda_ewise_unary(dl_unop op, dl_tensor *out, const dl_tensor *a);
+void dl_cuda_ewise_clamp(dl_tensor *out, const dl_tensor *a, const dl_operand *lo, const dl_operand *hi);
+void dl_cuda_ewise_lerp(dl_tensor *out, const dl_tensor *a, const dl_tensor *end, dl_operand w);
+void dl_cuda_ewise_addc(bool div, dl_tensor *out, const dl_tensor *a, const dl_tensor *t1, const dl_tensor *t2,
+                        dl_scalar value);
+void dl_cuda_ewise_where(dl_tensor *out, const dl_tensor *cond, dl_operand a, dl_operand b);
+void dl_cuda_ewise_isclose(dl_tensor *out, const dl_tensor *a, const dl_tensor *b, double rtol, double atol,
+                           bool equal_nan);
+bool dl_cuda_ewise_all(const dl_tensor *t);
+
+extern "C" const struct dl_ewise_kernels dl_cuda_ewise = {
+  cuda_binary,
+  dl_cuda_ewise_unary,
+  dl_cuda_ewise_clamp,
+  dl_cuda_ewise_lerp,
+  dl_cuda_ewise_addc,
+  dl_cuda_ewise_where,
+  dl_cuda_ewise_isclose,
+  dl_cuda_ewise_all,
+};
