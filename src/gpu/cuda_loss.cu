@@ -3,8 +3,8 @@
  * the [N, C, D] layout), max and logsumexp by warp shuffles in double, the
  * loss and the gradient written in the same pass without materialising
  * probabilities. A target outside 1..C (not ignore_index) is flagged in
- * device memory and read back after the forward: the API reports it to
- * the host, so that is the one sync point. Regression losses: one thread
+ * device memory and reported at the next sync point, so a training step
+ * never waits for the GPU here. Regression losses: one thread
  * per element over any strides. */
 #include "cuda_nn_util.cuh"
 
@@ -14,10 +14,15 @@ extern "C" {
 
 #define ROWS_PER_BLOCK (DL_CUDA_THREADS / DL_CUDA_WARP)
 
-/* the first bad target seen: flag (0/1) and value */
+/* The first bad target seen: flag (0/1), value and class count. Sticky on
+ * the device: a training step must not wait for the GPU to validate its
+ * targets, so the error surfaces at the next sync point (dl_cuda_loss_check,
+ * called by every copy to the host and by synchronize), as PyTorch's
+ * device-side asserts do. */
 struct bad_target {
   int flag;
   long long value;
+  long long classes;
 };
 __device__ bad_target dl_cuda_loss_bad;
 
@@ -45,7 +50,10 @@ __global__ void class_forward_kernel(const T *x, const int64_t *y, const T *w, T
     const int64_t yi = y[r];
     if (yi == ign || yi < 1 || yi > C) {
       if (lane == 0) {
-        if (yi != ign && atomicCAS(&dl_cuda_loss_bad.flag, 0, 1) == 0) dl_cuda_loss_bad.value = (long long)yi;
+        if (yi != ign && atomicCAS(&dl_cuda_loss_bad.flag, 0, 1) == 0) {
+          dl_cuda_loss_bad.value = (long long)yi;
+          dl_cuda_loss_bad.classes = (long long)C;
+        }
         loss[r] = 0;
         if (wt) wt[r] = 0;
       }
@@ -70,14 +78,11 @@ __global__ void class_forward_kernel(const T *x, const int64_t *y, const T *w, T
 }
 
 static void cuda_class_forward(dl_class_loss_call *c) {
-  c->bad = false;
+  c->bad = false; /* checked at the next sync point instead */
   c->bad_value = 0;
   const int64_t C = c->input->shape[1], D = c->input->shape[2], rows = c->input->shape[0] * D;
   if (rows == 0) return;
   cudaStream_t st = dl_cuda_stream();
-  bad_target zero = {0, 0}, bad = {0, 0};
-  if (DL_CUDA_CHECK(cudaMemcpyToSymbolAsync(dl_cuda_loss_bad, &zero, sizeof zero, 0, cudaMemcpyHostToDevice, st)))
-    return;
   unsigned blocks = dl_cuda_blocks(rows * DL_CUDA_WARP);
   DL_CUDA_DISPATCH_FLOAT(c->input->dtype, T,
                          class_forward_kernel<T><<<blocks, DL_CUDA_THREADS, 0, st>>>(
@@ -85,12 +90,25 @@ static void cuda_class_forward(dl_class_loss_call *c) {
                              c->weight ? (const T *)dl_tensor_data(c->weight) : NULL, (T *)dl_tensor_data(c->loss),
                              c->wt ? (T *)dl_tensor_data(c->wt) : NULL, c->lse ? (T *)dl_tensor_data(c->lse) : NULL,
                              rows, C, D, c->smoothing, c->log_softmax, c->ignore_index));
-  if (DL_CUDA_LAUNCHED("cross_entropy")) return;
+  DL_CUDA_LAUNCHED("cross_entropy");
+}
+
+/* after the stream has drained: 0, or -1 with the error of the first bad
+ * target a class loss met since the last check (the flag is then cleared) */
+int dl_cuda_loss_check(void) {
+  cudaStream_t st = dl_cuda_stream();
+  bad_target bad = {0, 0, 0};
   if (DL_CUDA_CHECK(cudaMemcpyFromSymbolAsync(&bad, dl_cuda_loss_bad, sizeof bad, 0, cudaMemcpyDeviceToHost, st)) ||
       DL_CUDA_CHECK(cudaStreamSynchronize(st)))
-    return;
-  c->bad = bad.flag != 0;
-  c->bad_value = (int64_t)bad.value;
+    return -1;
+  if (!bad.flag) return 0;
+  bad_target zero = {0, 0, 0};
+  if (DL_CUDA_CHECK(cudaMemcpyToSymbolAsync(dl_cuda_loss_bad, &zero, sizeof zero, 0, cudaMemcpyHostToDevice, st)))
+    return -1;
+  dl_error_set("cross_entropy/nll_loss: target %lld is out of bounds (classes are 1..%lld; found on the GPU, "
+               "reported at this sync point)",
+               bad.value, bad.classes);
+  return -1;
 }
 
 /* gr_j = gs (p_j qsum - sc w_j) (p_j = exp(x_j - l), or 0 without the
