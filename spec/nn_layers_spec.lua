@@ -399,3 +399,37 @@ describe("dl.nn.BatchNorm1d", function()
     H.assert_error(function() F.batch_norm(dl.randn(4, 3), "x") end, "tensor")
   end)
 end)
+
+-- [N, C] inputs take a row-walking kernel (channels in blocks of 256): a
+-- ragged second block, checked against the formula written with plain ops
+describe("dl.nn.BatchNorm1d on [N, C] with C past one channel block", function()
+  for _, dtype in ipairs({"float64", "float32"}) do
+    it("matches the composed formula forward and backward (" .. dtype .. ")", function()
+      dl.manual_seed(3)
+      local N, C = 9, 300
+      local m = nn.BatchNorm1d(C, {dtype = dtype})
+      dl.no_grad(function()
+        m.weight:copy_(dl.rand(C) + 0.5)
+        m.bias:copy_(dl.randn(C))
+      end)
+      local x = dl.randn({N, C}, {dtype = dtype}):requires_grad_()
+      local g = dl.randn({N, C}, {dtype = dtype})
+      local y = m(x)
+      y:backward(g)
+      local x2 = x:detach():requires_grad_()
+      local w2, b2 = m.weight:detach():requires_grad_(), m.bias:detach():requires_grad_()
+      local mu = x2:mean(1, true)
+      local var = ((x2 - mu) ^ 2):mean(1, true)
+      local y2 = (x2 - mu) / (var + m.eps):sqrt() * w2 + b2
+      y2:backward(g)
+      local tol = dtype == "float64" and 1e-10 or 2e-4
+      H.assert_close(y, y2, tol)
+      H.assert_close(x.grad, x2.grad, tol)
+      H.assert_close(m.weight.grad, w2.grad, tol)
+      H.assert_close(m.bias.grad, b2.grad, tol)
+      -- running statistics use the unbiased variance, as PyTorch's
+      H.assert_close(m.running_mean, mu:view(C) * 0.1, tol)
+      H.assert_close(m.running_var, ((x2 - mu) ^ 2):sum(1) / (N - 1) * 0.1 + 0.9, tol)
+    end)
+  end
+end)

@@ -137,9 +137,50 @@ static void cpu_rbf_backward(dl_tensor *gx, dl_tensor *gc, dl_tensor *gs, const 
     }                                                                                                         \
   } while (0)
 
+/* L == 1 (BatchNorm1d on [N, C]): the channel-major loops above would
+ * stride by a whole row per element, so these walk the rows instead, a
+ * block of BN_CB channels at a time with their accumulators in L1. Each
+ * channel still sums in double over i in order: the same numbers. */
+#define BN_CB 256
+#define BN_BLOCKS(C) (((C) + BN_CB - 1) / BN_CB)
+#define BN_BLOCK_RANGE(b, C, c0, w) \
+  int64_t c0 = (b) * BN_CB, w = (C) - c0 < BN_CB ? (C) - c0 : BN_CB
+
+#define BN_STATS_ROWS(T)                                                                                     \
+  do {                                                                                                        \
+    const T *xp = dl_tensor_data(x);                                                                          \
+    T *mp = dl_tensor_data(mean), *vp = dl_tensor_data(var), *rp = dl_tensor_data(invstd);                   \
+    double M = (double)N;                                                                                     \
+    _Pragma("omp parallel for if (N * C > DL_PARALLEL_GRAIN)") for (int64_t b = 0; b < BN_BLOCKS(C); b++) {  \
+      BN_BLOCK_RANGE(b, C, c0, w);                                                                            \
+      double s[BN_CB], q[BN_CB];                                                                              \
+      for (int64_t c = 0; c < w; c++) s[c] = q[c] = 0;                                                       \
+      for (int64_t i = 0; i < N; i++) {                                                                       \
+        const T *r = xp + i * C + c0;                                                                         \
+        for (int64_t c = 0; c < w; c++) s[c] += r[c];                                                         \
+      }                                                                                                       \
+      for (int64_t c = 0; c < w; c++) s[c] = M > 0 ? s[c] / M : 0;                                            \
+      for (int64_t i = 0; i < N; i++) {                                                                       \
+        const T *r = xp + i * C + c0;                                                                         \
+        for (int64_t c = 0; c < w; c++) {                                                                     \
+          double d = r[c] - s[c];                                                                             \
+          q[c] += d * d;                                                                                      \
+        }                                                                                                     \
+      }                                                                                                       \
+      for (int64_t c = 0; c < w; c++) {                                                                       \
+        double v = M > 0 ? q[c] / M : 0;                                                                      \
+        mp[c0 + c] = (T)s[c];                                                                                 \
+        vp[c0 + c] = (T)v;                                                                                    \
+        rp[c0 + c] = (T)(1.0 / sqrt(v + eps));                                                                \
+      }                                                                                                       \
+    }                                                                                                         \
+  } while (0)
+
 static void cpu_bn_stats(const dl_tensor *x, int64_t N, int64_t C, int64_t L, dl_tensor *mean, dl_tensor *var,
                          dl_tensor *invstd, double eps) {
-  if (x->dtype == DL_FLOAT32) BN_STATS(float);
+  if (L == 1 && x->dtype == DL_FLOAT32) BN_STATS_ROWS(float);
+  else if (L == 1) BN_STATS_ROWS(double);
+  else if (x->dtype == DL_FLOAT32) BN_STATS(float);
   else BN_STATS(double);
 }
 
@@ -159,9 +200,31 @@ static void cpu_bn_stats(const dl_tensor *x, int64_t N, int64_t C, int64_t L, dl
     }                                                                                                          \
   } while (0)
 
+#define BN_APPLY_ROWS(T)                                                                                      \
+  do {                                                                                                         \
+    const T *xp = dl_tensor_data(x), *mp = dl_tensor_data(mean), *rp = dl_tensor_data(invstd);               \
+    const T *wp = weight ? dl_tensor_data(weight) : NULL, *bp = bias ? dl_tensor_data(bias) : NULL;           \
+    T *op = dl_tensor_data(out);                                                                               \
+    _Pragma("omp parallel for if (N * C > DL_PARALLEL_GRAIN)") for (int64_t b = 0; b < BN_BLOCKS(C); b++) {   \
+      BN_BLOCK_RANGE(b, C, c0, w);                                                                             \
+      T a[BN_CB], s[BN_CB];                                                                                    \
+      for (int64_t c = 0; c < w; c++) {                                                                        \
+        a[c] = rp[c0 + c] * (wp ? wp[c0 + c] : (T)1);                                                          \
+        s[c] = (bp ? bp[c0 + c] : (T)0) - mp[c0 + c] * a[c];                                                   \
+      }                                                                                                        \
+      for (int64_t i = 0; i < N; i++) {                                                                        \
+        const T *xr = xp + i * C + c0;                                                                         \
+        T *orow = op + i * C + c0;                                                                             \
+        for (int64_t c = 0; c < w; c++) orow[c] = xr[c] * a[c] + s[c];                                         \
+      }                                                                                                        \
+    }                                                                                                          \
+  } while (0)
+
 static void cpu_bn_apply(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C, int64_t L, const dl_tensor *mean,
                          const dl_tensor *invstd, const dl_tensor *weight, const dl_tensor *bias) {
-  if (x->dtype == DL_FLOAT32) BN_APPLY(float);
+  if (L == 1 && x->dtype == DL_FLOAT32) BN_APPLY_ROWS(float);
+  else if (L == 1) BN_APPLY_ROWS(double);
+  else if (x->dtype == DL_FLOAT32) BN_APPLY(float);
   else BN_APPLY(double);
 }
 
@@ -194,10 +257,54 @@ static void cpu_bn_apply(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t 
     }                                                                                                          \
   } while (0)
 
+#define BN_BACKWARD_ROWS(T)                                                                                   \
+  do {                                                                                                         \
+    const T *gyp = dl_tensor_data(gy), *xp = dl_tensor_data(x), *mp = dl_tensor_data(mean);                  \
+    const T *rp = dl_tensor_data(invstd), *wp = weight ? dl_tensor_data(weight) : NULL;                       \
+    T *gxp = gx ? dl_tensor_data(gx) : NULL, *gwp = gw ? dl_tensor_data(gw) : NULL;                           \
+    T *gbp = gb ? dl_tensor_data(gb) : NULL;                                                                   \
+    double M = (double)N;                                                                                      \
+    _Pragma("omp parallel for if (N * C > DL_PARALLEL_GRAIN)") for (int64_t b = 0; b < BN_BLOCKS(C); b++) {   \
+      BN_BLOCK_RANGE(b, C, c0, w);                                                                             \
+      double sg[BN_CB], sgx[BN_CB];                                                                            \
+      for (int64_t c = 0; c < w; c++) sg[c] = sgx[c] = 0;                                                     \
+      for (int64_t i = 0; i < N; i++) {                                                                        \
+        const T *gr = gyp + i * C + c0, *xr = xp + i * C + c0;                                                 \
+        for (int64_t c = 0; c < w; c++) {                                                                      \
+          double g = gr[c];                                                                                    \
+          sg[c] += g;                                                                                          \
+          sgx[c] += g * (xr[c] - (double)mp[c0 + c]) * (double)rp[c0 + c];                                     \
+        }                                                                                                      \
+      }                                                                                                        \
+      for (int64_t c = 0; c < w; c++) {                                                                        \
+        if (gwp) gwp[c0 + c] = (T)sgx[c];                                                                      \
+        if (gbp) gbp[c0 + c] = (T)sg[c];                                                                       \
+      }                                                                                                        \
+      if (gxp) {                                                                                               \
+        double k[BN_CB];                                                                                       \
+        for (int64_t c = 0; c < w; c++) {                                                                      \
+          k[c] = (double)rp[c0 + c] * (wp ? (double)wp[c0 + c] : 1.0);                                         \
+          sg[c] /= M;                                                                                          \
+          sgx[c] /= M;                                                                                         \
+        }                                                                                                      \
+        for (int64_t i = 0; i < N; i++) {                                                                      \
+          const T *gr = gyp + i * C + c0, *xr = xp + i * C + c0;                                               \
+          T *gxr = gxp + i * C + c0;                                                                           \
+          for (int64_t c = 0; c < w; c++) {                                                                    \
+            double xh = (xr[c] - (double)mp[c0 + c]) * (double)rp[c0 + c];                                     \
+            gxr[c] = (T)(k[c] * (gr[c] - sg[c] - xh * sgx[c]));                                                \
+          }                                                                                                    \
+        }                                                                                                      \
+      }                                                                                                        \
+    }                                                                                                          \
+  } while (0)
+
 static void cpu_bn_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
                             int64_t N, int64_t C, int64_t L, const dl_tensor *mean, const dl_tensor *invstd,
                             const dl_tensor *weight) {
-  if (x->dtype == DL_FLOAT32) BN_BACKWARD(float);
+  if (L == 1 && x->dtype == DL_FLOAT32) BN_BACKWARD_ROWS(float);
+  else if (L == 1) BN_BACKWARD_ROWS(double);
+  else if (x->dtype == DL_FLOAT32) BN_BACKWARD(float);
   else BN_BACKWARD(double);
 }
 
