@@ -13,7 +13,7 @@ pkgs=(
 )
 # `make bench` compares against Debian's PyTorch
 if [ "${1:-}" = "--bench" ]; then
-  pkgs+=(python3-torch hyperfine)
+  pkgs+=(python3-torch hyperfine time)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

@@ -3,7 +3,7 @@
 -- a 1M-parameter model (Linear(1000, 1000): 1,001,000 in 2 tensors), with
 -- fixed gradients, one thread. Twin: adam_step.py. Prints
 --   RESULT adam-step-mlp dlua <us> us/step
---   RESULT adam-step-1m dlua <us> us/step
+--   RESULT adam-step-1M dlua <us> us/step
 -- Usage: dlua adam_step.lua [ITERS]
 local dl = require "dlua"
 local iters = tonumber(arg and arg[1]) or 1000
@@ -34,4 +34,4 @@ local function bench(name, sizes, n)
 end
 
 bench("adam-step-mlp", {2, 64, 64, 64, 1}, iters)
-bench("adam-step-1m", {1000, 1000}, math.max(1, iters // 40))
+bench("adam-step-1M", {1000, 1000}, math.max(1, iters // 40))

@@ -3,7 +3,7 @@
 MLP (2-64-64-64-1) and over a 1M-parameter model (Linear(1000, 1000)), with
 fixed gradients, one thread. Prints
   RESULT adam-step-mlp pytorch <us> us/step
-  RESULT adam-step-1m pytorch <us> us/step"""
+  RESULT adam-step-1M pytorch <us> us/step"""
 import sys
 import time
 
@@ -39,4 +39,4 @@ def bench(name, sizes, n):
 
 
 bench("adam-step-mlp", [2, 64, 64, 64, 1], iters)
-bench("adam-step-1m", [1000, 1000], max(1, iters // 40))
+bench("adam-step-1M", [1000, 1000], max(1, iters // 40))

@@ -10,7 +10,7 @@ iters=${2:-20000}
 arch=$(cc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 blas_dir=/usr/lib/$arch/openblas-openmp
 blas_inc=/usr/include/$arch/openblas-openmp
-exe=$(mktemp /tmp/matmul64_blas.XXXXXX)
+exe=$(mktemp -t matmul64_blas.XXXXXX)
 trap 'rm -f "$exe"' EXIT
 cc -std=gnu11 -O2 -march=native -I"$blas_inc" -o "$exe" "$here/matmul64_blas.c" \
   -L"$blas_dir" -Wl,-rpath,"$blas_dir" -lopenblas -fopenmp

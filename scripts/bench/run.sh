@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# run.sh — `make bench`: dlua against PyTorch, both on one thread, one table
-# on stdout and in BENCHMARKS.md.
+# run.sh — `make bench`: dlua against PyTorch, one table on stdout, in
+# BENCHMARKS.md and in README's Speed section, and a plot (docs/bench.png).
+# The workload list is in workloads.sh.
 #
 # Adding a workload: drop two scripts into scripts/bench/,
 #   <name>.lua   run as `dlua <name>.lua [ARGS]`
@@ -10,23 +11,28 @@
 # - impl: `dlua` / `pytorch` (one table row), `dlua_<v>` / `pytorch_<v>` (a
 #   further row "<workload> (<v>)"), or another name (e.g. `cblas`): a
 #   reference figure each dlua row of the workload is compared with.
-# - unit: a rate ending in "/s" (GFLOP/s, GB/s: higher is better) or a time
-#   (ns/op, ms: lower is better).
-# - Each script pins one thread itself (dl.set_num_threads(1) /
-#   torch.set_num_threads(1)); run.sh also exports OMP_NUM_THREADS=1 and
-#   OPENBLAS_NUM_THREADS=1. Time with CPU time (os.clock /
-#   time.process_time), warm up first, and report the best of a few batches.
-# - Keep one run of a script under ~10 s (PyTorch's import costs ~3 s
-#   here); optional ITERS go in the ARGS table below. A run past
+# - unit: a rate ending in "/s" (GFLOP/s, GB/s: higher is better), "%" (an
+#   accuracy: the table shows the difference in points) or a time (ns/op,
+#   us/step, s/epoch, ms, MB: lower is better).
+# - Threads and clock come from the environment run.sh sets (bench_util.lua
+#   / bench_util.py read it): BENCH_THREADS (1 unless the entry is THREADED
+#   in workloads.sh), BENCH_CLOCK (cpu at one thread: os.clock /
+#   time.process_time; wall otherwise), OMP_NUM_THREADS,
+#   OPENBLAS_NUM_THREADS. Warm up first, report the best of a few batches.
+# - Keep one run of a script under ~10 s (PyTorch's import costs ~2 s
+#   here); ITERS and other arguments go in workloads.sh's ARGS. A run past
 #   BENCH_TIMEOUT seconds counts as failed.
-# run.sh runs each pair BENCH_ROUNDS times (default 5), alternating which side
-# goes first, and reports the median of each figure. Workloads run in ORDER
-# below, then any other pairs in name order.
+# run.sh runs each entry BENCH_ROUNDS times (default 5), alternating the order
+# of the sides (and settings) each round, never two at once, and report.lua
+# takes the median of each figure. report.lua also writes the figures the
+# plot (plot_ratios.lua) draws.
 #
 # Environment: DLUA (the binary; default $BINDIR/dlua, else bin/dlua),
 # PYTHON (default /usr/bin/python3, Debian's PyTorch), BENCH_ROUNDS,
-# BENCH_TIMEOUT (default 60), BENCH_OUT (default BENCHMARKS.md at the root),
-# BENCH_ONLY (space-separated workload names, e.g. "tiny_op startup").
+# BENCH_TIMEOUT (default 120), BENCH_OUT (default BENCHMARKS.md at the root),
+# BENCH_README (default README.md at the root; "" leaves it alone),
+# BENCH_PLOT (default docs/bench.png; "" draws none), BENCH_MAX_THREADS
+# (default 2), BENCH_ONLY (space-separated entries, e.g. "tiny_op startup").
 # Exit status 1 when any run failed (the table still gets written).
 set -euo pipefail
 
@@ -40,68 +46,96 @@ dlua=${DLUA:-$bindir/dlua}
 case $dlua in /*) ;; *) dlua=$root/$dlua ;; esac
 python=${PYTHON:-/usr/bin/python3}
 rounds=${BENCH_ROUNDS:-5}
-limit=${BENCH_TIMEOUT:-60}
+limit=${BENCH_TIMEOUT:-120}
 out=${BENCH_OUT:-$root/BENCHMARKS.md}
+readme=${BENCH_README-$root/README.md}
+plot=${BENCH_PLOT-$root/docs/bench.png}
 
-# scripts that predate the RESULT convention, and iteration counts that keep
-# one run short on a 2-core machine
-ORDER=(tiny_op matmul64 matmul1024 add1m mlp_step startup)
-declare -A ARGS=(
-  [tiny_op.lua]=500000 [tiny_op.py]=200000
-  [matmul64.lua]=5000 [matmul64.py]=5000
-)
+# shellcheck source=workloads.sh
+source "$here/workloads.sh"
 
 bash "$root/scripts/install-deps.sh" --bench
 [ -x "$dlua" ] || { echo "bench: no dlua binary at $dlua (run make first)" >&2; exit 1; }
 
-# one thread everywhere: OpenMP loops, OpenBLAS (both its OpenMP build, which
-# dlua links, and the pthreads build PyTorch loads) and MKL if present.
-# OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are left as the machine has them.
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1
+# One thread everywhere unless a setting says otherwise: OpenMP loops,
+# OpenBLAS (both its OpenMP build, which dlua links, and the pthreads build
+# PyTorch loads) and MKL if present. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
+# are left as the machine has them.
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 BENCH_THREADS=1 BENCH_CLOCK=cpu
+# importing bench_util.py must leave no __pycache__ in the tree
+export PYTHONDONTWRITEBYTECODE=1
 
-tmp=$(mktemp -d /tmp/dlua-bench.XXXXXX)
+# T threads for the THREADED entries: every core, never more (the machine's
+# cores, not nproc, which obeys OMP_NUM_THREADS)
+cores=$(getconf _NPROCESSORS_ONLN)
+threads=$((cores < ${BENCH_MAX_THREADS:-2} ? cores : ${BENCH_MAX_THREADS:-2}))
+settings=()
+if ((threads > 1)); then mapfile -t settings < <(thread_settings "$threads"); fi
+
+tmp=$(mktemp -d -t dlua-bench.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 raw=$tmp/raw
 
 arch=$(cc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 blas_dir=/usr/lib/$arch/openblas-openmp
+gnu_time=/usr/bin/time
+[ -x "$gnu_time" ] || gnu_time=""
 
-# run_side FILE IMPL: one run of one side of a workload, its figures appended
-# to $raw as RESULT lines (or one FAIL line). Returns 1 on failure.
+# run_side ENTRY SIDE [TAG ENV...]: one run of one side (dlua / pytorch) of
+# an entry, in the setting TAG (none: one thread) with its environment; its
+# figures go to $raw as RESULT lines (or one FAIL line). Returns 1 on failure.
 run_side() {
-  local file=$1 impl=$2 name=${1%.*} log=$tmp/log
+  local entry=$1 side=$2 tag=${3:-} log=$tmp/log
+  shift $(($# < 3 ? $# : 3))
+  local script=${SCRIPT[$entry]:-$entry} ext=lua impl=$side
+  [ "$side" = pytorch ] && ext=py
+  [ -n "$tag" ] && impl=$side@$tag
   local -a cmd
-  case $file in
+  case $script.$ext in
     # matmul64.sh adds the direct cblas_sgemm floor to the dlua run
     matmul64.lua) cmd=(bash "$here/matmul64.sh" "$dlua") ;;
-    *.lua) cmd=("$dlua" "$here/$file") ;;
-    *.py) cmd=("$python" "$here/$file") ;;
+    *.lua) cmd=("$dlua" "$here/$script.lua") ;;
+    *.py) cmd=("$python" "$here/$script.py") ;;
   esac
-  [ -n "${ARGS[$file]:-}" ] && cmd+=("${ARGS[$file]}")
+  # shellcheck disable=SC2206 # ARGS holds words
+  [ -n "${ARGS[$entry.$ext]:-}" ] && cmd+=(${ARGS[$entry.$ext]})
+  # shellcheck disable=SC2206
+  [ -z "$tag" ] && [ "$round" -eq 1 ] && [ -n "${FIRST_ARGS[$entry.$ext]:-}" ] && cmd+=(${FIRST_ARGS[$entry.$ext]})
+  local rss_name=""
+  if [ -z "$tag" ] && [ -n "${RSS[$entry]:-}" ] && [ -n "$gnu_time" ]; then
+    rss_name=${RSS[$entry]}
+    cmd=("$gnu_time" -f %M -o "$tmp/rss" "${cmd[@]}")
+  fi
   local rc=0
-  timeout "$limit" "${cmd[@]}" >"$log" 2>&1 || rc=$?
+  env "$@" timeout "$limit" "${cmd[@]}" >"$log" 2>&1 || rc=$?
   if [ $rc -ne 0 ]; then
     local why="exit status $rc"
     [ $rc -eq 124 ] && why="timed out after ${limit}s"
-    echo "bench: $file failed ($why):" >&2
+    echo "bench: $script.$ext ${tag:+(threads $tag) }failed ($why):" >&2
     tail -n 5 "$log" | sed 's/^/  /' >&2
-    echo "FAIL $name $impl $why" >>"$raw"
+    echo "FAIL $entry $impl $why" >>"$raw"
     return 1
   fi
   # normalise: tiny_op prints "tiny-op <ns>"; matmul64 names itself
-  # "matmul64" and the cblas line carries a checksum after the unit
-  awk -v impl="$impl" -v name="$name" '
-    name == "tiny_op" && $1 == "tiny-op" && NF == 2 { print "RESULT tiny-op", impl, $2, "ns/op"; next }
+  # "matmul64" and the cblas line carries a checksum after the unit; a
+  # setting's tag goes on every impl
+  awk -v side="$side" -v tag="$tag" -v name="$script" '
+    function tagged(impl) { return tag == "" ? impl : impl "@" tag }
+    name == "tiny_op" && $1 == "tiny-op" && NF == 2 { print "RESULT tiny-op", tagged(side), $2, "ns/op"; next }
     $1 == "RESULT" && NF >= 5 {
       if ($2 == "matmul64") $2 = "matmul-64"
-      print $1, $2, $3, $4, $5
+      print $1, $2, tagged($3), $4, $5
     }' "$log" >"$log.r"
   if [ ! -s "$log.r" ]; then
-    echo "bench: $file printed no RESULT line" >&2
-    echo "FAIL $name $impl no RESULT line" >>"$raw"
+    echo "bench: $script.$ext printed no RESULT line" >&2
+    echo "FAIL $entry $impl no RESULT line" >>"$raw"
     return 1
   fi
   cat "$log.r" >>"$raw"
+  if [ -n "$rss_name" ]; then
+    awk -v name="$rss_name" -v impl="$side" 'NF == 1 && $1 + 0 > 0 {
+      printf "RESULT %s %s %.1f MB\n", name, impl, $1 / 1024 }' "$tmp/rss" >>"$raw"
+  fi
 }
 
 # startup.py alternates both sides itself (15 runs each) and times
@@ -112,7 +146,7 @@ run_startup() {
   mkdir -p "$shim/bin" "$shim/scripts/bench"
   ln -sf "$dlua" "$shim/bin/dlua"
   ln -sf "$here/startup.py" "$shim/scripts/bench/startup.py"
-  if ! timeout "$limit" "$python" "$shim/scripts/bench/startup.py" >"$tmp/log" 2>&1; then
+  if ! timeout "$limit" "$python" "$shim/scripts/bench/startup.py" "$STARTUP_RUNS" >"$tmp/log" 2>&1; then
     echo "bench: startup.py failed:" >&2
     tail -n 5 "$tmp/log" | sed 's/^/  /' >&2
     echo "FAIL startup dlua startup.py failed" >>"$raw"
@@ -122,13 +156,27 @@ run_startup() {
          printf "RESULT startup %s %.2f ms\n", $3, $4 * 1000 }' "$tmp/log" >>"$raw"
 }
 
-# the workloads: ORDER first, then every other <name>.lua with a <name>.py
-names=()
-for n in "${ORDER[@]}"; do names+=("$n"); done
+# the PyTorch setting whose figures in this round ($round_start onwards in
+# $raw) are best: the least geometric mean of its times (rates inverted)
+pytorch_fastest() {
+  tail -n +"$round_start" "$raw" | awk '
+    $1 == "RESULT" && $3 ~ /^pytorch[^@]*@/ && $4 > 0 {
+      tag = substr($3, index($3, "@") + 1)
+      v = ($5 ~ /\/s$/) ? -log($4) : log($4)
+      sum[tag] += v; n[tag]++
+    }
+    END {
+      for (t in sum) if (best == "" || sum[t] / n[t] < min) { best = t; min = sum[t] / n[t] }
+      print best
+    }'
+}
+
+# the entries: ORDER first, then every other <name>.lua with a <name>.py
+names=("${ORDER[@]}")
 for f in "$here"/*.lua; do
   n=$(basename "$f" .lua)
   [ -f "$here/$n.py" ] || continue
-  case " ${ORDER[*]} " in *" $n "*) continue ;; esac
+  case " ${ORDER[*]} ${HELPERS[*]} " in *" $n "*) continue ;; esac
   names+=("$n")
 done
 if [ -n "${BENCH_ONLY:-}" ]; then
@@ -144,30 +192,48 @@ start=$SECONDS
 : >"$raw"
 for n in "${names[@]}"; do
   t0=$SECONDS
+  round_start=$(($(wc -l <"$raw") + 1))
   if [ "$n" = startup ]; then
     run_startup || true
   else
-    for ((r = 1; r <= rounds; r++)); do
-      # alternate who goes first, so neither side always inherits a warm
-      # (or a busy) machine from the other
-      if ((r % 2)); then sides=("$n.lua dlua" "$n.py pytorch"); else sides=("$n.py pytorch" "$n.lua dlua"); fi
+    # the sides of one round: one thread each, then the multi-thread settings
+    sides=("dlua" "pytorch")
+    case " ${THREADED[*]} " in *" $n "*) sides+=("${settings[@]}") ;; esac
+    for ((round = 1; round <= ${ROUNDS[$n]:-$rounds}; round++)); do
+      # alternate the order, so no side always inherits a warm (or a busy)
+      # machine from another
+      order=("${sides[@]}")
+      if ((round % 2 == 0)); then
+        order=()
+        for ((i = ${#sides[@]} - 1; i >= 0; i--)); do order+=("${sides[i]}"); done
+      fi
       ok=1
-      for s in "${sides[@]}"; do
-        # shellcheck disable=SC2086
-        run_side $s || ok=0
+      for s in "${order[@]}"; do
+        # shellcheck disable=SC2086 # a setting is "side tag VAR=value..."
+        run_side "$n" $s || ok=0
       done
       ((ok)) || break # a broken script fails once, not five times
+      if ((round == 1 && ${#sides[@]} > 3)); then
+        # PyTorch's settings: the fastest of the first round goes on alone
+        win=$(pytorch_fastest)
+        if [ -n "$win" ]; then
+          keep=()
+          for s in "${sides[@]}"; do
+            case $s in "pytorch $win "* | dlua* | pytorch) keep+=("$s") ;; esac
+          done
+          sides=("${keep[@]}")
+        fi
+      fi
     done
   fi
   echo "bench: $n done in $((SECONDS - t0)) s" >&2
 done
 
 status=0
-table=$(lua5.4 "$here/report.lua" "$raw") || status=1
+table=$(lua5.4 "$here/report.lua" "$raw" "$tmp/ratios") || status=1
 
 # what the figures were measured on
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-cores=$(getconf _NPROCESSORS_ONLN) # nproc would obey OMP_NUM_THREADS
 blas="OpenBLAS: unknown (blas_info.c did not build)"
 if "${CC:-cc}" -std=gnu11 -O2 -o "$tmp/blas_info" "$here/blas_info.c" \
   -L"$blas_dir" -Wl,-rpath,"$blas_dir" -lopenblas; then
@@ -179,28 +245,51 @@ blas_env=""
 for v in OPENBLAS_CORETYPE OPENBLAS_L2_SIZE; do
   [ -n "${!v:-}" ] && blas_env+=" $v=${!v}"
 done
+elapsed=$((SECONDS - start))
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+threads_note="one for both (dl.set_num_threads(1), torch.set_num_threads(1), OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1)"
+if ((threads > 1)); then
+  threads_note+="; the $threads-thread columns: dlua dl.set_num_threads($threads), PyTorch the best of"
+  threads_note+=" torch threads + OpenBLAS threads = 1+$threads, $threads+1, $threads+$threads"
+fi
 
 {
   echo "# dlua benchmarks"
   echo
   echo "Written by \`make bench\` (scripts/bench/run.sh); do not edit by hand."
   echo
-  echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'), dlua commit $commit"
-  echo "- CPU: ${cpu:-unknown}, $cores cores online; load average at start: $load"
+  echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC'), dlua commit $commit; the run took $elapsed s"
+  echo "- CPU: ${cpu:-unknown}, $cores cores online; load average at start: $load, at the end: $load_end"
   echo "- dlua BLAS: $blas"
   echo "- $torch_blas"
-  echo "- Threads: one for both (dl.set_num_threads(1), torch.set_num_threads(1)," \
-       "OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1)${blas_env:+; environment:$blas_env}"
-  echo "- Runs: $rounds processes per side and workload, dlua and PyTorch alternating;" \
-       "startup: 15 each. Loops are timed in CPU time (tiny_op.py and startup: wall time)"
+  echo "- Threads: $threads_note${blas_env:+; environment:$blas_env}"
+  echo "- Runs: $rounds processes per side, setting and workload, the sides alternating;" \
+       "startup: $STARTUP_RUNS each. PyTorch's multi-thread settings: each one run, then the" \
+       "fastest the other rounds. One-thread loops are timed in CPU time (tiny_op.py and startup:" \
+       "wall time), the multi-thread columns in wall time"
   echo "- The machine may be shared: compare ratios, and rerun before trusting a small one."
   echo
   echo "$table"
 } >"$out.tmp.$$"
 mv -f "$out.tmp.$$" "$out"
 
+# the plot, then README's copy of the table (between its bench markers)
+if [ -n "$plot" ] && [ -s "$tmp/ratios" ]; then
+  mkdir -p "$(dirname "$plot")"
+  "$dlua" "$here/plot_ratios.lua" "$tmp/ratios" "$plot" || status=1
+fi
+if [ -n "$readme" ] && [ -f "$readme" ]; then
+  {
+    echo "Measured $(date -u '+%Y-%m-%d %H:%M UTC') at commit $commit on ${cpu:-unknown}, $cores cores" \
+         "(load average $load at the start, $load_end at the end; the run took $elapsed s); details in BENCHMARKS.md."
+    echo
+    echo "$table"
+  } >"$tmp/table"
+  lua5.4 "$here/readme_table.lua" "$readme" "$tmp/table" || status=1
+fi
+
 echo
 echo "$table"
 echo
-echo "bench: $((SECONDS - start)) s; written to ${out#"$root"/}" >&2
+echo "bench: $((SECONDS - start)) s; written to ${out#"$root"/}${plot:+ and ${plot#"$root"/}}" >&2
 exit $status

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """startup: process start to the first op finished, dlua vs PyTorch.
-Each command runs alternately, 15 times after 2 warm-ups; medians printed as
-`RESULT startup <impl> <seconds> s`."""
+Each command runs alternately, RUNS times (default 15) after 2 warm-ups;
+medians printed as `RESULT startup <impl> <seconds> s`.
+Usage: python3 startup.py [RUNS]"""
 import os
 import statistics
 import subprocess
@@ -23,7 +24,8 @@ for cmd in (dlua, torch):
     once(cmd)
     once(cmd)
 times = {"dlua": [], "pytorch": []}
-for _ in range(15):
+runs = int(sys.argv[1]) if len(sys.argv) > 1 else 15
+for _ in range(runs):
     times["dlua"].append(once(dlua))
     times["pytorch"].append(once(torch))
 for impl, ts in times.items():
