@@ -48,37 +48,10 @@ local variants = {
   },
 }
 
-local function sorted_keys(t)
-  local ks = {}
-  for k in pairs(t) do ks[#ks + 1] = k end
-  table.sort(ks)
-  return ks
-end
-
--- gradient of <fn(...), w> with create_graph (a function needing double backward)
-local function grad_of(fn, w)
-  return function(...)
-    local ins = table.pack(...)
-    return dl.enable_grad(function()
-      local xs = {}
-      for i = 1, ins.n do
-        xs[i] = ins[i].requires_grad and ins[i] or ins[i]:detach():requires_grad_(true)
-      end
-      local y = dl.dot(fn(table.unpack(xs, 1, ins.n)):reshape(-1), w)
-      local gs = table.pack(A.grad(y, xs, nil, {create_graph = true, allow_unused = true}))
-      local out = {}
-      for i = 1, gs.n do
-        if gs[i] and gs[i].requires_grad then out[#out + 1] = gs[i] end
-      end
-      return table.unpack(out)
-    end)
-  end
-end
-
 for _, set in ipairs({{"layer ops", cases}, {"layer op variants", variants}}) do
   local title, tbl = set[1], set[2]
   describe(title .. ": gradcheck", function()
-    for i, name in ipairs(sorted_keys(tbl)) do
+    for i, name in ipairs(H.sorted_keys(tbl)) do
       it(name, function()
         dl.manual_seed(500 + i)
         assert.is_true(A.gradcheck(tbl[name].fn, leaves(tbl[name].inputs()), tbl[name].opts))
@@ -86,7 +59,7 @@ for _, set in ipairs({{"layer ops", cases}, {"layer op variants", variants}}) do
     end
   end)
   describe(title .. ": forward mode", function()
-    for i, name in ipairs(sorted_keys(tbl)) do
+    for i, name in ipairs(H.sorted_keys(tbl)) do
       it(name .. ": jvp equals J·v", function()
         dl.manual_seed(600 + i)
         H.check_jvp(tbl[name].fn, tbl[name].inputs(), tbl[name].jvp_tol)
@@ -94,12 +67,12 @@ for _, set in ipairs({{"layer ops", cases}, {"layer op variants", variants}}) do
     end
   end)
   describe(title .. ": double backward (create_graph)", function()
-    for i, name in ipairs(sorted_keys(tbl)) do
+    for i, name in ipairs(H.sorted_keys(tbl)) do
       it(name, function()
         dl.manual_seed(700 + i)
         local ins = leaves(tbl[name].inputs())
         local w = r(dl.no_grad(tbl[name].fn, table.unpack(ins)):numel())
-        assert.is_true(A.gradcheck(grad_of(tbl[name].fn, w), ins))
+        assert.is_true(A.gradcheck(H.grad_of(tbl[name].fn, w), ins))
       end)
     end
   end)

@@ -10,13 +10,6 @@ local ops = require "spec.gradcheck.linalg"
 local function f64(t) return dl.tensor(t, {dtype = "float64", requires_grad = true}) end
 local function r(...) return dl.randn({...}, {dtype = "float64"}) end
 
-local function flat(t)
-  local c = t:detach():double():contiguous():view(-1)
-  local out = {}
-  for i = 1, c:numel() do out[i] = c:get(i) end
-  return out
-end
-
 -- every entry and variant of the table, in a stable order
 local function cases()
   local names = {}
@@ -38,50 +31,6 @@ local function leaves(ins)
   return ins
 end
 
--- J·v of fn at inputs for tangents vs, from the reverse-mode Jacobians
--- J_i = d fn / d input_i (rows built by dl.autograd.jacobian)
-local function jacobian_times(fn, ins, vs)
-  local y = dl.no_grad(fn, table.unpack(ins))
-  local ny = y:numel()
-  local jv = {}
-  for k = 1, ny do jv[k] = 0 end
-  for i = 1, #ins do
-    local J = A.jacobian(function(x)
-      local args = {table.unpack(ins)}
-      args[i] = x
-      return fn(table.unpack(args))
-    end, ins[i])
-    local jf, vf = flat(J), flat(vs[i])
-    local nx = #vf
-    for k = 1, ny do
-      for j = 1, nx do jv[k] = jv[k] + jf[(k - 1) * nx + j] * vf[j] end
-    end
-  end
-  return jv
-end
-
--- The gradient of <fn(...), w> for a fixed random w, taken with
--- create_graph: a function whose own gradient needs double backward.
--- Gradients that do not depend on the inputs (constants) are left out.
-local function grad_of(fn, w)
-  return function(...)
-    local ins = table.pack(...)
-    return dl.enable_grad(function()
-      local xs = {}
-      for i = 1, ins.n do
-        xs[i] = ins[i].requires_grad and ins[i] or ins[i]:detach():requires_grad_(true)
-      end
-      local y = dl.dot(fn(table.unpack(xs, 1, ins.n)):reshape(-1), w)
-      local gs = table.pack(A.grad(y, xs, nil, {create_graph = true, allow_unused = true}))
-      local out = {}
-      for i = 1, gs.n do
-        if gs[i] and gs[i].requires_grad then out[#out + 1] = gs[i] end
-      end
-      return table.unpack(out)
-    end)
-  end
-end
-
 describe("autograd of matrix products: gradcheck", function()
   for _, c in ipairs(cases()) do
     it(c.label, function()
@@ -101,7 +50,7 @@ describe("autograd of matrix products: jvp equals J·v", function()
       local out, tout = A.jvp(c.fn, ins, vs)
       H.assert_close(out, dl.no_grad(c.fn, table.unpack(ins)), 0)
       assert.same(out:size(), tout:size())
-      H.assert_close(flat(tout), jacobian_times(c.fn, ins, vs), 1e-10)
+      H.assert_close(H.flat(tout), H.reverse_jv(c.fn, ins, vs), 1e-10)
     end)
   end
 end)
@@ -112,7 +61,7 @@ describe("autograd of matrix products: double backward (create_graph)", function
       dl.manual_seed(9)
       local ins = leaves(c.inputs())
       local w = dl.randn({dl.no_grad(c.fn, table.unpack(ins)):numel()}, {dtype = "float64"})
-      assert.is_true(A.gradcheck(grad_of(c.fn, w), ins))
+      assert.is_true(A.gradcheck(H.grad_of(c.fn, w), ins))
     end)
   end
 end)
@@ -142,7 +91,7 @@ describe("dl.matmul backward", function()
     dl.matmul(a, b):sum():backward()
     assert.same({1, 2}, a.grad:size())
     -- da = sum over batch and columns of b
-    local bs = flat(b)
+    local bs = H.flat(b)
     local want = {0, 0}
     for i = 1, #bs do
       local row = ((i - 1) // 4) % 2 + 1
@@ -265,9 +214,9 @@ describe("second derivatives of matrix products", function()
       return A.grad(loss(wi), wi)
     end
     local plus, minus = grad_at(W1 + V * eps), grad_at(W1 - V * eps)
-    local fp, fm, num = flat(plus), flat(minus), {}
+    local fp, fm, num = H.flat(plus), H.flat(minus), {}
     for i = 1, #fp do num[i] = (fp[i] - fm[i]) / (2 * eps) end
-    H.assert_close(flat(hv), num, 1e-6)
+    H.assert_close(H.flat(hv), num, 1e-6)
   end)
 
   local has = {}
@@ -283,10 +232,10 @@ describe("second derivatives of matrix products", function()
         local wi = w:detach():requires_grad_(true)
         return A.grad(loss(wi), wi)
       end
-      local fp, fm = flat(grad_at(W1 + V * eps)), flat(grad_at(W1 - V * eps))
+      local fp, fm = H.flat(grad_at(W1 + V * eps)), H.flat(grad_at(W1 - V * eps))
       local num = {}
       for i = 1, #fp do num[i] = (fp[i] - fm[i]) / (2 * eps) end
-      H.assert_close(flat(hv), num, 1e-5)
+      H.assert_close(H.flat(hv), num, 1e-5)
     end)
   else
     pending("MLP loss with relu and pow (needs differentiable relu, pow and mul)")

@@ -11,20 +11,6 @@ local F64 = {dtype = "float64"}
 
 local function f64(t) return dl.tensor(t, {dtype = "float64", requires_grad = true}) end
 
-local function flat(t)
-  local c = t:detach():double():contiguous():view(-1)
-  local out = {}
-  for i = 1, c:numel() do out[i] = c:get(i) end
-  return out
-end
-
-local function sorted_keys(t)
-  local ks = {}
-  for k in pairs(t) do ks[#ks + 1] = k end
-  table.sort(ks)
-  return ks
-end
-
 -- fresh inputs for a case, marked as leaves requiring grad
 local function inputs_of(c, seed)
   dl.manual_seed(seed)
@@ -33,28 +19,13 @@ local function inputs_of(c, seed)
   return xs
 end
 
--- J·v from the reverse-mode Jacobian of a one-input function
-local function reverse_jv(fn, x, v)
-  local J = A.jacobian(fn, x)
-  local nx = x:numel()
-  local jf = flat(J)
-  local vf = flat(v)
-  local out = {}
-  for k = 1, #jf // math.max(nx, 1) do
-    local s = 0
-    for j = 1, nx do s = s + jf[(k - 1) * nx + j] * vf[j] end
-    out[k] = s
-  end
-  return out
-end
-
 local function check_jvp(fn, x)
   local v = dl.randn(x:size(), F64)
   local out, tout = A.jvp(fn, {x:detach()}, {v})
   assert.same(out:size(), tout:size())
   assert.equal("float64", tout.dtype)
-  local expected = reverse_jv(fn, x, v)
-  local got = flat(tout)
+  local expected = H.reverse_jv(fn, {x}, {v})
+  local got = H.flat(tout)
   assert.equal(#expected, #got)
   for k = 1, #got do
     assert(math.abs(got[k] - expected[k]) <= 1e-9 * (1 + math.abs(expected[k])),
@@ -80,7 +51,7 @@ local function check_double(fn, x)
 end
 
 describe("reductions: gradcheck (reverse mode, float64 central differences)", function()
-  for _, name in ipairs(sorted_keys(ops)) do
+  for _, name in ipairs(H.sorted_keys(ops)) do
     for i, c in ipairs(ops[name].variants) do
       it(name .. ": " .. c.desc, function()
         assert.is_true(A.gradcheck(c.fn, inputs_of(c, 100 + i)))
@@ -90,7 +61,7 @@ describe("reductions: gradcheck (reverse mode, float64 central differences)", fu
 end)
 
 describe("reductions: jvp agrees with reverse mode", function()
-  for _, name in ipairs(sorted_keys(ops)) do
+  for _, name in ipairs(H.sorted_keys(ops)) do
     for i, c in ipairs(ops[name].variants) do
       it(name .. ": " .. c.desc, function()
         local xs = inputs_of(c, 200 + i)
@@ -101,7 +72,7 @@ describe("reductions: jvp agrees with reverse mode", function()
 end)
 
 describe("reductions: float32", function()
-  for _, name in ipairs(sorted_keys(ops)) do
+  for _, name in ipairs(H.sorted_keys(ops)) do
     for i, c in ipairs(ops[name].variants) do
       it(name .. ": " .. c.desc .. " gives float32 gradients close to float64 ones", function()
         local x64 = inputs_of(c, 400 + i)[1]
@@ -113,7 +84,7 @@ describe("reductions: float32", function()
         y32:backward(w:float())
         assert.equal("float32", x32.grad.dtype)
         local scale = 1
-        for _, g in ipairs(flat(x64.grad)) do scale = math.max(scale, math.abs(g)) end
+        for _, g in ipairs(H.flat(x64.grad)) do scale = math.max(scale, math.abs(g)) end
         H.assert_close(x32.grad, x64.grad, 1e-4 * scale)
       end)
     end

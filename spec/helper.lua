@@ -93,4 +93,35 @@ function H.check_jvp(fn, inputs, tol)
   H.assert_close(out, fn(table.unpack(primals)), 0)
 end
 
+-- the keys of a table, sorted (case tables run in a fixed order)
+function H.sorted_keys(t)
+  local ks = {}
+  for k in pairs(t) do ks[#ks + 1] = k end
+  table.sort(ks)
+  return ks
+end
+
+-- The gradient of <fn(...), w> for a fixed w, taken with create_graph: a
+-- function whose own gradient needs double backward. Gradients that do not
+-- depend on the inputs (constants) are left out.
+function H.grad_of(fn, w)
+  local A = dl.autograd
+  return function(...)
+    local ins = table.pack(...)
+    return dl.enable_grad(function()
+      local xs = {}
+      for i = 1, ins.n do
+        xs[i] = ins[i].requires_grad and ins[i] or ins[i]:detach():requires_grad_(true)
+      end
+      local y = dl.dot(fn(table.unpack(xs, 1, ins.n)):reshape(-1), w)
+      local gs = table.pack(A.grad(y, xs, nil, {create_graph = true, allow_unused = true}))
+      local out = {}
+      for i = 1, gs.n do
+        if gs[i] and gs[i].requires_grad then out[#out + 1] = gs[i] end
+      end
+      return table.unpack(out)
+    end)
+  end
+end
+
 return H

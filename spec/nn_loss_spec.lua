@@ -17,13 +17,6 @@ local MODULE = {
   cross_entropy = "CrossEntropyLoss", nll_loss = "NLLLoss",
 }
 
-local function sorted_keys(t)
-  local k = {}
-  for name in pairs(t) do k[#k + 1] = name end
-  table.sort(k)
-  return k
-end
-
 -- a tensor of the case's values and shape (a number is a 0-d tensor)
 local function build(values, shape, dtype)
   local t = dl.tensor(values, {dtype = dtype})
@@ -265,7 +258,7 @@ local function inputs_of(c, seed)
 end
 
 describe("losses: gradcheck (reverse mode, float64 central differences)", function()
-  for _, name in ipairs(sorted_keys(ops)) do
+  for _, name in ipairs(H.sorted_keys(ops)) do
     for i, c in ipairs(ops[name].variants) do
       it(name .. ": " .. c.desc, function()
         assert.is_true(A.gradcheck(c.fn, inputs_of(c, 100 + i), c.opts))
@@ -275,7 +268,7 @@ describe("losses: gradcheck (reverse mode, float64 central differences)", functi
 end)
 
 describe("losses: jvp agrees with reverse mode", function()
-  for _, name in ipairs(sorted_keys(ops)) do
+  for _, name in ipairs(H.sorted_keys(ops)) do
     for i, c in ipairs(ops[name].variants) do
       it(name .. ": " .. c.desc, function()
         dl.manual_seed(200 + i)

@@ -22,11 +22,6 @@ static inline dlua_tensor_ud *dlua_toud(lua_State *L, int idx) {
   dlua_tensor_ud *u = lua_touserdata(L, idx);
   return u && lua_rawlen(L, idx) == sizeof *u && u->magic == dlua_ud_magic ? u : NULL;
 }
-/* The tensor at idx, or NULL (not a tensor, or closed): the hot path's test. */
-static inline dl_tensor *dlua_totensor_fast(lua_State *L, int idx) {
-  dlua_tensor_ud *u = dlua_toud(L, idx);
-  return u ? u->t : NULL;
-}
 
 /* lua_heap.c: states with dlua's allocator (tensors then need no __gc). */
 lua_State *dlua_state_new(void);

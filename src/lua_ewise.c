@@ -9,17 +9,14 @@
 
 /* ---- arguments ---- */
 
-/* the hot path's tensor test (NULL for a closed tensor or a non-tensor) */
-static inline dl_tensor *to_tensor(lua_State *L, int idx) { return dlua_totensor_fast(L, idx); }
-
 static inline dl_tensor *check_tensor(lua_State *L, int idx) {
-  dl_tensor *t = to_tensor(L, idx);
+  dl_tensor *t = dlua_totensor(L, idx);
   return t ? t : dlua_checktensor(L, idx);
 }
 
 /* a tensor or a number (booleans count as 0/1) */
 static dl_operand check_operand(lua_State *L, int arg) {
-  dl_tensor *t = to_tensor(L, arg);
+  dl_tensor *t = dlua_totensor(L, arg);
   if (t) return dl_operand_tensor(t);
   int ty = lua_type(L, arg);
   if (ty == LUA_TNUMBER || ty == LUA_TBOOLEAN) return dl_operand_scalar(dlua_checkscalar(L, arg));
@@ -63,7 +60,7 @@ static dl_scalar read_alpha(lua_State *L, int arg, dl_binop op) {
 /* (a, b [, {alpha}]): either may be a number; also the metamethods */
 static int binary(lua_State *L, dl_binop op) {
   dlua_gc_point(L);
-  dl_tensor *a = to_tensor(L, 1), *b = to_tensor(L, 2);
+  dl_tensor *a = dlua_totensor(L, 1), *b = dlua_totensor(L, 2);
   dl_scalar alpha = lua_gettop(L) >= 3 ? read_alpha(L, 3, op) : dl_scalar_i(1);
   if (a && b) {
     dlua_push_or_error(L, dl_ag_binary_t(op, a, b, alpha));

@@ -12,7 +12,6 @@
 /* registry keys (addresses are unique) */
 static const char META_KEY = 0, METHODS_KEY = 0, GETTERS_KEY = 0, SETTERS_KEY = 0;
 
-typedef dlua_tensor_ud tensor_ud;
 
 /* ---- userdata ---- */
 
@@ -50,7 +49,7 @@ void dlua_gc_collect(lua_State *L) {
 }
 
 void dlua_pushtensor(lua_State *L, dl_tensor *t) {
-  tensor_ud *u = lua_newuserdatauv(L, sizeof(tensor_ud), 0);
+  dlua_tensor_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->magic = dlua_ud_magic;
   u->t = t;
   u->prev = u->next = NULL;
@@ -68,15 +67,14 @@ void dlua_pushtensor(lua_State *L, dl_tensor *t) {
   }
 }
 
-static tensor_ud *to_ud(lua_State *L, int idx) { return dlua_toud(L, idx); }
 
 dl_tensor *dlua_totensor(lua_State *L, int idx) {
-  tensor_ud *u = to_ud(L, idx);
+  dlua_tensor_ud *u = dlua_toud(L, idx);
   return u ? u->t : NULL;
 }
 
 dl_tensor *dlua_checktensor(lua_State *L, int idx) {
-  tensor_ud *u = to_ud(L, idx);
+  dlua_tensor_ud *u = dlua_toud(L, idx);
   if (!u) {
     luaL_typeerror(L, idx, "tensor");
     return NULL;
@@ -94,7 +92,7 @@ void dlua_push_or_error(lua_State *L, dl_tensor *t) {
 
 /* __gc (states dlua did not make) and __close: idempotent */
 static int l_release(lua_State *L) {
-  tensor_ud *u = to_ud(L, 1);
+  dlua_tensor_ud *u = dlua_toud(L, 1);
   if (u && u->t) {
     dl_tensor_release(u->t);
     u->t = NULL;

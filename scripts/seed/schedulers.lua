@@ -49,31 +49,10 @@ EPOCHS = O.epochs or EPOCHS
 
 
 ---------------------------------------------------------------------------
--- data: one fixed permutation picks the subsets; pixels are z-scored with
--- the training subset's statistics
+-- data: see seed_data.lua
 
 dl.manual_seed(SEED)
-local function load_split(split)
-  local X, y = dl.datasets.fashion_mnist({split = split})
-  return X:reshape(X:size(1), -1):float(), y:long()
-end
-local Xall, yall = load_split(O.quick and "test" or "train")
-local perm = dl.randperm(Xall:size(1))
-local itr, iva = perm:narrow(1, 1, N_TRAIN), perm:narrow(1, N_TRAIN + 1, N_VAL)
-local Xtr, ytr = Xall:index_select(1, itr), yall:index_select(1, itr)
-local Xva, yva = Xall:index_select(1, iva), yall:index_select(1, iva)
-local Xte, yte
-if O.quick then
-  local ite = perm:narrow(1, N_TRAIN + N_VAL + 1, N_TEST)
-  Xte, yte = Xall:index_select(1, ite), yall:index_select(1, ite)
-else
-  Xte, yte = load_split("test")
-end
-Xall, yall, perm, itr, iva = nil, nil, nil, nil, nil
-
-local scaler = dl.preprocessing.StandardScaler()
-Xtr = scaler:fit_transform(Xtr)
-Xva, Xte = scaler:transform(Xva), scaler:transform(Xte)
+local Xtr, ytr, Xva, yva, Xte, yte = require("seed_data").fashion_subsets(O.quick, N_TRAIN, N_VAL, N_TEST)
 collectgarbage()
 
 local STEPS = (N_TRAIN + BATCH - 1) // BATCH -- batches per epoch (no drop_last)

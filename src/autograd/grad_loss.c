@@ -49,33 +49,11 @@ static void scope_end(scope *s) {
   s->n = 0;
 }
 
-static bool is_float(dl_dtype dt) { return dt == DL_FLOAT32 || dt == DL_FLOAT64; }
-
-/* float input and target of one shape on one device */
-static int check_pair(const char *fn, const dl_tensor *x, const dl_tensor *t) {
-  char a[128], b[128];
-  if (!is_float(x->dtype)) {
-    dl_error_set("%s: expected a floating-point input, got %s", fn, dl_dtype_name(x->dtype));
-    return -1;
-  }
-  if (!is_float(t->dtype)) {
-    dl_error_set("%s: expected a floating-point target, got %s", fn, dl_dtype_name(t->dtype));
-    return -1;
-  }
-  if (dl_check_same_device(fn, x, t)) return -1;
-  if (!dl_tensor_same_shape(x, t)) {
-    dl_error_set("%s: input %s and target %s must have the same shape", fn, dl_tensor_shape_str(x, a, sizeof a),
-                 dl_tensor_shape_str(t, b, sizeof b));
-    return -1;
-  }
-  return 0;
-}
-
 /* w (named what) must be a float tensor broadcasting to x's shape */
 static int check_bcast(const char *fn, const char *what, const dl_tensor *x, const dl_tensor *w) {
   char a[128], b[128];
   if (!w) return 0;
-  if (!is_float(w->dtype)) {
+  if (!dl_dtype_is_float(w->dtype)) {
     dl_error_set("%s: expected a floating-point %s, got %s", fn, what, dl_dtype_name(w->dtype));
     return -1;
   }
@@ -419,7 +397,7 @@ static dl_tensor *bce_jvp(dl_tensor *x, dl_tensor *t, dl_tensor *w, dl_reduction
 /* -w (t log x + (1 - t) log(1 - x)), each log clamped at -100 */
 dl_tensor *dl_ag_binary_cross_entropy(dl_tensor *input, dl_tensor *target, dl_tensor *weight, dl_reduction red) {
   const char *fn = "binary_cross_entropy";
-  if (check_pair(fn, input, target) || check_bcast(fn, "weight", input, weight)) return NULL;
+  if (dl_loss_check_pair(fn, input, target) || check_bcast(fn, "weight", input, weight)) return NULL;
   if (check_unit_range(fn, input)) return NULL;
   /* the value, on detached operands (nothing recorded) */
   dl_tensor *xd = dl_tensor_detach(input), *td = dl_tensor_detach(target);
@@ -460,7 +438,7 @@ fail:
 dl_tensor *dl_ag_binary_cross_entropy_with_logits(dl_tensor *input, dl_tensor *target, dl_tensor *weight,
                                                   dl_tensor *pos_weight, dl_reduction red) {
   const char *fn = "binary_cross_entropy_with_logits";
-  if (check_pair(fn, input, target) || check_bcast(fn, "weight", input, weight) ||
+  if (dl_loss_check_pair(fn, input, target) || check_bcast(fn, "weight", input, weight) ||
       check_bcast(fn, "pos_weight", input, pos_weight))
     return NULL;
   scope s = {.n = 0};
@@ -498,7 +476,7 @@ static dl_tensor *cross_entropy_probs(dl_tensor *x, dl_tensor *t, dl_tensor *wei
                                       dl_reduction red) {
   const char *fn = "cross_entropy";
   char a[128], b[128];
-  if (check_pair(fn, x, t)) return NULL;
+  if (dl_loss_check_pair(fn, x, t)) return NULL;
   if (x->ndim == 0) {
     dl_error_set("%s: input %s needs a class dim", fn, dl_tensor_shape_str(x, a, sizeof a));
     return NULL;
@@ -507,7 +485,7 @@ static dl_tensor *cross_entropy_probs(dl_tensor *x, dl_tensor *t, dl_tensor *wei
   int64_t C = x->shape[cd];
   if (weight) {
     if (dl_check_same_device(fn, x, weight)) return NULL;
-    if (weight->ndim != 1 || weight->shape[0] != C || !is_float(weight->dtype)) {
+    if (weight->ndim != 1 || weight->shape[0] != C || !dl_dtype_is_float(weight->dtype)) {
       dl_error_set("%s: weight %s must be a 1-D float tensor with one entry per class (%lld) of input %s", fn,
                    dl_tensor_shape_str(weight, a, sizeof a), (long long)C, dl_tensor_shape_str(x, b, sizeof b));
       return NULL;
@@ -682,7 +660,7 @@ fail:
 
 dl_tensor *dl_ag_cross_entropy(dl_tensor *input, dl_tensor *target, dl_tensor *weight, int64_t ignore_index,
                                double label_smoothing, dl_reduction red) {
-  if (is_float(target->dtype)) return cross_entropy_probs(input, target, weight, label_smoothing, red);
+  if (dl_dtype_is_float(target->dtype)) return cross_entropy_probs(input, target, weight, label_smoothing, red);
   return class_loss(&ce_type, input, target, weight, ignore_index, label_smoothing, true, red);
 }
 

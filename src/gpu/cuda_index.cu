@@ -139,40 +139,36 @@ template <bool ALONG> void launch_gather(const ixplan &P, size_t es) {
   DL_CUDA_LAUNCHED("gather");
 }
 
-void cuda_gather(dl_tensor *out, const dl_tensor *src, int dim, const dl_tensor *idx) {
-  if (idx->numel == 0) return;
+/* the plan over `over`'s shape (idx's for gather/scatter, out's for
+ * index_select): out's and src's strides (src may be NULL), the index's
+ * strides when it has over's rank, else 0 (the caller sets them) */
+static ixplan plan_of(const dl_tensor *over, const dl_tensor *out, const dl_tensor *src, const dl_tensor *idx,
+                      int dim) {
   ixplan P = {};
-  P.ndim = idx->ndim;
+  P.ndim = over->ndim;
   P.dim = dim;
-  for (int d = 0; d < idx->ndim; d++) {
-    P.size[d] = idx->shape[d];
+  for (int d = 0; d < over->ndim; d++) {
+    P.size[d] = over->shape[d];
     P.ostr[d] = out->stride[d];
-    P.istr[d] = idx->stride[d];
-    P.xstr[d] = src->stride[d];
+    P.istr[d] = over == idx ? idx->stride[d] : 0;
+    P.xstr[d] = src ? src->stride[d] : 0;
   }
-  P.n = idx->numel;
+  P.n = over->numel;
   P.o = (char *)dl_tensor_data(out);
   P.idx = (const int64_t *)dl_tensor_data(idx);
-  P.x = (const char *)dl_tensor_data(src);
-  launch_gather<false>(P, dl_dtype_size(src->dtype));
+  P.x = src ? (const char *)dl_tensor_data(src) : nullptr;
+  return P;
+}
+
+void cuda_gather(dl_tensor *out, const dl_tensor *src, int dim, const dl_tensor *idx) {
+  if (idx->numel == 0) return;
+  launch_gather<false>(plan_of(idx, out, src, idx, dim), dl_dtype_size(src->dtype));
 }
 
 void cuda_index_select(dl_tensor *out, const dl_tensor *src, int dim, const dl_tensor *idx) {
   if (out->numel == 0) return;
-  ixplan P = {};
-  P.ndim = out->ndim;
-  P.dim = dim;
-  for (int d = 0; d < out->ndim; d++) {
-    P.size[d] = out->shape[d];
-    P.ostr[d] = out->stride[d];
-    P.xstr[d] = src->stride[d];
-    P.istr[d] = 0;
-  }
+  ixplan P = plan_of(out, out, src, idx, dim);
   P.istr[0] = idx->ndim ? idx->stride[0] : 0;
-  P.n = out->numel;
-  P.o = (char *)dl_tensor_data(out);
-  P.idx = (const int64_t *)dl_tensor_data(idx);
-  P.x = (const char *)dl_tensor_data(src);
   launch_gather<true>(P, dl_dtype_size(src->dtype));
 }
 
@@ -237,19 +233,7 @@ template <typename T> __global__ void scatter_kernel(scatter_args<T> A) {
 void cuda_scatter(dl_tensor *self, int dim, const dl_tensor *idx, const dl_tensor *src, dl_scalar value,
                   dl_scatter_mode mode) {
   if (idx->numel == 0) return;
-  ixplan P = {};
-  P.ndim = idx->ndim;
-  P.dim = dim;
-  for (int d = 0; d < idx->ndim; d++) {
-    P.size[d] = idx->shape[d];
-    P.ostr[d] = self->stride[d];
-    P.istr[d] = idx->stride[d];
-    P.xstr[d] = src ? src->stride[d] : 0;
-  }
-  P.n = idx->numel;
-  P.o = (char *)dl_tensor_data(self);
-  P.idx = (const int64_t *)dl_tensor_data(idx);
-  P.x = src ? (const char *)dl_tensor_data(src) : nullptr;
+  ixplan P = plan_of(idx, self, src, idx, dim);
   cudaStream_t s = dl_cuda_stream();
   DL_CUDA_DISPATCH(self->dtype, T, {
     scatter_args<T> A;

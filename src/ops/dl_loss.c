@@ -15,13 +15,12 @@ int dl_reduction_parse(const char *s, dl_reduction *out) {
   return 0;
 }
 
-static bool is_float(dl_dtype dt) { return dt == DL_FLOAT32 || dt == DL_FLOAT64; }
 
 /* Checks shapes and dtypes; fills N, C, D. 0 ok, -1 with an error. */
 static int check_args(const char *fn, const dl_tensor *input, const dl_tensor *target, const dl_tensor *weight,
                       int64_t *N, int64_t *C, int64_t *D) {
   char a[128], b[128];
-  if (!is_float(input->dtype)) {
+  if (!dl_dtype_is_float(input->dtype)) {
     dl_error_set("%s: expected a floating-point input, got %s", fn, dl_dtype_name(input->dtype));
     return -1;
   }
@@ -59,7 +58,7 @@ static int check_args(const char *fn, const dl_tensor *input, const dl_tensor *t
                    dl_tensor_shape_str(weight, a, sizeof a), (long long)*C, dl_tensor_shape_str(input, b, sizeof b));
       return -1;
     }
-    if (!is_float(weight->dtype)) {
+    if (!dl_dtype_is_float(weight->dtype)) {
       dl_error_set("%s: expected a floating-point weight, got %s", fn, dl_dtype_name(weight->dtype));
       return -1;
     }
@@ -216,13 +215,13 @@ dl_tensor *dl_op_class_loss_backward(const char *fn, const dl_tensor *gout, cons
 
 /* ---- element-wise regression losses ---- */
 
-static int check_pointwise(const char *fn, const dl_tensor *x, const dl_tensor *t) {
+int dl_loss_check_pair(const char *fn, const dl_tensor *x, const dl_tensor *t) {
   char a[128], b[128];
-  if (!is_float(x->dtype)) {
+  if (!dl_dtype_is_float(x->dtype)) {
     dl_error_set("%s: expected a floating-point input, got %s", fn, dl_dtype_name(x->dtype));
     return -1;
   }
-  if (!is_float(t->dtype)) {
+  if (!dl_dtype_is_float(t->dtype)) {
     dl_error_set("%s: expected a floating-point target, got %s", fn, dl_dtype_name(t->dtype));
     return -1;
   }
@@ -247,7 +246,7 @@ static dl_dtype pointwise_dtype(const dl_tensor *x, const dl_tensor *t) {
 
 dl_tensor *dl_op_pointwise_loss(const char *fn, const dl_tensor *input, const dl_tensor *target,
                                 dl_pointwise_loss kind, double beta, dl_reduction red) {
-  if (check_pointwise(fn, input, target)) return NULL;
+  if (dl_loss_check_pair(fn, input, target)) return NULL;
   const struct dl_loss_kernels *k = kernels_of(fn, input);
   if (!k) return NULL;
   dl_dtype dt = pointwise_dtype(input, target);
@@ -270,7 +269,7 @@ dl_tensor *dl_op_pointwise_loss_backward(const char *fn, const dl_tensor *g, con
                                          const dl_tensor *target, dl_pointwise_loss kind, double beta,
                                          dl_reduction red) {
   char a[128], b[128];
-  if (check_pointwise(fn, input, target) || dl_check_same_device(fn, input, g)) return NULL;
+  if (dl_loss_check_pair(fn, input, target) || dl_check_same_device(fn, input, g)) return NULL;
   bool whole = red != DL_REDUCTION_NONE;
   if (whole ? g->numel != 1 : !dl_tensor_same_shape(g, input)) {
     dl_error_set("%s: gradient %s does not match the loss of input %s", fn, dl_tensor_shape_str(g, a, sizeof a),

@@ -86,6 +86,9 @@ dl_tensor *dl_op_class_loss_backward(const char *fn, const dl_tensor *gout, cons
 /* fn names the op ("mse_loss", ...). input and target: float tensors of one
  * shape (computed in their promoted dtype); beta > 0 for smooth L1. Returns
  * the loss (input's shape for DL_REDUCTION_NONE, else 0-d). */
+/* float input and target of one shape on one device; 0, or -1 with an
+ * error naming fn and both shapes */
+int dl_loss_check_pair(const char *fn, const dl_tensor *x, const dl_tensor *t);
 dl_tensor *dl_op_pointwise_loss(const char *fn, const dl_tensor *input, const dl_tensor *target,
                                 dl_pointwise_loss kind, double beta, dl_reduction red);
 /* g * loss'(input - target) in the promoted dtype; g: the loss's shape
