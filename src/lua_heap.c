@@ -72,12 +72,12 @@ static void list_unlink(dlua_tensor_ud *u) {
 
 static void block_free(dlua_heap *h, void *p, size_t n) {
   h->nblocks--;
-  if (n <= SMALL_MAX && !h->closing && h->cached + n <= CACHE_MAX) {
-    size_t c = small_class(n);
+  size_t c = small_class(n), rounded = (c + 1) * SMALL_STEP;
+  if (n != 0 && n <= SMALL_MAX && !h->closing && h->cached + rounded <= CACHE_MAX) {
     free_block *b = p;
     b->next = h->lists[c];
     h->lists[c] = b;
-    h->cached += (c + 1) * SMALL_STEP;
+    h->cached += rounded;
     return;
   }
   free(p);
@@ -148,10 +148,9 @@ static dlua_heap *heap_of(lua_State *L) {
 
 bool dlua_heap_owned(lua_State *L) { return heap_of(L) != NULL; }
 
-void dlua_heap_drain(lua_State *L) {
-  dlua_heap *h = heap_of(L);
-  if (!h) return;
-  /* pop one at a time: a release may free memory through this allocator */
+/* releases the queued tensors; pops one at a time, since a release may
+ * free memory through this allocator */
+static void drain(dlua_heap *h) {
   while (h->pending) {
     free_block *b = h->pending;
     h->pending = b->next;
@@ -163,10 +162,15 @@ void dlua_heap_drain(lua_State *L) {
   }
 }
 
+void dlua_heap_drain(lua_State *L) {
+  dlua_heap *h = heap_of(L);
+  if (h) drain(h);
+}
+
 void dlua_heap_track(lua_State *L, dlua_tensor_ud *u) {
   dlua_heap *h = heap_of(L);
   if (!h) return;
-  if (h->pending) dlua_heap_drain(L);
+  drain(h);
   u->next = h->live.next;
   u->prev = &h->live;
   h->live.next->prev = u;
@@ -179,7 +183,7 @@ void dlua_heap_track(lua_State *L, dlua_tensor_ud *u) {
 static int sentinel_gc(lua_State *L) {
   dlua_heap *h = heap_of(L);
   if (!h) return 0;
-  dlua_heap_drain(L);
+  drain(h);
   while (h->live.next != &h->live) {
     dlua_tensor_ud *u = h->live.next;
     list_unlink(u);
