@@ -8,7 +8,7 @@
 #      4096 x 4096 SGEMM through dl.matmul against cuBLAS called directly
 #      (scripts/bench/gpu/sgemm_cublas.cu, built here); the fashion-mlp and
 #      housing-mlp epochs (scripts/bench/*_mlp.lua --device cuda; the
-#      synthetic twin scripts/bench/gpu/fashion_synth.lua when the
+#      fashion_mlp.lua --synthetic when the
 #      Fashion-MNIST files are missing); and the same workloads in PyTorch
 #      when `import torch` works and torch.cuda.is_available(),
 #   4. prints a short table last (workload, dlua, PyTorch, ratio, card).
@@ -142,9 +142,9 @@ if [ -f scripts/bench/fashion_mlp.lua ] &&
 else
   fashion="fashion-mlp-synthetic"
   echo "(no Fashion-MNIST files here: the same model and loop on random data)"
-  bench 120 "fashion-mlp synthetic (dlua)" "$DLUA" scripts/bench/gpu/fashion_synth.lua --device cuda --epochs 2
-  [ $torch_ok -eq 1 ] && bench 120 "fashion-mlp synthetic (PyTorch)" "$PY" scripts/bench/gpu/fashion_synth.py \
-    --device cuda --epochs 2
+  bench 120 "fashion-mlp synthetic (dlua)" "$DLUA" scripts/bench/fashion_mlp.lua --synthetic --device cuda --epochs 2
+  [ $torch_ok -eq 1 ] && bench 120 "fashion-mlp synthetic (PyTorch)" "$PY" scripts/bench/fashion_mlp.py \
+    --synthetic --device cuda --epochs 2
 fi
 
 say "bench: housing-mlp epoch"

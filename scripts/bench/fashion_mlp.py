@@ -8,7 +8,10 @@ Timing (default): 50 warm-up batches, then the least of EPOCHS epochs:
 --accuracy: trains 3 epochs from seed 0, times the last two, and prints the
 test accuracy as well:
   RESULT fashion-mlp pytorch_accuracy <percent> %
-Usage: python3 fashion_mlp.py [--epochs E] [--accuracy] [--device cuda]"""
+--synthetic: the same model and loop over 60,000 uniform random rows and
+labels, for a machine without the dataset (a bare GPU machine):
+  RESULT fashion-mlp-synthetic pytorch <s> s/epoch
+Usage: python3 fashion_mlp.py [--epochs E] [--accuracy | --synthetic] [--device cuda]"""
 import gzip
 import os
 import sys
@@ -22,6 +25,10 @@ import bench_util as B
 ROOT = "/usr/share/datasets/fashion-mnist"
 epochs = int(B.number(sys.argv, "--epochs", 1))
 accuracy = "--accuracy" in sys.argv
+synthetic = "--synthetic" in sys.argv
+if accuracy and synthetic:
+    sys.exit("fashion_mlp.py: --accuracy needs the real data, not --synthetic")
+NAME = "fashion-mlp-synthetic" if synthetic else "fashion-mlp"
 device, sync = B.device(sys.argv)
 torch.manual_seed(0)
 BATCH = 128
@@ -48,7 +55,11 @@ def load(split):
     return x.to(device), y.to(device)
 
 
-X, Y = load("train")
+if synthetic:
+    X = torch.rand(60000, 784, device=device)
+    Y = torch.randint(0, 10, (60000,), device=device)
+else:
+    X, Y = load("train")
 N = X.shape[0]
 model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 100), nn.ReLU(),
                       nn.Linear(100, 10)).to(device)
@@ -80,7 +91,7 @@ def timed_epoch():
     loss = epoch().item()
     if sync:
         sync()
-    assert loss == loss, "fashion-mlp: the loss is NaN"
+    assert loss == loss, NAME + ": the loss is NaN"
     return B.clock() - t0
 
 
@@ -99,4 +110,4 @@ else:
     epoch(WARMUP)
     for _ in range(epochs):
         best = min(best, timed_epoch())
-print(f"RESULT fashion-mlp pytorch {best:.4f} s/epoch")
+print(f"RESULT {NAME} pytorch {best:.4f} s/epoch")
