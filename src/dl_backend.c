@@ -21,3 +21,25 @@ const dl_backend *dl_backend_get(dl_device dev) {
   dl_error_set("cuda: no CUDA device available (dlua built without CUDA; cuda:%d is not available)", dev.index);
   return NULL;
 }
+
+const dl_backend *dl_backend_for_op(const char *fn, dl_op op, dl_device dev, dl_dtype dt) {
+  const dl_backend *be = dl_backend_get(dev);
+  if (!be) return NULL;
+  if (!be->supports_op(op, dt)) {
+    char b[32];
+    dl_error_set("%s: not supported on %s for %s", fn, dl_device_str(dev, b, sizeof b), dl_dtype_name(dt));
+    return NULL;
+  }
+  return be;
+}
+
+const void *dl_backend_family(const char *fn, dl_device dev, size_t member_offset) {
+  const dl_backend *be = dl_backend_get(dev);
+  if (!be) return NULL;
+  const void *k = *(const void *const *)((const char *)be + member_offset);
+  if (!k) {
+    char b[32];
+    dl_error_set("%s: not supported on %s", fn, dl_device_str(dev, b, sizeof b));
+  }
+  return k;
+}

@@ -6,6 +6,14 @@
 #define DL_BACKEND_H
 
 #include "dl_tensor.h"
+#include "ops/dl_ops.h"
+
+#include <stddef.h>
+
+/* What a kernel returns: 0 done, -1 failed with dl_error_set (a launch or
+ * allocation failure). Families may add positive codes of their own. */
+#define DL_KERNEL_OK 0
+#define DL_KERNEL_FAILED (-1)
 
 struct dl_ewise_kernels;
 struct dl_reduce_kernels;
@@ -20,6 +28,9 @@ struct dl_decomp_kernels;
 
 typedef struct dl_backend {
   const char *name;
+  /* whether this backend computes op in dtype dt; the front-end asks
+   * before it calls the op's kernel (dl_backend_for_op) */
+  bool (*supports_op)(dl_op op, dl_dtype dt);
   void *(*alloc)(size_t nbytes); /* NULL + dl_error_set on failure */
   void (*free)(void *p, size_t nbytes);
   /* dst = src elementwise; equal shapes (src may have 0 strides), any dtypes */
@@ -44,6 +55,15 @@ extern const dl_backend dl_cpu_backend;
 
 /* NULL with an error when the device's backend is not built or present. */
 const dl_backend *dl_backend_get(dl_device dev);
+/* The backend that runs op in dtype dt on dev, or NULL with the one
+ * message for it: "<fn>: not supported on <device> for <dtype>". */
+const dl_backend *dl_backend_for_op(const char *fn, dl_op op, dl_device dev, dl_dtype dt);
+/* A family's kernel table (a member of dl_backend), or NULL with
+ * "<fn>: not supported on <device>". */
+const void *dl_backend_family(const char *fn, dl_device dev, size_t member_offset);
+#define DL_KERNELS(fn, dev, member) \
+  ((const struct dl_##member##_kernels *)dl_backend_family((fn), (dev), offsetof(dl_backend, member)))
+
 static inline const dl_backend *dl_backend_of(const dl_tensor *t) { return dl_backend_get(t->storage->device); }
 
 #endif

@@ -88,6 +88,14 @@ void dl_error_set(const char *fmt, ...) {
 
 const char *dl_error_get(void) { return error_buf[0] ? error_buf : "unknown error"; }
 
+void dl_error_prefix(const char *fn) {
+  char old[sizeof error_buf];
+  snprintf(old, sizeof old, "%s", dl_error_get());
+  size_t n = (size_t)snprintf(error_buf, sizeof error_buf, "%s: ", fn);
+  if (n < sizeof error_buf) memcpy(error_buf + n, old, strnlen(old, sizeof error_buf - n - 1) + 1);
+  error_buf[sizeof error_buf - 1] = 0;
+}
+
 const char *dl_shape_str(const int64_t *shape, int ndim, char *buf, size_t n) {
   size_t used = 0;
   used += (size_t)snprintf(buf, n, "[");

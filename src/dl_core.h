@@ -59,6 +59,8 @@ const char *dl_device_str(dl_device d, char *buf, size_t n);
 /* errors: a per-thread message */
 void dl_error_set(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 const char *dl_error_get(void);
+/* "fn: " before the current message (a kernel's error becomes its op's) */
+void dl_error_prefix(const char *fn);
 
 /* "[2,3]" into buf; returns buf */
 const char *dl_shape_str(const int64_t *shape, int ndim, char *buf, size_t n);

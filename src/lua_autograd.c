@@ -6,7 +6,6 @@
 #include "autograd/dl_ag_ewise.h"
 #include "autograd/dl_ag_index.h"
 #include "autograd/dl_ag_linalg.h"
-#include "autograd/dl_ag_nn.h"
 #include "autograd/dl_ag_view.h"
 #include "autograd/dl_ag_reduce.h"
 #include "autograd/dl_autograd.h"
@@ -458,18 +457,26 @@ static int l_needs_input_grad(lua_State *L) {
   return 1;
 }
 
-/* dl.autograd.differentiable_ops(): every op name with a backward rule */
+/* dl.autograd.differentiable_ops(): every name of every op the table marks
+ * differentiable, its in-place form and its aliases */
 static int l_differentiable_ops(lua_State *L) {
-  static const char *const *const lists[] = {dl_grad_view_names, dl_grad_ewise_names, dl_grad_reduce_names,
-                                            dl_grad_index_names, dl_grad_linalg_names, dl_grad_activation_names,
-                                            dl_grad_loss_names, dl_grad_layer_names};
   lua_newtable(L);
   int k = 0;
-  for (size_t i = 0; i < sizeof lists / sizeof lists[0]; i++)
-    for (const char *const *p = lists[i]; *p; p++) {
-      lua_pushstring(L, *p);
+  for (int op = 0; op < DL_NOPS; op++) {
+    const dl_op_info *in = dl_op_get((dl_op)op);
+    if (!in->differentiable) continue;
+    lua_pushstring(L, in->name);
+    lua_rawseti(L, -2, ++k);
+    if (in->name_) {
+      lua_pushstring(L, in->name_);
       lua_rawseti(L, -2, ++k);
     }
+    for (const dlua_alias *a = dlua_ewise_aliases; a->alias; a++)
+      if (strcmp(a->name, in->name) == 0 || (in->name_ && strcmp(a->name, in->name_) == 0)) {
+        lua_pushstring(L, a->alias);
+        lua_rawseti(L, -2, ++k);
+      }
+  }
   return 1;
 }
 

@@ -102,6 +102,11 @@ void dlua_open_view(lua_State *L);
 void dlua_open_create(lua_State *L);
 void dlua_open_print(lua_State *L);
 void dlua_open_ewise(lua_State *L);
+/* a second name for an op of the table, as PyTorch has ("subtract" for sub) */
+typedef struct {
+  const char *alias, *name;
+} dlua_alias;
+extern const dlua_alias dlua_ewise_aliases[]; /* {NULL, NULL} ends it */
 void dlua_open_reduce(lua_State *L);
 void dlua_open_index(lua_State *L);
 void dlua_open_linalg(lua_State *L);

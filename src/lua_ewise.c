@@ -82,27 +82,11 @@ static int binary_(lua_State *L, dl_binop op) {
   return 1;
 }
 
-#define BINARY(NAME, OP)                                          \
-  static int l_##NAME(lua_State *L) { return binary(L, OP); }     \
-  static int l_##NAME##_(lua_State *L) { return binary_(L, OP); }
-BINARY(add, DL_BIN_ADD)
-BINARY(sub, DL_BIN_SUB)
-BINARY(mul, DL_BIN_MUL)
-BINARY(div, DL_BIN_DIV)
-BINARY(pow, DL_BIN_POW)
-BINARY(remainder, DL_BIN_REMAINDER)
-BINARY(floor_divide, DL_BIN_FLOOR_DIVIDE)
-BINARY(maximum, DL_BIN_MAXIMUM)
-BINARY(minimum, DL_BIN_MINIMUM)
-BINARY(eq, DL_BIN_EQ)
-BINARY(ne, DL_BIN_NE)
-BINARY(lt, DL_BIN_LT)
-BINARY(le, DL_BIN_LE)
-BINARY(gt, DL_BIN_GT)
-BINARY(ge, DL_BIN_GE)
-BINARY(logical_and, DL_BIN_LOGICAL_AND)
-BINARY(logical_or, DL_BIN_LOGICAL_OR)
-BINARY(logical_xor, DL_BIN_LOGICAL_XOR)
+/* l_bin_<ID> and l_bin_<ID>_ for every BINARY line of the op table */
+#define DL_OP_BINARY(ID, name, ar, rule, ip, grad)                     \
+  static int l_bin_##ID(lua_State *L) { return binary(L, DL_BIN_##ID); } \
+  static int l_bin_##ID##_(lua_State *L) { return binary_(L, DL_BIN_##ID); }
+#include "ops/ops_each.h"
 
 /* ---- unary ---- */
 
@@ -119,42 +103,10 @@ static int unary_(lua_State *L, dl_unop op) {
   return 1;
 }
 
-#define UNARY(NAME, OP)                                           \
-  static int l_##NAME(lua_State *L) { return unary(L, OP); }      \
-  static int l_##NAME##_(lua_State *L) { return unary_(L, OP); }
-UNARY(neg, DL_UN_NEG)
-UNARY(abs, DL_UN_ABS)
-UNARY(sign, DL_UN_SIGN)
-UNARY(relu, DL_UN_RELU)
-UNARY(square, DL_UN_SQUARE)
-/* luaconf.h takes the name l_floor */
-UNARY(floor_op, DL_UN_FLOOR)
-UNARY(ceil, DL_UN_CEIL)
-UNARY(round, DL_UN_ROUND)
-UNARY(trunc, DL_UN_TRUNC)
-UNARY(frac, DL_UN_FRAC)
-UNARY(sqrt, DL_UN_SQRT)
-UNARY(rsqrt, DL_UN_RSQRT)
-UNARY(exp, DL_UN_EXP)
-UNARY(exp2, DL_UN_EXP2)
-UNARY(log, DL_UN_LOG)
-UNARY(log2, DL_UN_LOG2)
-UNARY(log10, DL_UN_LOG10)
-UNARY(log1p, DL_UN_LOG1P)
-UNARY(expm1, DL_UN_EXPM1)
-UNARY(sin, DL_UN_SIN)
-UNARY(cos, DL_UN_COS)
-UNARY(tan, DL_UN_TAN)
-UNARY(atan, DL_UN_ATAN)
-UNARY(tanh, DL_UN_TANH)
-UNARY(sigmoid, DL_UN_SIGMOID)
-UNARY(erf, DL_UN_ERF)
-UNARY(reciprocal, DL_UN_RECIPROCAL)
-UNARY(logical_not, DL_UN_LOGICAL_NOT)
-
-static int l_isnan(lua_State *L) { return unary(L, DL_UN_ISNAN); }
-static int l_isinf(lua_State *L) { return unary(L, DL_UN_ISINF); }
-static int l_isfinite(lua_State *L) { return unary(L, DL_UN_ISFINITE); }
+#define DL_OP_UNARY(ID, name, ar, rule, ip, grad)                    \
+  static int l_un_##ID(lua_State *L) { return unary(L, DL_UN_##ID); } \
+  static int l_un_##ID##_(lua_State *L) { return unary_(L, DL_UN_##ID); }
+#include "ops/ops_each.h"
 
 /* ---- clamp ---- */
 
@@ -318,28 +270,31 @@ static int l_equal(lua_State *L) {
 static int m_unm(lua_State *L) { return unary(L, DL_UN_NEG); }
 
 static const luaL_Reg meta[] = {
-  {"__add", l_add}, {"__sub", l_sub}, {"__mul", l_mul}, {"__div", l_div}, {"__mod", l_remainder},
-  {"__pow", l_pow}, {"__idiv", l_floor_divide}, {"__unm", m_unm},
+  {"__add", l_bin_ADD}, {"__sub", l_bin_SUB}, {"__mul", l_bin_MUL}, {"__div", l_bin_DIV}, {"__mod", l_bin_REMAINDER},
+  {"__pow", l_bin_POW}, {"__idiv", l_bin_FLOOR_DIVIDE}, {"__unm", m_unm},
   {NULL, NULL},
 };
 
-/* names shared by the method table and dl.* */
+/* every BINARY and UNARY op of the table under its name, and its in-place
+ * form where the table gives one */
+typedef struct {
+  dl_op op;
+  lua_CFunction fn, fn_;
+} table_op;
+
+static const table_op table_ops[] = {
+#define DL_OP_BINARY(ID, name, ar, rule, ip, grad) {DL_OP_##ID, l_bin_##ID, l_bin_##ID##_},
+#define DL_OP_UNARY(ID, name, ar, rule, ip, grad) {DL_OP_##ID, l_un_##ID, l_un_##ID##_},
+#include "ops/ops_each.h"
+};
+_Static_assert(sizeof table_ops / sizeof table_ops[0] == DL_NBINOPS + DL_NUNOPS, "one entry per table op");
+
+/* the other element-wise ops: argument forms of their own */
 #define BOTH(NAME) {#NAME, l_##NAME}
 #define BOTH_(NAME) {#NAME, l_##NAME}, {#NAME "_", l_##NAME##_}
-#define COMMON                                                                                          \
-  BOTH_(add), BOTH_(sub), BOTH_(mul), BOTH_(div), BOTH_(pow), BOTH_(remainder), BOTH_(floor_divide),    \
-  BOTH_(maximum), BOTH_(minimum), BOTH_(eq), BOTH_(ne), BOTH_(lt), BOTH_(le), BOTH_(gt), BOTH_(ge),     \
-  BOTH_(logical_and), BOTH_(logical_or), BOTH_(logical_xor),                                            \
-  BOTH_(neg), BOTH_(abs), BOTH_(sign), BOTH_(relu), BOTH_(square), {"floor", l_floor_op}, {"floor_", l_floor_op_}, BOTH_(ceil),           \
-  BOTH_(round), BOTH_(trunc), BOTH_(frac), BOTH_(sqrt), BOTH_(rsqrt), BOTH_(exp), BOTH_(exp2),          \
-  BOTH_(log), BOTH_(log2), BOTH_(log10), BOTH_(log1p), BOTH_(expm1), BOTH_(sin), BOTH_(cos),            \
-  BOTH_(tan), BOTH_(atan), BOTH_(tanh), BOTH_(sigmoid), BOTH_(erf), BOTH_(reciprocal),                  \
-  BOTH_(logical_not), BOTH(isnan), BOTH(isinf), BOTH(isfinite),                                         \
-  BOTH_(clamp), BOTH_(clamp_min), BOTH_(clamp_max), {"clip", l_clamp}, {"clip_", l_clamp_},             \
-  BOTH_(lerp), BOTH_(addcmul), BOTH_(addcdiv), BOTH_(masked_fill),                                      \
-  BOTH(isclose), BOTH(allclose), BOTH(equal),                                                           \
-  {"negative", l_neg}, {"absolute", l_abs}, {"true_divide", l_div}, {"multiply", l_mul},                \
-  {"subtract", l_sub}, {"divide", l_div}
+#define COMMON                                                                                     \
+  BOTH_(clamp), BOTH_(clamp_min), BOTH_(clamp_max), BOTH_(lerp), BOTH_(addcmul), BOTH_(addcdiv),  \
+  BOTH_(masked_fill), BOTH(isclose), BOTH(allclose), BOTH(equal)
 
 static const luaL_Reg methods[] = {
   COMMON,
@@ -353,6 +308,20 @@ static const luaL_Reg functions[] = {
   {NULL, NULL},
 };
 
+/* PyTorch's other names for the same ops */
+const dlua_alias dlua_ewise_aliases[] = {
+  {"negative", "neg"}, {"absolute", "abs"}, {"true_divide", "div"}, {"multiply", "mul"}, {"subtract", "sub"},
+  {"divide", "div"},   {"clip", "clamp"},   {"clip_", "clamp_"},    {NULL, NULL},
+};
+
+/* t[alias] = t[name] for each alias */
+static void set_aliases(lua_State *L, int t) {
+  for (const dlua_alias *a = dlua_ewise_aliases; a->alias; a++) {
+    lua_getfield(L, t, a->name);
+    lua_setfield(L, t, a->alias);
+  }
+}
+
 void dlua_open_ewise(lua_State *L) {
   int dl = lua_gettop(L);
   luaL_getmetatable(L, DLUA_TENSOR_TYPE);
@@ -360,8 +329,24 @@ void dlua_open_ewise(lua_State *L) {
   lua_pop(L, 1);
   /* dl.Tensor is the method table */
   lua_getfield(L, dl, "Tensor");
+  int tensor = lua_gettop(L);
   luaL_setfuncs(L, methods, 0);
+  for (size_t k = 0; k < sizeof table_ops / sizeof table_ops[0]; k++) {
+    const dl_op_info *in = dl_op_get(table_ops[k].op);
+    const int tables[2] = {dl, tensor};
+    for (int j = 0; j < 2; j++) {
+      int t = tables[j];
+      lua_pushcfunction(L, table_ops[k].fn);
+      lua_setfield(L, t, in->name);
+      if (in->name_) {
+        lua_pushcfunction(L, table_ops[k].fn_);
+        lua_setfield(L, t, in->name_);
+      }
+    }
+  }
+  set_aliases(L, tensor);
   lua_pop(L, 1);
   luaL_setfuncs(L, functions, 0);
+  set_aliases(L, dl);
   lua_settop(L, dl);
 }

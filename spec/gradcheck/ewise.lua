@@ -181,7 +181,7 @@ local unary_domain = {
   log = function(...) return u(0.3, 2, ...) end, log2 = function(...) return u(0.3, 2, ...) end,
   log10 = function(...) return u(0.3, 2, ...) end, log1p = function(...) return u(-0.6, 2, ...) end,
   expm1 = r, sin = r, cos = r, tan = function(...) return u(-1.2, 1.2, ...) end, atan = r, tanh = r,
-  sigmoid = r, erf = r, reciprocal = away0, relu = away0, square = r,
+  sigmoid = r, erf = r, reciprocal = away0, relu = away0, square = r, sinh = r, cosh = r, asinh = r,
   -- away from integers: the derivative of floor & co is 0, frac's is 1
   floor = function(...) return u(0.1, 0.9, ...) + dl.randint(-3, 3, {...}):double() end,
 }

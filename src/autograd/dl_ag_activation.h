@@ -8,7 +8,6 @@
 #define DL_AG_ACTIVATION_H
 
 #include "../ops/dl_activation.h"
-#include "dl_ag_nn.h"
 
 dl_tensor *dl_ag_act(dl_act op, dl_tensor *x, double p0, double p1);
 dl_tensor *dl_ag_prelu(dl_tensor *x, dl_tensor *w);

@@ -81,7 +81,5 @@ dl_tensor *dl_ag_where(dl_tensor *cond, dl_operand a, dl_operand b);
 dl_tensor *dl_ag_masked_fill(dl_tensor *a, dl_tensor *mask, dl_operand value);
 int dl_ag_masked_fill_(dl_tensor *self, dl_tensor *mask, dl_operand value);
 
-/* Lua-visible names of the differentiable element-wise ops (NULL-terminated) */
-extern const char *const dl_grad_ewise_names[];
 
 #endif

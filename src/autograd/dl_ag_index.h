@@ -42,7 +42,5 @@ int dl_ag_sort(dl_tensor *t, int dim, bool descending, dl_tensor **values, dl_te
 int dl_ag_topk(dl_tensor *t, int64_t k, int dim, bool largest, bool sorted, dl_tensor **values,
                dl_tensor **indices);
 
-/* Lua-visible names of the ops above (NULL-terminated) */
-extern const char *const dl_grad_index_names[];
 
 #endif

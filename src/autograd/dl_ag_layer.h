@@ -4,7 +4,6 @@
 #define DL_AG_LAYER_H
 
 #include "../ops/dl_layer.h"
-#include "dl_ag_nn.h"
 
 dl_tensor *dl_ag_rbf(dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas, bool bias_unit);
 /* x itself (retained) when not training */

@@ -19,7 +19,5 @@ dl_tensor *dl_ag_addmm(dl_tensor *input, dl_tensor *m1, dl_tensor *m2, double be
 dl_tensor *dl_ag_matmul_out(dl_tensor *a, dl_tensor *b, dl_tensor *out);
 dl_tensor *dl_ag_mm_out(dl_tensor *a, dl_tensor *b, dl_tensor *out);
 
-/* Lua-visible names of the differentiable matrix products */
-extern const char *const dl_grad_linalg_names[];
 
 #endif

@@ -25,7 +25,5 @@ int dl_ag_min_dim(dl_tensor *t, int dim, bool keepdim, dl_tensor **values, dl_te
 dl_tensor *dl_ag_cumsum(dl_tensor *t, int dim);
 dl_tensor *dl_ag_cumprod(dl_tensor *t, int dim);
 
-/* Lua-visible names of the ops above (NULL-terminated) */
-extern const char *const dl_grad_reduce_names[];
 
 #endif

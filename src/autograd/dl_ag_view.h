@@ -29,7 +29,5 @@ int dl_ag_fill_(dl_tensor *dst, dl_scalar v);
  * backward of narrow (and, unsqueezed, of select) */
 dl_tensor *dl_ag_embed(dl_tensor *g, const int64_t *shape, int ndim, int dim, int64_t start);
 
-/* Lua-visible names of the differentiable views and copies */
-extern const char *const dl_grad_view_names[];
 
 #endif

@@ -13,9 +13,6 @@
 #include <math.h>
 #include <string.h>
 
-const char *const dl_grad_activation_names[] = {"leaky_relu", "prelu",   "elu",         "gelu", "silu",
-                                                "softplus",   "softmax", "log_softmax", NULL};
-
 #define SQRT_2_PI 0.79788456080286535588     /* sqrt(2 / pi) */
 #define INV_SQRT_2PI 0.39894228040143267794 /* 1 / sqrt(2 pi) */
 #define GELU_C 0.044715

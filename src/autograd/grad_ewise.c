@@ -341,14 +341,3 @@ dl_tensor *dl_ag_scalar_pow(dl_scalar s, dl_tensor *a) {
 
 /* every Lua name (methods, dl.* functions, aliases, in-place forms) that
  * reaches a differentiable element-wise op */
-const char *const dl_grad_ewise_names[] = {
-  "add", "add_", "sub", "sub_", "subtract", "mul", "mul_", "multiply", "div", "div_", "divide", "true_divide",
-  "pow", "pow_", "remainder", "remainder_", "floor_divide", "floor_divide_", "maximum", "maximum_", "minimum",
-  "minimum_", "neg", "neg_", "negative", "abs", "abs_", "absolute", "sign", "sign_", "sqrt", "sqrt_", "rsqrt",
-  "rsqrt_", "exp", "exp_", "exp2", "exp2_", "log", "log_", "log2", "log2_", "log10", "log10_", "log1p", "log1p_",
-  "expm1", "expm1_", "sin", "sin_", "cos", "cos_", "tan", "tan_", "atan", "atan_", "tanh", "tanh_", "sigmoid",
-  "sigmoid_", "erf", "erf_", "reciprocal", "reciprocal_", "relu", "relu_", "square", "square_", "floor", "floor_",
-  "ceil", "ceil_", "round", "round_", "trunc", "trunc_", "frac", "frac_", "clamp", "clamp_", "clamp_min",
-  "clamp_min_", "clamp_max", "clamp_max_", "clip", "clip_", "lerp", "lerp_", "addcmul", "addcmul_", "addcdiv",
-  "addcdiv_", "where", "masked_fill", "masked_fill_", NULL,
-};

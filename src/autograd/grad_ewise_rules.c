@@ -147,6 +147,9 @@ static int unary_reads(dl_unop op) {
   case DL_UN_SIN:
   case DL_UN_COS:
   case DL_UN_ATAN:
+  case DL_UN_SINH:
+  case DL_UN_COSH:
+  case DL_UN_ASINH:
   case DL_UN_ERF: return U_X;
   case DL_UN_RELU:
   case DL_UN_SQRT:
@@ -190,6 +193,9 @@ static T *unary_local(const ew_ctx *c, T *x, T *y, T *v) {
   case DL_UN_COS: return mul(ref(v), neg(un(DL_UN_SIN, ref(x))));
   case DL_UN_TAN: return mul(ref(v), add_s(un(DL_UN_SQUARE, ref(y)), 1));
   case DL_UN_ATAN: return dv(ref(v), add_s(un(DL_UN_SQUARE, ref(x)), 1));
+  case DL_UN_SINH: return mul(ref(v), un(DL_UN_COSH, ref(x)));
+  case DL_UN_COSH: return mul(ref(v), un(DL_UN_SINH, ref(x)));
+  case DL_UN_ASINH: return mul(ref(v), un(DL_UN_RSQRT, add_s(un(DL_UN_SQUARE, ref(x)), 1)));
   case DL_UN_TANH: return mul(ref(v), rsub_s(1, un(DL_UN_SQUARE, ref(y))));
   case DL_UN_SIGMOID: return mul(ref(v), mul(ref(y), rsub_s(1, ref(y))));
   case DL_UN_ERF: return mul(ref(v), mul_s(un(DL_UN_EXP, neg(un(DL_UN_SQUARE, ref(x)))), 2 / sqrt(M_PI)));
@@ -274,34 +280,28 @@ void ew_uses(const ew_ctx *c, int k, bool *x, bool *y) {
 /* ---- node types and names ---- */
 
 #define TYPE(NAME) {NAME, ew_backward, NULL}
-/* [op][0]: two tensors, [op][1]: with a number */
-static const dl_node_type binary_types[DL_BIN_MINIMUM + 1][2] = {
-  {TYPE("AddBackward0"), TYPE("AddBackward1")},
-  {TYPE("SubBackward0"), TYPE("SubBackward1")},
-  {TYPE("MulBackward0"), TYPE("MulBackward1")},
-  {TYPE("DivBackward0"), TYPE("DivBackward1")},
-  {TYPE("PowBackward1"), TYPE("PowBackward0")},
-  {TYPE("RemainderBackward0"), TYPE("RemainderBackward1")},
-  {TYPE("FloorDivideBackward0"), TYPE("FloorDivideBackward1")},
-  {TYPE("MaximumBackward0"), TYPE("MaximumBackward0")},
-  {TYPE("MinimumBackward0"), TYPE("MinimumBackward0")},
+/* [op][0]: two tensors, [op][1]: with a number (ops.def's grad column) */
+static const dl_node_type binary_types[DL_NBINOPS][2] = {
+#define DL_OP_BINARY(ID, name, ar, rule, ip, grad) \
+  [DL_BIN_##ID] = {TYPE(DL_GRAD_NAME(grad)), TYPE(DL_GRAD_NAME_NUM(grad))},
+#include "../ops/ops_each.h"
 };
 static const dl_node_type pow_scalar_base_type = TYPE("PowBackward2");
 
-static const dl_node_type unary_types[DL_UN_RECIPROCAL + 1] = {
-  TYPE("NegBackward0"),   TYPE("AbsBackward0"),        TYPE("SignBackward0"),    TYPE("ReluBackward0"),
-  TYPE("PowBackward0"),   TYPE("FloorBackward0"),      TYPE("CeilBackward0"),    TYPE("RoundBackward0"),
-  TYPE("TruncBackward0"), TYPE("FracBackward0"),       TYPE("SqrtBackward0"),    TYPE("RsqrtBackward0"),
-  TYPE("ExpBackward0"),   TYPE("Exp2Backward0"),       TYPE("LogBackward0"),     TYPE("Log2Backward0"),
-  TYPE("Log10Backward0"), TYPE("Log1PBackward0"),      TYPE("Expm1Backward0"),   TYPE("SinBackward0"),
-  TYPE("CosBackward0"),   TYPE("TanBackward0"),        TYPE("AtanBackward0"),    TYPE("TanhBackward0"),
-  TYPE("SigmoidBackward0"), TYPE("ErfBackward0"),      TYPE("ReciprocalBackward0"),
+static const dl_node_type unary_types[DL_NUNOPS] = {
+#define DL_OP_UNARY(ID, name, ar, rule, ip, grad) [DL_UN_##ID] = TYPE(DL_GRAD_NAME(grad)),
+#include "../ops/ops_each.h"
+};
+
+/* the other element-wise kinds and their ops in the table */
+static const dl_op misc_ops[] = {
+  [EW_CLAMP] = DL_OP_CLAMP,     [EW_LERP] = DL_OP_LERP,   [EW_ADDCMUL] = DL_OP_ADDCMUL,
+  [EW_ADDCDIV] = DL_OP_ADDCDIV, [EW_WHERE] = DL_OP_WHERE, [EW_MASKED_FILL] = DL_OP_MASKED_FILL,
 };
 
 static const dl_node_type misc_types[] = {
-  [EW_CLAMP] = TYPE("ClampBackward1"),     [EW_LERP] = TYPE("LerpBackward1"),
-  [EW_ADDCMUL] = TYPE("AddcmulBackward0"), [EW_ADDCDIV] = TYPE("AddcdivBackward0"),
-  [EW_WHERE] = TYPE("WhereBackward0"),     [EW_MASKED_FILL] = TYPE("MaskedFillBackward0"),
+#define DL_OP_EWISE(ID, name, ar, rule, ip, grad) [DL_OP_##ID] = TYPE(DL_GRAD_NAME(grad)),
+#include "../ops/ops_each.h"
 };
 
 const dl_node_type *ew_type(const ew_ctx *c) {
@@ -311,23 +311,13 @@ const dl_node_type *ew_type(const ew_ctx *c) {
     return &binary_types[c->op][a && b ? 0 : 1];
   }
   if (c->kind == EW_UNARY) return &unary_types[c->op];
-  return &misc_types[c->kind];
+  return &misc_types[misc_ops[c->kind]];
 }
 
 const char *ew_inplace_name(const ew_ctx *c) {
-  static const char *const binary_names[DL_BIN_MINIMUM + 1] = {
-    "add_", "sub_", "mul_", "div_", "pow_", "remainder_", "floor_divide_", "maximum_", "minimum_",
-  };
-  static const char *const unary_names[DL_UN_RECIPROCAL + 1] = {
-    "neg_", "abs_", "sign_", "relu_", "square_", "floor_", "ceil_", "round_", "trunc_", "frac_",
-    "sqrt_", "rsqrt_", "exp_", "exp2_", "log_", "log2_", "log10_", "log1p_", "expm1_", "sin_",
-    "cos_", "tan_", "atan_", "tanh_", "sigmoid_", "erf_", "reciprocal_",
-  };
-  static const char *const misc_names[] = {
-    [EW_CLAMP] = "clamp_", [EW_LERP] = "lerp_", [EW_ADDCMUL] = "addcmul_",
-    [EW_ADDCDIV] = "addcdiv_", [EW_WHERE] = "where_", [EW_MASKED_FILL] = "masked_fill_",
-  };
-  if (c->kind == EW_BINARY) return binary_names[c->op];
-  if (c->kind == EW_UNARY) return unary_names[c->op];
-  return misc_names[c->kind];
+  dl_op op = c->kind == EW_BINARY  ? dl_binop_op((dl_binop)c->op)
+             : c->kind == EW_UNARY ? dl_unop_op((dl_unop)c->op)
+                                   : misc_ops[c->kind];
+  const dl_op_info *in = dl_op_get(op);
+  return in->name_ ? in->name_ : in->name;
 }

@@ -401,8 +401,3 @@ int dl_ag_topk(dl_tensor *t, int64_t k, int dim, bool largest, bool sorted, dl_t
   return finish_values(&topk_type, t, dim, values, indices);
 }
 
-const char *const dl_grad_index_names[] = {
-  "cat",        "stack",      "index_select", "gather",  "masked_select", "scatter",      "scatter_",
-  "scatter_add", "scatter_add_", "index_add",  "index_add_", "index_copy", "index_copy_", "index_fill",
-  "index_fill_", "sort",       "topk",         "flip",    "roll",          NULL,
-};

@@ -344,4 +344,3 @@ fail:
   return NULL;
 }
 
-const char *const dl_grad_layer_names[] = {"rbf", "dropout", "batch_norm", NULL};

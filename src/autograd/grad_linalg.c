@@ -379,4 +379,3 @@ dl_tensor *dl_ag_addmm(dl_tensor *input, dl_tensor *m1, dl_tensor *m2, double be
   return out;
 }
 
-const char *const dl_grad_linalg_names[] = {"matmul", "mm", "bmm", "mv", "dot", "outer", "addmm", NULL};

@@ -7,21 +7,11 @@
 #include "dl_ag_loss.h"
 
 #include "dl_ag_ewise.h"
-#include "dl_ag_nn.h"
 #include "dl_ag_reduce.h"
 #include "dl_ag_view.h"
 #include "dl_autograd.h"
 
 #include <string.h>
-
-const char *const dl_grad_loss_names[] = {"mse_loss",
-                                          "l1_loss",
-                                          "smooth_l1_loss",
-                                          "binary_cross_entropy",
-                                          "binary_cross_entropy_with_logits",
-                                          "cross_entropy",
-                                          "nll_loss",
-                                          NULL};
 
 /* ---- helpers ---- */
 

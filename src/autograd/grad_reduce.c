@@ -664,6 +664,3 @@ dl_tensor *dl_ag_cumprod(dl_tensor *t, int dim) {
   return out;
 }
 
-const char *const dl_grad_reduce_names[] = {
-  "sum", "mean", "prod", "var", "std", "norm", "logsumexp", "max", "min", "amax", "amin", "cumsum", "cumprod", NULL,
-};

@@ -575,7 +575,3 @@ int dl_ag_fill_(dl_tensor *dst, dl_scalar v) {
   return 0;
 }
 
-const char *const dl_grad_view_names[] = {
-  "view", "reshape", "transpose", "t", "permute", "narrow", "select", "squeeze", "unsqueeze", "expand",
-  "flatten", "unfold", "chunk", "split", "index", "clone", "contiguous", "to", "copy_", "fill_", NULL,
-};

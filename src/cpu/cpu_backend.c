@@ -2,6 +2,7 @@
 #include "cpu_backend.h"
 
 #include "../dl_alloc.h"
+#include "cpu_ewise.h"
 
 #include <string.h>
 
@@ -16,6 +17,15 @@ extern const struct dl_layer_kernels dl_cpu_layer;
 extern const struct dl_optim_kernels dl_cpu_optim;
 extern const struct dl_decomp_kernels dl_cpu_decomp;
 
+/* (op, dtype) pairs: the element-wise tables say; the other families'
+ * front-ends check dtypes themselves and every CPU family has kernels */
+static bool cpu_supports_op(dl_op op, dl_dtype dt) {
+  const dl_op_info *in = dl_op_get(op);
+  if (in->family == DL_FAM_BINARY) return dl_cpu_binary_has((dl_binop)in->local, dt);
+  if (in->family == DL_FAM_UNARY) return dl_cpu_unary_has((dl_unop)in->local, dt);
+  return true;
+}
+
 static int host_copy(void *dst, const void *src, size_t n) {
   memcpy(dst, src, n);
   return 0;
@@ -23,6 +33,7 @@ static int host_copy(void *dst, const void *src, size_t n) {
 
 const dl_backend dl_cpu_backend = {
   .name = "cpu",
+  .supports_op = cpu_supports_op,
   .alloc = dl_host_alloc,
   .free = dl_host_free,
   .copy = dl_cpu_copy,

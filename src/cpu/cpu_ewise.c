@@ -303,16 +303,7 @@ static int cpu_binary(dl_binop op, dl_tensor *out, dl_operand a, dl_operand b, d
   return ctx.zerodiv ? DL_EWISE_ZERODIV : 0;
 }
 
-/* defined in cpu_ewise_unary.c and cpu_ewise_misc.c */
-void dl_cpu_ewise_unary(dl_unop op, dl_tensor *out, const dl_tensor *a);
-void dl_cpu_ewise_clamp(dl_tensor *out, const dl_tensor *a, const dl_operand *lo, const dl_operand *hi);
-void dl_cpu_ewise_lerp(dl_tensor *out, const dl_tensor *a, const dl_tensor *end, dl_operand w);
-void dl_cpu_ewise_addc(bool div, dl_tensor *out, const dl_tensor *a, const dl_tensor *t1, const dl_tensor *t2,
-                       dl_scalar value);
-void dl_cpu_ewise_where(dl_tensor *out, const dl_tensor *cond, dl_operand a, dl_operand b);
-void dl_cpu_ewise_isclose(dl_tensor *out, const dl_tensor *a, const dl_tensor *b, double rtol, double atol,
-                          bool equal_nan);
-bool dl_cpu_ewise_all(const dl_tensor *t);
+bool dl_cpu_binary_has(dl_binop op, dl_dtype dt) { return binary_table[op][dt] != NULL; }
 
 const struct dl_ewise_kernels dl_cpu_ewise = {
   .binary = cpu_binary,

@@ -52,6 +52,21 @@ static inline bool dl_cpu_contiguous(const dl_tensor *t) {
  * one flat loop; others go through dl_iter. Threads above the grain. */
 void dl_cpu_run(int nops, dl_tensor *const *ops, const dl_cpu_value *vals, dl_iter_fn fn, void *ctx);
 
+/* The ewise entries of the CPU backend (cpu_ewise*.c); each returns
+ * DL_KERNEL_OK (binary also DL_EWISE_ZERODIV). */
+int dl_cpu_ewise_unary(dl_unop op, dl_tensor *out, const dl_tensor *a);
+int dl_cpu_ewise_clamp(dl_tensor *out, const dl_tensor *a, const dl_operand *lo, const dl_operand *hi);
+int dl_cpu_ewise_lerp(dl_tensor *out, const dl_tensor *a, const dl_tensor *end, dl_operand w);
+int dl_cpu_ewise_addc(bool div, dl_tensor *out, const dl_tensor *a, const dl_tensor *t1, const dl_tensor *t2,
+                      dl_scalar value);
+int dl_cpu_ewise_where(dl_tensor *out, const dl_tensor *cond, dl_operand a, dl_operand b);
+int dl_cpu_ewise_isclose(dl_tensor *out, const dl_tensor *a, const dl_tensor *b, double rtol, double atol,
+                         bool equal_nan);
+int dl_cpu_ewise_all(const dl_tensor *t, bool *out);
+/* whether the kernel tables hold (op, dtype) */
+bool dl_cpu_binary_has(dl_binop op, dl_dtype dt);
+bool dl_cpu_unary_has(dl_unop op, dl_dtype dt);
+
 /* Type-level helpers for the loop macros */
 #define DL_IADD(x, y) ((int64_t)((uint64_t)(x) + (uint64_t)(y)))
 #define DL_ISUB(x, y) ((int64_t)((uint64_t)(x) - (uint64_t)(y)))

@@ -123,7 +123,7 @@ static dl_cpu_value extreme(dl_dtype dt, bool upper) {
   return v;
 }
 
-void dl_cpu_ewise_clamp(dl_tensor *out, const dl_tensor *a, const dl_operand *lo, const dl_operand *hi) {
+int dl_cpu_ewise_clamp(dl_tensor *out, const dl_tensor *a, const dl_operand *lo, const dl_operand *hi) {
   dl_dtype dt = a->dtype;
   misc_ctx ctx;
   ctx.lo = lo && !lo->t ? dl_cpu_value_of(lo->s, dt) : extreme(dt, false);
@@ -131,13 +131,14 @@ void dl_cpu_ewise_clamp(dl_tensor *out, const dl_tensor *a, const dl_operand *lo
   if ((!lo || !lo->t) && (!hi || !hi->t)) {
     dl_tensor *ops[2] = {out, (dl_tensor *)a};
     dl_cpu_run(2, ops, NULL, clamps_table[dt], &ctx);
-    return;
+    return DL_KERNEL_OK;
   }
   dl_tensor *ops[4] = {out, (dl_tensor *)a, lo ? (dl_tensor *)lo->t : NULL, hi ? (dl_tensor *)hi->t : NULL};
   dl_cpu_value vals[4];
   vals[2] = ctx.lo;
   vals[3] = ctx.hi;
   dl_cpu_run(4, ops, vals, clampt_table[dt], &ctx);
+  return DL_KERNEL_OK;
 }
 
 /* ---- lerp (PyTorch's form: exact at both ends) ---- */
@@ -148,17 +149,18 @@ LOOP_XY(lerps_d, double, double, double, misc_ctx, LERP(x, y, ctx->w.d))
 LOOP_XYZ(lerpt_f, float, float, float, float, misc_ctx, LERP(x, y, z))
 LOOP_XYZ(lerpt_d, double, double, double, double, misc_ctx, LERP(x, y, z))
 
-void dl_cpu_ewise_lerp(dl_tensor *out, const dl_tensor *a, const dl_tensor *end, dl_operand w) {
+int dl_cpu_ewise_lerp(dl_tensor *out, const dl_tensor *a, const dl_tensor *end, dl_operand w) {
   bool f = a->dtype == DL_FLOAT32;
   misc_ctx ctx;
   if (!w.t) {
     ctx.w = dl_cpu_value_of(w.s, a->dtype);
     dl_tensor *ops[3] = {out, (dl_tensor *)a, (dl_tensor *)end};
     dl_cpu_run(3, ops, NULL, f ? lerps_f : lerps_d, &ctx);
-    return;
+    return DL_KERNEL_OK;
   }
   dl_tensor *ops[4] = {out, (dl_tensor *)a, (dl_tensor *)end, (dl_tensor *)w.t};
   dl_cpu_run(4, ops, NULL, f ? lerpt_f : lerpt_d, &ctx);
+  return DL_KERNEL_OK;
 }
 
 /* ---- addcmul, addcdiv ---- */
@@ -170,14 +172,15 @@ LOOP_XYZ(addcmul_u, uint8_t, uint8_t, uint8_t, uint8_t, misc_ctx, (uint8_t)(x + 
 LOOP_XYZ(addcdiv_f, float, float, float, float, misc_ctx, x + ctx->value.f * y / z)
 LOOP_XYZ(addcdiv_d, double, double, double, double, misc_ctx, x + ctx->value.d * y / z)
 
-void dl_cpu_ewise_addc(bool div, dl_tensor *out, const dl_tensor *a, const dl_tensor *t1, const dl_tensor *t2,
-                       dl_scalar value) {
+int dl_cpu_ewise_addc(bool div, dl_tensor *out, const dl_tensor *a, const dl_tensor *t1, const dl_tensor *t2,
+                      dl_scalar value) {
   static const dl_iter_fn mul_table[DL_NDTYPES] = {addcmul_f, addcmul_d, addcmul_i, NULL, addcmul_u};
   static const dl_iter_fn div_table[DL_NDTYPES] = {addcdiv_f, addcdiv_d, NULL, NULL, NULL};
   misc_ctx ctx;
   ctx.value = dl_cpu_value_of(value, a->dtype);
   dl_tensor *ops[4] = {out, (dl_tensor *)a, (dl_tensor *)t1, (dl_tensor *)t2};
   dl_cpu_run(4, ops, NULL, (div ? div_table : mul_table)[a->dtype], &ctx);
+  return DL_KERNEL_OK;
 }
 
 /* ---- where ---- */
@@ -216,15 +219,16 @@ static bool where_fast(dl_tensor *out, const dl_tensor *cond, dl_operand a, dl_o
   return true;
 }
 
-void dl_cpu_ewise_where(dl_tensor *out, const dl_tensor *cond, dl_operand a, dl_operand b) {
+int dl_cpu_ewise_where(dl_tensor *out, const dl_tensor *cond, dl_operand a, dl_operand b) {
   static const dl_iter_fn table[DL_NDTYPES] = {where_f, where_d, where_i, where_u, where_u};
-  if (where_fast(out, cond, a, b)) return;
+  if (where_fast(out, cond, a, b)) return DL_KERNEL_OK;
   dl_dtype dt = out->dtype;
   dl_cpu_value vals[4];
   if (!a.t) vals[2] = dl_cpu_value_of(a.s, dt);
   if (!b.t) vals[3] = dl_cpu_value_of(b.s, dt);
   dl_tensor *ops[4] = {out, (dl_tensor *)cond, (dl_tensor *)a.t, (dl_tensor *)b.t};
   dl_cpu_run(4, ops, vals, table[dt], NULL);
+  return DL_KERNEL_OK;
 }
 
 /* ---- isclose ---- */
@@ -241,8 +245,8 @@ LOOP_XY(close_i, uint8_t, int64_t, int64_t, misc_ctx, ICLOSE(x, y))
 LOOP_XY(close_u, uint8_t, uint8_t, uint8_t, misc_ctx, ICLOSE(x, y))
 LOOP_XY(close_b, uint8_t, uint8_t, uint8_t, misc_ctx, x == y)
 
-void dl_cpu_ewise_isclose(dl_tensor *out, const dl_tensor *a, const dl_tensor *b, double rtol, double atol,
-                          bool equal_nan) {
+int dl_cpu_ewise_isclose(dl_tensor *out, const dl_tensor *a, const dl_tensor *b, double rtol, double atol,
+                         bool equal_nan) {
   static const dl_iter_fn table[DL_NDTYPES] = {close_f, close_d, close_i, close_b, close_u};
   misc_ctx ctx;
   ctx.rtol = rtol;
@@ -250,6 +254,7 @@ void dl_cpu_ewise_isclose(dl_tensor *out, const dl_tensor *a, const dl_tensor *b
   ctx.equal_nan = equal_nan;
   dl_tensor *ops[3] = {out, (dl_tensor *)a, (dl_tensor *)b};
   dl_cpu_run(3, ops, NULL, table[a->dtype], &ctx);
+  return DL_KERNEL_OK;
 }
 
 /* ---- all ---- */
@@ -261,9 +266,10 @@ static void all_loop(char **p, const int64_t *s, int64_t n, void *vctx) {
   if (!acc) __atomic_store_n(ok, 0, __ATOMIC_RELAXED);
 }
 
-bool dl_cpu_ewise_all(const dl_tensor *t) {
+int dl_cpu_ewise_all(const dl_tensor *t, bool *out) {
   int ok = 1;
   dl_tensor *ops[1] = {(dl_tensor *)t};
   dl_cpu_run(1, ops, NULL, all_loop, &ok);
-  return ok != 0;
+  *out = ok != 0;
+  return DL_KERNEL_OK;
 }

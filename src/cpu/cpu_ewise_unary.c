@@ -43,6 +43,9 @@ static inline double sigmoidd(double x) {
   DL_LOOP2(cos_##S, T, T, cos##SUF)                                      \
   DL_LOOP2(tan_##S, T, T, tan##SUF)                                      \
   DL_LOOP2(atan_##S, T, T, atan##SUF)                                    \
+  DL_LOOP2(sinh_##S, T, T, sinh##SUF)                                    \
+  DL_LOOP2(cosh_##S, T, T, cosh##SUF)                                    \
+  DL_LOOP2(asinh_##S, T, T, asinh##SUF)                                  \
   DL_LOOP2(tanh_##S, T, T, tanh##SUF)                                    \
   DL_LOOP2(erf_##S, T, T, erf##SUF)                                      \
   DL_LOOP2(sigmoid_##S, T, T, SIGMOID)                                   \
@@ -133,6 +136,9 @@ static const dl_iter_fn unary_table[DL_NUNOPS][DL_NDTYPES] = {
   [DL_UN_COS] = FROW(cos),
   [DL_UN_TAN] = FROW(tan),
   [DL_UN_ATAN] = FROW(atan),
+  [DL_UN_SINH] = FROW(sinh),
+  [DL_UN_COSH] = FROW(cosh),
+  [DL_UN_ASINH] = FROW(asinh),
   [DL_UN_TANH] = FROW(tanh),
   [DL_UN_SIGMOID] = FROW(sigmoid),
   [DL_UN_ERF] = FROW(erf),
@@ -143,7 +149,10 @@ static const dl_iter_fn unary_table[DL_NUNOPS][DL_NDTYPES] = {
   [DL_UN_ISFINITE] = {isfinite_f, isfinite_d, true_i, true_u, true_u},
 };
 
-void dl_cpu_ewise_unary(dl_unop op, dl_tensor *out, const dl_tensor *a) {
+int dl_cpu_ewise_unary(dl_unop op, dl_tensor *out, const dl_tensor *a) {
   dl_tensor *ops[2] = {out, (dl_tensor *)a};
   dl_cpu_run(2, ops, NULL, unary_table[op][a->dtype], NULL);
+  return DL_KERNEL_OK;
 }
+
+bool dl_cpu_unary_has(dl_unop op, dl_dtype dt) { return unary_table[op][dt] != NULL; }

@@ -91,8 +91,18 @@ int from_host(void *dev, const void *host, size_t nbytes) {
   return DL_CUDA_CHECK(cudaStreamSynchronize(s));
 }
 
+/* (op, dtype) pairs: element-wise kernels exist where the op's dtype rule
+ * computes (cuda_ewise*.cu instantiate exactly those); the other families'
+ * front-ends check dtypes themselves */
+bool supports_op(dl_op op, dl_dtype dt) {
+  const dl_op_info *in = dl_op_get(op);
+  if (in->family == DL_FAM_BINARY || in->family == DL_FAM_UNARY) return dl_rule_computes_in(in->rule, dt);
+  return true;
+}
+
 const dl_backend table = {
   "cuda",
+  supports_op,
   dl_cuda_malloc,
   dl_cuda_free,
   dl_cuda_copy,

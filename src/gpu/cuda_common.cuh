@@ -130,6 +130,15 @@ template <typename D, typename S> __host__ __device__ __forceinline__ D dl_cuda_
     return (D)x;
   }
 }
+/* the dl_dtype of a C type (constexpr: kernels ask the op table's rules) */
+template <typename T> __host__ __device__ constexpr dl_dtype dl_cuda_dtype_of() {
+  return std::is_same<T, float>::value     ? DL_FLOAT32
+         : std::is_same<T, double>::value  ? DL_FLOAT64
+         : std::is_same<T, int64_t>::value ? DL_INT64
+         : std::is_same<T, bool>::value    ? DL_BOOL
+                                           : DL_UINT8;
+}
+
 /* a script number in dtype T, as dl_cpu_value_of converts it */
 template <typename T> inline T dl_cuda_scalar_as(dl_scalar s) {
   double f = s.is_int ? (double)s.i : s.f;

@@ -45,7 +45,7 @@ template <typename T> __device__ __forceinline__ T fminnan(T x, T y) {
 }
 
 template <int OP> struct writes_bool {
-  static constexpr bool value = OP >= DL_BIN_EQ;
+  static constexpr bool value = dl_rule_writes_bool(dl_binop_rule(OP));
 };
 
 /* one binary op on compute dtype T; al is alpha, zd the zero-divisor flag */
@@ -136,13 +136,9 @@ template <int OP, typename T> struct bin_fn {
   }
 };
 
-/* which (op, dtype) pairs exist, as in cpu_ewise.c's table */
+/* which (op, dtype) pairs exist: the op table's dtype rule */
 template <int OP, typename T> __host__ __device__ constexpr bool bin_defined() {
-  constexpr bool flt = std::is_floating_point<T>::value;
-  constexpr bool bl = std::is_same<T, bool>::value;
-  if (OP == DL_BIN_DIV) return flt;
-  if (OP == DL_BIN_SUB || OP == DL_BIN_POW || OP == DL_BIN_REMAINDER || OP == DL_BIN_FLOOR_DIVIDE) return !bl;
-  return true;
+  return dl_rule_computes_in(dl_binop_rule(OP), dl_cuda_dtype_of<T>());
 }
 
 /* rare pairs: every op of a class in one functor, the op a runtime value
@@ -153,13 +149,12 @@ template <typename T> struct bin_rt {
   int *zd;
   __device__ T operator()(T x, T y, char) const {
     switch (op) {
-#define CASE(OP)                                                         \
-  case OP:                                                               \
-    if constexpr (bin_defined<OP, T>()) return bin_fn<OP, T>{al, zd}(x, y, 0); \
+#define DL_OP_BINARY(ID, name, ar, rule, ip, grad)                                           \
+  case DL_BIN_##ID:                                                                          \
+    if constexpr (bin_defined<DL_BIN_##ID, T>() && !writes_bool<DL_BIN_##ID>::value)         \
+      return bin_fn<DL_BIN_##ID, T>{al, zd}(x, y, 0);                                        \
     break;
-    CASE(DL_BIN_ADD) CASE(DL_BIN_SUB) CASE(DL_BIN_MUL) CASE(DL_BIN_DIV) CASE(DL_BIN_POW)
-    CASE(DL_BIN_REMAINDER) CASE(DL_BIN_FLOOR_DIVIDE) CASE(DL_BIN_MAXIMUM) CASE(DL_BIN_MINIMUM)
-#undef CASE
+#include "../ops/ops_each.h"
     default: break;
     }
     return (T)0;
@@ -170,39 +165,40 @@ template <typename T> struct cmp_rt {
   int op;
   __device__ bool operator()(T x, T y, char) const {
     switch (op) {
-#define CASE(OP) case OP: return bin_fn<OP, T>{(T)0, nullptr}(x, y, 0);
-    CASE(DL_BIN_EQ) CASE(DL_BIN_NE) CASE(DL_BIN_LT) CASE(DL_BIN_LE) CASE(DL_BIN_GT) CASE(DL_BIN_GE)
-    CASE(DL_BIN_LOGICAL_AND) CASE(DL_BIN_LOGICAL_OR) CASE(DL_BIN_LOGICAL_XOR)
-#undef CASE
-    default: return false;
+#define DL_OP_BINARY(ID, name, ar, rule, ip, grad)                                           \
+  case DL_BIN_##ID:                                                                          \
+    if constexpr (writes_bool<DL_BIN_##ID>::value) return bin_fn<DL_BIN_##ID, T>{(T)0, nullptr}(x, y, 0); \
+    break;
+#include "../ops/ops_each.h"
+    default: break;
     }
+    return false;
   }
 };
 
 /* the hot pairs: one vectorised kernel each */
-template <int OP, typename T> void run_hot(dl_tensor *out, const dl_operand &a, const dl_operand &b, T al) {
+template <int OP, typename T> int run_hot(dl_tensor *out, const dl_operand &a, const dl_operand &b, T al) {
   T sa = a.t ? (T)0 : dl_cuda_scalar_as<T>(a.s);
   T sb = b.t ? (T)0 : dl_cuda_scalar_as<T>(b.s);
-  ew_launch<T, T, T, char>(out, a.t, sa, b.t, sb, nullptr, (char)0, bin_fn<OP, T>{al, nullptr});
+  return ew_launch<T, T, T, char>(out, a.t, sa, b.t, sb, nullptr, (char)0, bin_fn<OP, T>{al, nullptr});
 }
 
 template <typename T>
-void dispatch_bin(dl_binop op, dl_tensor *out, const dl_operand &a, const dl_operand &b, T al, int *zd) {
+int dispatch_bin(dl_binop op, dl_tensor *out, const dl_operand &a, const dl_operand &b, T al, int *zd) {
   T sa = a.t ? (T)0 : dl_cuda_scalar_as<T>(a.s);
   T sb = b.t ? (T)0 : dl_cuda_scalar_as<T>(b.s);
   if constexpr (std::is_floating_point<T>::value) {
     switch (op) {
-    case DL_BIN_ADD: run_hot<DL_BIN_ADD, T>(out, a, b, al); return;
-    case DL_BIN_SUB: run_hot<DL_BIN_SUB, T>(out, a, b, al); return;
-    case DL_BIN_MUL: run_hot<DL_BIN_MUL, T>(out, a, b, al); return;
-    case DL_BIN_DIV: run_hot<DL_BIN_DIV, T>(out, a, b, al); return;
+    case DL_BIN_ADD: return run_hot<DL_BIN_ADD, T>(out, a, b, al);
+    case DL_BIN_SUB: return run_hot<DL_BIN_SUB, T>(out, a, b, al);
+    case DL_BIN_MUL: return run_hot<DL_BIN_MUL, T>(out, a, b, al);
+    case DL_BIN_DIV: return run_hot<DL_BIN_DIV, T>(out, a, b, al);
     default: break;
     }
   }
-  if (op >= DL_BIN_EQ)
-    ew_launch<bool, T, T, char, false>(out, a.t, sa, b.t, sb, nullptr, (char)0, cmp_rt<T>{(int)op});
-  else
-    ew_launch<T, T, T, char, false>(out, a.t, sa, b.t, sb, nullptr, (char)0, bin_rt<T>{(int)op, al, zd});
+  if (dl_rule_writes_bool(dl_binop_rule(op)))
+    return ew_launch<bool, T, T, char, false>(out, a.t, sa, b.t, sb, nullptr, (char)0, cmp_rt<T>{(int)op});
+  return ew_launch<T, T, T, char, false>(out, a.t, sa, b.t, sb, nullptr, (char)0, bin_rt<T>{(int)op, al, zd});
 }
 
 int cuda_binary(dl_binop op, dl_tensor *out, dl_operand a, dl_operand b, dl_scalar alpha) {
@@ -213,32 +209,38 @@ int cuda_binary(dl_binop op, dl_tensor *out, dl_operand a, dl_operand b, dl_scal
   int *zd = nullptr;
   if (intdiv) {
     zd = (int *)dl_cuda_malloc(sizeof(int));
-    if (!zd) return 0;
-    DL_CUDA_CHECK(cudaMemsetAsync(zd, 0, sizeof(int), dl_cuda_stream()));
+    if (!zd) return DL_KERNEL_FAILED;
+    if (DL_CUDA_CHECK(cudaMemsetAsync(zd, 0, sizeof(int), dl_cuda_stream()))) {
+      dl_cuda_free(zd, sizeof(int));
+      return DL_KERNEL_FAILED;
+    }
   }
-  DL_CUDA_DISPATCH(ct, T, dispatch_bin<T>(op, out, a, b, dl_cuda_scalar_as<T>(alpha), zd));
+  int rc = ew_no_kernel(dl_binop_name(op), ct);
+  DL_CUDA_DISPATCH(ct, T, rc = dispatch_bin<T>(op, out, a, b, dl_cuda_scalar_as<T>(alpha), zd));
   int flag = 0;
   if (intdiv) {
     cudaStream_t s = dl_cuda_stream();
-    DL_CUDA_CHECK(cudaMemcpyAsync(&flag, zd, sizeof(int), cudaMemcpyDeviceToHost, s));
-    DL_CUDA_CHECK(cudaStreamSynchronize(s));
+    if (rc == DL_KERNEL_OK && (DL_CUDA_CHECK(cudaMemcpyAsync(&flag, zd, sizeof(int), cudaMemcpyDeviceToHost, s)) ||
+                               DL_CUDA_CHECK(cudaStreamSynchronize(s))))
+      rc = DL_KERNEL_FAILED;
     dl_cuda_free(zd, sizeof(int));
   }
-  return flag ? DL_EWISE_ZERODIV : 0;
+  if (rc != DL_KERNEL_OK) return rc;
+  return flag ? DL_EWISE_ZERODIV : DL_KERNEL_OK;
 }
 
 } // namespace
 
 /* defined in cuda_ewise_unary.cu and cuda_ewise_misc.cu */
-void dl_cuda_ewise_unary(dl_unop op, dl_tensor *out, const dl_tensor *a);
-void dl_cuda_ewise_clamp(dl_tensor *out, const dl_tensor *a, const dl_operand *lo, const dl_operand *hi);
-void dl_cuda_ewise_lerp(dl_tensor *out, const dl_tensor *a, const dl_tensor *end, dl_operand w);
-void dl_cuda_ewise_addc(bool div, dl_tensor *out, const dl_tensor *a, const dl_tensor *t1, const dl_tensor *t2,
-                        dl_scalar value);
-void dl_cuda_ewise_where(dl_tensor *out, const dl_tensor *cond, dl_operand a, dl_operand b);
-void dl_cuda_ewise_isclose(dl_tensor *out, const dl_tensor *a, const dl_tensor *b, double rtol, double atol,
-                           bool equal_nan);
-bool dl_cuda_ewise_all(const dl_tensor *t);
+int dl_cuda_ewise_unary(dl_unop op, dl_tensor *out, const dl_tensor *a);
+int dl_cuda_ewise_clamp(dl_tensor *out, const dl_tensor *a, const dl_operand *lo, const dl_operand *hi);
+int dl_cuda_ewise_lerp(dl_tensor *out, const dl_tensor *a, const dl_tensor *end, dl_operand w);
+int dl_cuda_ewise_addc(bool div, dl_tensor *out, const dl_tensor *a, const dl_tensor *t1, const dl_tensor *t2,
+                       dl_scalar value);
+int dl_cuda_ewise_where(dl_tensor *out, const dl_tensor *cond, dl_operand a, dl_operand b);
+int dl_cuda_ewise_isclose(dl_tensor *out, const dl_tensor *a, const dl_tensor *b, double rtol, double atol,
+                          bool equal_nan);
+int dl_cuda_ewise_all(const dl_tensor *t, bool *out);
 
 extern "C" const struct dl_ewise_kernels dl_cuda_ewise = {
   cuda_binary,

@@ -80,10 +80,10 @@ inline bool ew_aligned(const void *p, size_t bytes) { return ((uintptr_t)p % byt
 /* out = f(a, b, c) elementwise; a NULL tensor stands for its number.
  * VEC = false keeps one kernel per functor (rare ops: compile time). */
 template <typename O, typename A, typename B, typename C, bool VEC = true, typename F>
-void ew_launch(dl_tensor *out, const dl_tensor *ta, A sa, const dl_tensor *tb, B sb, const dl_tensor *tc, C sc,
-               F f) {
+int ew_launch(dl_tensor *out, const dl_tensor *ta, A sa, const dl_tensor *tb, B sb, const dl_tensor *tc, C sc,
+              F f) {
   int64_t n = out->numel;
-  if (n == 0) return;
+  if (n == 0) return DL_KERNEL_OK;
   const dl_tensor *ins[3] = {ta, tb, tc};
   dl_cuda_view v[4];
   int nv = 1;
@@ -120,7 +120,14 @@ void ew_launch(dl_tensor *out, const dl_tensor *ta, A sa, const dl_tensor *tb, B
   } else {
     ew_strided<O, A, B, C, F><<<dl_cuda_blocks(n), DL_CUDA_THREADS, 0, s>>>(n, v[0], a, b, c, f);
   }
-  DL_CUDA_LAUNCHED("element-wise kernel");
+  return DL_CUDA_LAUNCHED("element-wise kernel");
+}
+
+/* the status of an entry whose dtype switch found no kernel (the front-end
+ * asked supports_op first, so this means the tables disagree) */
+inline int ew_no_kernel(const char *what, dl_dtype dt) {
+  dl_error_set("cuda: no %s kernel for %s", what, dl_dtype_name(dt));
+  return DL_KERNEL_FAILED;
 }
 
 #endif

@@ -75,69 +75,76 @@ __global__ void all_kernel(int64_t n, dl_cuda_view v, int *found_false) {
 
 } // namespace
 
-void dl_cuda_ewise_clamp(dl_tensor *out, const dl_tensor *a, const dl_operand *lo, const dl_operand *hi) {
+int dl_cuda_ewise_clamp(dl_tensor *out, const dl_tensor *a, const dl_operand *lo, const dl_operand *hi) {
   DL_CUDA_DISPATCH(a->dtype, T, {
     const dl_tensor *tl = lo ? lo->t : nullptr, *th = hi ? hi->t : nullptr;
     T sl = lo && !lo->t ? dl_cuda_scalar_as<T>(lo->s) : extreme<T>(false);
     T sh = hi && !hi->t ? dl_cuda_scalar_as<T>(hi->s) : extreme<T>(true);
-    ew_launch<T, T, T, T, false>(out, a, (T)0, tl, sl, th, sh, clamp_fn<T>());
+    return ew_launch<T, T, T, T, false>(out, a, (T)0, tl, sl, th, sh, clamp_fn<T>());
   });
+  return ew_no_kernel("clamp", a->dtype);
 }
 
-void dl_cuda_ewise_lerp(dl_tensor *out, const dl_tensor *a, const dl_tensor *end, dl_operand w) {
+int dl_cuda_ewise_lerp(dl_tensor *out, const dl_tensor *a, const dl_tensor *end, dl_operand w) {
   DL_CUDA_DISPATCH_FLOAT(a->dtype, T, {
     T sw = w.t ? (T)0 : dl_cuda_scalar_as<T>(w.s);
-    ew_launch<T, T, T, T, false>(out, a, (T)0, end, (T)0, w.t, sw, lerp_fn<T>());
+    return ew_launch<T, T, T, T, false>(out, a, (T)0, end, (T)0, w.t, sw, lerp_fn<T>());
   });
+  return ew_no_kernel("lerp", a->dtype);
 }
 
-void dl_cuda_ewise_addc(bool div, dl_tensor *out, const dl_tensor *a, const dl_tensor *t1, const dl_tensor *t2,
-                        dl_scalar value) {
+int dl_cuda_ewise_addc(bool div, dl_tensor *out, const dl_tensor *a, const dl_tensor *t1, const dl_tensor *t2,
+                       dl_scalar value) {
   switch (a->dtype) {
-#define CASE(DT, T)                                                                                   \
-  case DT:                                                                                            \
-    ew_launch<T, T, T, T, false>(out, a, (T)0, t1, (T)0, t2, (T)0, addc_fn<T>{dl_cuda_scalar_as<T>(value), div}); \
-    break;
+#define CASE(DT, T)                                                                                          \
+  case DT:                                                                                                   \
+    return ew_launch<T, T, T, T, false>(out, a, (T)0, t1, (T)0, t2, (T)0, addc_fn<T>{dl_cuda_scalar_as<T>(value), div});
     CASE(DL_FLOAT32, float)
     CASE(DL_FLOAT64, double)
     CASE(DL_INT64, int64_t)
     CASE(DL_UINT8, uint8_t)
 #undef CASE
-  default: break;
+  default: return ew_no_kernel(div ? "addcdiv" : "addcmul", a->dtype);
   }
 }
 
-void dl_cuda_ewise_where(dl_tensor *out, const dl_tensor *cond, dl_operand a, dl_operand b) {
+int dl_cuda_ewise_where(dl_tensor *out, const dl_tensor *cond, dl_operand a, dl_operand b) {
   DL_CUDA_DISPATCH(out->dtype, T, {
     T sa = a.t ? (T)0 : dl_cuda_scalar_as<T>(a.s);
     T sb = b.t ? (T)0 : dl_cuda_scalar_as<T>(b.s);
     if constexpr (std::is_floating_point<T>::value)
-      ew_launch<T, bool, T, T>(out, cond, false, a.t, sa, b.t, sb, where_fn<T>());
+      return ew_launch<T, bool, T, T>(out, cond, false, a.t, sa, b.t, sb, where_fn<T>());
     else
-      ew_launch<T, bool, T, T, false>(out, cond, false, a.t, sa, b.t, sb, where_fn<T>());
+      return ew_launch<T, bool, T, T, false>(out, cond, false, a.t, sa, b.t, sb, where_fn<T>());
   });
+  return ew_no_kernel("where", out->dtype);
 }
 
-void dl_cuda_ewise_isclose(dl_tensor *out, const dl_tensor *a, const dl_tensor *b, double rtol, double atol,
-                           bool equal_nan) {
+int dl_cuda_ewise_isclose(dl_tensor *out, const dl_tensor *a, const dl_tensor *b, double rtol, double atol,
+                          bool equal_nan) {
   DL_CUDA_DISPATCH(a->dtype, T, {
-    ew_launch<bool, T, T, char, false>(out, a, (T)0, b, (T)0, nullptr, (char)0, close_fn<T>{rtol, atol, equal_nan});
+    return ew_launch<bool, T, T, char, false>(out, a, (T)0, b, (T)0, nullptr, (char)0,
+                                              close_fn<T>{rtol, atol, equal_nan});
   });
+  return ew_no_kernel("isclose", a->dtype);
 }
 
-bool dl_cuda_ewise_all(const dl_tensor *t) {
+int dl_cuda_ewise_all(const dl_tensor *t, bool *out) {
   int64_t n = t->numel;
-  if (n == 0) return true;
+  *out = true;
+  if (n == 0) return DL_KERNEL_OK;
   dl_cuda_scratch flag(sizeof(int));
-  if (!flag.p) return false;
+  if (!flag.p) return DL_KERNEL_FAILED;
   cudaStream_t s = dl_cuda_stream();
-  DL_CUDA_CHECK(cudaMemsetAsync(flag.p, 0, sizeof(int), s));
+  if (DL_CUDA_CHECK(cudaMemsetAsync(flag.p, 0, sizeof(int), s))) return DL_KERNEL_FAILED;
   dl_cuda_view v = dl_cuda_view_of(t);
   dl_cuda_coalesce(&v, 1);
   all_kernel<<<dl_cuda_blocks(n), DL_CUDA_THREADS, 0, s>>>(n, v, (int *)flag.p);
-  DL_CUDA_LAUNCHED("all");
+  if (DL_CUDA_LAUNCHED("all")) return DL_KERNEL_FAILED;
   int found = 0;
-  DL_CUDA_CHECK(cudaMemcpyAsync(&found, flag.p, sizeof(int), cudaMemcpyDeviceToHost, s));
-  DL_CUDA_CHECK(cudaStreamSynchronize(s));
-  return found == 0;
+  if (DL_CUDA_CHECK(cudaMemcpyAsync(&found, flag.p, sizeof(int), cudaMemcpyDeviceToHost, s)) ||
+      DL_CUDA_CHECK(cudaStreamSynchronize(s)))
+    return DL_KERNEL_FAILED;
+  *out = found == 0;
+  return DL_KERNEL_OK;
 }

@@ -14,12 +14,8 @@ template <typename T> __device__ __forceinline__ T sigmoid(T x) {
 }
 
 template <int OP> struct un_bool {
-  static constexpr bool value = OP == DL_UN_LOGICAL_NOT || OP == DL_UN_ISNAN || OP == DL_UN_ISINF || OP == DL_UN_ISFINITE;
+  static constexpr bool value = dl_rule_writes_bool(dl_unop_rule(OP));
 };
-
-inline bool un_bool_rt(dl_unop op) {
-  return op == DL_UN_LOGICAL_NOT || op == DL_UN_ISNAN || op == DL_UN_ISINF || op == DL_UN_ISFINITE;
-}
 
 template <int OP, typename T> struct un_fn {
   typedef typename std::conditional<un_bool<OP>::value, bool, T>::type out_t;
@@ -82,6 +78,9 @@ template <int OP, typename T> struct un_fn {
       else if constexpr (OP == DL_UN_COS) return cos(x);
       else if constexpr (OP == DL_UN_TAN) return tan(x);
       else if constexpr (OP == DL_UN_ATAN) return atan(x);
+      else if constexpr (OP == DL_UN_SINH) return sinh(x);
+      else if constexpr (OP == DL_UN_COSH) return cosh(x);
+      else if constexpr (OP == DL_UN_ASINH) return asinh(x);
       else if constexpr (OP == DL_UN_TANH) return tanh(x);
       else if constexpr (OP == DL_UN_SIGMOID) return sigmoid(x);
       else if constexpr (OP == DL_UN_ERF) return erf(x);
@@ -92,13 +91,9 @@ template <int OP, typename T> struct un_fn {
   }
 };
 
-/* (op, dtype) pairs of cpu_ewise_unary.c's table */
+/* which (op, dtype) pairs exist: the op table's dtype rule */
 template <int OP, typename T> __host__ __device__ constexpr bool un_defined() {
-  constexpr bool flt = std::is_floating_point<T>::value;
-  constexpr bool bl = std::is_same<T, bool>::value;
-  if (OP >= DL_UN_FRAC && OP <= DL_UN_RECIPROCAL) return flt;
-  if (bl) return OP == DL_UN_SIGN || OP >= DL_UN_LOGICAL_NOT;
-  return true;
+  return dl_rule_computes_in(dl_unop_rule(OP), dl_cuda_dtype_of<T>());
 }
 
 /* rare pairs: one functor per dtype and output class, the op a runtime
@@ -107,16 +102,12 @@ template <typename T> struct un_rt {
   int op;
   __device__ T operator()(T x, char, char) const {
     switch (op) {
-#define CASE(OP)                                                            \
-  case OP:                                                                  \
-    if constexpr (un_defined<OP, T>() && !un_bool<OP>::value) return un_fn<OP, T>()(x, 0, 0); \
+#define DL_OP_UNARY(ID, name, ar, rule, ip, grad)                                            \
+  case DL_UN_##ID:                                                                           \
+    if constexpr (un_defined<DL_UN_##ID, T>() && !un_bool<DL_UN_##ID>::value)                \
+      return un_fn<DL_UN_##ID, T>()(x, 0, 0);                                                \
     break;
-    CASE(DL_UN_NEG) CASE(DL_UN_ABS) CASE(DL_UN_SIGN) CASE(DL_UN_RELU) CASE(DL_UN_SQUARE) CASE(DL_UN_FLOOR)
-    CASE(DL_UN_CEIL) CASE(DL_UN_ROUND) CASE(DL_UN_TRUNC) CASE(DL_UN_FRAC) CASE(DL_UN_SQRT) CASE(DL_UN_RSQRT)
-    CASE(DL_UN_EXP) CASE(DL_UN_EXP2) CASE(DL_UN_LOG) CASE(DL_UN_LOG2) CASE(DL_UN_LOG10) CASE(DL_UN_LOG1P)
-    CASE(DL_UN_EXPM1) CASE(DL_UN_SIN) CASE(DL_UN_COS) CASE(DL_UN_TAN) CASE(DL_UN_ATAN) CASE(DL_UN_TANH)
-    CASE(DL_UN_SIGMOID) CASE(DL_UN_ERF) CASE(DL_UN_RECIPROCAL)
-#undef CASE
+#include "../ops/ops_each.h"
     default: break;
     }
     return x;
@@ -127,40 +118,44 @@ template <typename T> struct un_pred {
   int op;
   __device__ bool operator()(T x, char, char) const {
     switch (op) {
-    case DL_UN_LOGICAL_NOT: return un_fn<DL_UN_LOGICAL_NOT, T>()(x, 0, 0);
-    case DL_UN_ISNAN: return un_fn<DL_UN_ISNAN, T>()(x, 0, 0);
-    case DL_UN_ISINF: return un_fn<DL_UN_ISINF, T>()(x, 0, 0);
-    default: return un_fn<DL_UN_ISFINITE, T>()(x, 0, 0);
+#define DL_OP_UNARY(ID, name, ar, rule, ip, grad)                                            \
+  case DL_UN_##ID:                                                                           \
+    if constexpr (un_bool<DL_UN_##ID>::value) return un_fn<DL_UN_##ID, T>()(x, 0, 0);        \
+    break;
+#include "../ops/ops_each.h"
+    default: break;
     }
+    return false;
   }
 };
 
-template <int OP, typename T> void run_hot(dl_tensor *out, const dl_tensor *a) {
-  ew_launch<T, T, char, char>(out, a, (T)0, nullptr, (char)0, nullptr, (char)0, un_fn<OP, T>());
+template <int OP, typename T> int run_hot(dl_tensor *out, const dl_tensor *a) {
+  return ew_launch<T, T, char, char>(out, a, (T)0, nullptr, (char)0, nullptr, (char)0, un_fn<OP, T>());
 }
 
-template <typename T> void dispatch_un(dl_unop op, dl_tensor *out, const dl_tensor *a) {
+template <typename T> int dispatch_un(dl_unop op, dl_tensor *out, const dl_tensor *a) {
   if constexpr (std::is_same<T, float>::value) {
     switch (op) {
-    case DL_UN_NEG: run_hot<DL_UN_NEG, T>(out, a); return;
-    case DL_UN_RELU: run_hot<DL_UN_RELU, T>(out, a); return;
-    case DL_UN_SQUARE: run_hot<DL_UN_SQUARE, T>(out, a); return;
-    case DL_UN_SQRT: run_hot<DL_UN_SQRT, T>(out, a); return;
-    case DL_UN_EXP: run_hot<DL_UN_EXP, T>(out, a); return;
-    case DL_UN_LOG: run_hot<DL_UN_LOG, T>(out, a); return;
-    case DL_UN_TANH: run_hot<DL_UN_TANH, T>(out, a); return;
-    case DL_UN_SIGMOID: run_hot<DL_UN_SIGMOID, T>(out, a); return;
+    case DL_UN_NEG: return run_hot<DL_UN_NEG, T>(out, a);
+    case DL_UN_RELU: return run_hot<DL_UN_RELU, T>(out, a);
+    case DL_UN_SQUARE: return run_hot<DL_UN_SQUARE, T>(out, a);
+    case DL_UN_SQRT: return run_hot<DL_UN_SQRT, T>(out, a);
+    case DL_UN_EXP: return run_hot<DL_UN_EXP, T>(out, a);
+    case DL_UN_LOG: return run_hot<DL_UN_LOG, T>(out, a);
+    case DL_UN_TANH: return run_hot<DL_UN_TANH, T>(out, a);
+    case DL_UN_SIGMOID: return run_hot<DL_UN_SIGMOID, T>(out, a);
     default: break;
     }
   }
-  if (un_bool_rt(op))
-    ew_launch<bool, T, char, char, false>(out, a, (T)0, nullptr, (char)0, nullptr, (char)0, un_pred<T>{(int)op});
-  else
-    ew_launch<T, T, char, char, false>(out, a, (T)0, nullptr, (char)0, nullptr, (char)0, un_rt<T>{(int)op});
+  if (dl_rule_writes_bool(dl_unop_rule(op)))
+    return ew_launch<bool, T, char, char, false>(out, a, (T)0, nullptr, (char)0, nullptr, (char)0,
+                                                 un_pred<T>{(int)op});
+  return ew_launch<T, T, char, char, false>(out, a, (T)0, nullptr, (char)0, nullptr, (char)0, un_rt<T>{(int)op});
 }
 
 } // namespace
 
-void dl_cuda_ewise_unary(dl_unop op, dl_tensor *out, const dl_tensor *a) {
-  DL_CUDA_DISPATCH(a->dtype, T, dispatch_un<T>(op, out, a));
+int dl_cuda_ewise_unary(dl_unop op, dl_tensor *out, const dl_tensor *a) {
+  DL_CUDA_DISPATCH(a->dtype, T, return dispatch_un<T>(op, out, a));
+  return ew_no_kernel(dl_unop_name(op), a->dtype);
 }

@@ -10,14 +10,7 @@ static const char *const act_names[DL_NACTS] = {"leaky_relu", "elu", "gelu", "ge
 const char *dl_act_name(dl_act op) { return (unsigned)op < DL_NACTS ? act_names[op] : "activation"; }
 
 static const struct dl_act_kernels *kernels_of(const char *fn, const dl_tensor *t) {
-  const dl_backend *b = dl_backend_of(t);
-  if (!b) return NULL;
-  if (!b->act) {
-    char buf[32];
-    dl_error_set("%s: not available on %s", fn, dl_device_str(dl_tensor_device(t), buf, sizeof buf));
-    return NULL;
-  }
-  return b->act;
+  return DL_KERNELS(fn, dl_tensor_device(t), act);
 }
 
 static int check_float(const char *fn, const dl_tensor *t) {

@@ -5,11 +5,7 @@
 
 /* the device's decomposition kernels; a backend without them refuses */
 static const struct dl_decomp_kernels *decomp_kernels(const dl_tensor *t) {
-  const dl_backend *be = dl_backend_of(t);
-  if (be && be->decomp) return be->decomp;
-  char buf[32];
-  dl_error_set("linalg.eigh: not supported on device %s", dl_device_str(dl_tensor_device(t), buf, sizeof buf));
-  return NULL;
+  return DL_KERNELS("linalg.eigh", dl_tensor_device(t), decomp);
 }
 
 int dl_eigh(dl_tensor *a, bool upper, dl_tensor **w, dl_tensor **v) {

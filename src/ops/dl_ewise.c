@@ -4,33 +4,16 @@
 
 #include <string.h>
 
-/* ---- names ---- */
+/* ---- names (from the op table) ---- */
 
-static const char *const binop_names[DL_NBINOPS] = {
-  "add", "sub", "mul", "div", "pow", "remainder", "floor_divide", "maximum", "minimum",
-  "eq", "ne", "lt", "le", "gt", "ge", "logical_and", "logical_or", "logical_xor",
-};
-
-static const char *const unop_names[DL_NUNOPS] = {
-  "neg", "abs", "sign", "relu", "square", "floor", "ceil", "round", "trunc", "frac",
-  "sqrt", "rsqrt", "exp", "exp2", "log", "log2", "log10", "log1p", "expm1", "sin", "cos", "tan", "atan",
-  "tanh", "sigmoid", "erf", "reciprocal", "logical_not", "isnan", "isinf", "isfinite",
-};
+const char *dl_binop_name(dl_binop op) { return (unsigned)op < DL_NBINOPS ? dl_op_name(dl_binop_op(op)) : "?"; }
+const char *dl_unop_name(dl_unop op) { return (unsigned)op < DL_NUNOPS ? dl_op_name(dl_unop_op(op)) : "?"; }
 
 /* in-place names ("add_") for error messages */
-static const char *const binop_names_[DL_NBINOPS] = {
-  "add_", "sub_", "mul_", "div_", "pow_", "remainder_", "floor_divide_", "maximum_", "minimum_",
-  "eq_", "ne_", "lt_", "le_", "gt_", "ge_", "logical_and_", "logical_or_", "logical_xor_",
-};
-
-static const char *const unop_names_[DL_NUNOPS] = {
-  "neg_", "abs_", "sign_", "relu_", "square_", "floor_", "ceil_", "round_", "trunc_", "frac_",
-  "sqrt_", "rsqrt_", "exp_", "exp2_", "log_", "log2_", "log10_", "log1p_", "expm1_", "sin_", "cos_", "tan_",
-  "atan_", "tanh_", "sigmoid_", "erf_", "reciprocal_", "logical_not_", "isnan_", "isinf_", "isfinite_",
-};
-
-const char *dl_binop_name(dl_binop op) { return (unsigned)op < DL_NBINOPS ? binop_names[op] : "?"; }
-const char *dl_unop_name(dl_unop op) { return (unsigned)op < DL_NUNOPS ? unop_names[op] : "?"; }
+static const char *inplace_name(dl_op op) {
+  const dl_op_info *in = dl_op_get(op);
+  return in->name_ ? in->name_ : in->name;
+}
 
 /* ---- type promotion ---- */
 
@@ -62,18 +45,20 @@ dl_dtype dl_result_type(const dl_operand *ops, int n) {
 
 static int category(dl_dtype dt) { return dt == DL_BOOL ? 0 : dl_dtype_is_float(dt) ? 2 : 1; }
 
-bool dl_can_cast(dl_dtype from, dl_dtype to) { return category(from) <= category(to); }
+static bool can_cast(dl_dtype from, dl_dtype to) { return category(from) <= category(to); }
 
 /* ---- operand preparation ---- */
 
-const struct dl_ewise_kernels *dl_ewise_kernels_of(const char *fn, dl_device dev) {
-  const dl_backend *be = dl_backend_get(dev);
-  if (!be) return NULL;
-  if (!be->ewise) {
-    dl_error_set("%s: element-wise ops are not available on the %s backend", fn, be->name);
-    return NULL;
-  }
-  return be->ewise;
+const struct dl_ewise_kernels *dl_ewise_kernels_for(const char *fn, dl_op op, dl_device dev, dl_dtype ct) {
+  const dl_backend *be = dl_backend_for_op(fn, op, dev, ct);
+  return be ? be->ewise : NULL;
+}
+
+int dl_ewise_status(const char *fn, int rc) {
+  if (rc == DL_KERNEL_OK) return 0;
+  if (rc == DL_EWISE_ZERODIV) dl_error_set("%s: ZeroDivisionError (integer division by zero)", fn);
+  else dl_error_prefix(fn);
+  return -1;
 }
 
 static bool same_view(const dl_tensor *a, const dl_tensor *b) {
@@ -90,7 +75,7 @@ void dl_ewise_prep_free(dl_ewise_prep *p) {
   }
 }
 
-int dl_ewise_prep_init(dl_ewise_prep *p, const char *fn, int n, const dl_operand *in, const dl_dtype *cts,
+int dl_ewise_prep_init(dl_ewise_prep *p, const char *fn, dl_op op, int n, const dl_operand *in, const dl_dtype *cts,
                        const dl_tensor *self) {
   p->n = n;
   for (int k = 0; k < n; k++) p->hold[k] = NULL;
@@ -119,7 +104,7 @@ int dl_ewise_prep_init(dl_ewise_prep *p, const char *fn, int n, const dl_operand
                  dl_tensor_shape_str(self, b1, sizeof b1), dl_shape_str(p->shape, p->ndim, b2, sizeof b2));
     return -1;
   }
-  if (!(p->k = dl_ewise_kernels_of(fn, p->dev))) return -1;
+  if (!(p->k = dl_ewise_kernels_for(fn, op, p->dev, cts[n - 1]))) return -1;
   for (int k = 0; k < n; k++) {
     if (!in[k].t) {
       p->op[k] = in[k];
@@ -147,7 +132,7 @@ fail:
 }
 
 int dl_ewise_check_inplace(const char *fn, const dl_tensor *self, dl_dtype rt) {
-  if (!dl_can_cast(rt, self->dtype)) {
+  if (!can_cast(rt, self->dtype)) {
     dl_error_set("%s: result type %s can't be cast to the desired output type %s", fn, dl_dtype_name(rt),
                  dl_dtype_name(self->dtype));
     return -1;
@@ -176,28 +161,18 @@ void dl_ewise_inplace_finish(dl_tensor *self, dl_tensor *target) {
 
 static bool is_one(dl_scalar s) { return s.is_int ? s.i == 1 : s.f == 1.0; }
 
-/* compute dtype ct (what the operands are cast to) and output dtype ot */
+/* compute dtype ct (what the operands are cast to) and output dtype ot,
+ * from the op's dtype rule */
 static int binary_types(const char *fn, dl_binop op, dl_dtype rt, dl_scalar alpha, dl_dtype *ct, dl_dtype *ot) {
+  dl_dtype_rule rule = dl_binop_rule(op);
   *ct = rt;
-  switch (op) {
-  case DL_BIN_DIV:
-    if (!dl_dtype_is_float(rt)) *ct = DL_FLOAT32;
-    break;
-  case DL_BIN_SUB:
-    if (rt == DL_BOOL) {
+  if (rule == DL_RULE_TO_FLOAT && !dl_dtype_is_float(rt)) *ct = DL_FLOAT32;
+  if (rule == DL_RULE_NUMERIC && rt == DL_BOOL) {
+    if (op == DL_BIN_SUB)
       dl_error_set("%s: subtraction with bool tensors is not supported; use logical_xor or logical_not", fn);
-      return -1;
-    }
-    break;
-  case DL_BIN_POW:
-  case DL_BIN_REMAINDER:
-  case DL_BIN_FLOOR_DIVIDE:
-    if (rt == DL_BOOL) {
+    else
       dl_error_set("%s: not supported for bool tensors", fn);
-      return -1;
-    }
-    break;
-  default: break;
+    return -1;
   }
   if ((op == DL_BIN_ADD || op == DL_BIN_SUB) && !is_one(alpha)) {
     if (rt == DL_BOOL) {
@@ -209,7 +184,7 @@ static int binary_types(const char *fn, dl_binop op, dl_dtype rt, dl_scalar alph
       return -1;
     }
   }
-  *ot = op >= DL_BIN_EQ ? DL_BOOL : *ct;
+  *ot = dl_rule_writes_bool(rule) ? DL_BOOL : *ct;
   return 0;
 }
 
@@ -226,27 +201,20 @@ static int operand_checks(const char *fn, dl_binop op, dl_dtype ct, dl_operand a
   return 0;
 }
 
-static int zerodiv_error(const char *fn) {
-  dl_error_set("%s: ZeroDivisionError (integer division by zero)", fn);
-  return -1;
-}
-
 dl_tensor *dl_op_binary(dl_binop op, const dl_tensor *a, const dl_tensor *b, dl_scalar alpha) {
   /* fast path: same dtype, shape and device, both contiguous — no casts,
    * no broadcasting, one allocation */
   if (a->dtype == b->dtype && dl_tensor_same_shape(a, b) && dl_device_eq(dl_tensor_device(a), dl_tensor_device(b)) &&
       dl_ewise_contiguous(a) && dl_ewise_contiguous(b)) {
-    const char *fn = binop_names[op];
+    const char *fn = dl_binop_name(op);
     dl_dtype ct, ot;
     if (binary_types(fn, op, a->dtype, alpha, &ct, &ot)) return NULL;
     if (ct == a->dtype) {
-      const struct dl_ewise_kernels *k = dl_ewise_kernels_of(fn, dl_tensor_device(a));
+      const struct dl_ewise_kernels *k = dl_ewise_kernels_for(fn, dl_binop_op(op), dl_tensor_device(a), ct);
       if (!k) return NULL;
       dl_tensor *out = dl_tensor_empty(a->shape, a->ndim, ot, dl_tensor_device(a));
-      if (!out) return NULL;
-      if (k->binary(op, out, dl_operand_tensor(a), dl_operand_tensor(b), alpha)) {
+      if (out && dl_ewise_status(fn, k->binary(op, out, dl_operand_tensor(a), dl_operand_tensor(b), alpha))) {
         dl_tensor_release(out);
-        zerodiv_error(fn);
         return NULL;
       }
       return out;
@@ -256,7 +224,7 @@ dl_tensor *dl_op_binary(dl_binop op, const dl_tensor *a, const dl_tensor *b, dl_
 }
 
 dl_tensor *dl_op_binary_ex(dl_binop op, dl_operand a, dl_operand b, dl_scalar alpha) {
-  const char *fn = binop_names[op];
+  const char *fn = dl_binop_name(op);
   dl_operand in[2] = {a, b};
   dl_dtype ct, ot;
   if (binary_types(fn, op, dl_result_type(in, 2), alpha, &ct, &ot)) return NULL;
@@ -264,31 +232,29 @@ dl_tensor *dl_op_binary_ex(dl_binop op, dl_operand a, dl_operand b, dl_scalar al
   /* fast path: a contiguous tensor of the compute dtype and a number */
   const dl_tensor *t = a.t ? a.t : b.t;
   if (t && (!a.t || !b.t) && t->dtype == ct && dl_ewise_contiguous(t)) {
-    const struct dl_ewise_kernels *k = dl_ewise_kernels_of(fn, dl_tensor_device(t));
+    const struct dl_ewise_kernels *k = dl_ewise_kernels_for(fn, dl_binop_op(op), dl_tensor_device(t), ct);
     if (!k) return NULL;
     dl_tensor *out = dl_tensor_empty(t->shape, t->ndim, ot, dl_tensor_device(t));
-    if (out && k->binary(op, out, a, b, alpha)) {
+    if (out && dl_ewise_status(fn, k->binary(op, out, a, b, alpha))) {
       dl_tensor_release(out);
-      zerodiv_error(fn);
       return NULL;
     }
     return out;
   }
   dl_dtype cts[2] = {ct, ct};
   dl_ewise_prep p;
-  if (dl_ewise_prep_init(&p, fn, 2, in, cts, NULL)) return NULL;
+  if (dl_ewise_prep_init(&p, fn, dl_binop_op(op), 2, in, cts, NULL)) return NULL;
   dl_tensor *out = dl_tensor_empty(p.shape, p.ndim, ot, p.dev);
-  if (out && p.k->binary(op, out, p.op[0], p.op[1], alpha)) {
+  if (out && dl_ewise_status(fn, p.k->binary(op, out, p.op[0], p.op[1], alpha))) {
     dl_tensor_release(out);
     out = NULL;
-    zerodiv_error(fn);
   }
   dl_ewise_prep_free(&p);
   return out;
 }
 
 int dl_op_binary_(dl_binop op, dl_tensor *self, dl_operand b, dl_scalar alpha) {
-  const char *fn = binop_names_[op];
+  const char *fn = inplace_name(dl_binop_op(op));
   dl_operand in[2] = {dl_operand_tensor(self), b};
   dl_dtype ct, ot;
   if (binary_types(fn, op, dl_result_type(in, 2), alpha, &ct, &ot)) return -1;
@@ -296,15 +262,14 @@ int dl_op_binary_(dl_binop op, dl_tensor *self, dl_operand b, dl_scalar alpha) {
   if (dl_ewise_check_inplace(fn, self, ot)) return -1;
   dl_dtype cts[2] = {ct, ct};
   dl_ewise_prep p;
-  if (dl_ewise_prep_init(&p, fn, 2, in, cts, self)) return -1;
+  if (dl_ewise_prep_init(&p, fn, dl_binop_op(op), 2, in, cts, self)) return -1;
   /* integer division may fail midway: leave self untouched until it cannot */
   bool intdiv = (op == DL_BIN_REMAINDER || op == DL_BIN_FLOOR_DIVIDE) && !dl_dtype_is_float(ct);
   dl_tensor *target = dl_ewise_inplace_target(self, ot, intdiv);
   int rc = -1;
   if (target) {
-    if (p.k->binary(op, target, p.op[0], p.op[1], alpha)) {
+    if (dl_ewise_status(fn, p.k->binary(op, target, p.op[0], p.op[1], alpha))) {
       dl_tensor_release(target);
-      zerodiv_error(fn);
     } else {
       dl_ewise_inplace_finish(self, target);
       rc = 0;
@@ -316,61 +281,69 @@ int dl_op_binary_(dl_binop op, dl_tensor *self, dl_operand b, dl_scalar alpha) {
 
 /* ---- unary ---- */
 
-static bool is_float_fn(dl_unop op) { return op >= DL_UN_SQRT && op <= DL_UN_RECIPROCAL; }
-
+/* compute and output dtypes from the op's dtype rule */
 static int unary_types(const char *fn, dl_unop op, dl_dtype dt, dl_dtype *ct, dl_dtype *ot) {
+  dl_dtype_rule rule = dl_unop_rule(op);
   *ct = dt;
-  if (is_float_fn(op)) {
+  switch (rule) {
+  case DL_RULE_TO_FLOAT:
     if (!dl_dtype_is_float(dt)) *ct = DL_FLOAT32;
-  } else if (op >= DL_UN_LOGICAL_NOT) {
-    *ot = DL_BOOL;
-    return 0;
-  } else if (dt == DL_BOOL) {
-    if (op == DL_UN_NEG) {
-      dl_error_set("%s: negation of a bool tensor is not supported; use logical_not", fn);
+    break;
+  case DL_RULE_BOOL_AS_INT:
+    if (dt == DL_BOOL) *ct = DL_INT64;
+    break;
+  case DL_RULE_NUMERIC:
+  case DL_RULE_FLOAT_ONLY:
+    if (dt == DL_BOOL) {
+      if (op == DL_UN_NEG) dl_error_set("%s: negation of a bool tensor is not supported; use logical_not", fn);
+      else dl_error_set("%s: not supported for bool tensors", fn);
       return -1;
     }
-    if (op == DL_UN_SQUARE) *ct = DL_INT64;
-    else if (op != DL_UN_SIGN) {
-      dl_error_set("%s: not supported for bool tensors", fn);
+    if (rule == DL_RULE_FLOAT_ONLY && !dl_dtype_is_float(dt)) {
+      dl_error_set("%s: not supported for integer tensors", fn);
       return -1;
     }
-  } else if (op == DL_UN_FRAC && !dl_dtype_is_float(dt)) {
-    dl_error_set("%s: not supported for integer tensors", fn);
-    return -1;
+    break;
+  default: break;
   }
-  *ot = *ct;
+  *ot = dl_rule_writes_bool(rule) ? DL_BOOL : *ct;
   return 0;
 }
 
 dl_tensor *dl_op_unary(dl_unop op, const dl_tensor *a) {
-  const char *fn = unop_names[op];
+  const char *fn = dl_unop_name(op);
   dl_dtype ct, ot;
   if (unary_types(fn, op, a->dtype, &ct, &ot)) return NULL;
-  const struct dl_ewise_kernels *k = dl_ewise_kernels_of(fn, dl_tensor_device(a));
+  const struct dl_ewise_kernels *k = dl_ewise_kernels_for(fn, dl_unop_op(op), dl_tensor_device(a), ct);
   if (!k) return NULL;
   dl_tensor *in = dl_tensor_to_dtype((dl_tensor *)a, ct);
   if (!in) return NULL;
   dl_tensor *out = dl_tensor_empty(a->shape, a->ndim, ot, dl_tensor_device(a));
-  if (out) k->unary(op, out, in);
+  if (out && dl_ewise_status(fn, k->unary(op, out, in))) {
+    dl_tensor_release(out);
+    out = NULL;
+  }
   dl_tensor_release(in);
   return out;
 }
 
 int dl_op_unary_(dl_unop op, dl_tensor *self) {
-  const char *fn = unop_names_[op];
+  const char *fn = inplace_name(dl_unop_op(op));
   dl_dtype ct, ot;
   if (unary_types(fn, op, self->dtype, &ct, &ot)) return -1;
   if (dl_ewise_check_inplace(fn, self, ot)) return -1;
-  const struct dl_ewise_kernels *k = dl_ewise_kernels_of(fn, dl_tensor_device(self));
+  const struct dl_ewise_kernels *k = dl_ewise_kernels_for(fn, dl_unop_op(op), dl_tensor_device(self), ct);
   if (!k) return -1;
   dl_tensor *in = dl_tensor_to_dtype(self, ct);
   if (!in) return -1;
   dl_tensor *target = dl_ewise_inplace_target(self, ot, false);
-  if (target) {
-    k->unary(op, target, in);
+  int rc = -1;
+  if (target && dl_ewise_status(fn, k->unary(op, target, in))) {
+    dl_tensor_release(target);
+  } else if (target) {
     dl_ewise_inplace_finish(self, target);
+    rc = 0;
   }
   dl_tensor_release(in);
-  return target ? 0 : -1;
+  return rc;
 }

@@ -13,67 +13,10 @@
 #define DL_EWISE_H
 
 #include "../dl_tensor.h"
+#include "../dl_backend.h"
+#include "dl_ops.h"
 
-typedef enum {
-  DL_BIN_ADD, /* a + alpha * b */
-  DL_BIN_SUB, /* a - alpha * b */
-  DL_BIN_MUL,
-  DL_BIN_DIV, /* true division: integer operands give float32 */
-  DL_BIN_POW,
-  DL_BIN_REMAINDER,    /* result has the divisor's sign (Python's %) */
-  DL_BIN_FLOOR_DIVIDE, /* floor(a / b) (Python's //) */
-  DL_BIN_MAXIMUM,      /* NaN propagates */
-  DL_BIN_MINIMUM,
-  /* these write bool */
-  DL_BIN_EQ,
-  DL_BIN_NE,
-  DL_BIN_LT,
-  DL_BIN_LE,
-  DL_BIN_GT,
-  DL_BIN_GE,
-  DL_BIN_LOGICAL_AND,
-  DL_BIN_LOGICAL_OR,
-  DL_BIN_LOGICAL_XOR,
-  DL_NBINOPS
-} dl_binop;
-
-typedef enum {
-  /* same dtype out (integers stay integers) */
-  DL_UN_NEG,
-  DL_UN_ABS,
-  DL_UN_SIGN,
-  DL_UN_RELU,
-  DL_UN_SQUARE,
-  DL_UN_FLOOR, /* identity on integers */
-  DL_UN_CEIL,
-  DL_UN_ROUND, /* half to even */
-  DL_UN_TRUNC,
-  DL_UN_FRAC, /* floats only */
-  /* float functions: integer and bool inputs give float32 */
-  DL_UN_SQRT,
-  DL_UN_RSQRT,
-  DL_UN_EXP,
-  DL_UN_EXP2,
-  DL_UN_LOG,
-  DL_UN_LOG2,
-  DL_UN_LOG10,
-  DL_UN_LOG1P,
-  DL_UN_EXPM1,
-  DL_UN_SIN,
-  DL_UN_COS,
-  DL_UN_TAN,
-  DL_UN_ATAN,
-  DL_UN_TANH,
-  DL_UN_SIGMOID,
-  DL_UN_ERF,
-  DL_UN_RECIPROCAL,
-  /* these write bool */
-  DL_UN_LOGICAL_NOT,
-  DL_UN_ISNAN,
-  DL_UN_ISINF,
-  DL_UN_ISFINITE,
-  DL_NUNOPS
-} dl_unop;
+/* dl_binop (DL_BIN_*) and dl_unop (DL_UN_*) come from the op table. */
 
 /* One operand: a tensor, or (t == NULL) a plain number, which takes part in
  * type promotion as PyTorch's wrapped scalar does. */
@@ -97,8 +40,6 @@ const char *dl_unop_name(dl_unop op);
 
 /* PyTorch's result_type over n operands. */
 dl_dtype dl_result_type(const dl_operand *ops, int n);
-/* PyTorch's can_cast: no float -> integer, no non-bool -> bool. */
-bool dl_can_cast(dl_dtype from, dl_dtype to);
 
 /* ---- binary ---- */
 /* alpha scales b for add/sub (pass dl_scalar_i(1) otherwise); it must be an
@@ -151,23 +92,25 @@ int dl_op_equal(const dl_tensor *a, const dl_tensor *b, bool *out);
  * kernel. Comparison and logical ops write bool; other ops write the compute
  * dtype. The front-end guarantees the (op, dtype) pair is supported. */
 #define DL_EWISE_ZERODIV 1
+/* Every entry returns DL_KERNEL_OK, or DL_KERNEL_FAILED with dl_error_set
+ * (a launch or scratch-allocation failure on a device). */
 struct dl_ewise_kernels {
-  /* returns DL_EWISE_ZERODIV when an integer division met a zero divisor
-   * (the element gets 0), else 0 */
+  /* also DL_EWISE_ZERODIV when an integer division met a zero divisor
+   * (the element gets 0) */
   int (*binary)(dl_binop op, dl_tensor *out, dl_operand a, dl_operand b, dl_scalar alpha);
-  void (*unary)(dl_unop op, dl_tensor *out, const dl_tensor *a);
+  int (*unary)(dl_unop op, dl_tensor *out, const dl_tensor *a);
   /* a NULL bound is absent */
-  void (*clamp)(dl_tensor *out, const dl_tensor *a, const dl_operand *lo, const dl_operand *hi);
-  void (*lerp)(dl_tensor *out, const dl_tensor *a, const dl_tensor *end, dl_operand w);
+  int (*clamp)(dl_tensor *out, const dl_tensor *a, const dl_operand *lo, const dl_operand *hi);
+  int (*lerp)(dl_tensor *out, const dl_tensor *a, const dl_tensor *end, dl_operand w);
   /* out = a + value * t1 * t2, or * t1 / t2 when div */
-  void (*addc)(bool div, dl_tensor *out, const dl_tensor *a, const dl_tensor *t1, const dl_tensor *t2,
-               dl_scalar value);
+  int (*addc)(bool div, dl_tensor *out, const dl_tensor *a, const dl_tensor *t1, const dl_tensor *t2,
+              dl_scalar value);
   /* cond is bool; a and b have out's dtype */
-  void (*where)(dl_tensor *out, const dl_tensor *cond, dl_operand a, dl_operand b);
-  void (*isclose)(dl_tensor *out, const dl_tensor *a, const dl_tensor *b, double rtol, double atol,
-                  bool equal_nan);
-  /* every element of a bool tensor is true (the answer comes to the host) */
-  bool (*all)(const dl_tensor *t);
+  int (*where)(dl_tensor *out, const dl_tensor *cond, dl_operand a, dl_operand b);
+  int (*isclose)(dl_tensor *out, const dl_tensor *a, const dl_tensor *b, double rtol, double atol,
+                 bool equal_nan);
+  /* *out: every element of a bool tensor is true (the answer comes to the host) */
+  int (*all)(const dl_tensor *t, bool *out);
 };
 
 #endif

@@ -18,11 +18,12 @@ typedef struct {
   const struct dl_ewise_kernels *k;
 } dl_ewise_prep;
 
-/* Checks devices, broadcasts the tensor inputs, casts input k to cts[k] and
+/* Checks devices, asks the device whether it runs op in the compute dtype
+ * cts[n-1], broadcasts the tensor inputs, casts input k to cts[k] and
  * expands it to the broadcast shape. With self (in-place), the broadcast
  * shape must be self's, and an input that overlaps self without being the
  * same view is copied first. 0 ok; -1 with an error naming fn. */
-int dl_ewise_prep_init(dl_ewise_prep *p, const char *fn, int n, const dl_operand *in, const dl_dtype *cts,
+int dl_ewise_prep_init(dl_ewise_prep *p, const char *fn, dl_op op, int n, const dl_operand *in, const dl_dtype *cts,
                        const dl_tensor *self);
 void dl_ewise_prep_free(dl_ewise_prep *p);
 
@@ -46,7 +47,11 @@ static inline bool dl_ewise_contiguous(const dl_tensor *t) {
   return true;
 }
 
-/* The ewise kernels of a device, or NULL with an error naming fn. */
-const struct dl_ewise_kernels *dl_ewise_kernels_of(const char *fn, dl_device dev);
+/* The ewise kernels that run op in compute dtype ct on dev, or NULL with
+ * the one "not supported" error naming fn. */
+const struct dl_ewise_kernels *dl_ewise_kernels_for(const char *fn, dl_op op, dl_device dev, dl_dtype ct);
+/* After an ewise kernel returned rc: a failed kernel's error becomes the
+ * op's ("ZeroDivisionError" for integer division by zero); 0 or -1. */
+int dl_ewise_status(const char *fn, int rc);
 
 #endif

@@ -2,6 +2,18 @@
  * masked_fill and the closeness tests (isclose, allclose, equal). */
 #include "dl_ewise_impl.h"
 
+/* After the kernel: self finished in place or the result handed out; a
+ * failed kernel's target is dropped. 0 or -1. */
+static int land(const char *fn, dl_tensor *self, dl_tensor *target, int rc, dl_tensor **result) {
+  if (dl_ewise_status(fn, rc)) {
+    dl_tensor_release(target);
+    return -1;
+  }
+  if (self) dl_ewise_inplace_finish(self, target);
+  else *result = target;
+  return 0;
+}
+
 /* ---- clamp ---- */
 
 /* operands {a, lo, hi}; absent bounds are skipped in promotion */
@@ -22,15 +34,11 @@ static int clamp_run(const char *fn, dl_tensor *self, const dl_tensor *a, const 
   if (self && dl_ewise_check_inplace(fn, self, ct)) return -1;
   dl_dtype cts[3] = {ct, ct, ct};
   dl_ewise_prep p;
-  if (dl_ewise_prep_init(&p, fn, 3, in, cts, self)) return -1;
+  if (dl_ewise_prep_init(&p, fn, DL_OP_CLAMP, 3, in, cts, self)) return -1;
   dl_tensor *target = self ? dl_ewise_inplace_target(self, ct, false) : dl_tensor_empty(p.shape, p.ndim, ct, p.dev);
-  if (target) {
-    p.k->clamp(target, p.op[0].t, lo ? &p.op[1] : NULL, hi ? &p.op[2] : NULL);
-    if (self) dl_ewise_inplace_finish(self, target);
-    else *result = target;
-  }
+  int rc = target ? land(fn, self, target, p.k->clamp(target, p.op[0].t, lo ? &p.op[1] : NULL, hi ? &p.op[2] : NULL), result) : -1;
   dl_ewise_prep_free(&p);
-  return target ? 0 : -1;
+  return rc;
 }
 
 dl_tensor *dl_op_clamp(const dl_tensor *a, const dl_operand *lo, const dl_operand *hi) {
@@ -56,15 +64,11 @@ static int lerp_run(const char *fn, dl_tensor *self, const dl_tensor *a, const d
   if (self && dl_ewise_check_inplace(fn, self, ct)) return -1;
   dl_dtype cts[3] = {ct, ct, ct};
   dl_ewise_prep p;
-  if (dl_ewise_prep_init(&p, fn, 3, in, cts, self)) return -1;
+  if (dl_ewise_prep_init(&p, fn, DL_OP_LERP, 3, in, cts, self)) return -1;
   dl_tensor *target = self ? dl_ewise_inplace_target(self, ct, false) : dl_tensor_empty(p.shape, p.ndim, ct, p.dev);
-  if (target) {
-    p.k->lerp(target, p.op[0].t, p.op[1].t, p.op[2]);
-    if (self) dl_ewise_inplace_finish(self, target);
-    else *result = target;
-  }
+  int rc = target ? land(fn, self, target, p.k->lerp(target, p.op[0].t, p.op[1].t, p.op[2]), result) : -1;
   dl_ewise_prep_free(&p);
-  return target ? 0 : -1;
+  return rc;
 }
 
 dl_tensor *dl_op_lerp(const dl_tensor *a, const dl_tensor *end, dl_operand w) {
@@ -100,15 +104,11 @@ static int addc_run(const char *fn, bool div, dl_tensor *self, const dl_tensor *
   if (self && dl_ewise_check_inplace(fn, self, ct)) return -1;
   dl_dtype cts[3] = {ct, ct, ct};
   dl_ewise_prep p;
-  if (dl_ewise_prep_init(&p, fn, 3, in, cts, self)) return -1;
+  if (dl_ewise_prep_init(&p, fn, div ? DL_OP_ADDCDIV : DL_OP_ADDCMUL, 3, in, cts, self)) return -1;
   dl_tensor *target = self ? dl_ewise_inplace_target(self, ct, false) : dl_tensor_empty(p.shape, p.ndim, ct, p.dev);
-  if (target) {
-    p.k->addc(div, target, p.op[0].t, p.op[1].t, p.op[2].t, value);
-    if (self) dl_ewise_inplace_finish(self, target);
-    else *result = target;
-  }
+  int rc = target ? land(fn, self, target, p.k->addc(div, target, p.op[0].t, p.op[1].t, p.op[2].t, value), result) : -1;
   dl_ewise_prep_free(&p);
-  return target ? 0 : -1;
+  return rc;
 }
 
 dl_tensor *dl_op_addcmul(const dl_tensor *a, const dl_tensor *t1, const dl_tensor *t2, dl_scalar value) {
@@ -145,9 +145,9 @@ dl_tensor *dl_op_where(const dl_tensor *cond, dl_operand a, dl_operand b) {
   dl_operand in[3] = {dl_operand_tensor(cond), a, b};
   dl_dtype cts[3] = {DL_BOOL, ct, ct};
   dl_ewise_prep p;
-  if (dl_ewise_prep_init(&p, fn, 3, in, cts, NULL)) return NULL;
+  if (dl_ewise_prep_init(&p, fn, DL_OP_WHERE, 3, in, cts, NULL)) return NULL;
   dl_tensor *out = dl_tensor_empty(p.shape, p.ndim, ct, p.dev);
-  if (out) p.k->where(out, p.op[0].t, p.op[1], p.op[2]);
+  if (out && land(fn, NULL, out, p.k->where(out, p.op[0].t, p.op[1], p.op[2]), &out)) out = NULL;
   dl_ewise_prep_free(&p);
   return out;
 }
@@ -166,15 +166,11 @@ static int masked_fill_run(const char *fn, dl_tensor *self, const dl_tensor *a, 
   dl_operand in[3] = {dl_operand_tensor(mask), value, dl_operand_tensor(a)};
   dl_dtype cts[3] = {DL_BOOL, dt, dt};
   dl_ewise_prep p;
-  if (dl_ewise_prep_init(&p, fn, 3, in, cts, self)) return -1;
+  if (dl_ewise_prep_init(&p, fn, DL_OP_MASKED_FILL, 3, in, cts, self)) return -1;
   dl_tensor *target = self ? dl_tensor_retain(self) : dl_tensor_empty(p.shape, p.ndim, dt, p.dev);
-  if (target) {
-    p.k->where(target, p.op[0].t, p.op[1], p.op[2]);
-    if (self) dl_ewise_inplace_finish(self, target);
-    else *result = target;
-  }
+  int rc = target ? land(fn, self, target, p.k->where(target, p.op[0].t, p.op[1], p.op[2]), result) : -1;
   dl_ewise_prep_free(&p);
-  return target ? 0 : -1;
+  return rc;
 }
 
 dl_tensor *dl_op_masked_fill(const dl_tensor *a, const dl_tensor *mask, dl_operand value) {
@@ -198,9 +194,9 @@ static dl_tensor *isclose_run(const char *fn, const dl_tensor *a, const dl_tenso
   dl_dtype ct = dl_result_type(in, 2);
   dl_dtype cts[2] = {ct, ct};
   dl_ewise_prep p;
-  if (dl_ewise_prep_init(&p, fn, 2, in, cts, NULL)) return NULL;
+  if (dl_ewise_prep_init(&p, fn, DL_OP_ISCLOSE, 2, in, cts, NULL)) return NULL;
   dl_tensor *out = dl_tensor_empty(p.shape, p.ndim, DL_BOOL, p.dev);
-  if (out) p.k->isclose(out, p.op[0].t, p.op[1].t, rtol, atol, equal_nan);
+  if (out && land(fn, NULL, out, p.k->isclose(out, p.op[0].t, p.op[1].t, rtol, atol, equal_nan), &out)) out = NULL;
   dl_ewise_prep_free(&p);
   return out;
 }
@@ -212,9 +208,10 @@ dl_tensor *dl_op_isclose(const dl_tensor *a, const dl_tensor *b, double rtol, do
 int dl_op_allclose(const dl_tensor *a, const dl_tensor *b, double rtol, double atol, bool equal_nan, bool *out) {
   dl_tensor *c = isclose_run("allclose", a, b, rtol, atol, equal_nan);
   if (!c) return -1;
-  *out = c->numel == 0 || dl_backend_of(c)->ewise->all(c);
+  *out = true;
+  int rc = c->numel == 0 ? 0 : dl_ewise_status("allclose", dl_backend_of(c)->ewise->all(c, out));
   dl_tensor_release(c);
-  return 0;
+  return rc;
 }
 
 int dl_op_equal(const dl_tensor *a, const dl_tensor *b, bool *out) {
@@ -231,13 +228,14 @@ int dl_op_equal(const dl_tensor *a, const dl_tensor *b, bool *out) {
   dl_dtype ct = dl_result_type(in, 2);
   dl_dtype cts[2] = {ct, ct};
   dl_ewise_prep p;
-  if (dl_ewise_prep_init(&p, "equal", 2, in, cts, NULL)) return -1;
+  if (dl_ewise_prep_init(&p, "equal", DL_OP_EQ, 2, in, cts, NULL)) return -1;
   dl_tensor *eq = dl_tensor_empty(p.shape, p.ndim, DL_BOOL, p.dev);
+  int rc = -1;
   if (eq) {
-    p.k->binary(DL_BIN_EQ, eq, p.op[0], p.op[1], dl_scalar_i(1));
-    *out = p.k->all(eq);
+    rc = dl_ewise_status("equal", p.k->binary(DL_BIN_EQ, eq, p.op[0], p.op[1], dl_scalar_i(1)));
+    if (!rc) rc = dl_ewise_status("equal", p.k->all(eq, out));
     dl_tensor_release(eq);
   }
   dl_ewise_prep_free(&p);
-  return eq ? 0 : -1;
+  return rc;
 }

@@ -11,14 +11,7 @@
 
 /* The device's index kernels, or NULL with an error naming fn. */
 static const struct dl_index_kernels *kernels_of(const char *fn, const dl_tensor *t) {
-  const dl_backend *be = dl_backend_of(t);
-  if (!be) return NULL;
-  if (!be->index) {
-    char b[32];
-    dl_error_set("%s: not available on %s", fn, dl_device_str(dl_tensor_device(t), b, sizeof b));
-    return NULL;
-  }
-  return be->index;
+  return DL_KERNELS(fn, dl_tensor_device(t), index);
 }
 
 /* An index operand: int64 on t's device. */

@@ -7,14 +7,8 @@
 
 #include <inttypes.h>
 
-static const struct dl_layer_kernels *kernels_of(const dl_tensor *t) {
-  const dl_backend *be = dl_backend_of(t);
-  if (!be) return NULL;
-  if (!be->layer) {
-    dl_error_set("layer kernels are not available on backend %s", be->name);
-    return NULL;
-  }
-  return be->layer;
+static const struct dl_layer_kernels *kernels_of(const char *fn, const dl_tensor *t) {
+  return DL_KERNELS(fn, dl_tensor_device(t), layer);
 }
 
 static int check_float(const char *fn, const char *what, const dl_tensor *t) {
@@ -65,7 +59,7 @@ dl_tensor *dl_rbf(dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas, bool bias
                  dl_tensor_shape_str(centers, b1, sizeof b1), dl_tensor_shape_str(sigmas, b2, sizeof b2));
     return NULL;
   }
-  const struct dl_layer_kernels *k = kernels_of(x);
+  const struct dl_layer_kernels *k = kernels_of("rbf", x);
   if (!k) return NULL;
   dl_tensor *t[5] = {dl_tensor_contiguous(x), dl_tensor_contiguous(centers), dl_tensor_contiguous(sigmas)};
   int64_t oshape[2] = {x->shape[0], n + (bias_unit ? 1 : 0)}, sshape[1] = {2 * n};
@@ -93,7 +87,7 @@ int dl_rbf_backward(dl_tensor *g, dl_tensor *out, dl_tensor *x, dl_tensor *cente
                  dl_tensor_shape_str(centers, b2, sizeof b2));
     return -1;
   }
-  const struct dl_layer_kernels *k = kernels_of(x);
+  const struct dl_layer_kernels *k = kernels_of("rbf", x);
   if (!k) return -1;
   dl_device dev = dl_tensor_device(x);
   int64_t ashape[2] = {N, n};
@@ -171,7 +165,7 @@ int dl_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *r
     dl_error_set("%s: eps must be >= 0, got %g", fn, eps);
     return -1;
   }
-  const struct dl_layer_kernels *k = kernels_of(x);
+  const struct dl_layer_kernels *k = kernels_of("batch_norm", x);
   if (!k) return -1;
   dl_device dev = dl_tensor_device(x);
   int64_t cshape[1] = {C};
@@ -219,7 +213,7 @@ int dl_batch_norm_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *mean, dl_tens
   if (check_channel(fn, "mean", mean, x, C) || check_channel(fn, "invstd", invstd, x, C) ||
       check_channel(fn, "weight", weight, x, C))
     return -1;
-  const struct dl_layer_kernels *k = kernels_of(x);
+  const struct dl_layer_kernels *k = kernels_of("batch_norm", x);
   if (!k) return -1;
   dl_device dev = dl_tensor_device(x);
   int64_t cshape[1] = {C};

@@ -9,14 +9,7 @@
 #include <math.h>
 
 static const struct dl_linalg_kernels *kernels_of(const char *fn, const dl_tensor *t) {
-  const dl_backend *be = dl_backend_of(t);
-  if (!be) return NULL;
-  if (!be->linalg) {
-    char b[32];
-    dl_error_set("%s: not available on device %s", fn, dl_device_str(dl_tensor_device(t), b, sizeof b));
-    return NULL;
-  }
-  return be->linalg;
+  return DL_KERNELS(fn, dl_tensor_device(t), linalg);
 }
 
 static int check_pair(const char *fn, const dl_tensor *a, const dl_tensor *b) {

@@ -111,13 +111,7 @@ static int operands_make(const dl_tensor *input, const dl_tensor *target, const 
 }
 
 static const struct dl_loss_kernels *kernels_of(const char *fn, const dl_tensor *t) {
-  const dl_backend *be = dl_backend_of(t);
-  if (!be) return NULL;
-  if (!be->loss) {
-    dl_error_set("%s: not available on the %s backend", fn, be->name);
-    return NULL;
-  }
-  return be->loss;
+  return DL_KERNELS(fn, dl_tensor_device(t), loss);
 }
 
 dl_tensor *dl_op_class_loss(const char *fn, const dl_tensor *input, const dl_tensor *target,

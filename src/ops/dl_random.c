@@ -5,16 +5,7 @@
 
 #include <math.h>
 
-static const struct dl_random_kernels *kernels_of(const char *fn, dl_device dev) {
-  const dl_backend *be = dl_backend_get(dev);
-  if (!be) return NULL;
-  if (!be->random) {
-    char b[32];
-    dl_error_set("%s: not available on device %s", fn, dl_device_str(dev, b, sizeof b));
-    return NULL;
-  }
-  return be->random;
-}
+static const struct dl_random_kernels *kernels_of(const char *fn, dl_device dev) { return DL_KERNELS(fn, dev, random); }
 
 static int check_float(const char *fn, dl_dtype dt) {
   if (dl_dtype_is_float(dt)) return 0;

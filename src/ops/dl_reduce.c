@@ -54,14 +54,7 @@ static int rshape_init(const char *fn, const dl_tensor *t, const int *dims, int 
 }
 
 static const struct dl_reduce_kernels *kernels_of(const char *fn, const dl_tensor *t) {
-  const dl_backend *b = dl_backend_of(t);
-  if (!b) return NULL;
-  if (!b->reduce || !b->reduce->reduce) {
-    char buf[32];
-    dl_error_set("%s: not available on %s", fn, dl_device_str(dl_tensor_device(t), buf, sizeof buf));
-    return NULL;
-  }
-  return b->reduce;
+  return DL_KERNELS(fn, dl_tensor_device(t), reduce);
 }
 
 static int require_float(const char *fn, const dl_tensor *t) {
@@ -305,13 +298,8 @@ dl_tensor *dl_op_argmin(const dl_tensor *t, int dim, bool keepdim) {
 static dl_tensor *scan(const char *fn, const dl_tensor *t, int dim, dl_scan_op op) {
   int d = dl_wrap_dim(fn, dim, t->ndim);
   if (d < 0) return NULL;
-  const dl_backend *b = dl_backend_of(t);
-  if (!b) return NULL;
-  if (!b->reduce || !b->reduce->scan) {
-    char buf[32];
-    dl_error_set("%s: not available on %s", fn, dl_device_str(dl_tensor_device(t), buf, sizeof buf));
-    return NULL;
-  }
+  const struct dl_reduce_kernels *k = kernels_of(fn, t);
+  if (!k) return NULL;
   dl_tensor *out = dl_tensor_empty(t->shape, t->ndim, acc_dtype(t->dtype), dl_tensor_device(t));
   if (!out || out->numel == 0) return out;
   if (t->ndim == 0) { /* one element: the running value is the value */
@@ -321,7 +309,7 @@ static dl_tensor *scan(const char *fn, const dl_tensor *t, int dim, dl_scan_op o
     }
     return out;
   }
-  b->reduce->scan(out, t, d, op);
+  k->scan(out, t, d, op);
   return out;
 }
 

@@ -4,14 +4,7 @@
 #include "../dl_backend.h"
 
 static const struct dl_index_kernels *sort_kernels(const char *fn, const dl_tensor *t) {
-  const dl_backend *be = dl_backend_of(t);
-  if (!be) return NULL;
-  if (!be->index) {
-    char b[32];
-    dl_error_set("%s: not available on %s", fn, dl_device_str(dl_tensor_device(t), b, sizeof b));
-    return NULL;
-  }
-  return be->index;
+  return DL_KERNELS(fn, dl_tensor_device(t), index);
 }
 
 /* values and indices of shape `shape`; a 0-d input is handled as [1] by the
