@@ -96,10 +96,12 @@ $(LIBDIR)/libdlua.so: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(SAN) -o $@ $^ $(LDLIBS_ENGINE) $(LUA_LIB)
 
-# The module leaves Lua's symbols to the interpreter that loads it.
+# The module leaves Lua's symbols to the interpreter that loads it. It is
+# never unloaded (-z nodelete): lua_close dlcloses C modules, and unmapping
+# libgomp under its idle pool threads crashed lua5.4's exit.
 $(LIBDIR)/lua/5.4/dlua.so: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(SAN) -o $@ $^ $(LDLIBS_ENGINE)
+	$(CC) -shared $(SAN) -Wl,-z,nodelete -o $@ $^ $(LDLIBS_ENGINE)
 
 $(BINDIR)/dlua: $(BUILD)/src/dlua.o $(BUILD)/src/dlua_repl.o $(LIB_OBJ)
 	@mkdir -p $(dir $@)

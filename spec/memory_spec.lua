@@ -109,6 +109,31 @@ describe("tensor lifetime without finalizers", function()
     collectgarbage()
     assert.equal(base, dl.memory_stats().allocated)
   end)
+  it("empties the cache of a tensor the collector just freed", function()
+    local t = dl.zeros(3000, 4000)
+    t = nil
+    collectgarbage()
+    dl.empty_cache()
+    assert.equal(0, dl.memory_stats().cached)
+  end)
+  it("keeps strings of a tensor userdata's size apart from tensors", function()
+    -- strings of every small size, freed in the same collections as tensors:
+    -- the allocator knows tensor blocks by address, never by their bytes
+    collectgarbage()
+    local base = dl.memory_stats().allocated
+    for round = 1, 3 do
+      local keep = {}
+      for n = 1, 160 do
+        keep[#keep + 1] = string.rep(string.char(n % 256), n) .. round
+        keep[#keep + 1] = dl.full({n}, n)
+      end
+      keep = nil
+      collectgarbage()
+    end
+    for n = 1, 160 do assert.equal(n * n, dl.full({n}, n):sum():item()) end
+    collectgarbage()
+    assert.equal(base, dl.memory_stats().allocated)
+  end)
   it("does not take other userdata of a tensor's size for tensors", function()
     H.assert_error(function() return dl.add(io.stdout, 1) end, "tensor")
     H.assert_error(function() return io.stdout + dl.zeros(1) end, "tensor")

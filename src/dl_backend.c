@@ -22,15 +22,12 @@ const dl_backend *dl_backend_get(dl_device dev) {
   return NULL;
 }
 
-const dl_backend *dl_backend_for_op(const char *fn, dl_op op, dl_device dev, dl_dtype dt) {
-  const dl_backend *be = dl_backend_get(dev);
-  if (!be) return NULL;
-  if (!be->supports_op(op, dt)) {
+const dl_backend *dl_backend_unsupported(const char *fn, const dl_backend *be, dl_device dev, dl_dtype dt) {
+  if (be) {
     char b[32];
     dl_error_set("%s: not supported on %s for %s", fn, dl_device_str(dev, b, sizeof b), dl_dtype_name(dt));
-    return NULL;
   }
-  return be;
+  return NULL;
 }
 
 const void *dl_backend_family(const char *fn, dl_device dev, size_t member_offset) {

@@ -55,9 +55,9 @@ extern const dl_backend dl_cpu_backend;
 
 /* NULL with an error when the device's backend is not built or present. */
 const dl_backend *dl_backend_get(dl_device dev);
-/* The backend that runs op in dtype dt on dev, or NULL with the one
- * message for it: "<fn>: not supported on <device> for <dtype>". */
-const dl_backend *dl_backend_for_op(const char *fn, dl_op op, dl_device dev, dl_dtype dt);
+/* NULL with the one message for an (op, dtype) pair a device lacks:
+ * "<fn>: not supported on <device> for <dtype>" (be NULL: its error stands) */
+const dl_backend *dl_backend_unsupported(const char *fn, const dl_backend *be, dl_device dev, dl_dtype dt);
 /* A family's kernel table (a member of dl_backend), or NULL with
  * "<fn>: not supported on <device>". */
 const void *dl_backend_family(const char *fn, dl_device dev, size_t member_offset);
@@ -65,5 +65,13 @@ const void *dl_backend_family(const char *fn, dl_device dev, size_t member_offse
   ((const struct dl_##member##_kernels *)dl_backend_family((fn), (dev), offsetof(dl_backend, member)))
 
 static inline const dl_backend *dl_backend_of(const dl_tensor *t) { return dl_backend_get(t->storage->device); }
+
+/* The backend that runs op in dtype dt on dev, or NULL with the one message
+ * for it. Inline: every element-wise op asks. */
+static inline const dl_backend *dl_backend_for_op(const char *fn, dl_op op, dl_device dev, dl_dtype dt) {
+  const dl_backend *be = dev.type == DL_CPU ? &dl_cpu_backend : dl_backend_get(dev);
+  if (be && be->supports_op(op, dt)) return be;
+  return dl_backend_unsupported(fn, be, dev, dt);
+}
 
 #endif

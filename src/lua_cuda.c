@@ -62,7 +62,7 @@ static int l_synchronize(lua_State *L) {
 }
 
 static int l_empty_cache(lua_State *L) {
-  (void)L;
+  dlua_heap_drain(L); /* dead tensors give their blocks back first */
 #ifdef DL_HAVE_CUDA
   dl_cuda_empty_cache();
 #endif
@@ -71,6 +71,7 @@ static int l_empty_cache(lua_State *L) {
 
 static int l_memory_allocated(lua_State *L) {
   int index = opt_device(L, 1);
+  dlua_heap_drain(L);
 #ifdef DL_HAVE_CUDA
   lua_pushinteger(L, (lua_Integer)dl_cuda_memory_allocated(index));
 #else
@@ -82,6 +83,7 @@ static int l_memory_allocated(lua_State *L) {
 
 static int l_max_memory_allocated(lua_State *L) {
   int index = opt_device(L, 1);
+  dlua_heap_drain(L);
 #ifdef DL_HAVE_CUDA
   lua_pushinteger(L, (lua_Integer)dl_cuda_max_memory_allocated(index));
 #else

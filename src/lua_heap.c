@@ -8,18 +8,24 @@
  * 2. Tensor userdata need no __gc. A finalizer costs a protected call per
  *    dead object and keeps the object for one more cycle; here, when Lua
  *    frees the memory of a dead tensor userdata, the allocator recognises
- *    it (its block size and a per-process secret at the payload) and queues
- *    the tensor. The allocator must not call back into Lua, so the binding
- *    releases queued tensors at its next safe point (dlua_heap_drain: every
- *    new tensor, memory queries). Live tensor userdata are linked in a list
- *    so that closing the state releases them while the state still works
- *    (a sentinel's __gc, which lua_close runs before it frees anything).
+ *    it and queues the tensor. Recognition is by address: every userdata
+ *    of a tensor's block size lives in the state's slab (a reserved range
+ *    of its own, committed in 64 KiB pages), and a page keeps one flag per
+ *    block that dlua_heap_track sets for a tensor — no bytes Lua code can
+ *    write (a string of that size) are ever taken for a tensor. The
+ *    allocator must not call back into Lua, so the binding releases queued
+ *    tensors at its next safe point (dlua_heap_drain: every new tensor,
+ *    memory queries, cache releases). Live tensor userdata are linked in a
+ *    list so that closing the state releases them while the state still
+ *    works (a sentinel's __gc, which lua_close runs before it frees
+ *    anything).
  * States dlua did not create (require "dlua" from lua5.4) keep __gc. */
 #include "lua_dlua.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -36,6 +42,32 @@
 
 typedef struct free_block { struct free_block *next; } free_block;
 
+/* ---- the slab: userdata blocks of a tensor's size ---- */
+
+/* free slab blocks are poisoned for AddressSanitizer but for their link */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define SLAB_POISON(b, n) ASAN_POISON_MEMORY_REGION((char *)(b) + sizeof(free_block), (n) - sizeof(free_block))
+#define SLAB_UNPOISON(b, n) ASAN_UNPOISON_MEMORY_REGION((char *)(b) + sizeof(free_block), (n) - sizeof(free_block))
+#else
+#define SLAB_POISON(b, n) ((void)(b), (void)(n))
+#define SLAB_UNPOISON(b, n) ((void)(b), (void)(n))
+#endif
+
+#define SLAB_PAGE ((size_t)1 << 16)
+#define SLAB_MAXBLOCKS 2048 /* blocks of at least 32 bytes in a page */
+
+/* One reserved range of address space per state (committed a page at a
+ * time), so "is this a slab block" is one comparison. 2 GiB holds some 25
+ * million tensor userdata; past that, allocating one fails as out of memory. */
+#define SLAB_RESERVE ((size_t)2 << 30)
+
+typedef struct slab_page {
+  size_t stride;
+  uint8_t tensor[SLAB_MAXBLOCKS]; /* 1: the block holds a tensor userdata */
+  _Alignas(16) char blocks[];
+} slab_page;
+
 typedef struct dlua_heap {
   free_block *lists[NSMALL];
   size_t cached;                /* bytes on the lists */
@@ -43,10 +75,47 @@ typedef struct dlua_heap {
   size_t ud_block, ud_offset;   /* a tensor userdata's block size and payload offset */
   void *last_block;             /* calibration: the latest allocation */
   size_t last_size;
+  char *slab;                   /* the reserved range (NULL: not yet) */
+  size_t slab_used;             /* its committed bytes, whole pages */
+  free_block *slab_free;        /* free slab blocks */
   free_block *pending;          /* freed tensor userdata blocks to release */
   dlua_tensor_ud live;          /* sentinel of the list of live tensor userdata */
   bool closing;                 /* lua_close is running: no more caching */
 } dlua_heap;
+
+/* the page of a slab block, or NULL when p is no slab block of h */
+static inline slab_page *slab_page_of(const dlua_heap *h, const void *p) {
+  size_t off = (size_t)((uintptr_t)p - (uintptr_t)h->slab);
+  return off < h->slab_used ? (slab_page *)(h->slab + (off & ~(SLAB_PAGE - 1))) : NULL;
+}
+
+static inline uint8_t *slab_flag(slab_page *pg, const void *p) {
+  return &pg->tensor[(size_t)((const char *)p - pg->blocks) / pg->stride];
+}
+
+/* commits the next page; its blocks go onto the free list */
+static bool slab_grow(dlua_heap *h) {
+  if (!h->slab) {
+    void *r = mmap(NULL, SLAB_RESERVE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r == MAP_FAILED) return false;
+    h->slab = r;
+  }
+  if (h->slab_used + SLAB_PAGE > SLAB_RESERVE) return false;
+  slab_page *pg = (slab_page *)(h->slab + h->slab_used);
+  if (mprotect(pg, SLAB_PAGE, PROT_READ | PROT_WRITE)) return false;
+  h->slab_used += SLAB_PAGE;
+  size_t stride = (h->ud_block + 15) & ~(size_t)15;
+  pg->stride = stride;
+  size_t n = (SLAB_PAGE - sizeof *pg) / stride;
+  if (n > SLAB_MAXBLOCKS) n = SLAB_MAXBLOCKS;
+  for (size_t i = n; i-- > 0;) {
+    free_block *b = (free_block *)(pg->blocks + i * stride);
+    b->next = h->slab_free;
+    h->slab_free = b;
+    SLAB_POISON(b, h->ud_block);
+  }
+  return true;
+}
 
 uint64_t dlua_ud_magic;
 
@@ -72,6 +141,13 @@ static void list_unlink(dlua_tensor_ud *u) {
 
 static void block_free(dlua_heap *h, void *p, size_t n) {
   h->nblocks--;
+  if (n == h->ud_block && slab_page_of(h, p)) { /* back to the slab */
+    free_block *b = p;
+    b->next = h->slab_free;
+    h->slab_free = b;
+    SLAB_POISON(b, n);
+    return;
+  }
   size_t c = small_class(n), rounded = (c + 1) * SMALL_STEP;
   if (n != 0 && n <= SMALL_MAX && !h->closing && h->cached + rounded <= CACHE_MAX) {
     free_block *b = p;
@@ -92,26 +168,41 @@ static void heap_destroy(dlua_heap *h) {
       b = next;
     }
   }
+  if (h->slab) munmap(h->slab, SLAB_RESERVE);
   free(h);
 }
 
 static void *heap_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   dlua_heap *h = ud;
-  if (ptr == NULL) osize = 0; /* then osize is a type tag, not a size */
+  if (ptr == NULL) {
+    /* osize is the object's type tag: userdata of a tensor's size come
+     * from the slab */
+    if (osize == LUA_TUSERDATA && nsize == h->ud_block && nsize != 0) {
+      if (!h->slab_free && !slab_grow(h)) return NULL; /* Lua collects and retries */
+      free_block *b = h->slab_free;
+      SLAB_UNPOISON(b, nsize);
+      h->slab_free = b->next;
+      h->nblocks++;
+      h->last_block = b;
+      h->last_size = nsize;
+      return b;
+    }
+    osize = 0;
+  }
   if (nsize == 0) {
     if (!ptr) return NULL;
-    if (osize == h->ud_block && osize != 0) {
+    slab_page *pg = osize == h->ud_block ? slab_page_of(h, ptr) : NULL;
+    if (pg && *slab_flag(pg, ptr)) {
+      *slab_flag(pg, ptr) = 0;
       dlua_tensor_ud *u = (dlua_tensor_ud *)((char *)ptr + h->ud_offset);
-      if (u->magic == dlua_ud_magic) {
-        u->magic = 0;
-        list_unlink(u);
-        if (u->t && !h->closing) {
-          /* the block itself carries the queue; drained later */
-          free_block *b = ptr;
-          b->next = h->pending;
-          h->pending = b;
-          return NULL;
-        }
+      u->magic = 0; /* the next userdata in this block is no tensor */
+      list_unlink(u);
+      if (u->t && !h->closing) {
+        /* the block itself carries the queue; drained later */
+        free_block *b = ptr;
+        b->next = h->pending;
+        h->pending = b;
+        return NULL;
       }
     }
     block_free(h, ptr, osize);
@@ -171,6 +262,8 @@ void dlua_heap_track(lua_State *L, dlua_tensor_ud *u) {
   dlua_heap *h = heap_of(L);
   if (!h) return;
   drain(h);
+  void *block = (char *)u - h->ud_offset;
+  *slab_flag(slab_page_of(h, block), block) = 1;
   u->next = h->live.next;
   u->prev = &h->live;
   h->live.next->prev = u;
@@ -247,12 +340,24 @@ lua_State *dlua_state_new(void) {
   }
   lua_atpanic(L, panic);
   lua_setwarnf(L, warn_off, L);
-  /* learn where a tensor userdata's payload sits in its block */
+  /* learn where a tensor userdata's payload sits in its block, then check
+   * that the next one comes from the slab with the same layout */
   void *p = lua_newuserdatauv(L, sizeof(dlua_tensor_ud), 0);
   h->ud_block = h->last_size;
   h->ud_offset = (size_t)((char *)p - (char *)h->last_block);
   memset(p, 0, sizeof(dlua_tensor_ud));
-  lua_pop(L, 1);
+  void *q = lua_newuserdatauv(L, sizeof(dlua_tensor_ud), 0);
+  memset(q, 0, sizeof(dlua_tensor_ud));
+  bool calibrated = h->ud_block >= sizeof(dlua_tensor_ud) && h->ud_offset + sizeof(dlua_tensor_ud) <= h->ud_block &&
+                    h->last_size == h->ud_block && (char *)q - (char *)h->last_block == (ptrdiff_t)h->ud_offset &&
+                    slab_page_of(h, h->last_block) && SLAB_PAGE / ((h->ud_block + 15) & ~(size_t)15) > 1;
+  lua_pop(L, 2);
+  if (!calibrated) {
+    h->closing = true; /* the last free then destroys the heap */
+    lua_close(L);
+    dl_error_set("dlua: the tensor userdata layout of this Lua build is not the one dlua calibrated for");
+    return NULL;
+  }
   /* the sentinel, reachable until lua_close */
   lua_newuserdatauv(L, 1, 0);
   lua_createtable(L, 0, 1);

@@ -3,6 +3,8 @@
  * differentiable front-ends so they record autograd history. */
 #include "lua_dlua.h"
 
+#include <limits.h>
+
 #include "autograd/dl_ag_view.h"
 
 /* t.T reverses the dims, as PyTorch's .T */
@@ -158,15 +160,21 @@ static int l_unfold(lua_State *L) {
   return 1;
 }
 
-/* chunk(n, dim) and split(size | {sizes}, dim) return a Lua list of views */
-static int push_splits(lua_State *L, dl_tensor *t, int d, const int64_t *sizes, int n) {
-  lua_createtable(L, n, 0);
-  int64_t start = 0;
-  for (int i = 0; i < n; i++) {
-    dlua_push_or_error(L, dl_ag_narrow(t, d, start, sizes[i]));
-    lua_rawseti(L, -2, i + 1);
-    start += sizes[i];
-  }
+/* chunk(n, dim) and split(size | {sizes}, dim) return a Lua list of views;
+ * the piece at start of length len becomes element i of the list on top */
+static void push_piece(lua_State *L, dl_tensor *t, int d, int64_t start, int64_t len, int i) {
+  dlua_push_or_error(L, dl_ag_narrow(t, d, start, len));
+  lua_rawseti(L, -2, i);
+}
+
+/* pieces of `each` along d (the last one shorter); one empty piece of an
+ * empty dim */
+static int push_even(lua_State *L, dl_tensor *t, int d, int64_t each) {
+  int64_t size = t->shape[d];
+  lua_createtable(L, size == 0 ? 1 : (int)((size - 1) / each + 1), 0);
+  int i = 0;
+  for (int64_t s = 0; s < size; s += each) push_piece(L, t, d, s, s + each <= size ? each : size - s, ++i);
+  if (size == 0) push_piece(L, t, d, 0, 0, 1);
   return 1;
 }
 
@@ -177,12 +185,8 @@ static int l_chunk(lua_State *L) {
   int d = lua_isnoneornil(L, 3) ? 0 : dlua_checkdim(L, 3, t->ndim);
   if (t->ndim == 0) return luaL_error(L, "dl.chunk: cannot chunk a 0-d tensor");
   int64_t size = t->shape[d];
-  int64_t each = (size + chunks - 1) / chunks;
-  int64_t sizes[1024];
-  int n = 0;
-  for (int64_t s = 0; s < size && n < 1024; s += each) sizes[n++] = s + each <= size ? each : size - s;
-  if (size == 0) sizes[n++] = 0;
-  return push_splits(L, t, d, sizes, n);
+  int64_t each = chunks >= size ? 1 : (size + chunks - 1) / chunks;
+  return push_even(L, t, d, each);
 }
 
 static int l_split(lua_State *L) {
@@ -190,32 +194,35 @@ static int l_split(lua_State *L) {
   int d = lua_isnoneornil(L, 3) ? 0 : dlua_checkdim(L, 3, t->ndim);
   if (t->ndim == 0) return luaL_error(L, "dl.split: cannot split a 0-d tensor");
   int64_t size = t->shape[d];
-  int64_t sizes[1024];
-  int n = 0;
-  if (lua_istable(L, 2)) {
-    int m = (int)lua_rawlen(L, 2);
-    if (m > 1024) return luaL_argerror(L, 2, "too many pieces");
-    int64_t total = 0;
-    for (int i = 0; i < m; i++) {
-      lua_rawgeti(L, 2, i + 1);
-      int ok;
-      sizes[n] = lua_tointegerx(L, -1, &ok);
-      lua_pop(L, 1);
-      if (!ok || sizes[n] < 0) return luaL_argerror(L, 2, "sizes must be non-negative integers");
-      total += sizes[n++];
-    }
-    if (total != size)
-      return luaL_error(L, "dl.split: sizes sum to %I but dim %d has size %I", (lua_Integer)total, d + 1, (lua_Integer)size);
-  } else {
+  if (!lua_istable(L, 2)) {
     lua_Integer each = luaL_checkinteger(L, 2);
     if (each <= 0) return luaL_argerror(L, 2, "split size must be positive");
-    for (int64_t s = 0; s < size; s += each) {
-      if (n >= 1024) return luaL_argerror(L, 2, "too many pieces");
-      sizes[n++] = s + each <= size ? each : size - s;
-    }
-    if (size == 0) sizes[n++] = 0;
+    return push_even(L, t, d, each);
   }
-  return push_splits(L, t, d, sizes, n);
+  /* a list of sizes: checked whole before any piece is made */
+  lua_Integer m = luaL_len(L, 2);
+  int64_t total = 0;
+  for (lua_Integer i = 1; i <= m; i++) {
+    int ok;
+    lua_rawgeti(L, 2, i);
+    lua_Integer n = lua_tointegerx(L, -1, &ok);
+    lua_pop(L, 1);
+    if (!ok || n < 0) return luaL_argerror(L, 2, "sizes must be non-negative integers");
+    total = n > INT64_MAX - total ? INT64_MAX : total + n; /* saturates: still != size */
+  }
+  if (total != size || m > INT_MAX)
+    return luaL_error(L, "dl.split: sizes sum to %I but dim %d has size %I", (lua_Integer)total, d + 1,
+                      (lua_Integer)size);
+  lua_createtable(L, (int)m, 0);
+  int64_t start = 0;
+  for (lua_Integer i = 1; i <= m; i++) {
+    lua_rawgeti(L, 2, i);
+    int64_t n = lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    push_piece(L, t, d, start, n, (int)i);
+    start += n;
+  }
+  return 1;
 }
 
 /* ---- copies ---- */

@@ -17,14 +17,24 @@ extern const struct dl_layer_kernels dl_cpu_layer;
 extern const struct dl_optim_kernels dl_cpu_optim;
 extern const struct dl_decomp_kernels dl_cpu_decomp;
 
-/* (op, dtype) pairs: the element-wise tables say; the other families'
- * front-ends check dtypes themselves and every CPU family has kernels */
-static bool cpu_supports_op(dl_op op, dl_dtype dt) {
-  const dl_op_info *in = dl_op_get(op);
-  if (in->family == DL_FAM_BINARY) return dl_cpu_binary_has((dl_binop)in->local, dt);
-  if (in->family == DL_FAM_UNARY) return dl_cpu_unary_has((dl_unop)in->local, dt);
-  return true;
+/* (op, dtype) pairs: the element-wise kernel tables say; the other
+ * families' front-ends check dtypes themselves and every CPU family has
+ * kernels. One bit per dtype, read from the tables once at load. */
+static uint8_t dtype_mask[DL_NOPS];
+
+__attribute__((constructor)) static void fill_dtype_mask(void) {
+  for (int op = 0; op < DL_NOPS; op++) {
+    const dl_op_info *in = dl_op_get((dl_op)op);
+    for (int dt = 0; dt < DL_NDTYPES; dt++) {
+      bool has = in->family == DL_FAM_BINARY  ? dl_cpu_binary_has((dl_binop)in->local, (dl_dtype)dt)
+                 : in->family == DL_FAM_UNARY ? dl_cpu_unary_has((dl_unop)in->local, (dl_dtype)dt)
+                                              : true;
+      if (has) dtype_mask[op] |= (uint8_t)(1u << dt);
+    }
+  }
 }
+
+static bool cpu_supports_op(dl_op op, dl_dtype dt) { return (dtype_mask[op] >> dt) & 1; }
 
 static int host_copy(void *dst, const void *src, size_t n) {
   memcpy(dst, src, n);

@@ -49,13 +49,7 @@ static bool can_cast(dl_dtype from, dl_dtype to) { return category(from) <= cate
 
 /* ---- operand preparation ---- */
 
-const struct dl_ewise_kernels *dl_ewise_kernels_for(const char *fn, dl_op op, dl_device dev, dl_dtype ct) {
-  const dl_backend *be = dl_backend_for_op(fn, op, dev, ct);
-  return be ? be->ewise : NULL;
-}
-
-int dl_ewise_status(const char *fn, int rc) {
-  if (rc == DL_KERNEL_OK) return 0;
+int dl_ewise_fail(const char *fn, int rc) {
   if (rc == DL_EWISE_ZERODIV) dl_error_set("%s: ZeroDivisionError (integer division by zero)", fn);
   else dl_error_prefix(fn);
   return -1;

@@ -49,9 +49,14 @@ static inline bool dl_ewise_contiguous(const dl_tensor *t) {
 
 /* The ewise kernels that run op in compute dtype ct on dev, or NULL with
  * the one "not supported" error naming fn. */
-const struct dl_ewise_kernels *dl_ewise_kernels_for(const char *fn, dl_op op, dl_device dev, dl_dtype ct);
+static inline const struct dl_ewise_kernels *dl_ewise_kernels_for(const char *fn, dl_op op, dl_device dev,
+                                                                  dl_dtype ct) {
+  const dl_backend *be = dl_backend_for_op(fn, op, dev, ct);
+  return be ? be->ewise : NULL;
+}
 /* After an ewise kernel returned rc: a failed kernel's error becomes the
  * op's ("ZeroDivisionError" for integer division by zero); 0 or -1. */
-int dl_ewise_status(const char *fn, int rc);
+int dl_ewise_fail(const char *fn, int rc);
+static inline int dl_ewise_status(const char *fn, int rc) { return rc == DL_KERNEL_OK ? 0 : dl_ewise_fail(fn, rc); }
 
 #endif
