@@ -12,8 +12,10 @@ LUA_LIB ?= $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 BUILD ?= build
 OPT ?= -O3 -march=native
 SAN ?=
+# Only the binding, the program and host examples see Lua's headers
+# (CFLAGS_LUA is set for their objects below); the engine cannot include them.
 CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -fPIC -fopenmp -fno-math-errno -fno-trapping-math $(OPT) $(SAN) -g \
-              $(LUA_INC) -I$(BLAS_INC) -Isrc -I$(BUILD)/gen $(CUDA_DEFS)
+              $(CFLAGS_LUA) -I$(BLAS_INC) -Isrc -I$(BUILD)/gen $(CUDA_DEFS)
 LDLIBS_ENGINE = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lz -lmvec -lm -lpthread -fopenmp $(LDLIBS_CUDA)
 
 ENGINE_SRC := $(wildcard src/dl_*.c src/ops/*.c src/cpu/*.c src/autograd/*.c)
@@ -48,6 +50,7 @@ GEN_SRC := $(BUILD)/gen/dlua_lua_sources.c
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(CUDA_OBJ)
 BINDING_OBJ := $(BINDING_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/dlua_lua_sources.o
 LIB_OBJ := $(ENGINE_OBJ) $(BINDING_OBJ)
+$(BINDING_OBJ) $(BUILD)/src/dlua.o $(BUILD)/src/dlua_repl.o $(BUILD)/host_example: CFLAGS_LUA = $(LUA_INC)
 
 LIBDIR ?= lib
 BINDIR ?= bin
@@ -55,7 +58,8 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 
 .PHONY: all deps test sanitize bench demo install clean ctest
 
-all: $(BINDIR)/dlua $(LIBDIR)/libdlua.a $(LIBDIR)/libdlua.so $(LIBDIR)/lua/5.4/dlua.so $(BUILD)/host_example
+all: $(BINDIR)/dlua $(LIBDIR)/libdlua.a $(LIBDIR)/libdlua.so $(LIBDIR)/lua/5.4/dlua.so $(BUILD)/host_example \
+     $(BUILD)/host_train
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): scripts/install-deps.sh
@@ -109,6 +113,10 @@ $(BINDIR)/dlua: $(BUILD)/src/dlua.o $(BUILD)/src/dlua_repl.o $(LIB_OBJ)
 
 $(BUILD)/host_example: scripts/host_example.c $(LIBDIR)/libdlua.a
 	$(CC) $(CFLAGS_BASE) -o $@ $< $(LIBDIR)/libdlua.a $(LDLIBS_ENGINE) $(LUA_LIB)
+
+# the engine alone from C: an MLP trained with Adam, no Lua linked
+$(BUILD)/host_train: scripts/host_train.c $(ENGINE_OBJ)
+	$(CC) $(CFLAGS_BASE) -o $@ $< $(ENGINE_OBJ) $(LDLIBS_ENGINE)
 
 # C unit tests of the engine alone (no Lua)
 CTEST_SRC := $(wildcard spec/c/test_*.c)

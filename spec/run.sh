@@ -31,6 +31,9 @@ done
 echo "== embedding host example"
 if "$build"/host_example; then pass=$((pass + 1)); else echo "host_example failed"; fail=$((fail + 1)); fi
 
+echo "== the engine from C alone (host_train)"
+if "$build"/host_train; then pass=$((pass + 1)); else echo "host_train failed"; fail=$((fail + 1)); fi
+
 echo "== busted specs (run by $dlua)"
 # specs find the program, build tree and Lua module through these
 export DLUA_BIN="$dlua" DLUA_BUILD="$build" DLUA_LIBDIR="$libdir"

@@ -224,17 +224,47 @@ static void store_scalar(void *p, dl_dtype dt, dl_scalar v) {
   }
 }
 
-dl_scalar dl_tensor_get(const dl_tensor *t, const int64_t *index) {
+static char *element_at(const dl_tensor *t, const int64_t *index) {
   int64_t off = t->offset;
   for (int d = 0; d < t->ndim; d++) off += index[d] * t->stride[d];
-  return load_scalar((char *)t->storage->data + off * (int64_t)dl_dtype_size(t->dtype), t->dtype);
+  return (char *)t->storage->data + off * (int64_t)dl_dtype_size(t->dtype);
 }
 
+dl_scalar dl_tensor_get(const dl_tensor *t, const int64_t *index) { return load_scalar(element_at(t, index), t->dtype); }
+
 void dl_tensor_set(dl_tensor *t, const int64_t *index, dl_scalar v) {
-  int64_t off = t->offset;
-  for (int d = 0; d < t->ndim; d++) off += index[d] * t->stride[d];
-  store_scalar((char *)t->storage->data + off * (int64_t)dl_dtype_size(t->dtype), t->dtype, v);
+  store_scalar(element_at(t, index), t->dtype, v);
   t->storage->version++;
+}
+
+void dl_tensor_init_linear(dl_tensor *t, int64_t i, dl_scalar v) {
+  store_scalar((char *)dl_tensor_data(t) + i * (int64_t)dl_dtype_size(t->dtype), t->dtype, v);
+}
+
+int dl_tensor_read(const dl_tensor *t, const int64_t *index, dl_scalar *out) {
+  if (dl_tensor_device(t).type == DL_CPU) {
+    *out = dl_tensor_get(t, index);
+    return 0;
+  }
+  const dl_backend *be = dl_backend_of(t);
+  _Alignas(8) unsigned char buf[8];
+  if (!be || be->to_host(buf, element_at(t, index), dl_dtype_size(t->dtype))) return -1;
+  *out = load_scalar(buf, t->dtype);
+  return 0;
+}
+
+int dl_tensor_write(dl_tensor *t, const int64_t *index, dl_scalar v) {
+  if (dl_tensor_device(t).type == DL_CPU) {
+    dl_tensor_set(t, index, v);
+    return 0;
+  }
+  /* the value converted on the host, then one element sent */
+  const dl_backend *be = dl_backend_of(t);
+  _Alignas(8) unsigned char buf[8];
+  store_scalar(buf, t->dtype, v);
+  if (!be || be->from_host(element_at(t, index), buf, dl_dtype_size(t->dtype))) return -1;
+  dl_tensor_bump_version(t);
+  return 0;
 }
 
 dl_scalar dl_tensor_get_linear(const dl_tensor *t, int64_t i) {

@@ -75,6 +75,13 @@ dl_scalar dl_tensor_get(const dl_tensor *t, const int64_t *index);
 void dl_tensor_set(dl_tensor *t, const int64_t *index, dl_scalar v);
 /* Element at linear C-order position i (any layout). CPU only. */
 dl_scalar dl_tensor_get_linear(const dl_tensor *t, int64_t i);
+/* Writes element i of a fresh contiguous CPU tensor that is being
+ * initialised: no version bump (nothing can have saved it yet). */
+void dl_tensor_init_linear(dl_tensor *t, int64_t i, dl_scalar v);
+/* One element on any device (a device sync for a GPU tensor); index is
+ * 0-based per dim and in range. write bumps the version. 0 ok, -1 error. */
+int dl_tensor_read(const dl_tensor *t, const int64_t *index, dl_scalar *out);
+int dl_tensor_write(dl_tensor *t, const int64_t *index, dl_scalar v);
 
 /* ---- views (share storage; 0-based dims) ---- */
 /* shape may hold one -1 to infer. Fails if the strides do not allow a view. */

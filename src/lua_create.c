@@ -1,6 +1,7 @@
 /* lua_create.c — dl.tensor, zeros, ones, full, empty, *_like, arange,
  * linspace, eye. */
 #include "lua_dlua.h"
+#include "ops/dl_create.h"
 
 #include "dl_backend.h"
 
@@ -50,14 +51,7 @@ static void fill_rec(lua_State *L, infer_state *st, int dim, dl_tensor *t, int64
       if (ty == LUA_TNUMBER) s = dlua_toscalar(L, -1);
       else if (ty == LUA_TBOOLEAN) s = dl_scalar_i(lua_toboolean(L, -1));
       else luaL_error(L, "dl.tensor: entry %s must be a number or boolean, got %s", sub, luaL_typename(L, -1));
-      int64_t idx[DL_MAX_DIMS];
-      int64_t p = *pos;
-      for (int d = t->ndim - 1; d >= 0; d--) {
-        idx[d] = p % t->shape[d];
-        p /= t->shape[d];
-      }
-      dl_tensor_set(t, idx, s);
-      (*pos)++;
+      dl_tensor_init_linear(t, (*pos)++, s);
     }
     lua_pop(L, 1);
   }
@@ -139,7 +133,6 @@ static int l_tensor(lua_State *L) {
   char path[256] = "";
   if (t->numel > 0 || st.ndim > 0) fill_rec(L, &st, 0, t, &pos, path, 0);
   lua_pop(L, 1);
-  t->storage->version = 0;
   dl_tensor_retain(t);
   lua_pop(L, 1);
   finish_options(L, t, o);
@@ -204,39 +197,32 @@ static int l_ones_like(lua_State *L) { return make_like(L, dl_scalar_i(1), true,
 static int l_empty_like(lua_State *L) { return make_like(L, dl_scalar_i(0), false, 2); }
 static int l_full_like(lua_State *L) { return make_like(L, dlua_checkscalar(L, 2), true, 3); }
 
+/* the engine's tensor (made on the requested device) with requires_grad */
+static void push_made(lua_State *L, const char *fn, dl_tensor *t, dlua_tensor_options o) {
+  if (!t) dlua_engine_error(L);
+  if (o.requires_grad && !dl_dtype_is_float(t->dtype)) {
+    dl_tensor_release(t);
+    luaL_error(L, "dl.%s: only floating-point tensors can require gradients", fn);
+  }
+  t->requires_grad = o.requires_grad;
+  dlua_pushtensor(L, t);
+}
+
 /* arange(stop) | arange(start, stop[, step]) — stop excluded */
 static int l_arange(lua_State *L) {
   int nnum = 0;
   while (nnum < 3 && lua_type(L, nnum + 1) == LUA_TNUMBER) nnum++;
   if (nnum == 0) return luaL_typeerror(L, 1, "number");
-  bool all_int = true;
-  for (int i = 1; i <= nnum; i++) all_int = all_int && lua_isinteger(L, i);
-  double start = 0, stop, step = 1;
-  if (nnum == 1) stop = lua_tonumber(L, 1);
+  dl_scalar start = dl_scalar_i(0), stop, step = dl_scalar_i(1);
+  if (nnum == 1) stop = dlua_toscalar(L, 1);
   else {
-    start = lua_tonumber(L, 1);
-    stop = lua_tonumber(L, 2);
-    if (nnum == 3) step = lua_tonumber(L, 3);
+    start = dlua_toscalar(L, 1);
+    stop = dlua_toscalar(L, 2);
+    if (nnum == 3) step = dlua_toscalar(L, 3);
   }
-  if (step == 0) return luaL_argerror(L, 3, "step must be nonzero");
-  if (!isfinite(start) || !isfinite(stop) || !isfinite(step)) return luaL_error(L, "dl.arange: bounds must be finite");
-  if ((stop - start) / step < 0)
-    return luaL_error(L, "dl.arange: upper bound and step have inconsistent signs (start %f, stop %f, step %f)", start, stop, step);
-  double nd = ceil((stop - start) / step);
-  if (nd > 1e12) return luaL_error(L, "dl.arange: too many elements");
-  int64_t n = (int64_t)nd;
+  bool all_int = start.is_int && stop.is_int && step.is_int;
   dlua_tensor_options o = dlua_opttensoroptions(L, nnum + 1, all_int ? DL_INT64 : DL_FLOAT32);
-  dl_tensor *t = dl_tensor_empty(&n, 1, o.dtype, dl_device_cpu());
-  if (!t) dlua_engine_error(L);
-  if (all_int && o.dtype == DL_INT64) {
-    int64_t *p = dl_tensor_data(t);
-    lua_Integer s0 = nnum == 1 ? 0 : lua_tointeger(L, 1), st = nnum == 3 ? lua_tointeger(L, 3) : 1;
-    for (int64_t i = 0; i < n; i++) p[i] = s0 + i * st;
-  } else {
-    for (int64_t i = 0; i < n; i++) dl_tensor_set(t, &i, dl_scalar_f(start + (double)i * step));
-  }
-  t->storage->version = 0;
-  finish_options(L, t, o);
+  push_made(L, "arange", dl_arange(start, stop, step, o.dtype, o.device), o);
   return 1;
 }
 
@@ -245,17 +231,7 @@ static int l_linspace(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 3);
   if (n < 0) return luaL_argerror(L, 3, "number of steps must be non-negative");
   dlua_tensor_options o = dlua_opttensoroptions(L, 4, DL_FLOAT32);
-  int64_t nn = n;
-  dl_tensor *t = dl_tensor_empty(&nn, 1, o.dtype, dl_device_cpu());
-  if (!t) dlua_engine_error(L);
-  double step = n > 1 ? (b - a) / (double)(n - 1) : 0;
-  /* symmetric form (PyTorch): the second half counts back from b */
-  for (int64_t i = 0; i < nn; i++) {
-    double v = i < nn / 2 ? a + step * (double)i : b - step * (double)(nn - 1 - i);
-    dl_tensor_set(t, &i, dl_scalar_f(v));
-  }
-  t->storage->version = 0;
-  finish_options(L, t, o);
+  push_made(L, "linspace", dl_linspace(a, b, n, o.dtype, o.device), o);
   return 1;
 }
 
@@ -269,15 +245,7 @@ static int l_eye(lua_State *L) {
   }
   if (n < 0 || m < 0) return luaL_argerror(L, n < 0 ? 1 : 2, "size must be non-negative");
   dlua_tensor_options o = dlua_opttensoroptions(L, opts, DL_FLOAT32);
-  int64_t shape[2] = {n, m};
-  dl_tensor *t = dl_tensor_zeros(shape, 2, o.dtype, dl_device_cpu());
-  if (!t) dlua_engine_error(L);
-  for (int64_t i = 0; i < n && i < m; i++) {
-    int64_t idx[2] = {i, i};
-    dl_tensor_set(t, idx, dl_scalar_i(1));
-  }
-  t->storage->version = 0;
-  finish_options(L, t, o);
+  push_made(L, "eye", dl_eye(n, m, o.dtype, o.device), o);
   return 1;
 }
 

@@ -1,13 +1,12 @@
 /* lua_optim.c — dl._optim.step(algo, group, state, name): one fused update
  * of every parameter of a param group (lua/dlua/optim/sgd_family.lua holds
  * the classes). Reads the group's options, creates missing state tensors,
- * advances the per-parameter step count and computes the step-dependent
- * scalars (bias corrections, ...) as PyTorch 1.13 does, then calls the
- * engine once per parameter that has a gradient. */
+ * advances the per-parameter step count, has the engine compute the
+ * step-dependent scalars (dl_optim_hp_for_step), then calls the engine
+ * once per parameter that has a gradient. */
 #include "lua_dlua.h"
 #include "ops/dl_optim.h"
 
-#include <math.h>
 #include <string.h>
 
 static const char *const algo_names[] = {"sgd", "adagrad", "rmsprop", "adam", "adamw", "adamax", "nadam", "adadelta",
@@ -158,31 +157,16 @@ static int l_step(lua_State *L) {
       if (algo == DL_OPTIM_SGD) hp.first = fresh;
     }
     if (algo != DL_OPTIM_SGD) {
-      double step = next_step(L, st);
-      switch (algo) {
-      case DL_OPTIM_ADAGRAD: hp.clr = lr / (1 + (step - 1) * lr_decay); break;
-      case DL_OPTIM_ADAM:
-        hp.clr = lr / (1 - pow(hp.beta1, step));
-        hp.bc2 = sqrt(1 - pow(hp.beta2, step));
-        break;
-      case DL_OPTIM_ADAMAX: hp.clr = lr / (1 - pow(hp.beta1, step)); break;
-      case DL_OPTIM_NADAM: {
-        hp.bc2 = 1 - pow(hp.beta2, step);
-        double mu = hp.beta1 * (1. - 0.5 * pow(0.96, step * mdecay));
-        double mu_next = hp.beta1 * (1. - 0.5 * pow(0.96, (step + 1) * mdecay));
+      double step = next_step(L, st), mp = 1.0;
+      if (algo == DL_OPTIM_NADAM) {
         lua_getfield(L, st, "mu_product");
-        double mp = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : 1.0;
+        if (lua_isnumber(L, -1)) mp = lua_tonumber(L, -1);
         lua_pop(L, 1);
-        mp *= mu;
+      }
+      dl_optim_hp_for_step(algo, &hp, step, lr_decay, mdecay, &mp);
+      if (algo == DL_OPTIM_NADAM) {
         lua_pushnumber(L, mp);
         lua_setfield(L, st, "mu_product");
-        /* PyTorch 1.13 multiplies mu in twice here; kept for equal trajectories */
-        double mp_next = mp * mu * mu_next;
-        hp.c_grad = -lr * (1. - mu) / (1. - mp);
-        hp.c_avg = -lr * mu_next / (1. - mp_next);
-        break;
-      }
-      default: break;
       }
     }
     if (dl_optim_step(fn, algo, p, p->grad, s, slot_names[algo], &hp)) return dlua_engine_error(L);

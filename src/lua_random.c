@@ -31,9 +31,8 @@ static int l_get_rng_state(lua_State *L) {
   int64_t n = 2;
   dl_tensor *t = dl_tensor_empty(&n, 1, DL_INT64, dl_device_cpu());
   if (!t) return dlua_engine_error(L);
-  int64_t *p = dl_tensor_data(t);
-  p[0] = (int64_t)st.seed;
-  p[1] = (int64_t)st.offset;
+  dl_tensor_init_linear(t, 0, dl_scalar_i((int64_t)st.seed));
+  dl_tensor_init_linear(t, 1, dl_scalar_i((int64_t)st.offset));
   dlua_pushtensor(L, t);
   return 1;
 }
@@ -172,12 +171,7 @@ static int l_bernoulli(lua_State *L) {
     dlua_push_or_error(L, dl_bernoulli(t));
     return 1;
   }
-  double p = luaL_checknumber(L, 2);
-  dl_tensor *r = dl_tensor_empty(t->shape, t->ndim, t->dtype, dl_tensor_device(t));
-  if (!r) return dlua_engine_error(L);
-  dlua_pushtensor(L, r); /* anchored before the call that may fail */
-  if (dl_tensor_bernoulli_(r, p)) return dlua_engine_error(L);
-  r->storage->version = 0;
+  dlua_push_or_error(L, dl_bernoulli_like(t, luaL_checknumber(L, 2)));
   return 1;
 }
 

@@ -335,33 +335,15 @@ static int read_index(lua_State *L, dl_tensor *t, int first, int64_t *idx) {
   return 0;
 }
 
-/* one element of a device tensor, through a 0-d host tensor (a sync point) */
-static void *device_elem(const dl_tensor *t, const int64_t *idx) {
-  int64_t off = t->offset;
-  for (int d = 0; d < t->ndim; d++) off += idx[d] * t->stride[d];
-  return (char *)t->storage->data + off * (int64_t)dl_dtype_size(t->dtype);
-}
-
 static int l_get(lua_State *L) {
   dl_tensor *t = dlua_checktensor(L, 1);
   int nargs = lua_gettop(L) - 1;
   if (nargs != t->ndim) return luaL_error(L, "dl.get: %d indices for a %d-d tensor", nargs, t->ndim);
   int64_t idx[DL_MAX_DIMS];
   read_index(L, t, 2, idx);
-  if (dl_tensor_device(t).type != DL_CPU) {
-    const dl_backend *be = dl_backend_of(t);
-    dl_tensor *h = be ? dl_tensor_scalar(dl_scalar_i(0), t->dtype, dl_device_cpu()) : NULL;
-    if (!h) return dlua_engine_error(L);
-    if (be->to_host(dl_tensor_data(h), device_elem(t, idx), dl_dtype_size(t->dtype))) {
-      dl_tensor_release(h);
-      return dlua_engine_error(L);
-    }
-    dl_scalar v = dl_tensor_get_linear(h, 0);
-    dl_tensor_release(h);
-    push_scalar(L, v, t->dtype);
-    return 1;
-  }
-  push_scalar(L, dl_tensor_get(t, idx), t->dtype);
+  dl_scalar v;
+  dlua_check_status(L, dl_tensor_read(t, idx, &v));
+  push_scalar(L, v, t->dtype);
   return 1;
 }
 
@@ -373,17 +355,7 @@ static int l_set(lua_State *L) {
   read_index(L, t, 2, idx);
   dl_scalar v = dlua_checkscalar(L, lua_gettop(L));
   dlua_check_status(L, dl_ag_check_inplace("set", t));
-  if (dl_tensor_device(t).type != DL_CPU) { /* the value converted on the host, then one element sent */
-    const dl_backend *be = dl_backend_of(t);
-    dl_tensor *h = be ? dl_tensor_scalar(v, t->dtype, dl_device_cpu()) : NULL;
-    if (!h) return dlua_engine_error(L);
-    int rc = be->from_host(device_elem(t, idx), dl_tensor_data(h), dl_dtype_size(t->dtype));
-    dl_tensor_release(h);
-    dlua_check_status(L, rc);
-    dl_tensor_bump_version(t);
-    return 0;
-  }
-  dl_tensor_set(t, idx, v);
+  dlua_check_status(L, dl_tensor_write(t, idx, v));
   return 0;
 }
 

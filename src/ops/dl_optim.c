@@ -2,6 +2,8 @@
  * parameter, its gradient and state, then calls the backend's kernel. */
 #include "dl_optim.h"
 
+#include <math.h>
+
 unsigned dl_optim_state_mask(dl_optim_algo algo, const dl_optim_hp *hp) {
   switch (algo) {
   case DL_OPTIM_SGD: return hp->momentum != 0 ? 1u : 0u;
@@ -88,4 +90,30 @@ int dl_optim_step(const char *fn, dl_optim_algo algo, dl_tensor *param, dl_tenso
   for (int i = 0; i < 3; i++)
     if (c.s[i]) dl_tensor_bump_version(c.s[i]);
   return rc;
+}
+
+void dl_optim_hp_for_step(dl_optim_algo algo, dl_optim_hp *hp, double step, double lr_decay, double momentum_decay,
+                          double *mu_product) {
+  double lr = hp->lr;
+  switch (algo) {
+  case DL_OPTIM_ADAGRAD: hp->clr = lr / (1 + (step - 1) * lr_decay); break;
+  case DL_OPTIM_ADAM:
+    hp->clr = lr / (1 - pow(hp->beta1, step));
+    hp->bc2 = sqrt(1 - pow(hp->beta2, step));
+    break;
+  case DL_OPTIM_ADAMAX: hp->clr = lr / (1 - pow(hp->beta1, step)); break;
+  case DL_OPTIM_NADAM: {
+    hp->bc2 = 1 - pow(hp->beta2, step);
+    double mu = hp->beta1 * (1. - 0.5 * pow(0.96, step * momentum_decay));
+    double mu_next = hp->beta1 * (1. - 0.5 * pow(0.96, (step + 1) * momentum_decay));
+    double mp = *mu_product * mu;
+    *mu_product = mp;
+    /* PyTorch 1.13 multiplies mu in twice here; kept for equal trajectories */
+    double mp_next = mp * mu * mu_next;
+    hp->c_grad = -lr * (1. - mu) / (1. - mp);
+    hp->c_avg = -lr * mu_next / (1. - mp_next);
+    break;
+  }
+  default: break;
+  }
 }

@@ -61,6 +61,15 @@ typedef struct {
   double rho;
 } dl_optim_hp;
 
+/* The scalars of update number `step` (1-based) that depend on the step
+ * count: Adagrad's decayed lr, Adam's and Adamax's bias corrections,
+ * NAdam's momentum schedule. base holds the group's settings (lr, betas);
+ * lr_decay is Adagrad's, momentum_decay NAdam's. NAdam carries the running
+ * product of its momentum factors in *mu_product (1 before the first step;
+ * other algorithms may pass NULL). */
+void dl_optim_hp_for_step(dl_optim_algo algo, dl_optim_hp *hp, double step, double lr_decay, double momentum_decay,
+                          double *mu_product);
+
 /* ---- the kernel interface ----
  * All tensors contiguous, of one float dtype and device, same numel. */
 typedef struct {

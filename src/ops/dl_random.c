@@ -208,6 +208,16 @@ int dl_tensor_bernoulli_(dl_tensor *t, double p) {
   return 0;
 }
 
+dl_tensor *dl_bernoulli_like(const dl_tensor *t, double p) {
+  dl_tensor *r = dl_tensor_empty(t->shape, t->ndim, t->dtype, dl_tensor_device(t));
+  if (r && dl_tensor_bernoulli_(r, p)) {
+    dl_tensor_release(r);
+    return NULL;
+  }
+  if (r) r->storage->version = 0; /* a new tensor: no write to see */
+  return r;
+}
+
 /* p as a contiguous float64 tensor of t's shape */
 static dl_tensor *probs_for(const char *fn, const dl_tensor *t, const dl_tensor *p) {
   char b1[128], b2[128];

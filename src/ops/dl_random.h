@@ -38,6 +38,8 @@ dl_tensor *dl_randint(int64_t lo, int64_t hi, const int64_t *shape, int ndim, dl
 dl_tensor *dl_randperm(int64_t n, dl_dtype dt, dl_device dev);
 /* 0/1 draws with probabilities probs (a float tensor), same dtype */
 dl_tensor *dl_bernoulli(const dl_tensor *probs);
+/* 0/1 draws with probability p, of t's shape, dtype and device */
+dl_tensor *dl_bernoulli_like(const dl_tensor *t, double p);
 
 /* ---- in place, any strided view; 0 ok, -1 with an error ---- */
 int dl_tensor_uniform_(dl_tensor *t, double a, double b);
