@@ -29,13 +29,6 @@ dl_dtype dlua_checkdtype(lua_State *L, int arg) {
   return dt;
 }
 
-dl_device dlua_checkdevice(lua_State *L, int arg) {
-  const char *s = luaL_checkstring(L, arg);
-  dl_device d;
-  if (dl_device_parse(s, &d)) luaL_argerror(L, arg, lua_pushfstring(L, "unknown device '%s' (cpu, cuda, cuda:N)", s));
-  return d;
-}
-
 dl_scalar dlua_checkscalar(lua_State *L, int arg) {
   if (lua_isinteger(L, arg)) return dl_scalar_i(lua_tointeger(L, arg));
   if (lua_type(L, arg) == LUA_TBOOLEAN) return dl_scalar_i(lua_toboolean(L, arg));
@@ -79,23 +72,6 @@ int dlua_checksizes(lua_State *L, int arg, int64_t *shape, int *next) {
   }
   if (next) *next = arg + n;
   return n;
-}
-
-dl_tensor *dlua_tensor_or_scalar(lua_State *L, int arg, const dl_tensor *like) {
-  dl_tensor *t = dlua_totensor(L, arg);
-  if (t) {
-    if (!t->storage) luaL_argerror(L, arg, "tensor was closed");
-    return dl_tensor_retain(t);
-  }
-  if (lua_type(L, arg) != LUA_TNUMBER && lua_type(L, arg) != LUA_TBOOLEAN) {
-    luaL_typeerror(L, arg, "tensor or number");
-    return NULL;
-  }
-  dl_scalar s = dlua_checkscalar(L, arg);
-  dl_dtype dt = like ? dl_dtype_promote_scalar(like->dtype, s) : (s.is_int ? DL_INT64 : DL_FLOAT32);
-  dl_tensor *r = dl_tensor_scalar(s, dt, like ? dl_tensor_device(like) : dl_device_cpu());
-  if (!r) dlua_engine_error(L);
-  return r;
 }
 
 bool dlua_isoptions(lua_State *L, int arg) {

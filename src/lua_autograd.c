@@ -481,7 +481,7 @@ static int l_differentiable_ops(lua_State *L) {
 }
 
 /* tostring suffix, used by lua_print.c */
-const char *dl_autograd_describe(const dl_tensor *t, char *buf, size_t n) {
+const char *dlua_autograd_describe(const dl_tensor *t, char *buf, size_t n) {
   if (t->grad_fn) snprintf(buf, n, ", grad_fn=<%s>", t->grad_fn->type->name);
   else if (t->requires_grad) snprintf(buf, n, ", requires_grad=True");
   else return NULL;

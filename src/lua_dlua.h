@@ -64,7 +64,6 @@ int dlua_checkdim(lua_State *L, int arg, int ndim);
 /* An index 1..size (or negative from the end) -> 0-based. */
 int64_t dlua_checkindex(lua_State *L, int arg, int64_t size);
 dl_dtype dlua_checkdtype(lua_State *L, int arg);
-dl_device dlua_checkdevice(lua_State *L, int arg);
 dl_scalar dlua_checkscalar(lua_State *L, int arg);
 static inline dl_scalar dlua_toscalar(lua_State *L, int arg) {
   return lua_isinteger(L, arg) ? dl_scalar_i(lua_tointeger(L, arg)) : dl_scalar_f(lua_tonumber(L, arg));
@@ -72,9 +71,6 @@ static inline dl_scalar dlua_toscalar(lua_State *L, int arg) {
 /* Sizes as varargs from arg on (dl.zeros(2, 3)) or one table ({2, 3});
  * stops at the first non-number. Returns ndim; *next is the first unused arg. */
 int dlua_checksizes(lua_State *L, int arg, int64_t *shape, int *next);
-/* A tensor argument, or a number turned into a 0-d tensor of dtype `like`
- * would take under promotion (new reference). */
-dl_tensor *dlua_tensor_or_scalar(lua_State *L, int arg, const dl_tensor *like);
 
 /* Option tables (the trailing `{...}` argument). arg may be 0 or none. */
 bool dlua_isoptions(lua_State *L, int arg);
@@ -102,6 +98,9 @@ void dlua_open_view(lua_State *L);
 void dlua_open_create(lua_State *L);
 void dlua_open_print(lua_State *L);
 void dlua_open_ewise(lua_State *L);
+/* ", grad_fn=<MulBackward0>" or ", requires_grad=True" after a tensor's
+ * values (lua_autograd.c); NULL when there is nothing to add */
+const char *dlua_autograd_describe(const dl_tensor *t, char *buf, size_t n);
 /* a second name for an op of the table, as PyTorch has ("subtract" for sub) */
 typedef struct {
   const char *alias, *name;

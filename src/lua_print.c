@@ -205,10 +205,6 @@ static void add_suffix(luaL_Buffer *b, suffix_state *s, const char *suffix) {
   luaL_addlstring(b, suffix, (size_t)n);
 }
 
-/* Extra text after the values (grad_fn): the autograd layer may provide it,
- * with or without a leading ", ". NULL when there is none. */
-const char *dl_autograd_describe(const dl_tensor *t, char *buf, size_t n) __attribute__((weak));
-
 static void add_suffixes(luaL_Buffer *b, const dl_tensor *t) {
   size_t len = luaL_bufflen(b);
   const char *s = luaL_buffaddr(b);
@@ -241,7 +237,7 @@ static void add_suffixes(luaL_Buffer *b, const dl_tensor *t) {
     snprintf(text, sizeof text, "dtype=%s", dl_dtype_name(t->dtype));
     add_suffix(b, &st, text);
   }
-  const char *extra = dl_autograd_describe ? dl_autograd_describe(t, text, sizeof text) : NULL;
+  const char *extra = dlua_autograd_describe(t, text, sizeof text);
   if (extra && extra[0]) {
     if (strncmp(extra, ", ", 2) == 0) extra += 2;
     add_suffix(b, &st, extra);

@@ -33,9 +33,6 @@ dl_tensor *dl_ag_add(dl_tensor *a, dl_tensor *b);
 dl_tensor *dl_ag_sub(dl_tensor *a, dl_tensor *b);
 dl_tensor *dl_ag_mul(dl_tensor *a, dl_tensor *b);
 dl_tensor *dl_ag_div(dl_tensor *a, dl_tensor *b);
-dl_tensor *dl_ag_pow(dl_tensor *a, dl_tensor *b);
-dl_tensor *dl_ag_maximum(dl_tensor *a, dl_tensor *b);
-dl_tensor *dl_ag_minimum(dl_tensor *a, dl_tensor *b);
 
 /* ---- with a number (wrapped scalar: keeps a's dtype) ---- */
 dl_tensor *dl_ag_add_scalar(dl_tensor *a, dl_scalar s);
@@ -43,9 +40,8 @@ dl_tensor *dl_ag_mul_scalar(dl_tensor *a, dl_scalar s);
 dl_tensor *dl_ag_div_scalar(dl_tensor *a, dl_scalar s);
 /* s - a */
 dl_tensor *dl_ag_rsub_scalar(dl_scalar s, dl_tensor *a);
-/* a ^ s and s ^ a */
+/* a ^ s */
 dl_tensor *dl_ag_pow_scalar(dl_tensor *a, dl_scalar s);
-dl_tensor *dl_ag_scalar_pow(dl_scalar s, dl_tensor *a);
 
 /* ---- unary ---- */
 dl_tensor *dl_ag_neg(dl_tensor *a);
@@ -53,16 +49,10 @@ dl_tensor *dl_ag_abs(dl_tensor *a);
 dl_tensor *dl_ag_sign(dl_tensor *a);
 dl_tensor *dl_ag_relu(dl_tensor *a);
 dl_tensor *dl_ag_square(dl_tensor *a);
-dl_tensor *dl_ag_sqrt(dl_tensor *a);
 dl_tensor *dl_ag_rsqrt(dl_tensor *a);
 dl_tensor *dl_ag_exp(dl_tensor *a);
 dl_tensor *dl_ag_log(dl_tensor *a);
 dl_tensor *dl_ag_log1p(dl_tensor *a);
-dl_tensor *dl_ag_sin(dl_tensor *a);
-dl_tensor *dl_ag_cos(dl_tensor *a);
-dl_tensor *dl_ag_tanh(dl_tensor *a);
-dl_tensor *dl_ag_sigmoid(dl_tensor *a);
-dl_tensor *dl_ag_reciprocal(dl_tensor *a);
 
 /* ---- clamp, lerp, addcmul, addcdiv (tensor bounds and weights get their
  * share of the gradient) ---- */

@@ -321,9 +321,6 @@ dl_tensor *dl_ag_add(dl_tensor *a, dl_tensor *b) { return binary_tt(DL_BIN_ADD, 
 dl_tensor *dl_ag_sub(dl_tensor *a, dl_tensor *b) { return binary_tt(DL_BIN_SUB, a, b); }
 dl_tensor *dl_ag_mul(dl_tensor *a, dl_tensor *b) { return binary_tt(DL_BIN_MUL, a, b); }
 dl_tensor *dl_ag_div(dl_tensor *a, dl_tensor *b) { return binary_tt(DL_BIN_DIV, a, b); }
-dl_tensor *dl_ag_pow(dl_tensor *a, dl_tensor *b) { return binary_tt(DL_BIN_POW, a, b); }
-dl_tensor *dl_ag_maximum(dl_tensor *a, dl_tensor *b) { return binary_tt(DL_BIN_MAXIMUM, a, b); }
-dl_tensor *dl_ag_minimum(dl_tensor *a, dl_tensor *b) { return binary_tt(DL_BIN_MINIMUM, a, b); }
 
 static dl_tensor *with_number(dl_binop op, dl_tensor *a, dl_scalar s) {
   return dl_ag_binary(op, dl_operand_tensor(a), dl_operand_scalar(s), dl_scalar_i(1));
@@ -335,9 +332,3 @@ dl_tensor *dl_ag_pow_scalar(dl_tensor *a, dl_scalar s) { return with_number(DL_B
 dl_tensor *dl_ag_rsub_scalar(dl_scalar s, dl_tensor *a) {
   return dl_ag_binary(DL_BIN_SUB, dl_operand_scalar(s), dl_operand_tensor(a), dl_scalar_i(1));
 }
-dl_tensor *dl_ag_scalar_pow(dl_scalar s, dl_tensor *a) {
-  return dl_ag_binary(DL_BIN_POW, dl_operand_scalar(s), dl_operand_tensor(a), dl_scalar_i(1));
-}
-
-/* every Lua name (methods, dl.* functions, aliases, in-place forms) that
- * reaches a differentiable element-wise op */

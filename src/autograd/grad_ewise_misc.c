@@ -34,16 +34,10 @@ dl_tensor *dl_ag_abs(dl_tensor *a) { return dl_ag_unary(DL_UN_ABS, a); }
 dl_tensor *dl_ag_sign(dl_tensor *a) { return dl_ag_unary(DL_UN_SIGN, a); }
 dl_tensor *dl_ag_relu(dl_tensor *a) { return dl_ag_unary(DL_UN_RELU, a); }
 dl_tensor *dl_ag_square(dl_tensor *a) { return dl_ag_unary(DL_UN_SQUARE, a); }
-dl_tensor *dl_ag_sqrt(dl_tensor *a) { return dl_ag_unary(DL_UN_SQRT, a); }
 dl_tensor *dl_ag_rsqrt(dl_tensor *a) { return dl_ag_unary(DL_UN_RSQRT, a); }
 dl_tensor *dl_ag_exp(dl_tensor *a) { return dl_ag_unary(DL_UN_EXP, a); }
 dl_tensor *dl_ag_log(dl_tensor *a) { return dl_ag_unary(DL_UN_LOG, a); }
 dl_tensor *dl_ag_log1p(dl_tensor *a) { return dl_ag_unary(DL_UN_LOG1P, a); }
-dl_tensor *dl_ag_sin(dl_tensor *a) { return dl_ag_unary(DL_UN_SIN, a); }
-dl_tensor *dl_ag_cos(dl_tensor *a) { return dl_ag_unary(DL_UN_COS, a); }
-dl_tensor *dl_ag_tanh(dl_tensor *a) { return dl_ag_unary(DL_UN_TANH, a); }
-dl_tensor *dl_ag_sigmoid(dl_tensor *a) { return dl_ag_unary(DL_UN_SIGMOID, a); }
-dl_tensor *dl_ag_reciprocal(dl_tensor *a) { return dl_ag_unary(DL_UN_RECIPROCAL, a); }
 
 /* ---- three operands ---- */
 

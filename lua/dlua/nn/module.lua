@@ -17,12 +17,10 @@
 -- with the parameters) whose metatable makes `pairs(sd)` yield the names in
 -- registration order; dl.nn.state_dict_keys(sd) returns that order as a list.
 --
--- to(dtype|device): the engine has no way to swap a tensor's storage under
--- an existing Lua object, so converted parameters are NEW leaf tensors
--- (same requires_grad, grad converted too) written back into every module
--- that held the old one; a parameter shared by several modules stays shared.
--- Parameters that already have the target dtype/device are kept as they are.
--- Build optimizers after calling to(), as they hold the parameter objects.
+-- to(dtype|device): converts parameters and buffers in place (t.data = ...),
+-- as PyTorch does: each stays the same Lua object (an optimizer built before
+-- to() keeps working), its grad is converted too, and a parameter shared by
+-- several modules is converted once. Integer buffers keep their dtype.
 local dl = require "dlua"
 local nn = dl.nn
 
