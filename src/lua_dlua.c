@@ -132,6 +132,7 @@ int luaopen_dlua(lua_State *L) {
   lua_getglobal(L, "require");
   lua_pushstring(L, "dlua.init");
   lua_call(L, 1, 0);
+  dlua_names_build(L, -1);
   return 1;
 }
 

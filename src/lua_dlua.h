@@ -8,6 +8,37 @@
 
 #include "dlua.h"
 
+/* Argument errors name the function as registered ("dl.zeros: bad argument
+ * #1 (negative size)"; lua_names.c): the binding's calls of lauxlib's
+ * checkers go to these. */
+int dlua_argerror(lua_State *L, int arg, const char *extramsg);
+int dlua_typeerror(lua_State *L, int arg, const char *tname);
+lua_Integer dlua_checkinteger(lua_State *L, int arg);
+lua_Number dlua_checknumber(lua_State *L, int arg);
+const char *dlua_checklstring(lua_State *L, int arg, size_t *len);
+lua_Integer dlua_optinteger_arg(lua_State *L, int arg, lua_Integer def);
+lua_Number dlua_optnumber_arg(lua_State *L, int arg, lua_Number def);
+const char *dlua_optlstring(lua_State *L, int arg, const char *def, size_t *len);
+void dlua_checktype(lua_State *L, int arg, int t);
+void *dlua_checkudata(lua_State *L, int arg, const char *tname);
+int dlua_checkoption(lua_State *L, int arg, const char *def, const char *const list[]);
+#ifndef DLUA_NAMES_IMPL
+#define luaL_argerror dlua_argerror
+#define luaL_typeerror dlua_typeerror
+#define luaL_checkinteger dlua_checkinteger
+#define luaL_checknumber dlua_checknumber
+#define luaL_checklstring dlua_checklstring
+#define luaL_optinteger dlua_optinteger_arg
+#define luaL_optnumber dlua_optnumber_arg
+#define luaL_optlstring dlua_optlstring
+#define luaL_checktype dlua_checktype
+#define luaL_checkudata dlua_checkudata
+#define luaL_checkoption dlua_checkoption
+#endif
+/* the names: built once the module opened; setters as they register */
+void dlua_names_build(lua_State *L, int dl);
+void dlua_name_setter(lua_State *L, int idx, const char *field);
+
 /* A tensor userdata's payload. The secret magic tells a tensor from any
  * other userdata of the same size without a metatable lookup (and lets the
  * allocator of lua_heap.c recognise one it frees). */

@@ -314,10 +314,15 @@ const dlua_alias dlua_ewise_aliases[] = {
   {"divide", "div"},   {"clip", "clamp"},   {"clip_", "clamp_"},    {NULL, NULL},
 };
 
-/* t[alias] = t[name] for each alias */
+/* t[alias] = t[name]'s C function, as a closure of its own so that errors
+ * can name the alias the user called (lua_names.c) */
 static void set_aliases(lua_State *L, int t) {
   for (const dlua_alias *a = dlua_ewise_aliases; a->alias; a++) {
     lua_getfield(L, t, a->name);
+    lua_CFunction f = lua_tocfunction(L, -1);
+    lua_pop(L, 1);
+    lua_pushboolean(L, 1); /* an upvalue makes a distinct function object */
+    lua_pushcclosure(L, f, 1);
     lua_setfield(L, t, a->alias);
   }
 }

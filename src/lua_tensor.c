@@ -119,7 +119,14 @@ void dlua_register(lua_State *L, const luaL_Reg *methods, const luaL_Reg *functi
 
 void dlua_register_meta(lua_State *L, const luaL_Reg *meta) { set_into(L, &META_KEY, meta); }
 void dlua_register_getters(lua_State *L, const luaL_Reg *g) { set_into(L, &GETTERS_KEY, g); }
-void dlua_register_setters(lua_State *L, const luaL_Reg *s) { set_into(L, &SETTERS_KEY, s); }
+void dlua_register_setters(lua_State *L, const luaL_Reg *s) {
+  set_into(L, &SETTERS_KEY, s);
+  for (; s->name; s++) {
+    lua_pushcfunction(L, s->func);
+    dlua_name_setter(L, -1, s->name);
+    lua_pop(L, 1);
+  }
+}
 
 /* ---- properties ---- */
 
