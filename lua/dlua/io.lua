@@ -258,9 +258,8 @@ end
 
 function dl.load(path)
   if type(path) ~= "string" then argerror("dl.load", 1, "string", type(path)) end
-  -- errors point at the caller's line, not into this file
   local ok, kind, a, b, c = pcall(C.load, path)
-  if not ok then error((tostring(kind):gsub("^[^:]*%.lua:%d+: ", "")), 2) end
+  if not ok then require("dlua.errors").rethrow(kind) end
   if kind == "npy" then return a end
   if kind == "safetensors" then return a, b end
   return decode(c, a, path)

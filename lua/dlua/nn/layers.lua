@@ -13,6 +13,10 @@ local pybool = nn._pybool
 local addmm, mm, matmul, rbf, dropout, batch_norm = dl.addmm, dl.mm, dl.matmul, dl.rbf, dl.dropout, dl.batch_norm
 local is_tensor = dl.is_tensor
 local sqrt, fmt = math.sqrt, string.format
+local raise = require("dlua.errors").raise
+
+-- "[4,5]"
+local function shape_str(x) return "[" .. table.concat(x:size(), ",") .. "]" end
 
 -- raises an error naming fn for a non-table options argument or an unknown key
 local function check_options(fn, opts, allowed)
@@ -94,8 +98,17 @@ function Linear:reset_parameters()
 end
 
 function Linear:forward(x)
+  local nd = is_tensor(x) and x:dim() or 0
+  if nd == 0 or x:size(nd) ~= self.in_features then
+    raise(is_tensor(x) and fmt("%s: input %s has %s features, expected %d", self:_label(), shape_str(x),
+      nd == 0 and "no" or tostring(x:size(nd)), self.in_features)
+      or fmt("%s: input must be a tensor, got %s", self:_label(), type(x)))
+  end
   return F.linear(x, self.weight, self.bias)
 end
+
+-- "Linear(3 -> 2)", how errors name the module
+function Linear:_label() return fmt("Linear(%d -> %d)", self.in_features, self.out_features) end
 
 function Linear:extra_repr()
   return fmt("in_features=%d, out_features=%d, bias=%s", self.in_features, self.out_features,
@@ -264,7 +277,11 @@ end
 function BatchNorm1d:forward(x)
   local nd = x:dim()
   if nd ~= 2 and nd ~= 3 then
-    error(fmt("BatchNorm1d: expected 2D or 3D input (got %dD input)", nd), 2)
+    raise(fmt("BatchNorm1d(%d): expected 2D or 3D input (got %dD input)", self.num_features, nd))
+  end
+  if x:size(2) ~= self.num_features then
+    raise(fmt("BatchNorm1d(%d): input %s has %d channels, expected %d", self.num_features, shape_str(x), x:size(2),
+      self.num_features))
   end
   local o = call_opts[self]
   if not o then

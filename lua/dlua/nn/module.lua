@@ -402,7 +402,7 @@ function Module:to(arg)
   if device then
     -- validate once, so a bad device fails before anything is converted
     local ok, probe = pcall(function() return dl.empty(0):to(device) end)
-    if not ok then error((tostring(probe):gsub("^[^:]*:%d+: ", "")), 2) end
+    if not ok then require("dlua.errors").rethrow(probe) end
     device = probe.device
   end
   local memo = {}

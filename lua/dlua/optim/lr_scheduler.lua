@@ -27,7 +27,6 @@
 local dl = require "dlua"
 local optim = dl.optim
 local B = require "dlua.optim.lr_scheduler_base"
-B.internal(debug.getinfo(1, "S").source)
 local Scheduler = B.Scheduler
 local apply = B.apply
 local base_init = B.base_init

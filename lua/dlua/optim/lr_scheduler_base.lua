@@ -10,23 +10,13 @@ local optim = dl.optim
 local S = optim.lr_scheduler or {}
 optim.lr_scheduler = S
 
--- chunk sources of the scheduler files: errors skip their frames
-local INTERNAL = {[debug.getinfo(1, "S").source] = true}
+local raise = require("dlua.errors").raise
 ---------------------------------------------------------------------------
 -- Errors and argument checks
 ---------------------------------------------------------------------------
 
--- Raises at the first caller outside the scheduler files, so messages point
--- at the user's line whichever helper detected the problem.
-local function fail(fmt, ...)
-  local level = 2
-  while true do
-    local info = debug.getinfo(level, "S")
-    if not info or not INTERNAL[info.source] then break end
-    level = level + 1
-  end
-  error(string.format(fmt, ...), level)
-end
+-- raises at the user's line, whichever helper detected the problem
+local function fail(fmt, ...) raise(string.format(fmt, ...)) end
 
 local function is_callable(f)
   if type(f) == "function" then return true end
@@ -331,7 +321,6 @@ end
 
 return {
   S = S,
-  internal = function(source) INTERNAL[source] = true end,
   Scheduler = Scheduler,
   apply = apply,
   base_init = base_init,

@@ -2,7 +2,6 @@
 -- that also cycle momentum (or Adam's beta1). Part of dl.optim.lr_scheduler.
 local dl = require "dlua"
 local B = require "dlua.optim.lr_scheduler_base"
-B.internal(debug.getinfo(1, "S").source)
 local Scheduler = B.Scheduler
 local base_init = B.base_init
 local boolean = B.boolean

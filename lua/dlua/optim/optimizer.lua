@@ -46,18 +46,8 @@ optim.Optimizer = Optimizer
 local required = setmetatable({}, {__tostring = function() return "<required>" end})
 optim.required = required
 
--- Raises msg at the first caller outside the optim package, so errors point
--- at the user's line.
-local function raise(msg)
-  local level = 2
-  while true do
-    local info = debug.getinfo(level, "S")
-    if not info then level = 1 break end
-    if info.what ~= "C" and not info.source:find("optim[/.]") then break end
-    level = level + 1
-  end
-  error(msg, level)
-end
+-- raises msg at the user's line
+local raise = require("dlua.errors").raise
 optim._error = raise
 
 local function construct(cls, ...)

@@ -8,6 +8,7 @@
 --   dl.optim.SGD(params, {lr = 0.1, momentum = 0.9, nesterov = true})
 --   dl.optim.Adam(model:parameters(), {lr = 1e-3, betas = {0.9, 0.999}})
 local dl = require "dlua"
+local errors = require "dlua.errors"
 local optim = dl.optim
 local Optimizer = optim.Optimizer
 local required = optim.required
@@ -26,8 +27,7 @@ local function define(name, algo, defaults, validate)
   end
   function C:_update(group)
     local ok, err = pcall(cstep, algo, group, self.state, name)
-    -- re-raised at the user's line rather than inside this file
-    if not ok then optim._error((tostring(err):gsub("^[^:\n]*:%d+: ", ""))) end
+    if not ok then errors.rethrow(err) end
   end
   optim[name] = C
   return C
