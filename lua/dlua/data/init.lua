@@ -12,7 +12,7 @@ dl.data = data
 -- values); `D(...)` builds one and `#ds` is ds:len().
 ---------------------------------------------------------------------------
 
-local classes = setmetatable({}, {__mode = "k"})
+local class = require "dlua.class"
 
 local function construct(cls, ...)
   local self = setmetatable({}, cls)
@@ -20,30 +20,16 @@ local function construct(cls, ...)
   return self
 end
 
-local Dataset = {__name = "Dataset"}
-Dataset.__index = Dataset
+local Dataset = class.root("Dataset", "dl.data.Dataset", construct)
 Dataset.__len = function(self) return self:len() end
 Dataset.__tostring = function(self)
   local ok, n = pcall(self.len, self)
   return string.format("%s(%s)", self.__name, ok and tostring(n) or "?")
 end
-classes[Dataset] = true
-setmetatable(Dataset, {__call = construct})
 data.Dataset = Dataset
 
-function Dataset.extend(parent, name)
-  if type(parent) ~= "table" or not classes[parent] then
-    error("dl.data.Dataset.extend: call it as Class:extend(name)", 2)
-  end
-  if type(name) ~= "string" then
-    error("dl.data.Dataset.extend: bad argument #1 (class name string expected, got " .. type(name) .. ")", 2)
-  end
-  local cls = {__name = name, __len = parent.__len, __tostring = parent.__tostring}
-  cls.__index = cls
-  setmetatable(cls, {__index = parent, __call = construct})
-  classes[cls] = true
-  return cls
-end
+-- Sub = Dataset:extend("Sub")
+function Dataset.extend(parent, name) return class.extend(parent, name) end
 
 function Dataset:init() end
 
@@ -55,10 +41,7 @@ function Dataset:get()
   error(self.__name .. ": a Dataset subclass must define " .. self.__name .. ":get(i)", 2)
 end
 
-function data.is_dataset(x)
-  local mt = getmetatable(x)
-  return type(x) == "table" and mt ~= nil and classes[mt] == true
-end
+function data.is_dataset(x) return class.is_instance(x, Dataset) end
 
 -- An index 1..n (integer-valued number) or an error naming fn.
 local function check_index(fn, i, n)

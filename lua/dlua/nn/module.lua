@@ -55,24 +55,21 @@ nn._shape_str = shape_str
 -- Classes
 ---------------------------------------------------------------------------
 
-local classes = setmetatable({}, {__mode = "k"})
+local class = require "dlua.class"
 
 local function is_module(v)
-  return type(v) == "table" and classes[getmetatable(v)] ~= nil
+  return class.is_instance(v, nn.Module)
 end
 nn.is_module = is_module
-
-local Module = {}
-Module.__name = "Module"
-Module.__index = Module
-classes[Module] = true
-nn.Module = Module
 
 local function construct(cls, ...)
   local self = setmetatable({_order = {}, _buffers = {}, training = true}, cls)
   self:init(...)
   return self
 end
+
+local Module = class.root("Module", "dl.nn.Module", construct)
+nn.Module = Module
 
 -- Instances record the names of new fields in order; the value itself is
 -- stored raw so later reads are plain table lookups.
@@ -98,26 +95,14 @@ function Module.__call(self, ...)
   return self:forward(...)
 end
 
--- Metamethods are read raw from the metatable, so a subclass copies them.
-local inherited = {"__newindex", "__call", "__tostring", "__len", "__setitem", "__getitem"}
-
 -- Sub = Class:extend("Sub"). On a list instance (Sequential, ModuleList),
 -- list:extend({m1, m2}) appends modules, as PyTorch's ModuleList.extend.
 function Module.extend(parent, name)
   if is_module(parent) and type(name) == "table" and parent.extend_with then
     return parent:extend_with(name)
   end
-  if type(parent) ~= "table" or not classes[parent] then
-    error("dl.nn.Module.extend: call it as Class:extend(name)", 2)
-  end
-  if type(name) ~= "string" then
-    error("dl.nn.Module.extend: bad argument #1 (class name string expected, got " .. type(name) .. ")", 2)
-  end
-  local cls = {__name = name}
-  for _, mm in ipairs(inherited) do cls[mm] = parent[mm] end
-  setmetatable(cls, {__index = parent, __call = construct})
-  if parent.__getitem then nn._enable_getitem(cls) else cls.__index = cls end
-  classes[cls] = true
+  local cls = class.extend(parent, name)
+  if parent.__getitem then nn._enable_getitem(cls) end
   return cls
 end
 
@@ -130,8 +115,6 @@ function nn._enable_getitem(cls)
     return v
   end
 end
-
-setmetatable(Module, {__call = construct})
 
 function Module:init() end
 

@@ -11,6 +11,7 @@ local S = optim.lr_scheduler or {}
 optim.lr_scheduler = S
 
 local raise = require("dlua.errors").raise
+local class = require "dlua.class"
 ---------------------------------------------------------------------------
 -- Errors and argument checks
 ---------------------------------------------------------------------------
@@ -175,11 +176,22 @@ end
 
 local COMMON = {"last_epoch", "verbose"}
 
-local function class(name, parent, argnames, common)
-  local cls = {}
-  cls.__index = cls
-  cls.__name = name
-  cls.__tostring = parent.__tostring -- metamethods are not inherited
+-- Name(optimizer, positional args or an options table)
+local function construct(c, optimizer, ...)
+  local a = parse_args(c, ...)
+  local self = setmetatable({}, c)
+  self.optimizer = optimizer
+  self:_init(a, param_groups(c.__name, optimizer))
+  return self
+end
+
+local Scheduler = class.root("LRScheduler", "dl.optim.lr_scheduler.LRScheduler", construct)
+S.LRScheduler = Scheduler
+
+-- a scheduler class: argnames are its positional arguments (after the
+-- optimizer), then common ones (last_epoch, verbose)
+local function scheduler_class(name, parent, argnames, common)
+  local cls = class.extend(parent, name)
   local names, allowed = {}, {}
   for _, list in ipairs({argnames, common or COMMON}) do
     for _, k in ipairs(list) do
@@ -188,24 +200,9 @@ local function class(name, parent, argnames, common)
     end
   end
   cls._argnames, cls._allowed = names, allowed
-  setmetatable(cls, {
-    __index = parent,
-    __call = function(c, optimizer, ...)
-      local a = parse_args(c, ...)
-      local self = setmetatable({}, c)
-      self.optimizer = optimizer
-      self:_init(a, param_groups(c.__name, optimizer))
-      return self
-    end,
-  })
   S[name] = cls
   return cls
 end
-
-local Scheduler = {}
-Scheduler.__index = Scheduler
-Scheduler.__name = "LRScheduler"
-S.LRScheduler = Scheduler
 
 local function print_lr(self, i, lr, epoch)
   if not self.verbose then return end
@@ -326,7 +323,7 @@ return {
   base_init = base_init,
   boolean = boolean,
   choice = choice,
-  class = class,
+  class = scheduler_class,
   deepcopy = deepcopy,
   fail = fail,
   get_momentum = get_momentum,

@@ -37,9 +37,15 @@
 local dl = require "dlua"
 local optim = dl.optim
 
-local Optimizer = {}
-Optimizer.__index = Optimizer
-Optimizer.__name = "Optimizer"
+local class = require "dlua.class"
+
+local function construct(cls, ...)
+  local o = setmetatable({}, cls)
+  o:init(...)
+  return o
+end
+
+local Optimizer = class.root("Optimizer", "dl.optim.Optimizer", construct)
 optim.Optimizer = Optimizer
 
 -- the `lr` default of optimisers that have none (SGD): must be given
@@ -50,20 +56,8 @@ optim.required = required
 local raise = require("dlua.errors").raise
 optim._error = raise
 
-local function construct(cls, ...)
-  local o = setmetatable({}, cls)
-  o:init(...)
-  return o
-end
-
-function Optimizer:extend(name)
-  local cls = setmetatable({}, {__index = self, __call = construct, __tostring = function() return name end})
-  cls.__index = cls
-  cls.__name = name
-  cls.__tostring = Optimizer.__tostring
-  return cls
-end
-setmetatable(Optimizer, {__call = construct})
+-- Sub = Optimizer:extend("Sub")
+function Optimizer.extend(parent, name) return class.extend(parent, name) end
 
 -- options that must be >= 0 wherever they exist
 local nonneg = {lr = true, eps = true, momentum = true, weight_decay = true, dampening = true, lr_decay = true,

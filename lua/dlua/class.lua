@@ -1,0 +1,55 @@
+-- dlua.class: the one class system of the Lua library. Modules, optimisers,
+-- datasets and lr schedulers are all made by it:
+--   local Root = class.root("Module", new)     -- new(cls, ...) builds an instance
+--   local Sub = Root:extend("Sub")              -- a subclass, `Sub(...)` builds one
+-- A class is the metatable of its instances and looks missing methods up
+-- in its parent. Lua reads metamethods raw from a metatable, so each
+-- subclass copies its parent's. tostring(Class) is its name.
+local raise = require("dlua.errors").raise
+
+local M = {}
+
+local root_of = setmetatable({}, {__mode = "k"}) -- class -> its root class
+
+local METAMETHODS = {"__newindex", "__call", "__tostring", "__len", "__eq", "__lt", "__le", "__concat", "__close"}
+
+local function class_tostring(cls) return rawget(cls, "__name") end
+
+-- the class table of a new class whose instances `new` builds
+local function make(name, parent, new, root)
+  local cls = {__name = name}
+  if parent then
+    for _, mm in ipairs(METAMETHODS) do cls[mm] = rawget(parent, mm) end
+  end
+  cls.__index = cls
+  root_of[cls] = root or cls
+  return setmetatable(cls, {__index = parent, __call = new, __tostring = class_tostring})
+end
+
+-- A root class: `label` names the hierarchy in errors ("dl.nn.Module").
+function M.root(name, label, new)
+  local cls = make(name, nil, new)
+  rawset(cls, "_class_label", label)
+  return cls
+end
+
+-- Sub = Class:extend("Sub")
+function M.extend(parent, name)
+  local root = type(parent) == "table" and root_of[parent]
+  if not root then raise("extend: call it as Class:extend(name)") end
+  if type(name) ~= "string" then
+    raise(string.format("%s.extend: bad argument #1 (class name string expected, got %s)", root._class_label,
+      type(name)))
+  end
+  return make(name, parent, getmetatable(parent).__call, root)
+end
+
+-- whether v is an instance of a class of root's hierarchy
+function M.is_instance(v, root)
+  return type(v) == "table" and root_of[getmetatable(v)] == root
+end
+
+-- whether c is a class of root's hierarchy
+function M.is_class(c, root) return type(c) == "table" and root_of[c] == root end
+
+return M
