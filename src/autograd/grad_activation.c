@@ -10,12 +10,11 @@
 #include "dl_ag_view.h"
 #include "dl_autograd.h"
 
+#include "../ops/dl_math.h"
+
 #include <math.h>
 #include <string.h>
 
-#define SQRT_2_PI 0.79788456080286535588     /* sqrt(2 / pi) */
-#define INV_SQRT_2PI 0.39894228040143267794 /* 1 / sqrt(2 pi) */
-#define GELU_C 0.044715
 
 static dl_tensor *fail(dl_tensor *out) {
   dl_tensor_release(out);
@@ -88,16 +87,16 @@ static dl_tensor *act_grad_composed(dl_act op, dl_tensor *g, dl_tensor *x, doubl
     /* exp of min(x, 0): the unused branch never overflows into 0 * inf */
     return t_where(p_gt(x, 0), ref(g), t_muls(t_mul(ref(g), t_un(DL_UN_EXP, t_min0(ref(x)))), p0));
   case DL_ACT_GELU: {
-    dl_tensor *cdf = t_muls(t_adds(t_un(DL_UN_ERF, t_muls(ref(x), M_SQRT1_2)), 1), 0.5);
-    dl_tensor *pdf = t_muls(t_un(DL_UN_EXP, t_muls(t_un(DL_UN_SQUARE, ref(x)), -0.5)), INV_SQRT_2PI);
+    dl_tensor *cdf = t_muls(t_adds(t_un(DL_UN_ERF, t_muls(ref(x), DL_SQRT1_2)), 1), 0.5);
+    dl_tensor *pdf = t_muls(t_un(DL_UN_EXP, t_muls(t_un(DL_UN_SQUARE, ref(x)), -0.5)), DL_INV_SQRT_2PI);
     return t_mul(ref(g), t_add(cdf, t_mul(ref(x), pdf)));
   }
   case DL_ACT_GELU_TANH: {
     dl_tensor *x2 = t_un(DL_UN_SQUARE, ref(x));
-    dl_tensor *t = t_un(DL_UN_TANH, t_muls(t_add(ref(x), t_muls(t_mul(ref(x2), ref(x)), GELU_C)), SQRT_2_PI));
+    dl_tensor *t = t_un(DL_UN_TANH, t_muls(t_add(ref(x), t_muls(t_mul(ref(x2), ref(x)), DL_GELU_C)), DL_SQRT_2_PI));
     dl_tensor *a = t_muls(t_adds(ref(t), 1), 0.5);
     dl_tensor *b = t_rsubs(1, t_un(DL_UN_SQUARE, t));
-    dl_tensor *du = t_muls(t_adds(t_muls(x2, 3 * GELU_C), 1), SQRT_2_PI);
+    dl_tensor *du = t_muls(t_adds(t_muls(x2, 3 * DL_GELU_C), 1), DL_SQRT_2_PI);
     return t_mul(ref(g), t_add(a, t_muls(t_mul(t_mul(ref(x), b), du), 0.5)));
   }
   case DL_ACT_SILU: {

@@ -12,73 +12,38 @@
 #include <math.h>
 #include <omp.h>
 
-#define DL_SQRT_2_PI 0.79788456080286535588 /* sqrt(2 / pi) */
-#define DL_INV_SQRT_2PI 0.39894228040143267794 /* 1 / sqrt(2 pi) */
-#define GELU_C 0.044715
-
 typedef struct {
   double p0, p1;
 } act_ctx;
 
-/* Element formulas in type T with its math functions. Both sides of each
- * select are computed (no branch around a libm call), so loops vectorise
- * with libmvec; the softplus and sigmoid forms never overflow. */
-#define ACT_FUNCS(S, T, EXP, EXPM1, LOG1P, ERF, TANH, FABS)                                        \
-  static inline T sig_##S(T z) {                                                                    \
-    T e = EXP(-FABS(z));                                                                            \
-    T r = (T)1 / ((T)1 + e);                                                                        \
-    return z >= 0 ? r : e * r;                                                                      \
-  }                                                                                                 \
-  static inline T leaky_f_##S(T x, T p0, T p1) { (void)p1; return x > 0 ? x : x * p0; }             \
-  static inline T relu_f_##S(T x, T p0, T p1) { (void)p0, (void)p1; return x < 0 ? 0 : x; }        \
-  static inline T relu_b_##S(T g, T x, T p0, T p1) { (void)p0, (void)p1; return x > 0 ? g : 0; }   \
-  static inline T leaky_b_##S(T g, T x, T p0, T p1) { (void)p1; return x > 0 ? g : g * p0; }        \
-  static inline T elu_f_##S(T x, T p0, T p1) {                                                      \
-    (void)p1;                                                                                       \
-    T e = p0 * EXPM1(x > 0 ? (T)0 : x);                                                             \
-    return x > 0 ? x : e;                                                                           \
-  }                                                                                                 \
-  static inline T elu_b_##S(T g, T x, T p0, T p1) {                                                 \
-    (void)p1;                                                                                       \
-    T e = g * p0 * EXP(x > 0 ? (T)0 : x);                                                           \
-    return x > 0 ? g : e;                                                                           \
-  }                                                                                                 \
-  static inline T gelu_f_##S(T x, T p0, T p1) {                                                     \
-    (void)p0, (void)p1;                                                                             \
-    return (T)0.5 * x * ((T)1 + ERF(x * (T)M_SQRT1_2));                                             \
-  }                                                                                                 \
-  static inline T gelu_b_##S(T g, T x, T p0, T p1) {                                                \
-    (void)p0, (void)p1;                                                                             \
-    T cdf = (T)0.5 * ((T)1 + ERF(x * (T)M_SQRT1_2));                                                \
-    T pdf = (T)DL_INV_SQRT_2PI * EXP((T)-0.5 * x * x);                                             \
-    return g * (cdf + x * pdf);                                                                     \
-  }                                                                                                 \
-  static inline T gelut_f_##S(T x, T p0, T p1) {                                                    \
-    (void)p0, (void)p1;                                                                             \
-    return (T)0.5 * x * ((T)1 + TANH((T)DL_SQRT_2_PI * (x + (T)GELU_C * x * x * x)));              \
-  }                                                                                                 \
-  static inline T gelut_b_##S(T g, T x, T p0, T p1) {                                               \
-    (void)p0, (void)p1;                                                                             \
-    T t = TANH((T)DL_SQRT_2_PI * (x + (T)GELU_C * x * x * x));                                     \
-    T du = (T)DL_SQRT_2_PI * ((T)1 + (T)(3 * GELU_C) * x * x);                                     \
-    return g * ((T)0.5 * ((T)1 + t) + (T)0.5 * x * ((T)1 - t * t) * du);                            \
-  }                                                                                                 \
-  static inline T silu_f_##S(T x, T p0, T p1) { (void)p0, (void)p1; return x * sig_##S(x); }        \
-  static inline T silu_b_##S(T g, T x, T p0, T p1) {                                                \
-    (void)p0, (void)p1;                                                                             \
-    T s = sig_##S(x);                                                                               \
-    return g * s * ((T)1 + x * ((T)1 - s));                                                         \
-  }                                                                                                 \
-  static inline T softplus_f_##S(T x, T p0, T p1) {                                                 \
-    T bx = x * p0;                                                                                  \
-    T sp = ((bx > 0 ? bx : (T)0) + LOG1P(EXP(-FABS(bx)))) / p0;                                     \
-    return bx > p1 ? x : sp;                                                                        \
-  }                                                                                                 \
-  static inline T softplus_b_##S(T g, T x, T p0, T p1) {                                            \
-    T bx = x * p0;                                                                                  \
-    T d = g * sig_##S(bx);                                                                          \
-    return bx > p1 ? g : d;                                                                         \
-  }
+/* the element formulas (dl_act_math.h, the GPU's too), once per type */
+#define AM_QUAL static inline
+#define AM_T float
+#define AM_FN(name) name##_f
+#define AM_EXP expf
+#define AM_EXPM1 expm1f
+#define AM_LOG1P log1pf
+#define AM_ERF erff
+#define AM_TANH tanhf
+#define AM_FABS fabsf
+#include "../ops/dl_act_math.h"
+#undef AM_T
+#undef AM_FN
+#undef AM_EXP
+#undef AM_EXPM1
+#undef AM_LOG1P
+#undef AM_ERF
+#undef AM_TANH
+#undef AM_FABS
+#define AM_T double
+#define AM_FN(name) name##_d
+#define AM_EXP exp
+#define AM_EXPM1 expm1
+#define AM_LOG1P log1p
+#define AM_ERF erf
+#define AM_TANH tanh
+#define AM_FABS fabs
+#include "../ops/dl_act_math.h"
 
 /* one inner loop per (op, dtype): a contiguous run the compiler vectorises,
  * a strided fallback */
@@ -123,8 +88,6 @@ typedef struct {
   FWD_LOOP(relu_fl_##S, T, relu_f_##S)                                                              \
   BWD_LOOP(relu_bl_##S, T, relu_b_##S)
 
-ACT_FUNCS(f, float, expf, expm1f, log1pf, erff, tanhf, fabsf)
-ACT_FUNCS(d, double, exp, expm1, log1p, erf, tanh, fabs)
 ACT_LOOPS(f, float)
 ACT_LOOPS(d, double)
 

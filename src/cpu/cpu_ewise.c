@@ -5,6 +5,7 @@
 #pragma GCC optimize("-fvect-cost-model=dynamic")
 
 #include "cpu_ewise.h"
+#include "../ops/dl_math.h"
 
 #include <math.h>
 
@@ -84,82 +85,6 @@ void dl_cpu_run(int nops, dl_tensor *const *ops, const dl_cpu_value *vals, dl_it
   dl_iter_parallel(&it, fn, ctx, DL_PARALLEL_GRAIN);
 }
 
-/* ---- scalar helpers with defined results ---- */
-
-static inline int64_t ipow(int64_t b, int64_t e) {
-  if (e < 0) return b == 1 ? 1 : b == -1 ? ((e & 1) ? -1 : 1) : 0;
-  uint64_t r = 1, x = (uint64_t)b;
-  while (e) {
-    if (e & 1) r *= x;
-    x *= x;
-    e >>= 1;
-  }
-  return (int64_t)r;
-}
-
-static inline int64_t ifloordiv(int64_t a, int64_t b, int *zd) {
-  if (b == 0) {
-    *zd = 1;
-    return 0;
-  }
-  if (b == -1) return DL_ISUB(0, a); /* INT64_MIN / -1 overflows in C */
-  int64_t q = a / b;
-  if (a % b != 0 && ((a < 0) != (b < 0))) q--;
-  return q;
-}
-
-static inline int64_t iremainder(int64_t a, int64_t b, int *zd) {
-  if (b == 0) {
-    *zd = 1;
-    return 0;
-  }
-  if (b == -1) return 0;
-  int64_t r = a % b;
-  if (r != 0 && ((r < 0) != (b < 0))) r += b;
-  return r;
-}
-
-static inline uint8_t ufloordiv(uint8_t a, uint8_t b, int *zd) {
-  if (b == 0) {
-    *zd = 1;
-    return 0;
-  }
-  return (uint8_t)(a / b);
-}
-
-static inline uint8_t uremainder(uint8_t a, uint8_t b, int *zd) {
-  if (b == 0) {
-    *zd = 1;
-    return 0;
-  }
-  return (uint8_t)(a % b);
-}
-
-/* PyTorch's div_floor for floats: floor of the exact quotient, rounded so
- * that a == b * q + remainder(a, b) */
-#define FLOORDIV_FN(NAME, T, FMOD, FLOOR, COPYSIGN)  \
-  static inline T NAME(T a, T b) {                   \
-    if (b == 0) return a / b;                        \
-    T mod = FMOD(a, b);                              \
-    T div = (a - mod) / b;                           \
-    if (mod != 0 && ((b < 0) != (mod < 0))) div -= 1; \
-    if (div == 0) return COPYSIGN((T)0, a / b);      \
-    T fd = FLOOR(div);                               \
-    if (div - fd > (T)0.5) fd += 1;                  \
-    return fd;                                       \
-  }
-FLOORDIV_FN(ffloordiv, float, fmodf, floorf, copysignf)
-FLOORDIV_FN(dfloordiv, double, fmod, floor, copysign)
-
-#define REMAINDER_FN(NAME, T, FMOD)                    \
-  static inline T NAME(T a, T b) {                     \
-    T m = FMOD(a, b);                                  \
-    if (m != 0 && ((b < 0) != (m < 0))) m += b;        \
-    return m;                                          \
-  }
-REMAINDER_FN(fremainder, float, fmodf)
-REMAINDER_FN(dremainder, double, fmod)
-
 /* ---- binary inner loops ---- */
 
 typedef struct {
@@ -208,8 +133,6 @@ typedef struct {
   }
 
 /* float types: F = float, D = double */
-#define FMAXNAN(x, y) ((x) != (x) ? (x) : (y) != (y) ? (y) : (x) > (y) ? (x) : (y))
-#define FMINNAN(x, y) ((x) != (x) ? (x) : (y) != (y) ? (y) : (x) < (y) ? (x) : (y))
 
 #define FLOAT_ARITH(S, T, AF, POW, FLOORDIV, REM)                       \
   BIN_LOOP(add_##S, T, T, AF, x + al * y)                               \
@@ -219,19 +142,19 @@ typedef struct {
   BIN_LOOP(pow_##S, T, T, AF, POW(x, y))                                \
   BIN_LOOP(rem_##S, T, T, AF, REM(x, y))                                \
   BIN_LOOP(fdiv_##S, T, T, AF, FLOORDIV(x, y))                          \
-  BIN_LOOP(max_##S, T, T, AF, FMAXNAN(x, y))                            \
-  BIN_LOOP(min_##S, T, T, AF, FMINNAN(x, y))
+  BIN_LOOP(max_##S, T, T, AF, DL_MAXNAN(x, y))                            \
+  BIN_LOOP(min_##S, T, T, AF, DL_MINNAN(x, y))
 
-FLOAT_ARITH(f, float, f, powf, ffloordiv, fremainder)
-FLOAT_ARITH(d, double, d, pow, dfloordiv, dremainder)
+FLOAT_ARITH(f, float, f, powf, dl_floordiv_f, dl_remainder_f)
+FLOAT_ARITH(d, double, d, pow, dl_floordiv_d, dl_remainder_d)
 
 /* int64: wrapping arithmetic (signed overflow is undefined in C) */
 BIN_LOOP(add_i, int64_t, int64_t, i, DL_IADD(x, DL_IMUL(al, y)))
 BIN_LOOP(sub_i, int64_t, int64_t, i, DL_ISUB(x, DL_IMUL(al, y)))
 BIN_LOOP(mul_i, int64_t, int64_t, i, DL_IMUL(x, y))
-BIN_LOOP(pow_i, int64_t, int64_t, i, ipow(x, y))
-BIN_LOOP(rem_i, int64_t, int64_t, i, iremainder(x, y, &zd))
-BIN_LOOP(fdiv_i, int64_t, int64_t, i, ifloordiv(x, y, &zd))
+BIN_LOOP(pow_i, int64_t, int64_t, i, dl_ipow(x, y))
+BIN_LOOP(rem_i, int64_t, int64_t, i, dl_iremainder(x, y, &zd))
+BIN_LOOP(fdiv_i, int64_t, int64_t, i, dl_ifloordiv(x, y, &zd))
 BIN_LOOP(max_i, int64_t, int64_t, i, x > y ? x : y)
 BIN_LOOP(min_i, int64_t, int64_t, i, x < y ? x : y)
 
@@ -239,9 +162,9 @@ BIN_LOOP(min_i, int64_t, int64_t, i, x < y ? x : y)
 BIN_LOOP(add_u, uint8_t, uint8_t, u, (uint8_t)(x + al * y))
 BIN_LOOP(sub_u, uint8_t, uint8_t, u, (uint8_t)(x - al * y))
 BIN_LOOP(mul_u, uint8_t, uint8_t, u, (uint8_t)(x * y))
-BIN_LOOP(pow_u, uint8_t, uint8_t, u, (uint8_t)ipow(x, y))
-BIN_LOOP(rem_u, uint8_t, uint8_t, u, uremainder(x, y, &zd))
-BIN_LOOP(fdiv_u, uint8_t, uint8_t, u, ufloordiv(x, y, &zd))
+BIN_LOOP(pow_u, uint8_t, uint8_t, u, (uint8_t)dl_ipow(x, y))
+BIN_LOOP(rem_u, uint8_t, uint8_t, u, dl_uremainder(x, y, &zd))
+BIN_LOOP(fdiv_u, uint8_t, uint8_t, u, dl_ufloordiv(x, y, &zd))
 BIN_LOOP(max_u, uint8_t, uint8_t, u, x > y ? x : y)
 BIN_LOOP(min_u, uint8_t, uint8_t, u, x < y ? x : y)
 

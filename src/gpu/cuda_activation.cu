@@ -11,63 +11,43 @@ extern "C" {
 #include "../ops/dl_activation.h"
 }
 
-#define SQRT1_2 0.70710678118654752440      /* 1 / sqrt(2) */
-#define SQRT_2_PI 0.79788456080286535588    /* sqrt(2 / pi) */
-#define INV_SQRT_2PI 0.39894228040143267794 /* 1 / sqrt(2 pi) */
-#define GELU_C 0.044715
+/* ---- point-wise formulas: dl_act_math.h, the CPU's too, as templates ---- */
 
-/* ---- point-wise formulas (the CPU's ACT_FUNCS), in T ---- */
+#define AM_QUAL template <typename T> __host__ __device__ __forceinline__
+#define AM_T T
+#define AM_FN(name) am_##name
+#define AM_EXP exp
+#define AM_EXPM1 expm1
+#define AM_LOG1P log1p
+#define AM_ERF erf
+#define AM_TANH tanh
+#define AM_FABS fabs
+#include "../ops/dl_act_math.h"
 
 /* act_f / act_b list every dl_act; a new one must be added there too */
 static_assert(DL_NACTS == 7, "cuda_activation.cu: a dl_act without a GPU formula");
 
-template <typename T> __host__ __device__ __forceinline__ T sig(T z) {
-  T e = exp(-fabs(z));
-  T r = (T)1 / ((T)1 + e);
-  return z >= 0 ? r : e * r;
-}
-
 template <typename T> __host__ __device__ __forceinline__ T act_f(dl_act op, T x, T p0, T p1) {
   switch (op) {
-  case DL_ACT_LEAKY_RELU: return x > 0 ? x : x * p0;
-  case DL_ACT_ELU: return x > 0 ? x : p0 * expm1(x);
-  case DL_ACT_GELU: return (T)0.5 * x * ((T)1 + erf(x * (T)SQRT1_2));
-  case DL_ACT_GELU_TANH: return (T)0.5 * x * ((T)1 + tanh((T)SQRT_2_PI * (x + (T)GELU_C * x * x * x)));
-  case DL_ACT_SILU: return x * sig(x);
-  case DL_ACT_SOFTPLUS: {
-    T bx = x * p0;
-    if (bx > p1) return x;
-    return ((bx > 0 ? bx : (T)0) + log1p(exp(-fabs(bx)))) / p0;
-  }
-  default: /* DL_ACT_RELU: NaN stays NaN */
-    return x < 0 ? (T)0 : x;
+  case DL_ACT_LEAKY_RELU: return am_leaky_f(x, p0, p1);
+  case DL_ACT_ELU: return am_elu_f(x, p0, p1);
+  case DL_ACT_GELU: return am_gelu_f(x, p0, p1);
+  case DL_ACT_GELU_TANH: return am_gelut_f(x, p0, p1);
+  case DL_ACT_SILU: return am_silu_f(x, p0, p1);
+  case DL_ACT_SOFTPLUS: return am_softplus_f(x, p0, p1);
+  default: return am_relu_f(x, p0, p1);
   }
 }
 
 template <typename T> __host__ __device__ __forceinline__ T act_b(dl_act op, T g, T x, T p0, T p1) {
   switch (op) {
-  case DL_ACT_LEAKY_RELU: return x > 0 ? g : g * p0;
-  case DL_ACT_ELU: return x > 0 ? g : g * p0 * exp(x);
-  case DL_ACT_GELU: {
-    T cdf = (T)0.5 * ((T)1 + erf(x * (T)SQRT1_2));
-    T pdf = (T)INV_SQRT_2PI * exp((T)-0.5 * x * x);
-    return g * (cdf + x * pdf);
-  }
-  case DL_ACT_GELU_TANH: {
-    T t = tanh((T)SQRT_2_PI * (x + (T)GELU_C * x * x * x));
-    T du = (T)SQRT_2_PI * ((T)1 + (T)(3 * GELU_C) * x * x);
-    return g * ((T)0.5 * ((T)1 + t) + (T)0.5 * x * ((T)1 - t * t) * du);
-  }
-  case DL_ACT_SILU: {
-    T s = sig(x);
-    return g * s * ((T)1 + x * ((T)1 - s));
-  }
-  case DL_ACT_SOFTPLUS: {
-    T bx = x * p0;
-    return bx > p1 ? g : g * sig(bx);
-  }
-  default: /* DL_ACT_RELU (x may be relu's output: same sign) */
-    return x > 0 ? g : (T)0;
+  case DL_ACT_LEAKY_RELU: return am_leaky_b(g, x, p0, p1);
+  case DL_ACT_ELU: return am_elu_b(g, x, p0, p1);
+  case DL_ACT_GELU: return am_gelu_b(g, x, p0, p1);
+  case DL_ACT_GELU_TANH: return am_gelut_b(g, x, p0, p1);
+  case DL_ACT_SILU: return am_silu_b(g, x, p0, p1);
+  case DL_ACT_SOFTPLUS: return am_softplus_b(g, x, p0, p1);
+  default: return am_relu_b(g, x, p0, p1);
   }
 }
 

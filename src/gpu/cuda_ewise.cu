@@ -6,42 +6,19 @@
  * NaN, and an integer division by zero gives 0 and reports
  * DL_EWISE_ZERODIV (read back from the device: the one host sync here). */
 #include "cuda_ewise.cuh"
+#include "../ops/dl_math.h"
 
 namespace {
 
-__device__ __forceinline__ int64_t ipow(int64_t b, int64_t e) {
-  if (e < 0) return b == 1 ? 1 : b == -1 ? ((e & 1) ? -1 : 1) : 0;
-  uint64_t r = 1, x = (uint64_t)b;
-  while (e) {
-    if (e & 1) r *= x;
-    x *= x;
-    e >>= 1;
-  }
-  return (int64_t)r;
-}
-
+/* Python's floor division and remainder of floats (dl_math.h, the CPU's
+ * too); maximum/minimum propagate NaN */
 template <typename T> __device__ __forceinline__ T ffloordiv(T a, T b) {
-  if (b == 0) return a / b;
-  T mod = fmod(a, b);
-  T div = (a - mod) / b;
-  if (mod != 0 && ((b < 0) != (mod < 0))) div -= 1;
-  if (div == 0) return copysign((T)0, a / b);
-  T fd = floor(div);
-  if (div - fd > (T)0.5) fd += 1;
-  return fd;
+  if constexpr (std::is_same<T, float>::value) return dl_floordiv_f(a, b);
+  else return dl_floordiv_d(a, b);
 }
-
 template <typename T> __device__ __forceinline__ T fremainder(T a, T b) {
-  T m = fmod(a, b);
-  if (m != 0 && ((b < 0) != (m < 0))) m += b;
-  return m;
-}
-
-template <typename T> __device__ __forceinline__ T fmaxnan(T x, T y) {
-  return x != x ? x : y != y ? y : x > y ? x : y;
-}
-template <typename T> __device__ __forceinline__ T fminnan(T x, T y) {
-  return x != x ? x : y != y ? y : x < y ? x : y;
+  if constexpr (std::is_same<T, float>::value) return dl_remainder_f(a, b);
+  else return dl_remainder_d(a, b);
 }
 
 template <int OP> struct writes_bool {
@@ -75,44 +52,20 @@ template <int OP, typename T> struct bin_fn {
       return x / y;
     } else if constexpr (OP == DL_BIN_POW) {
       if constexpr (flt) return pow(x, y);
-      else return (T)ipow((int64_t)x, (int64_t)y);
+      else return (T)dl_ipow((int64_t)x, (int64_t)y);
     } else if constexpr (OP == DL_BIN_REMAINDER) {
       if constexpr (flt) return fremainder(x, y);
-      else {
-        if (y == 0) {
-          *zd = 1;
-          return 0;
-        }
-        if constexpr (i64) {
-          if (y == -1) return 0;
-          int64_t r = x % y;
-          if (r != 0 && ((r < 0) != (y < 0))) r += y;
-          return r;
-        } else {
-          return (T)(x % y);
-        }
-      }
+      else if constexpr (i64) return dl_iremainder(x, y, zd);
+      else return (T)dl_uremainder((uint8_t)x, (uint8_t)y, zd);
     } else if constexpr (OP == DL_BIN_FLOOR_DIVIDE) {
       if constexpr (flt) return ffloordiv(x, y);
-      else {
-        if (y == 0) {
-          *zd = 1;
-          return 0;
-        }
-        if constexpr (i64) {
-          if (y == -1) return (int64_t)(0 - (uint64_t)x); /* INT64_MIN / -1 */
-          int64_t q = x / y;
-          if (x % y != 0 && ((x < 0) != (y < 0))) q--;
-          return q;
-        } else {
-          return (T)(x / y);
-        }
-      }
+      else if constexpr (i64) return dl_ifloordiv(x, y, zd);
+      else return (T)dl_ufloordiv((uint8_t)x, (uint8_t)y, zd);
     } else if constexpr (OP == DL_BIN_MAXIMUM) {
-      if constexpr (flt) return fmaxnan(x, y);
+      if constexpr (flt) return DL_MAXNAN(x, y);
       else return x > y ? x : y;
     } else if constexpr (OP == DL_BIN_MINIMUM) {
-      if constexpr (flt) return fminnan(x, y);
+      if constexpr (flt) return DL_MINNAN(x, y);
       else return x < y ? x : y;
     } else if constexpr (OP == DL_BIN_EQ) {
       return x == y;
