@@ -175,15 +175,6 @@ void dl_tensor_release(dl_tensor *t) {
 
 /* ---- inspection ---- */
 
-bool dl_tensor_is_contiguous(const dl_tensor *t) {
-  int64_t st = 1;
-  for (int d = t->ndim - 1; d >= 0; d--) {
-    if (t->shape[d] != 1 && t->stride[d] != st) return false;
-    st *= t->shape[d];
-  }
-  return true;
-}
-
 const char *dl_tensor_shape_str(const dl_tensor *t, char *buf, size_t n) {
   return dl_shape_str(t->shape, t->ndim, buf, n);
 }

@@ -61,7 +61,16 @@ void dl_tensor_release(dl_tensor *t);
 static inline void *dl_tensor_data(const dl_tensor *t) {
   return (char *)t->storage->data + t->offset * (int64_t)dl_dtype_size(t->dtype);
 }
-bool dl_tensor_is_contiguous(const dl_tensor *t);
+/* C-order contiguous (dims of size 1 may have any stride); inline, since
+ * every op's fast path asks */
+static inline bool dl_tensor_is_contiguous(const dl_tensor *t) {
+  int64_t st = 1;
+  for (int d = t->ndim - 1; d >= 0; d--) {
+    if (t->shape[d] != 1 && t->stride[d] != st) return false;
+    st *= t->shape[d];
+  }
+  return true;
+}
 static inline dl_device dl_tensor_device(const dl_tensor *t) { return t->storage->device; }
 static inline void dl_tensor_bump_version(dl_tensor *t) { t->storage->version++; }
 /* "[2,3]" */

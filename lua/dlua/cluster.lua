@@ -28,9 +28,7 @@ dl.cluster = C
 local fmt = string.format
 local is_tensor = dl.is_tensor
 
-local function shape_str(t)
-  return "[" .. table.concat(t:size(), ",") .. "]"
-end
+local shape_str = require("dlua.checks").shape_str
 
 local kmeans_allowed = {init = true, iters = true, tol = true, seed = true, n_init = true}
 

@@ -12,9 +12,7 @@ dl.metrics = M
 local fmt = string.format
 local is_tensor = dl.is_tensor
 
-local function shape_str(t)
-  return "[" .. table.concat(t:size(), ",") .. "]"
-end
+local shape_str = require("dlua.checks").shape_str
 
 local function check_tensor(fn, argn, name, t)
   if not is_tensor(t) then

@@ -21,34 +21,20 @@ local fmt = string.format
 local is_tensor = dl.is_tensor
 local FLOAT = {float32 = true, float64 = true}
 
-local function shape_str(t)
-  return "[" .. table.concat(t:size(), ",") .. "]"
-end
+local checks = require "dlua.checks"
+local shape_str, check_options = checks.shape_str, checks.options
 
-local function check_options(fn, opts, allowed)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    error(fmt("%s: bad argument (options table expected, got %s)", fn, type(opts)), 3)
-  end
-  for k in pairs(opts) do
-    if not allowed[k] then error(fmt("%s: unknown option '%s'", fn, tostring(k)), 3) end
-  end
-  return opts
+-- the transforms are classes of dlua.class: Name(...) builds one through init
+local classes = require "dlua.class"
+local Transform = classes.root("Transform", "dl.preprocessing.Transform", function(cls, ...)
+  local self = setmetatable({}, cls)
+  self:init(...)
+  return self
+end)
+Transform.__tostring = function(self)
+  return fmt("%s(%s)", self.__name, self.n_features and fmt("n_features=%d", self.n_features) or "not fitted")
 end
-
--- a class whose call builds an instance through init
-local function class(name)
-  local C = {__name = name}
-  C.__index = C
-  C.__tostring = function(self)
-    return fmt("%s(%s)", name, self.n_features and fmt("n_features=%d", self.n_features) or "not fitted")
-  end
-  return setmetatable(C, {__call = function(cls, ...)
-    local self = setmetatable({}, cls)
-    self:init(...)
-    return self
-  end})
-end
+local function class(name) return classes.extend(Transform, name) end
 
 -- X as a detached 2-D float tensor; errors name fn (level: the caller of
 -- the public method)

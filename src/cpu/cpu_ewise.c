@@ -32,7 +32,7 @@ void dl_cpu_run(int nops, dl_tensor *const *ops, const dl_cpu_value *vals, dl_it
   bool flat = true;
   for (int k = 0; k < nops; k++) {
     if (ops[k]) {
-      flat = flat && dl_cpu_contiguous(ops[k]);
+      flat = flat && dl_tensor_is_contiguous(ops[k]);
       ptrs[k] = (char *)ops[k]->storage->data + ops[k]->offset * dl_cpu_elsize(ops[k]->dtype);
       str[k] = dl_cpu_elsize(ops[k]->dtype);
     } else {

@@ -37,16 +37,6 @@ static inline int64_t dl_cpu_elsize(dl_dtype dt) {
   return sizes[dt];
 }
 
-/* dl_tensor_is_contiguous, inlined for the per-op fast paths */
-static inline bool dl_cpu_contiguous(const dl_tensor *t) {
-  int64_t st = 1;
-  for (int d = t->ndim - 1; d >= 0; d--) {
-    if (t->shape[d] != 1 && t->stride[d] != st) return false;
-    st *= t->shape[d];
-  }
-  return true;
-}
-
 /* ops[k] is a tensor of ops[0]'s shape, or NULL for the number at vals[k]
  * (stride 0). ops[0] (the output) is a tensor. Contiguous operands run as
  * one flat loop; others go through dl_iter. Threads above the grain. */

@@ -206,7 +206,7 @@ WHERE_SCALAR(where_scalar_d, double)
 static bool where_fast(dl_tensor *out, const dl_tensor *cond, dl_operand a, dl_operand b) {
   const dl_tensor *t = a.t ? a.t : b.t;
   if ((a.t && b.t) || !t || (out->dtype != DL_FLOAT32 && out->dtype != DL_FLOAT64)) return false;
-  if (t->dtype != out->dtype || !dl_cpu_contiguous(out) || !dl_cpu_contiguous(cond) || !dl_cpu_contiguous(t) ||
+  if (t->dtype != out->dtype || !dl_tensor_is_contiguous(out) || !dl_tensor_is_contiguous(cond) || !dl_tensor_is_contiguous(t) ||
       !dl_tensor_same_shape(out, cond) || !dl_tensor_same_shape(out, t) || out->numel >= DL_PARALLEL_GRAIN)
     return false;
   dl_scalar s = a.t ? b.s : a.s;

@@ -12,7 +12,6 @@
 #endif
 
 #define BLOCK_GRAIN (DL_PARALLEL_GRAIN / 4)
-#define TWO_PI 6.283185307179586476925286766559
 
 /* Stores cnt values v[] (doubles or int64s) at element i0 of out. */
 #define STORE(T, EXPR)                                                    \
@@ -64,46 +63,13 @@ typedef struct {
 
 /* ---- uniform / normal / exponential ---- */
 
-/* values of one block: 4 for float32 (1 word each), 2 for float64 */
-static inline int float_block(dl_rng_state st, int64_t blk, bool f64, dl_rand_kind kind, double a, double b,
-                              double *v) {
-  uint32_t x[4];
-  dl_rng_block(st, (uint64_t)blk, x);
-  double u[4];
-  int cnt;
-  if (f64) {
-    u[0] = dl_rng_u53(x[0], x[1]);
-    u[1] = dl_rng_u53(x[2], x[3]);
-    cnt = 2;
-  } else {
-    for (int l = 0; l < 4; l++) u[l] = dl_rng_u24(x[l]);
-    cnt = 4;
-  }
-  switch (kind) {
-  case DL_RAND_UNIFORM:
-    for (int l = 0; l < cnt; l++) v[l] = a + (b - a) * u[l];
-    break;
-  case DL_RAND_NORMAL:
-    for (int l = 0; l < cnt; l += 2) {
-      double r = sqrt(-2.0 * log(1.0 - u[l])), t = TWO_PI * u[l + 1];
-      v[l] = a + b * r * cos(t);
-      v[l + 1] = a + b * r * sin(t);
-    }
-    break;
-  case DL_RAND_EXPONENTIAL:
-    for (int l = 0; l < cnt; l++) v[l] = -log(1.0 - u[l]) / a;
-    break;
-  }
-  return cnt;
-}
-
 static void float_blocks(void *ctx, int64_t b0, int64_t b1) {
   const job *j = ctx;
   bool f64 = j->dt == DL_FLOAT64;
   int per = f64 ? 2 : 4;
   for (int64_t blk = b0; blk < b1; blk++) {
     double v[4];
-    int cnt = float_block(j->st, blk, f64, j->kind, j->a, j->b, v);
+    int cnt = dl_rand_block_values(j->st, blk, f64, j->kind, j->a, j->b, v);
     int64_t i0 = blk * per;
     if (cnt > j->n - i0) cnt = (int)(j->n - i0);
     store_values(j->base, j->dt, i0, cnt, v);

@@ -11,6 +11,7 @@
  * Floating inputs accumulate in double, integer and bool ones in int64
  * (wrapping as PyTorch's do), so float32 sums of 1e7 ones are exact. */
 #include "../ops/dl_reduce.h"
+#include "../ops/dl_reduce_plan.h"
 #include "cpu_backend.h"
 #include "cpu_iter.h"
 #include "cpu_reduce_util.h"
@@ -31,27 +32,12 @@
 #define RB 1024
 #define MAX_PARTS 64
 
-enum { K_SRC, K_OUT, K_IDX, K_AUX, K_NOPS };
-/* norm kinds */
-enum { P_ZERO, P_ONE, P_TWO, P_INF, P_NINF, P_GEN };
+enum { K_SRC = DL_RK_SRC, K_OUT = DL_RK_OUT, K_IDX = DL_RK_IDX, K_AUX = DL_RK_AUX, K_NOPS = DL_RK_NOPS };
+enum { P_ZERO = DL_RP_ZERO, P_ONE = DL_RP_ONE, P_TWO = DL_RP_TWO, P_INF = DL_RP_INF, P_NINF = DL_RP_NINF,
+       P_GEN = DL_RP_GEN };
 
-typedef struct {
-  int nk, nr;
-  int64_t ksize[DL_MAX_DIMS];
-  int64_t kstr[K_NOPS][DL_MAX_DIMS]; /* bytes */
-  int64_t rsize[DL_MAX_DIMS];
-  int64_t rstr[DL_MAX_DIMS]; /* bytes, in src */
-  int64_t nout, nred;
-  char *base[K_NOPS];
-  dl_dtype sdt, odt, adt;
-  dl_reduce_op op;
-  bool ipath;     /* int64 accumulation */
-  bool want_index;
-  bool has_aux;
-  int pkind;
-  double p, correction;
-  bool take_sqrt;
-} plan;
+/* the shared plan (dl_reduce_plan.h), with strides turned into bytes */
+typedef dl_reduce_plan plan;
 
 typedef struct {
   double a, b;
@@ -65,83 +51,15 @@ typedef struct {
 
 /* ---- plan ---- */
 
-static bool int_op(dl_reduce_op op) {
-  return op == DL_REDUCE_SUM || op == DL_REDUCE_PROD || op == DL_REDUCE_MAX || op == DL_REDUCE_MIN ||
-         op == DL_REDUCE_ALL || op == DL_REDUCE_ANY || op == DL_REDUCE_COUNT_NONZERO;
-}
-
-static int norm_kind(double p) {
-  if (p == 0) return P_ZERO;
-  if (p == 1) return P_ONE;
-  if (p == 2) return P_TWO;
-  if (p == INFINITY) return P_INF;
-  if (p == -INFINITY) return P_NINF;
-  return P_GEN;
-}
-
 static void plan_init(plan *P, const dl_reduce_call *c) {
-  const dl_tensor *src = c->src;
-  const dl_tensor *ops[K_NOPS] = {src, c->out, c->indices, c->aux};
-  int kd[DL_MAX_DIMS], rd[DL_MAX_DIMS], nk = 0, nr = 0;
-  for (int d = 0; d < src->ndim; d++) {
-    if (src->shape[d] == 1) continue;
-    if (c->out->shape[d] == 1) rd[nr++] = d;
-    else kd[nk++] = d;
+  dl_reduce_plan_init(P, c);
+  const dl_tensor *ops[K_NOPS] = {c->src, c->out, c->indices, c->aux};
+  for (int k = 0; k < K_NOPS; k++) {
+    int64_t es = ops[k] ? (int64_t)dl_dtype_size(ops[k]->dtype) : 0;
+    for (int i = 0; i < P->nk; i++) P->kstr[k][i] *= es;
   }
-  dl_sort_dims_by_stride(kd, nk, src);
-  dl_sort_dims_by_stride(rd, nr, src);
-  P->nk = P->nr = 0;
-  for (int i = 0; i < nk; i++) {
-    int d = kd[i], n = P->nk;
-    int64_t st[K_NOPS];
-    for (int k = 0; k < K_NOPS; k++)
-      st[k] = ops[k] ? ops[k]->stride[d] * (int64_t)dl_dtype_size(ops[k]->dtype) : 0;
-    bool merge = n > 0;
-    for (int k = 0; k < K_NOPS && merge; k++)
-      if (P->kstr[k][n - 1] != st[k] * src->shape[d]) merge = false;
-    if (merge) {
-      P->ksize[n - 1] *= src->shape[d];
-      for (int k = 0; k < K_NOPS; k++) P->kstr[k][n - 1] = st[k];
-    } else {
-      P->ksize[n] = src->shape[d];
-      for (int k = 0; k < K_NOPS; k++) P->kstr[k][n] = st[k];
-      P->nk++;
-    }
-  }
-  int64_t es = (int64_t)dl_dtype_size(src->dtype);
-  for (int i = 0; i < nr; i++) {
-    int d = rd[i], n = P->nr;
-    int64_t st = src->stride[d] * es;
-    if (n > 0 && P->rstr[n - 1] == st * src->shape[d]) {
-      P->rsize[n - 1] *= src->shape[d];
-      P->rstr[n - 1] = st;
-    } else {
-      P->rsize[n] = src->shape[d];
-      P->rstr[n] = st;
-      P->nr++;
-    }
-  }
-  if (P->nr == 0) { /* nothing to fold: one element per output */
-    P->rsize[0] = 1;
-    P->rstr[0] = 0;
-    P->nr = 1;
-  }
-  P->nout = 1;
-  for (int i = 0; i < P->nk; i++) P->nout *= P->ksize[i];
-  P->nred = 1;
-  for (int i = 0; i < P->nr; i++) P->nred *= P->rsize[i];
-  for (int k = 0; k < K_NOPS; k++) P->base[k] = ops[k] ? (char *)dl_tensor_data(ops[k]) : NULL;
-  P->sdt = src->dtype;
-  P->odt = c->out->dtype;
-  P->adt = c->aux ? c->aux->dtype : DL_FLOAT64;
-  P->op = c->op;
-  P->ipath = !dl_dtype_is_float(src->dtype) && int_op(c->op);
-  P->want_index = c->indices != NULL;
-  P->has_aux = c->aux != NULL;
-  P->pkind = norm_kind(c->p);
-  P->p = c->p;
-  P->correction = c->correction;
-  P->take_sqrt = c->take_sqrt;
+  int64_t es = (int64_t)dl_dtype_size(c->src->dtype);
+  for (int i = 0; i < P->nr; i++) P->rstr[i] *= es;
 }
 
 /* ---- one accumulator ---- */

@@ -110,21 +110,6 @@ static inline void dl_store_i(dl_dtype dt, char *p, int64_t s, int64_t n, const 
   }
 }
 
-/* ---- dims: the kept dims of an op, sorted and coalesced ---- */
-
-/* Sorts dims d[0..n) by decreasing stride of t (stable), so the last one is
- * the innermost in memory. */
-static inline void dl_sort_dims_by_stride(int *d, int n, const dl_tensor *t) {
-  for (int i = 1; i < n; i++) {
-    int x = d[i], j = i;
-    while (j > 0 && t->stride[d[j - 1]] < t->stride[x]) {
-      d[j] = d[j - 1];
-      j--;
-    }
-    d[j] = x;
-  }
-}
-
 /* the scan kernel (cpu_scan.c), entered in dl_cpu_reduce */
 void dl_cpu_scan(dl_tensor *dst, const dl_tensor *src, int dim, dl_scan_op op);
 

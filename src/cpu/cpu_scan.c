@@ -4,6 +4,7 @@
  * other dim advances together, one contiguous row per step. Floating
  * inputs accumulate in double, integer and bool ones in int64. */
 #include "../ops/dl_reduce.h"
+#include "../ops/dl_reduce_plan.h"
 #include "cpu_backend.h"
 #include "cpu_iter.h"
 #include "cpu_reduce_util.h"
@@ -23,25 +24,11 @@ typedef struct {
 } scan_plan;
 
 static void scan_plan_init(scan_plan *P, dl_tensor *dst, const dl_tensor *src, int dim, dl_scan_op op) {
-  int kd[DL_MAX_DIMS], nk = 0;
-  for (int d = 0; d < src->ndim; d++)
-    if (d != dim && src->shape[d] != 1) kd[nk++] = d;
-  dl_sort_dims_by_stride(kd, nk, src);
   int64_t es = (int64_t)dl_dtype_size(src->dtype), ed = (int64_t)dl_dtype_size(dst->dtype);
-  P->nk = 0;
-  for (int i = 0; i < nk; i++) {
-    int d = kd[i], n = P->nk;
-    int64_t s0 = src->stride[d] * es, s1 = dst->stride[d] * ed;
-    if (n > 0 && P->kstr[0][n - 1] == s0 * src->shape[d] && P->kstr[1][n - 1] == s1 * src->shape[d]) {
-      P->ksize[n - 1] *= src->shape[d];
-      P->kstr[0][n - 1] = s0;
-      P->kstr[1][n - 1] = s1;
-    } else {
-      P->ksize[n] = src->shape[d];
-      P->kstr[0][n] = s0;
-      P->kstr[1][n] = s1;
-      P->nk++;
-    }
+  P->nk = dl_scan_lines(dst, src, dim, P->ksize, P->kstr);
+  for (int i = 0; i < P->nk; i++) { /* bytes */
+    P->kstr[0][i] *= es;
+    P->kstr[1][i] *= ed;
   }
   P->nlines = 1;
   for (int i = 0; i < P->nk; i++) P->nlines *= P->ksize[i];

@@ -16,7 +16,6 @@ extern "C" {
 #include "../ops/dl_random.h"
 }
 
-#define TWO_PI 6.283185307179586476925286766559
 
 /* value conversions as the CPU's STORE macro: a C cast; bool is v != 0 */
 template <typename T> __host__ __device__ __forceinline__ T from_int(int64_t v) { return (T)v; }
@@ -29,37 +28,8 @@ template <> __host__ __device__ __forceinline__ bool from_int<bool>(int64_t v) {
 template <typename T>
 __host__ __device__ inline void fill_float_block(T *out, int64_t n, int64_t blk, dl_rng_state st, dl_rand_kind kind,
                                                  double a, double b) {
-  const bool f64 = sizeof(T) == 8;
-  uint32_t x[4];
-  dl_rng_block(st, (uint64_t)blk, x);
-  double u[4], v[4];
-  int cnt;
-  if (f64) {
-    u[0] = dl_rng_u53(x[0], x[1]);
-    u[1] = dl_rng_u53(x[2], x[3]);
-    cnt = 2;
-  } else {
-    for (int l = 0; l < 4; l++) u[l] = dl_rng_u24(x[l]);
-    cnt = 4;
-  }
-  /* The CPU build (gcc -O3 -march=native, GNU C: -ffp-contract=fast) fuses
-   * a + (b - a) u and a + (b r) cos t into FMAs on any x86-64 with FMA;
-   * explicit fma() gives the same roundings whatever nvcc's -fmad says. */
-  switch (kind) {
-  case DL_RAND_UNIFORM:
-    for (int l = 0; l < cnt; l++) v[l] = fma(b - a, u[l], a);
-    break;
-  case DL_RAND_NORMAL:
-    for (int l = 0; l < cnt; l += 2) {
-      double r = sqrt(-2.0 * log(1.0 - u[l])), t = TWO_PI * u[l + 1];
-      v[l] = fma(b * r, cos(t), a);
-      v[l + 1] = fma(b * r, sin(t), a);
-    }
-    break;
-  default: /* DL_RAND_EXPONENTIAL */
-    for (int l = 0; l < cnt; l++) v[l] = -log(1.0 - u[l]) / a;
-    break;
-  }
+  double v[4];
+  int cnt = dl_rand_block_values(st, blk, sizeof(T) == 8, kind, a, b, v);
   int64_t i0 = blk * cnt;
   if (cnt > n - i0) cnt = (int)(n - i0);
   for (int l = 0; l < cnt; l++) out[i0 + l] = (T)v[l];

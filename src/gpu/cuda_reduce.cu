@@ -21,121 +21,26 @@
 
 extern "C" {
 #include "../ops/dl_reduce.h"
+#include "../ops/dl_reduce_plan.h"
 }
 
 #include <math.h>
 
 namespace {
 
-enum { K_SRC, K_OUT, K_IDX, K_AUX, K_NOPS };
-enum { P_ZERO, P_ONE, P_TWO, P_INF, P_NINF, P_GEN };
+enum { K_SRC = DL_RK_SRC, K_OUT = DL_RK_OUT, K_IDX = DL_RK_IDX, K_AUX = DL_RK_AUX, K_NOPS = DL_RK_NOPS };
+enum { P_ZERO = DL_RP_ZERO, P_ONE = DL_RP_ONE, P_TWO = DL_RP_TWO, P_INF = DL_RP_INF, P_NINF = DL_RP_NINF,
+       P_GEN = DL_RP_GEN };
 
-struct rplan {
-  int nk, nr;
-  int64_t ksize[DL_MAX_DIMS];
-  int64_t kstr[K_NOPS][DL_MAX_DIMS]; /* elements */
-  int64_t rsize[DL_MAX_DIMS];
-  int64_t rstr[DL_MAX_DIMS]; /* elements, in src */
-  int64_t nout, nred;
-  char *base[K_NOPS];
-  int sdt, odt, adt, op, pkind;
-  bool ipath, want_index, has_aux, take_sqrt;
-  double p, correction;
-};
+/* the plan the CPU uses too (dl_reduce_plan.h), strides in elements */
+typedef dl_reduce_plan rplan;
 
 struct rstate {
   double a, b;
   int64_t v, idx;
 };
 
-bool int_op(dl_reduce_op op) {
-  return op == DL_REDUCE_SUM || op == DL_REDUCE_PROD || op == DL_REDUCE_MAX || op == DL_REDUCE_MIN ||
-         op == DL_REDUCE_ALL || op == DL_REDUCE_ANY || op == DL_REDUCE_COUNT_NONZERO;
-}
-
-int norm_kind(double p) {
-  if (p == 0) return P_ZERO;
-  if (p == 1) return P_ONE;
-  if (p == 2) return P_TWO;
-  if (p == INFINITY) return P_INF;
-  if (p == -INFINITY) return P_NINF;
-  return P_GEN;
-}
-
-/* sorts dims by decreasing stride of t (stable): the last is innermost */
-void sort_dims(int *d, int n, const dl_tensor *t) {
-  for (int i = 1; i < n; i++) {
-    int x = d[i], j = i;
-    while (j > 0 && t->stride[d[j - 1]] < t->stride[x]) {
-      d[j] = d[j - 1];
-      j--;
-    }
-    d[j] = x;
-  }
-}
-
-void plan_init(rplan *P, const dl_reduce_call *c) {
-  const dl_tensor *src = c->src;
-  const dl_tensor *ops[K_NOPS] = {src, c->out, c->indices, c->aux};
-  int kd[DL_MAX_DIMS], rd[DL_MAX_DIMS], nk = 0, nr = 0;
-  for (int d = 0; d < src->ndim; d++) {
-    if (src->shape[d] == 1) continue;
-    if (c->out->shape[d] == 1) rd[nr++] = d;
-    else kd[nk++] = d;
-  }
-  sort_dims(kd, nk, src);
-  sort_dims(rd, nr, src);
-  P->nk = P->nr = 0;
-  for (int i = 0; i < nk; i++) {
-    int d = kd[i], n = P->nk;
-    int64_t st[K_NOPS];
-    for (int k = 0; k < K_NOPS; k++) st[k] = ops[k] ? ops[k]->stride[d] : 0;
-    bool merge = n > 0;
-    for (int k = 0; k < K_NOPS && merge; k++)
-      if (P->kstr[k][n - 1] != st[k] * src->shape[d]) merge = false;
-    if (merge) {
-      P->ksize[n - 1] *= src->shape[d];
-      for (int k = 0; k < K_NOPS; k++) P->kstr[k][n - 1] = st[k];
-    } else {
-      P->ksize[n] = src->shape[d];
-      for (int k = 0; k < K_NOPS; k++) P->kstr[k][n] = st[k];
-      P->nk++;
-    }
-  }
-  for (int i = 0; i < nr; i++) {
-    int d = rd[i], n = P->nr;
-    int64_t st = src->stride[d];
-    if (n > 0 && P->rstr[n - 1] == st * src->shape[d]) {
-      P->rsize[n - 1] *= src->shape[d];
-      P->rstr[n - 1] = st;
-    } else {
-      P->rsize[n] = src->shape[d];
-      P->rstr[n] = st;
-      P->nr++;
-    }
-  }
-  if (P->nr == 0) {
-    P->rsize[0] = 1;
-    P->rstr[0] = 0;
-    P->nr = 1;
-  }
-  P->nout = 1;
-  for (int i = 0; i < P->nk; i++) P->nout *= P->ksize[i];
-  P->nred = 1;
-  for (int i = 0; i < P->nr; i++) P->nred *= P->rsize[i];
-  for (int k = 0; k < K_NOPS; k++) P->base[k] = ops[k] ? (char *)dl_tensor_data(ops[k]) : nullptr;
-  P->sdt = src->dtype;
-  P->odt = c->out->dtype;
-  P->adt = c->aux ? c->aux->dtype : DL_FLOAT64;
-  P->op = c->op;
-  P->ipath = !dl_dtype_is_float(src->dtype) && int_op(c->op);
-  P->want_index = c->indices != nullptr;
-  P->has_aux = c->aux != nullptr;
-  P->pkind = norm_kind(c->p);
-  P->p = c->p;
-  P->correction = c->correction;
-  P->take_sqrt = c->take_sqrt;
-}
+void plan_init(rplan *P, const dl_reduce_call *c) { dl_reduce_plan_init(P, c); }
 
 /* ---- element access by runtime dtype ---- */
 
@@ -635,25 +540,7 @@ __global__ void scan_lines(splan P) {
 void cuda_scan(dl_tensor *dst, const dl_tensor *src, int dim, dl_scan_op op) {
   if (dst->numel == 0) return;
   splan P;
-  int kd[DL_MAX_DIMS], nk = 0;
-  for (int d = 0; d < src->ndim; d++)
-    if (d != dim && src->shape[d] != 1) kd[nk++] = d;
-  sort_dims(kd, nk, src);
-  P.nk = 0;
-  for (int i = 0; i < nk; i++) {
-    int d = kd[i], n = P.nk;
-    int64_t s0 = src->stride[d], s1 = dst->stride[d];
-    if (n > 0 && P.kstr[0][n - 1] == s0 * src->shape[d] && P.kstr[1][n - 1] == s1 * src->shape[d]) {
-      P.ksize[n - 1] *= src->shape[d];
-      P.kstr[0][n - 1] = s0;
-      P.kstr[1][n - 1] = s1;
-    } else {
-      P.ksize[n] = src->shape[d];
-      P.kstr[0][n] = s0;
-      P.kstr[1][n] = s1;
-      P.nk++;
-    }
-  }
+  P.nk = dl_scan_lines(dst, src, dim, P.ksize, P.kstr);
   P.nlines = 1;
   for (int i = 0; i < P.nk; i++) P.nlines *= P.ksize[i];
   P.len = src->ndim ? src->shape[dim] : 1;

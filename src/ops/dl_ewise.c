@@ -199,7 +199,7 @@ dl_tensor *dl_op_binary(dl_binop op, const dl_tensor *a, const dl_tensor *b, dl_
   /* fast path: same dtype, shape and device, both contiguous — no casts,
    * no broadcasting, one allocation */
   if (a->dtype == b->dtype && dl_tensor_same_shape(a, b) && dl_device_eq(dl_tensor_device(a), dl_tensor_device(b)) &&
-      dl_ewise_contiguous(a) && dl_ewise_contiguous(b)) {
+      dl_tensor_is_contiguous(a) && dl_tensor_is_contiguous(b)) {
     const char *fn = dl_binop_name(op);
     dl_dtype ct, ot;
     if (binary_types(fn, op, a->dtype, alpha, &ct, &ot)) return NULL;
@@ -225,7 +225,7 @@ dl_tensor *dl_op_binary_ex(dl_binop op, dl_operand a, dl_operand b, dl_scalar al
   if (operand_checks(fn, op, ct, a, b)) return NULL;
   /* fast path: a contiguous tensor of the compute dtype and a number */
   const dl_tensor *t = a.t ? a.t : b.t;
-  if (t && (!a.t || !b.t) && t->dtype == ct && dl_ewise_contiguous(t)) {
+  if (t && (!a.t || !b.t) && t->dtype == ct && dl_tensor_is_contiguous(t)) {
     const struct dl_ewise_kernels *k = dl_ewise_kernels_for(fn, dl_binop_op(op), dl_tensor_device(t), ct);
     if (!k) return NULL;
     dl_tensor *out = dl_tensor_empty(t->shape, t->ndim, ot, dl_tensor_device(t));

@@ -37,16 +37,6 @@ dl_tensor *dl_ewise_inplace_target(dl_tensor *self, dl_dtype ot, bool force_tmp)
  * version. */
 void dl_ewise_inplace_finish(dl_tensor *self, dl_tensor *target);
 
-/* dl_tensor_is_contiguous, inlined for the per-op fast paths */
-static inline bool dl_ewise_contiguous(const dl_tensor *t) {
-  int64_t st = 1;
-  for (int d = t->ndim - 1; d >= 0; d--) {
-    if (t->shape[d] != 1 && t->stride[d] != st) return false;
-    st *= t->shape[d];
-  }
-  return true;
-}
-
 /* The ewise kernels that run op in compute dtype ct on dev, or NULL with
  * the one "not supported" error naming fn. */
 static inline const struct dl_ewise_kernels *dl_ewise_kernels_for(const char *fn, dl_op op, dl_device dev,

@@ -8,7 +8,48 @@
 #include "../dl_backend.h"
 #include "../dl_rng.h"
 
+#include <math.h>
+
 typedef enum { DL_RAND_UNIFORM = 0, DL_RAND_NORMAL, DL_RAND_EXPONENTIAL } dl_rand_kind;
+
+#define DL_TWO_PI 6.283185307179586476925286766559
+
+/* The values of Philox block blk of stream st, in double: 4 for float32
+ * (one word each), 2 for float64 (two words each); uniform in [a, b),
+ * normal (mean a, std b; Box-Muller) or exponential (rate a). One text for
+ * the CPU and the GPU kernels, with explicit fma() so both round alike
+ * whatever either compiler contracts. Returns the count. */
+DL_RNG_FN int dl_rand_block_values(dl_rng_state st, int64_t blk, bool f64, dl_rand_kind kind, double a, double b,
+                                   double v[4]) {
+  uint32_t x[4];
+  dl_rng_block(st, (uint64_t)blk, x);
+  double u[4];
+  int cnt;
+  if (f64) {
+    u[0] = dl_rng_u53(x[0], x[1]);
+    u[1] = dl_rng_u53(x[2], x[3]);
+    cnt = 2;
+  } else {
+    for (int l = 0; l < 4; l++) u[l] = dl_rng_u24(x[l]);
+    cnt = 4;
+  }
+  switch (kind) {
+  case DL_RAND_UNIFORM:
+    for (int l = 0; l < cnt; l++) v[l] = fma(b - a, u[l], a);
+    break;
+  case DL_RAND_NORMAL:
+    for (int l = 0; l < cnt; l += 2) {
+      double r = sqrt(-2.0 * log(1.0 - u[l])), t = DL_TWO_PI * u[l + 1];
+      v[l] = fma(b * r, cos(t), a);
+      v[l + 1] = fma(b * r, sin(t), a);
+    }
+    break;
+  default: /* DL_RAND_EXPONENTIAL */
+    for (int l = 0; l < cnt; l++) v[l] = -log(1.0 - u[l]) / a;
+    break;
+  }
+  return cnt;
+}
 
 /* Kernels write contiguous outputs of out->numel elements, element i from
  * the stream words dl_rng.h assigns it; st is the op's reserved state. */

@@ -8,6 +8,7 @@
 -- module's forward is one call with its stored arguments: no table is made
 -- per call. Softmax dims are 1-based and printed as given.
 local dl = require "dlua"
+local checks = require "dlua.checks"
 local nn = dl.nn
 local F = nn.functional
 
@@ -27,16 +28,7 @@ local function check_number(cls, argn, name, v)
   return v
 end
 
-local function check_options(cls, opts, allowed)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    error(fmt("dl.nn.%s: bad argument (options table expected, got %s)", cls, type(opts)), 3)
-  end
-  for k in pairs(opts) do
-    if not allowed[k] then error(fmt("dl.nn.%s: unknown option '%s'", cls, tostring(k)), 3) end
-  end
-  return opts
-end
+local function check_options(cls, opts, allowed) return checks.options("dl.nn." .. cls, opts, allowed) end
 
 ---------------------------------------------------------------------------
 -- Without parameters

@@ -15,26 +15,8 @@ local is_tensor = dl.is_tensor
 local sqrt, fmt = math.sqrt, string.format
 local raise = require("dlua.errors").raise
 
--- "[4,5]"
-local function shape_str(x) return "[" .. table.concat(x:size(), ",") .. "]" end
-
--- raises an error naming fn for a non-table options argument or an unknown key
-local function check_options(fn, opts, allowed)
-  if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    error(fmt("%s: bad argument (options table expected, got %s)", fn, type(opts)), 3)
-  end
-  for k in pairs(opts) do
-    if not allowed[k] then error(fmt("%s: unknown option '%s'", fn, tostring(k)), 3) end
-  end
-  return opts
-end
-
-local function check_count(fn, argn, name, v, min)
-  if math.type(v) ~= "integer" or v < min then
-    error(fmt("%s: bad argument #%d (%s must be an integer >= %d, got %s)", fn, argn, name, min, tostring(v)), 3)
-  end
-end
+local checks = require "dlua.checks"
+local shape_str, check_options, check_count = checks.shape_str, checks.options, checks.count
 
 -- dtype/device options for new parameters
 local function tensor_opts(opts)

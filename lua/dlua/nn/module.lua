@@ -46,9 +46,7 @@ function nn.is_parameter(t)
   return is_param[t] == true
 end
 
-local function shape_str(t)
-  return "[" .. table.concat(t:size(), ",") .. "]"
-end
+local shape_str = require("dlua.checks").shape_str
 nn._shape_str = shape_str
 
 ---------------------------------------------------------------------------

@@ -1,0 +1,31 @@
+-- dlua.checks: the argument checks the Lua library shares. Errors are
+-- raised at the user's line (dlua.errors) and name the function.
+local raise = require("dlua.errors").raise
+
+local M = {}
+
+-- "[4,5]"
+function M.shape_str(t) return "[" .. table.concat(t:size(), ",") .. "]" end
+
+-- opts (nil: {}) as an options table whose keys are all in allowed
+function M.options(fn, opts, allowed)
+  if opts == nil then return {} end
+  if type(opts) ~= "table" then
+    raise(string.format("%s: bad argument (options table expected, got %s)", fn, type(opts)))
+  end
+  for k in pairs(opts) do
+    if not allowed[k] then raise(string.format("%s: unknown option '%s'", fn, tostring(k))) end
+  end
+  return opts
+end
+
+-- v as an integer >= min, argument #argn called name
+function M.count(fn, argn, name, v, min)
+  if math.type(v) ~= "integer" or v < min then
+    raise(string.format("%s: bad argument #%d (%s must be an integer >= %d, got %s)", fn, argn, name, min,
+      tostring(v)))
+  end
+  return v
+end
+
+return M
