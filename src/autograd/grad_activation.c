@@ -9,6 +9,7 @@
 #include "dl_ag_reduce.h"
 #include "dl_ag_view.h"
 #include "dl_autograd.h"
+#include "grad_glue.h"
 
 #include "../ops/dl_math.h"
 
@@ -16,36 +17,8 @@
 #include <string.h>
 
 
-static dl_tensor *fail(dl_tensor *out) {
-  dl_tensor_release(out);
-  return NULL;
-}
+/* ---- composition glue (grad_glue.h) and what only activations need ---- */
 
-static dl_tensor *ref(dl_tensor *t) { return t ? dl_tensor_retain(t) : NULL; }
-
-/* ---- composition glue ----
- * Each t_* helper consumes its tensor arguments and is NULL-safe (a failed
- * step makes the result NULL), so a formula reads as one expression. t_*
- * record; p_gt is a plain mask (a constant to autograd). */
-
-static dl_tensor *take2(dl_tensor *r, dl_tensor *a, dl_tensor *b) {
-  dl_tensor_release(a);
-  dl_tensor_release(b);
-  return r;
-}
-static dl_tensor *t_mul(dl_tensor *a, dl_tensor *b) { return take2(a && b ? dl_ag_mul(a, b) : NULL, a, b); }
-static dl_tensor *t_add(dl_tensor *a, dl_tensor *b) { return take2(a && b ? dl_ag_add(a, b) : NULL, a, b); }
-static dl_tensor *t_sub(dl_tensor *a, dl_tensor *b) { return take2(a && b ? dl_ag_sub(a, b) : NULL, a, b); }
-static dl_tensor *t_muls(dl_tensor *a, double s) {
-  return take2(a ? dl_ag_mul_scalar(a, dl_scalar_f(s)) : NULL, a, NULL);
-}
-static dl_tensor *t_adds(dl_tensor *a, double s) {
-  return take2(a ? dl_ag_add_scalar(a, dl_scalar_f(s)) : NULL, a, NULL);
-}
-static dl_tensor *t_rsubs(double s, dl_tensor *a) {
-  return take2(a ? dl_ag_rsub_scalar(dl_scalar_f(s), a) : NULL, a, NULL);
-}
-static dl_tensor *t_un(dl_unop op, dl_tensor *a) { return take2(a ? dl_ag_unary(op, a) : NULL, a, NULL); }
 /* min(a, 0) */
 static dl_tensor *t_min0(dl_tensor *a) {
   dl_operand hi = dl_operand_scalar(dl_scalar_f(0));

@@ -4,6 +4,7 @@
  * written once for both the backward rule (v = the output gradient) and
  * the jvp rule (v = an operand's tangent). */
 #include "grad_ewise_impl.h"
+#include "grad_glue.h"
 
 #include "../ops/dl_activation.h"
 
@@ -23,16 +24,6 @@
 
 typedef dl_tensor T;
 
-static T *take2(T *r, T *a, T *b) {
-  dl_tensor_release(a);
-  dl_tensor_release(b);
-  return r;
-}
-static T *take1(T *r, T *a) {
-  dl_tensor_release(a);
-  return r;
-}
-static T *ref(T *t) { return t ? dl_tensor_retain(t) : NULL; }
 
 static dl_operand num(double s) { return dl_operand_scalar(dl_scalar_f(s)); }
 
@@ -53,7 +44,7 @@ static T *pow_s(T *a, double s) { return bin_s(DL_BIN_POW, a, s); }
 static T *rsub_s(double s, T *a) {
   return take1(a ? dl_ag_binary(DL_BIN_SUB, num(s), dl_operand_tensor(a), dl_scalar_i(1)) : NULL, a);
 }
-static T *un(dl_unop op, T *a) { return take1(a ? dl_ag_unary(op, a) : NULL, a); }
+static T *un(dl_unop op, T *a) { return t_un(op, a); }
 static T *neg(T *a) { return un(DL_UN_NEG, a); }
 /* cond ? v : 0 (keep) or cond ? 0 : v (!keep); cond is a plain mask */
 static T *pick(T *cond, T *v, bool keep) {
@@ -61,15 +52,9 @@ static T *pick(T *cond, T *v, bool keep) {
   return take2(cond && v ? dl_ag_where(cond, keep ? tv : z, keep ? z : tv) : NULL, cond, v);
 }
 
-static T *p_bin(dl_binop op, T *a, T *b) {
-  return take2(a && b ? dl_op_binary(op, a, b, dl_scalar_i(1)) : NULL, a, b);
-}
 static T *p_bin_s(dl_binop op, T *a, double s) {
   return take1(a ? dl_op_binary_ex(op, dl_operand_tensor(a), num(s), dl_scalar_i(1)) : NULL, a);
 }
-static T *p_un(dl_unop op, T *a) { return take1(a ? dl_op_unary(op, a) : NULL, a); }
-/* a bool mask as 0/1 of dtype dt */
-static T *p_float(T *m, dl_dtype dt) { return take1(m ? dl_tensor_to_dtype(m, dt) : NULL, m); }
 
 static T *zeros_like(const T *v) { return dl_tensor_zeros(v->shape, v->ndim, v->dtype, dl_tensor_device(v)); }
 

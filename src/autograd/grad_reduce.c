@@ -15,57 +15,22 @@
 #include "dl_ag_index.h"
 #include "dl_ag_view.h"
 #include "dl_autograd.h"
+#include "grad_glue.h"
 #include "dl_autograd_ops.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-static dl_tensor *fail(dl_tensor *out) {
-  dl_tensor_release(out);
-  return NULL;
-}
+/* ---- composition glue (grad_glue.h) and what only reductions need ---- */
 
-static dl_tensor *ref(dl_tensor *t) { return t ? dl_tensor_retain(t) : NULL; }
-
-/* ---- element-wise glue ----
- * Each helper consumes its tensor arguments and is NULL-safe (a NULL left
- * by a failed step makes the result NULL), so a formula reads as one
- * expression with one check at the end. t_* record (differentiable), p_*
- * are plain (for masks and counts, which are constants to autograd). */
-
-static dl_tensor *take2(dl_tensor *r, dl_tensor *a, dl_tensor *b) {
-  dl_tensor_release(a);
-  dl_tensor_release(b);
-  return r;
-}
-static dl_tensor *take1(dl_tensor *r, dl_tensor *a) {
-  dl_tensor_release(a);
-  return r;
-}
-
-static dl_tensor *t_add(dl_tensor *a, dl_tensor *b) { return take2(a && b ? dl_ag_add(a, b) : NULL, a, b); }
-static dl_tensor *t_sub(dl_tensor *a, dl_tensor *b) { return take2(a && b ? dl_ag_sub(a, b) : NULL, a, b); }
-static dl_tensor *t_mul(dl_tensor *a, dl_tensor *b) { return take2(a && b ? dl_ag_mul(a, b) : NULL, a, b); }
-static dl_tensor *t_div(dl_tensor *a, dl_tensor *b) { return take2(a && b ? dl_ag_div(a, b) : NULL, a, b); }
-static dl_tensor *t_exp(dl_tensor *a) { return take1(a ? dl_ag_exp(a) : NULL, a); }
-static dl_tensor *t_abs(dl_tensor *a) { return take1(a ? dl_ag_abs(a) : NULL, a); }
+static dl_tensor *t_exp(dl_tensor *a) { return t_un(DL_UN_EXP, a); }
+static dl_tensor *t_abs(dl_tensor *a) { return t_un(DL_UN_ABS, a); }
 
 /* a 0-d tensor of a's dtype and device (does not widen a) */
 static dl_tensor *scalar_like(const dl_tensor *a, double v) {
   return dl_tensor_scalar(dl_scalar_f(v), a->dtype, dl_tensor_device(a));
 }
-static dl_tensor *t_scale(dl_tensor *a, double s) { return take1(a ? dl_ag_mul_scalar(a, dl_scalar_f(s)) : NULL, a); }
-static dl_tensor *t_pow(dl_tensor *a, double p) {
-  return take1(a ? dl_ag_pow_scalar(a, dl_scalar_f(p)) : NULL, a);
-}
-
-static dl_tensor *p_bin(dl_binop op, dl_tensor *a, dl_tensor *b) {
-  return take2(a && b ? dl_op_binary(op, a, b, dl_scalar_i(1)) : NULL, a, b);
-}
-static dl_tensor *p_un(dl_unop op, dl_tensor *a) { return take1(a ? dl_op_unary(op, a) : NULL, a); }
-/* bool mask -> 0/1 of dtype dt */
-static dl_tensor *p_float(dl_tensor *m, dl_dtype dt) { return take1(m ? dl_tensor_to_dtype(m, dt) : NULL, m); }
 
 static dl_tensor *zeros_of(const dl_tensor *x) {
   return dl_tensor_zeros(x->shape, x->ndim, x->dtype, dl_tensor_device(x));
@@ -176,7 +141,7 @@ dl_tensor *dl_ag_sum_dims(dl_tensor *t, const int *dims, int ndims, bool keepdim
 
 static int mean_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
   const reduce_ctx *c = (const reduce_ctx *)n->ctx;
-  gin[0] = t_scale(expand_back(c, gout[0]), 1.0 / (double)c->n);
+  gin[0] = t_muls(expand_back(c, gout[0]), 1.0 / (double)c->n);
   return gin[0] ? 0 : -1;
 }
 static const dl_node_type mean_all_type = {"MeanBackward0", mean_backward, NULL};
@@ -258,7 +223,7 @@ static dl_tensor *centred(const reduce_ctx *c, dl_tensor *x) {
   return t_sub(ref(x), dl_ag_mean(x, c->dims, c->ndims, true));
 }
 static dl_tensor *var_local(const reduce_ctx *c, dl_tensor *x) {
-  return t_scale(centred(c, x), 2.0 / ((double)c->n - c->correction));
+  return t_muls(centred(c, x), 2.0 / ((double)c->n - c->correction));
 }
 
 /* 1 where v == 0, else 0 (a constant, v's dtype) */
@@ -272,7 +237,7 @@ static dl_tensor *std_local(const reduce_ctx *c, dl_tensor *x, dl_tensor *ok) {
   dl_tensor *zm = zero_mask(ok);
   if (!zm) return NULL;
   dl_tensor *keep = p_bin(DL_BIN_SUB, scalar_like(zm, 1), ref(zm));
-  dl_tensor *den = t_scale(t_add(ref(ok), zm), (double)c->n - c->correction);
+  dl_tensor *den = t_muls(t_add(ref(ok), zm), (double)c->n - c->correction);
   return t_div(t_mul(centred(c, x), keep), den);
 }
 
@@ -292,12 +257,12 @@ static dl_tensor *norm_local(const reduce_ctx *c, dl_tensor *x, dl_tensor *ok) {
   if (p < 1) { /* sgn(x) |x|^(p-1) (0 at x = 0) * norm^(1-p) */
     dl_tensor_release(safe);
     dl_tensor *ax = t_add(t_abs(ref(x)), zero_mask(x));
-    dl_tensor *s = t_mul(p_un(DL_UN_SIGN, ref(x)), t_pow(ax, p - 1));
-    return t_mul(s, t_pow(ref(ok), 1 - p));
+    dl_tensor *s = t_mul(p_un(DL_UN_SIGN, ref(x)), t_pows(ax, p - 1));
+    return t_mul(s, t_pows(ref(ok), 1 - p));
   }
-  dl_tensor *num = p < 2 ? t_mul(p_un(DL_UN_SIGN, ref(x)), t_pow(t_abs(ref(x)), p - 1))
-                         : t_mul(ref(x), t_pow(t_abs(ref(x)), p - 2));
-  return t_div(num, t_pow(safe, p - 1));
+  dl_tensor *num = p < 2 ? t_mul(p_un(DL_UN_SIGN, ref(x)), t_pows(t_abs(ref(x)), p - 1))
+                         : t_mul(ref(x), t_pows(t_abs(ref(x)), p - 2));
+  return t_div(num, t_pows(safe, p - 1));
 }
 
 /* amax, amin, max(), min(): the tie mask over its count (a constant) */

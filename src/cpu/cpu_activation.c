@@ -20,29 +20,14 @@ typedef struct {
 #define AM_QUAL static inline
 #define AM_T float
 #define AM_FN(name) name##_f
-#define AM_EXP expf
-#define AM_EXPM1 expm1f
-#define AM_LOG1P log1pf
-#define AM_ERF erff
-#define AM_TANH tanhf
-#define AM_FABS fabsf
+#define AM_MATH(fn) fn##f
 #include "../ops/dl_act_math.h"
 #undef AM_T
 #undef AM_FN
-#undef AM_EXP
-#undef AM_EXPM1
-#undef AM_LOG1P
-#undef AM_ERF
-#undef AM_TANH
-#undef AM_FABS
+#undef AM_MATH
 #define AM_T double
 #define AM_FN(name) name##_d
-#define AM_EXP exp
-#define AM_EXPM1 expm1
-#define AM_LOG1P log1p
-#define AM_ERF erf
-#define AM_TANH tanh
-#define AM_FABS fabs
+#define AM_MATH(f) f
 #include "../ops/dl_act_math.h"
 
 /* one inner loop per (op, dtype): a contiguous run the compiler vectorises,

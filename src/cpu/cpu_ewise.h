@@ -43,7 +43,8 @@ static inline int64_t dl_cpu_elsize(dl_dtype dt) {
 void dl_cpu_run(int nops, dl_tensor *const *ops, const dl_cpu_value *vals, dl_iter_fn fn, void *ctx);
 
 /* The ewise entries of the CPU backend (cpu_ewise*.c); each returns
- * DL_KERNEL_OK (binary also DL_EWISE_ZERODIV). */
+ * DL_KERNEL_OK (binary also DL_EWISE_ZERODIV). Twin of cuda_ewise.cu's
+ * list: each backend declares its own entries of struct dl_ewise_kernels. */
 int dl_cpu_ewise_unary(dl_unop op, dl_tensor *out, const dl_tensor *a);
 int dl_cpu_ewise_clamp(dl_tensor *out, const dl_tensor *a, const dl_operand *lo, const dl_operand *hi);
 int dl_cpu_ewise_lerp(dl_tensor *out, const dl_tensor *a, const dl_tensor *end, dl_operand w);

@@ -32,9 +32,6 @@
 #define RB 1024
 #define MAX_PARTS 64
 
-enum { K_SRC = DL_RK_SRC, K_OUT = DL_RK_OUT, K_IDX = DL_RK_IDX, K_AUX = DL_RK_AUX, K_NOPS = DL_RK_NOPS };
-enum { P_ZERO = DL_RP_ZERO, P_ONE = DL_RP_ONE, P_TWO = DL_RP_TWO, P_INF = DL_RP_INF, P_NINF = DL_RP_NINF,
-       P_GEN = DL_RP_GEN };
 
 /* the shared plan (dl_reduce_plan.h), with strides turned into bytes */
 typedef dl_reduce_plan plan;
@@ -53,8 +50,8 @@ typedef struct {
 
 static void plan_init(plan *P, const dl_reduce_call *c) {
   dl_reduce_plan_init(P, c);
-  const dl_tensor *ops[K_NOPS] = {c->src, c->out, c->indices, c->aux};
-  for (int k = 0; k < K_NOPS; k++) {
+  const dl_tensor *ops[DL_RK_NOPS] = {c->src, c->out, c->indices, c->aux};
+  for (int k = 0; k < DL_RK_NOPS; k++) {
     int64_t es = ops[k] ? (int64_t)dl_dtype_size(ops[k]->dtype) : 0;
     for (int i = 0; i < P->nk; i++) P->kstr[k][i] *= es;
   }
@@ -72,7 +69,7 @@ static void state_init(const plan *P, rstate *st) {
   case DL_REDUCE_PROD: case DL_REDUCE_ALL: st->a = 1; st->v = 1; break;
   case DL_REDUCE_MAX: st->a = -INFINITY; st->v = INT64_MIN; break;
   case DL_REDUCE_MIN: st->a = INFINITY; st->v = INT64_MAX; break;
-  case DL_REDUCE_NORM: st->a = P->pkind == P_NINF ? INFINITY : 0; break;
+  case DL_REDUCE_NORM: st->a = P->pkind == DL_RP_NINF ? INFINITY : 0; break;
   default: break;
   }
 }
@@ -161,21 +158,21 @@ static void block_d(const plan *P, const double *x, int64_t n, int64_t pos, rsta
   case DL_REDUCE_NORM: {
     double a = 0, p = P->p;
     switch (P->pkind) {
-    case P_ZERO:
+    case DL_RP_ZERO:
       DL_SIMD_REDUCE(+, a)
       for (int64_t i = 0; i < n; i++) a += x[i] != 0;
       break;
-    case P_ONE:
+    case DL_RP_ONE:
       DL_SIMD_REDUCE(+, a)
       for (int64_t i = 0; i < n; i++) a += fabs(x[i]);
       break;
-    case P_TWO: a = sumsq_d(x, n); break;
-    case P_INF: {
+    case DL_RP_TWO: a = sumsq_d(x, n); break;
+    case DL_RP_INF: {
       double r = block_absmax(x, n);
       st->a = BETTER_MAX(r, st->a) ? r : st->a;
       return;
     }
-    case P_NINF: {
+    case DL_RP_NINF: {
       double r = block_absmin(x, n);
       st->a = BETTER_MIN(r, st->a) ? r : st->a;
       return;
@@ -286,8 +283,8 @@ static void state_combine(const plan *P, rstate *s, const rstate *o) {
   case DL_REDUCE_ALL: s->a = s->a && o->a; s->v = s->v && o->v; break;
   case DL_REDUCE_ANY: s->a = s->a || o->a; s->v = s->v || o->v; break;
   case DL_REDUCE_NORM:
-    if (P->pkind == P_INF) s->a = BETTER_MAX(o->a, s->a) ? o->a : s->a;
-    else if (P->pkind == P_NINF) s->a = BETTER_MIN(o->a, s->a) ? o->a : s->a;
+    if (P->pkind == DL_RP_INF) s->a = BETTER_MAX(o->a, s->a) ? o->a : s->a;
+    else if (P->pkind == DL_RP_NINF) s->a = BETTER_MIN(o->a, s->a) ? o->a : s->a;
     else s->a += o->a;
     break;
   default: /* sums */
@@ -304,8 +301,8 @@ static double finish_d(const plan *P, double a, double b, double m) {
   switch (P->op) {
   case DL_REDUCE_MEAN: return a / n;
   case DL_REDUCE_NORM:
-    if (P->pkind == P_TWO) return sqrt(a);
-    if (P->pkind == P_GEN) return pow(a, 1.0 / P->p);
+    if (P->pkind == DL_RP_TWO) return sqrt(a);
+    if (P->pkind == DL_RP_GEN) return pow(a, 1.0 / P->p);
     return a;
   case DL_REDUCE_VAR: {
     double dof = n - P->correction;
@@ -323,7 +320,7 @@ static double finish_d(const plan *P, double a, double b, double m) {
 
 static bool fused_f32(const plan *P, int64_t istr) {
   return P->sdt == DL_FLOAT32 && istr == (int64_t)sizeof(float) &&
-         (P->op == DL_REDUCE_SUM || P->op == DL_REDUCE_MEAN || (P->op == DL_REDUCE_NORM && P->pkind == P_TWO));
+         (P->op == DL_REDUCE_SUM || P->op == DL_REDUCE_MEAN || (P->op == DL_REDUCE_NORM && P->pkind == DL_RP_TWO));
 }
 
 /* folds reduced positions [begin, end) of the output whose src block
@@ -366,40 +363,40 @@ static void reduce_range(const plan *P, const char *sbase, int64_t begin, int64_
 
 /* byte offsets of output o (over all kept dims, or all but the innermost) */
 static void kept_offsets(const plan *P, int64_t o, int nk, int64_t *off) {
-  for (int k = 0; k < K_NOPS; k++) off[k] = 0;
+  for (int k = 0; k < DL_RK_NOPS; k++) off[k] = 0;
   for (int d = nk - 1; d >= 0; d--) {
     int64_t i = o % P->ksize[d];
     o /= P->ksize[d];
-    for (int k = 0; k < K_NOPS; k++) off[k] += i * P->kstr[k][d];
+    for (int k = 0; k < DL_RK_NOPS; k++) off[k] += i * P->kstr[k][d];
   }
 }
 
 static void store_one(const plan *P, const int64_t *off, const rstate *st, double m) {
   if (P->ipath) {
-    dl_store_i(P->odt, P->base[K_OUT] + off[K_OUT], 0, 1, &st->v);
+    dl_store_i(P->odt, P->base[DL_RK_OUT] + off[DL_RK_OUT], 0, 1, &st->v);
   } else {
     double r = finish_d(P, st->a, st->b, m);
-    dl_store_d(P->odt, P->base[K_OUT] + off[K_OUT], 0, 1, &r);
+    dl_store_d(P->odt, P->base[DL_RK_OUT] + off[DL_RK_OUT], 0, 1, &r);
   }
   if (P->want_index) {
     int64_t i = st->idx + 1; /* 1-based */
-    dl_store_i(DL_INT64, P->base[K_IDX] + off[K_IDX], 0, 1, &i);
+    dl_store_i(DL_INT64, P->base[DL_RK_IDX] + off[DL_RK_IDX], 0, 1, &i);
   }
 }
 
 static double aux_at(const plan *P, const int64_t *off) {
   if (!P->has_aux) return 0;
   double m;
-  dl_load_d_copy(P->adt, P->base[K_AUX] + off[K_AUX], 0, 1, &m);
+  dl_load_d_copy(P->adt, P->base[DL_RK_AUX] + off[DL_RK_AUX], 0, 1, &m);
   return m;
 }
 
 /* one output, its reduction split across threads when it is large */
 static void reduce_one_split(const plan *P, int64_t o) {
-  int64_t off[K_NOPS];
+  int64_t off[DL_RK_NOPS];
   kept_offsets(P, o, P->nk, off);
   double m = aux_at(P, off);
-  const char *sbase = P->base[K_SRC] + off[K_SRC];
+  const char *sbase = P->base[DL_RK_SRC] + off[DL_RK_SRC];
   rstate st;
   state_init(P, &st);
 #ifdef _OPENMP
@@ -425,12 +422,12 @@ static void reduce_one_split(const plan *P, int64_t o) {
 
 /* output o, its reduction in one run */
 static void reduce_one(const plan *P, int64_t o) {
-  int64_t off[K_NOPS];
+  int64_t off[DL_RK_NOPS];
   kept_offsets(P, o, P->nk, off);
   double m = aux_at(P, off);
   rstate st;
   state_init(P, &st);
-  reduce_range(P, P->base[K_SRC] + off[K_SRC], 0, P->nred, &st, m);
+  reduce_range(P, P->base[DL_RK_SRC] + off[DL_RK_SRC], 0, P->nred, &st, m);
   store_one(P, off, &st, m);
 }
 
@@ -500,13 +497,13 @@ static void rows_d(const plan *P, const double *x, int64_t n, int64_t r, rows *R
   case DL_REDUCE_COUNT_NONZERO: DL_SIMD for (int64_t j = 0; j < n; j++) a[j] += x[j] != 0; break;
   case DL_REDUCE_NORM:
     switch (P->pkind) {
-    case P_ZERO: DL_SIMD for (int64_t j = 0; j < n; j++) a[j] += x[j] != 0; break;
-    case P_ONE: DL_SIMD for (int64_t j = 0; j < n; j++) a[j] += fabs(x[j]); break;
-    case P_TWO: DL_SIMD for (int64_t j = 0; j < n; j++) a[j] += x[j] * x[j]; break;
-    case P_INF:
+    case DL_RP_ZERO: DL_SIMD for (int64_t j = 0; j < n; j++) a[j] += x[j] != 0; break;
+    case DL_RP_ONE: DL_SIMD for (int64_t j = 0; j < n; j++) a[j] += fabs(x[j]); break;
+    case DL_RP_TWO: DL_SIMD for (int64_t j = 0; j < n; j++) a[j] += x[j] * x[j]; break;
+    case DL_RP_INF:
       for (int64_t j = 0; j < n; j++) { double y = fabs(x[j]); a[j] = BETTER_MAX(y, a[j]) ? y : a[j]; }
       break;
-    case P_NINF:
+    case DL_RP_NINF:
       for (int64_t j = 0; j < n; j++) { double y = fabs(x[j]); a[j] = BETTER_MIN(y, a[j]) ? y : a[j]; }
       break;
     default: for (int64_t j = 0; j < n; j++) a[j] += pow(fabs(x[j]), P->p); break;
@@ -599,19 +596,19 @@ static void reduce_block(const plan *P, int64_t w, int64_t nblk, int64_t width) 
   int nk = P->nk, ki = nk - 1;
   int64_t k0 = P->ksize[ki];
   int64_t blk = w % nblk;
-  int64_t off[K_NOPS];
+  int64_t off[DL_RK_NOPS];
   kept_offsets(P, w / nblk, ki, off);
-  for (int k = 0; k < K_NOPS; k++) off[k] += blk * width * P->kstr[k][ki];
+  for (int k = 0; k < DL_RK_NOPS; k++) off[k] += blk * width * P->kstr[k][ki];
   int64_t nb = k0 - blk * width < width ? k0 - blk * width : width;
   rows R;
   double dbuf[RB];
   int64_t ibuf[RB];
   rows_init(P, &R, nb);
-  if (P->has_aux) dl_load_d_copy(P->adt, P->base[K_AUX] + off[K_AUX], P->kstr[K_AUX][ki], nb, R.m);
+  if (P->has_aux) dl_load_d_copy(P->adt, P->base[DL_RK_AUX] + off[DL_RK_AUX], P->kstr[DL_RK_AUX][ki], nb, R.m);
   int nr = P->nr;
   int64_t ridx[DL_MAX_DIMS] = {0};
-  const char *p = P->base[K_SRC] + off[K_SRC];
-  int64_t sstr = P->kstr[K_SRC][ki];
+  const char *p = P->base[DL_RK_SRC] + off[DL_RK_SRC];
+  int64_t sstr = P->kstr[DL_RK_SRC][ki];
   /* contiguous float32 rows added straight into the double accumulators */
   bool fused = P->sdt == DL_FLOAT32 && sstr == (int64_t)sizeof(float) &&
                (P->op == DL_REDUCE_SUM || P->op == DL_REDUCE_MEAN);
@@ -637,16 +634,16 @@ static void reduce_block(const plan *P, int64_t w, int64_t nblk, int64_t width) 
       ridx[d] = 0;
     }
   }
-  char *out = P->base[K_OUT] + off[K_OUT];
+  char *out = P->base[DL_RK_OUT] + off[DL_RK_OUT];
   if (P->ipath) {
-    dl_store_i(P->odt, out, P->kstr[K_OUT][ki], nb, R.v);
+    dl_store_i(P->odt, out, P->kstr[DL_RK_OUT][ki], nb, R.v);
   } else {
     for (int64_t j = 0; j < nb; j++) dbuf[j] = finish_d(P, R.a[j], R.b[j], R.m[j]);
-    dl_store_d(P->odt, out, P->kstr[K_OUT][ki], nb, dbuf);
+    dl_store_d(P->odt, out, P->kstr[DL_RK_OUT][ki], nb, dbuf);
   }
   if (P->want_index) {
     for (int64_t j = 0; j < nb; j++) ibuf[j] = R.idx[j] + 1;
-    dl_store_i(DL_INT64, P->base[K_IDX] + off[K_IDX], P->kstr[K_IDX][ki], nb, ibuf);
+    dl_store_i(DL_INT64, P->base[DL_RK_IDX] + off[DL_RK_IDX], P->kstr[DL_RK_IDX][ki], nb, ibuf);
   }
 }
 
@@ -685,7 +682,7 @@ static void cpu_reduce(const dl_reduce_call *c) {
   }
   /* inner when the reduction is innermost in memory and its runs are long
    * enough to beat strided row loads */
-  int64_t rs = P.rstr[P.nr - 1], ks = P.kstr[K_SRC][P.nk - 1];
+  int64_t rs = P.rstr[P.nr - 1], ks = P.kstr[DL_RK_SRC][P.nk - 1];
   bool inner = P.nred > 1 && rs < ks && P.rsize[P.nr - 1] >= 16;
   if (inner) reduce_inner(&P);
   else reduce_outer(&P);

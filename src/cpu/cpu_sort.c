@@ -245,6 +245,8 @@ static int run_slices(dl_tensor *values, dl_tensor *indices, const dl_tensor *sr
   return 0;
 }
 
+/* sort and topk are one slice runner here and in cuda_sort.cu (a twin by
+ * shape: each backend's entries of struct dl_index_kernels) */
 int dl_cpu_sort(dl_tensor *values, dl_tensor *indices, const dl_tensor *src, int dim, bool descending) {
   return run_slices(values, indices, src, dim, src->shape[dim], descending);
 }

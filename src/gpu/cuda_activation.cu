@@ -16,12 +16,7 @@ extern "C" {
 #define AM_QUAL template <typename T> __host__ __device__ __forceinline__
 #define AM_T T
 #define AM_FN(name) am_##name
-#define AM_EXP exp
-#define AM_EXPM1 expm1
-#define AM_LOG1P log1p
-#define AM_ERF erf
-#define AM_TANH tanh
-#define AM_FABS fabs
+#define AM_MATH(f) f
 #include "../ops/dl_act_math.h"
 
 /* act_f / act_b list every dl_act; a new one must be added there too */

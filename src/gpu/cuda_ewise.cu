@@ -184,7 +184,8 @@ int cuda_binary(dl_binop op, dl_tensor *out, dl_operand a, dl_operand b, dl_scal
 
 } // namespace
 
-/* defined in cuda_ewise_unary.cu and cuda_ewise_misc.cu */
+/* defined in cuda_ewise_unary.cu and cuda_ewise_misc.cu (twin of
+ * cpu_ewise.h's list: each backend declares its own table entries) */
 int dl_cuda_ewise_unary(dl_unop op, dl_tensor *out, const dl_tensor *a);
 int dl_cuda_ewise_clamp(dl_tensor *out, const dl_tensor *a, const dl_operand *lo, const dl_operand *hi);
 int dl_cuda_ewise_lerp(dl_tensor *out, const dl_tensor *a, const dl_tensor *end, dl_operand w);

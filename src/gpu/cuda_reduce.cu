@@ -28,9 +28,6 @@ extern "C" {
 
 namespace {
 
-enum { K_SRC = DL_RK_SRC, K_OUT = DL_RK_OUT, K_IDX = DL_RK_IDX, K_AUX = DL_RK_AUX, K_NOPS = DL_RK_NOPS };
-enum { P_ZERO = DL_RP_ZERO, P_ONE = DL_RP_ONE, P_TWO = DL_RP_TWO, P_INF = DL_RP_INF, P_NINF = DL_RP_NINF,
-       P_GEN = DL_RP_GEN };
 
 /* the plan the CPU uses too (dl_reduce_plan.h), strides in elements */
 typedef dl_reduce_plan rplan;
@@ -96,7 +93,7 @@ __device__ __forceinline__ rstate state_init(const rplan &P) {
   case DL_REDUCE_PROD: case DL_REDUCE_ALL: st.a = 1; st.v = 1; break;
   case DL_REDUCE_MAX: st.a = -INFINITY; st.v = INT64_MIN; break;
   case DL_REDUCE_MIN: st.a = INFINITY; st.v = INT64_MAX; break;
-  case DL_REDUCE_NORM: st.a = P.pkind == P_NINF ? INFINITY : 0; break;
+  case DL_REDUCE_NORM: st.a = P.pkind == DL_RP_NINF ? INFINITY : 0; break;
   default: break;
   }
   return st;
@@ -125,11 +122,11 @@ __device__ __forceinline__ void add_d(const rplan &P, rstate &st, double x, int6
   case DL_REDUCE_COUNT_NONZERO: st.a += x != 0; break;
   case DL_REDUCE_NORM:
     switch (P.pkind) {
-    case P_ZERO: st.a += x != 0; break;
-    case P_ONE: st.a += fabs(x); break;
-    case P_TWO: st.a += x * x; break;
-    case P_INF: { double y = fabs(x); if (better_max(y, st.a)) st.a = y; break; }
-    case P_NINF: { double y = fabs(x); if (better_min(y, st.a)) st.a = y; break; }
+    case DL_RP_ZERO: st.a += x != 0; break;
+    case DL_RP_ONE: st.a += fabs(x); break;
+    case DL_RP_TWO: st.a += x * x; break;
+    case DL_RP_INF: { double y = fabs(x); if (better_max(y, st.a)) st.a = y; break; }
+    case DL_RP_NINF: { double y = fabs(x); if (better_min(y, st.a)) st.a = y; break; }
     default: st.a += pow(fabs(x), P.p); break;
     }
     break;
@@ -205,8 +202,8 @@ __device__ __forceinline__ void combine(const rplan &P, rstate &s, const rstate 
   case DL_REDUCE_ALL: s.a = s.a != 0 && o.a != 0; s.v = s.v && o.v; break;
   case DL_REDUCE_ANY: s.a = s.a != 0 || o.a != 0; s.v = s.v || o.v; break;
   case DL_REDUCE_NORM:
-    if (P.pkind == P_INF) s.a = better_max(o.a, s.a) ? o.a : s.a;
-    else if (P.pkind == P_NINF) s.a = better_min(o.a, s.a) ? o.a : s.a;
+    if (P.pkind == DL_RP_INF) s.a = better_max(o.a, s.a) ? o.a : s.a;
+    else if (P.pkind == DL_RP_NINF) s.a = better_min(o.a, s.a) ? o.a : s.a;
     else s.a += o.a;
     break;
   default:
@@ -222,8 +219,8 @@ __device__ __forceinline__ double finish_d(const rplan &P, double a, double b, d
   switch (P.op) {
   case DL_REDUCE_MEAN: return a / n;
   case DL_REDUCE_NORM:
-    if (P.pkind == P_TWO) return sqrt(a);
-    if (P.pkind == P_GEN) return pow(a, 1.0 / P.p);
+    if (P.pkind == DL_RP_TWO) return sqrt(a);
+    if (P.pkind == DL_RP_GEN) return pow(a, 1.0 / P.p);
     return a;
   case DL_REDUCE_VAR: {
     double dof = n - P.correction;
@@ -239,11 +236,11 @@ __device__ __forceinline__ double finish_d(const rplan &P, double a, double b, d
 
 /* element offsets of output o in src, out, indices and aux */
 __device__ __forceinline__ void kept_offsets(const rplan &P, int64_t o, int64_t *off) {
-  for (int k = 0; k < K_NOPS; k++) off[k] = 0;
+  for (int k = 0; k < DL_RK_NOPS; k++) off[k] = 0;
   for (int d = P.nk - 1; d >= 0; d--) {
     int64_t i = o % P.ksize[d];
     o /= P.ksize[d];
-    for (int k = 0; k < K_NOPS; k++) off[k] += i * P.kstr[k][d];
+    for (int k = 0; k < DL_RK_NOPS; k++) off[k] += i * P.kstr[k][d];
   }
 }
 
@@ -258,13 +255,13 @@ __device__ __forceinline__ int64_t red_offset(const rplan &P, int64_t r) {
 }
 
 __device__ __forceinline__ double aux_at(const rplan &P, const int64_t *off) {
-  return P.has_aux ? load_d(P.adt, P.base[K_AUX], off[K_AUX]) : 0.0;
+  return P.has_aux ? load_d(P.adt, P.base[DL_RK_AUX], off[DL_RK_AUX]) : 0.0;
 }
 
 /* reduced positions begin, begin + step, ... below end */
 __device__ __forceinline__ void fold(const rplan &P, rstate &st, int64_t soff, int64_t begin, int64_t end,
                                      int64_t step, double m) {
-  const char *src = P.base[K_SRC];
+  const char *src = P.base[DL_RK_SRC];
   if (P.ipath) {
     for (int64_t r = begin; r < end; r += step) add_i(P, st, load_i(P.sdt, src, soff + red_offset(P, r)), r);
   } else if (P.sdt == DL_FLOAT32 && P.nr == 1 && (P.op == DL_REDUCE_SUM || P.op == DL_REDUCE_MEAN)) {
@@ -280,20 +277,20 @@ __device__ __forceinline__ void fold(const rplan &P, rstate &st, int64_t soff, i
 }
 
 __device__ __forceinline__ void store_one(const rplan &P, const int64_t *off, const rstate &st, double m) {
-  if (P.ipath) store_i(P.odt, P.base[K_OUT], off[K_OUT], st.v);
-  else store_d(P.odt, P.base[K_OUT], off[K_OUT], finish_d(P, st.a, st.b, m));
-  if (P.want_index) ((int64_t *)P.base[K_IDX])[off[K_IDX]] = st.idx + 1; /* 1-based */
+  if (P.ipath) store_i(P.odt, P.base[DL_RK_OUT], off[DL_RK_OUT], st.v);
+  else store_d(P.odt, P.base[DL_RK_OUT], off[DL_RK_OUT], finish_d(P, st.a, st.b, m));
+  if (P.want_index) ((int64_t *)P.base[DL_RK_IDX])[off[DL_RK_IDX]] = st.idx + 1; /* 1-based */
 }
 
 /* ---- kernels ---- */
 
 __global__ void reduce_thread_per_output(rplan P) {
   DL_CUDA_FOR(o, P.nout) {
-    int64_t off[K_NOPS];
+    int64_t off[DL_RK_NOPS];
     kept_offsets(P, o, off);
     double m = aux_at(P, off);
     rstate st = state_init(P);
-    fold(P, st, off[K_SRC], 0, P.nred, 1, m);
+    fold(P, st, off[DL_RK_SRC], 0, P.nred, 1, m);
     store_one(P, off, st, m);
   }
 }
@@ -303,13 +300,13 @@ __global__ void reduce_thread_per_output(rplan P) {
 __global__ void reduce_thread_split(rplan P, int64_t nsplit, rstate *partial) {
   int64_t o = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (o >= P.nout) return;
-  int64_t off[K_NOPS];
+  int64_t off[DL_RK_NOPS];
   kept_offsets(P, o, off);
   double m = aux_at(P, off);
   rstate st = state_init(P);
   int64_t chunk = (P.nred + nsplit - 1) / nsplit;
   int64_t b = (int64_t)blockIdx.y * chunk, e = b + chunk < P.nred ? b + chunk : P.nred;
-  fold(P, st, off[K_SRC], b, e, 1, m);
+  fold(P, st, off[DL_RK_SRC], b, e, 1, m);
   partial[o * nsplit + blockIdx.y] = st;
 }
 
@@ -329,7 +326,7 @@ template <int G> __global__ void reduce_group(rplan P, int64_t nsplit, rstate *p
   int lane = threadIdx.x % G;
   int64_t o = (int64_t)blockIdx.x * (DL_CUDA_THREADS / G) + threadIdx.x / G;
   bool live = o < P.nout;
-  int64_t off[K_NOPS] = {0, 0, 0, 0};
+  int64_t off[DL_RK_NOPS] = {0, 0, 0, 0};
   double m = 0;
   rstate st = state_init(P);
   if (live) {
@@ -337,7 +334,7 @@ template <int G> __global__ void reduce_group(rplan P, int64_t nsplit, rstate *p
     m = aux_at(P, off);
     int64_t chunk = (P.nred + nsplit - 1) / nsplit;
     int64_t b = (int64_t)blockIdx.y * chunk, e = b + chunk < P.nred ? b + chunk : P.nred;
-    fold(P, st, off[K_SRC], b + lane, e, G, m);
+    fold(P, st, off[DL_RK_SRC], b + lane, e, G, m);
   }
   /* within the warp (a group of 32, or a warp of a 256-group) */
   for (int d = 16; d > 0; d /= 2) {
@@ -358,7 +355,7 @@ template <int G> __global__ void reduce_group(rplan P, int64_t nsplit, rstate *p
 
 __global__ void reduce_finish_partials(rplan P, int64_t nsplit, const rstate *partial) {
   DL_CUDA_FOR(o, P.nout) {
-    int64_t off[K_NOPS];
+    int64_t off[DL_RK_NOPS];
     kept_offsets(P, o, off);
     double m = aux_at(P, off);
     rstate st = state_init(P);
@@ -372,7 +369,7 @@ void cuda_reduce(const dl_reduce_call *c) {
   rplan P;
   plan_init(&P, c);
   cudaStream_t s = dl_cuda_stream();
-  bool outer = P.nk > 0 && !(P.nred > 1 && P.rstr[P.nr - 1] < P.kstr[K_SRC][P.nk - 1]);
+  bool outer = P.nk > 0 && !(P.nred > 1 && P.rstr[P.nr - 1] < P.kstr[DL_RK_SRC][P.nk - 1]);
   if (outer && P.nout >= 1024) {
     /* enough threads to fill the card: split long reductions */
     int64_t nsplit = (131072 + P.nout - 1) / P.nout, most = (P.nred + 63) / 64;

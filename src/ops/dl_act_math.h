@@ -5,14 +5,14 @@
  *   AM_T          the element type
  *   AM_FN(name)   the name of this instantiation's `name`
  *   AM_QUAL       the qualifiers ("static inline", or a template on the GPU)
- *   AM_EXP, AM_EXPM1, AM_LOG1P, AM_ERF, AM_TANH, AM_FABS   its math functions
+ *   AM_MATH(f)    its math function f (expf for exp in float on the CPU)
  * and undefines them after. Both sides of each select are computed (no
  * branch around a libm call), so the CPU loops vectorise with libmvec; the
  * softplus and sigmoid forms never overflow. p0, p1: see dl_activation.h. */
 #include "dl_math.h"
 
 AM_QUAL AM_T AM_FN(sig)(AM_T z) {
-  AM_T e = AM_EXP(-AM_FABS(z));
+  AM_T e = AM_MATH(exp)(-AM_MATH(fabs)(z));
   AM_T r = (AM_T)1 / ((AM_T)1 + e);
   return z >= 0 ? r : e * r;
 }
@@ -35,31 +35,31 @@ AM_QUAL AM_T AM_FN(relu_b)(AM_T g, AM_T x, AM_T p0, AM_T p1) {
 }
 AM_QUAL AM_T AM_FN(elu_f)(AM_T x, AM_T p0, AM_T p1) {
   (void)p1;
-  AM_T e = p0 * AM_EXPM1(x > 0 ? (AM_T)0 : x);
+  AM_T e = p0 * AM_MATH(expm1)(x > 0 ? (AM_T)0 : x);
   return x > 0 ? x : e;
 }
 AM_QUAL AM_T AM_FN(elu_b)(AM_T g, AM_T x, AM_T p0, AM_T p1) {
   (void)p1;
-  AM_T e = g * p0 * AM_EXP(x > 0 ? (AM_T)0 : x);
+  AM_T e = g * p0 * AM_MATH(exp)(x > 0 ? (AM_T)0 : x);
   return x > 0 ? g : e;
 }
 AM_QUAL AM_T AM_FN(gelu_f)(AM_T x, AM_T p0, AM_T p1) {
   (void)p0, (void)p1;
-  return (AM_T)0.5 * x * ((AM_T)1 + AM_ERF(x * (AM_T)DL_SQRT1_2));
+  return (AM_T)0.5 * x * ((AM_T)1 + AM_MATH(erf)(x * (AM_T)DL_SQRT1_2));
 }
 AM_QUAL AM_T AM_FN(gelu_b)(AM_T g, AM_T x, AM_T p0, AM_T p1) {
   (void)p0, (void)p1;
-  AM_T cdf = (AM_T)0.5 * ((AM_T)1 + AM_ERF(x * (AM_T)DL_SQRT1_2));
-  AM_T pdf = (AM_T)DL_INV_SQRT_2PI * AM_EXP((AM_T)-0.5 * x * x);
+  AM_T cdf = (AM_T)0.5 * ((AM_T)1 + AM_MATH(erf)(x * (AM_T)DL_SQRT1_2));
+  AM_T pdf = (AM_T)DL_INV_SQRT_2PI * AM_MATH(exp)((AM_T)-0.5 * x * x);
   return g * (cdf + x * pdf);
 }
 AM_QUAL AM_T AM_FN(gelut_f)(AM_T x, AM_T p0, AM_T p1) {
   (void)p0, (void)p1;
-  return (AM_T)0.5 * x * ((AM_T)1 + AM_TANH((AM_T)DL_SQRT_2_PI * (x + (AM_T)DL_GELU_C * x * x * x)));
+  return (AM_T)0.5 * x * ((AM_T)1 + AM_MATH(tanh)((AM_T)DL_SQRT_2_PI * (x + (AM_T)DL_GELU_C * x * x * x)));
 }
 AM_QUAL AM_T AM_FN(gelut_b)(AM_T g, AM_T x, AM_T p0, AM_T p1) {
   (void)p0, (void)p1;
-  AM_T t = AM_TANH((AM_T)DL_SQRT_2_PI * (x + (AM_T)DL_GELU_C * x * x * x));
+  AM_T t = AM_MATH(tanh)((AM_T)DL_SQRT_2_PI * (x + (AM_T)DL_GELU_C * x * x * x));
   AM_T du = (AM_T)DL_SQRT_2_PI * ((AM_T)1 + (AM_T)(3 * DL_GELU_C) * x * x);
   return g * ((AM_T)0.5 * ((AM_T)1 + t) + (AM_T)0.5 * x * ((AM_T)1 - t * t) * du);
 }
@@ -74,7 +74,7 @@ AM_QUAL AM_T AM_FN(silu_b)(AM_T g, AM_T x, AM_T p0, AM_T p1) {
 }
 AM_QUAL AM_T AM_FN(softplus_f)(AM_T x, AM_T p0, AM_T p1) {
   AM_T bx = x * p0;
-  AM_T sp = ((bx > 0 ? bx : (AM_T)0) + AM_LOG1P(AM_EXP(-AM_FABS(bx)))) / p0;
+  AM_T sp = ((bx > 0 ? bx : (AM_T)0) + AM_MATH(log1p)(AM_MATH(exp)(-AM_MATH(fabs)(bx)))) / p0;
   return bx > p1 ? x : sp;
 }
 AM_QUAL AM_T AM_FN(softplus_b)(AM_T g, AM_T x, AM_T p0, AM_T p1) {

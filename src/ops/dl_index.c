@@ -149,6 +149,21 @@ dl_tensor *dl_op_stack(dl_tensor *const *ts, int n, int dim) {
 
 /* ---- index_select / gather ---- */
 
+/* runs kernel fn into out (seen as at least 1-D); out is dropped (NULL) when
+ * that fails */
+static dl_tensor *select_into(dl_tensor *out, void (*fn)(dl_tensor *, const dl_tensor *, int, const dl_tensor *),
+                              const dl_tensor *src, int d, const dl_tensor *ix) {
+  if (!out || out->numel == 0) return out;
+  dl_tensor *o1 = as_1d(out);
+  if (!o1) {
+    dl_tensor_release(out);
+    return NULL;
+  }
+  fn(o1, src, d, ix);
+  dl_tensor_release(o1);
+  return out;
+}
+
 dl_tensor *dl_op_index_select(dl_tensor *t, int dim, dl_tensor *idx) {
   const struct dl_index_kernels *k = kernels_of("index_select", t);
   if (!k || check_index_tensor("index_select", idx, t)) return NULL;
@@ -167,17 +182,7 @@ dl_tensor *dl_op_index_select(dl_tensor *t, int dim, dl_tensor *idx) {
   shape[d] = ix->numel;
   /* a 0-d input keeps its 0-d shape when the index is 0-d as well */
   int ndim = t->ndim == 0 && idx->ndim == 0 ? 0 : src->ndim;
-  out = dl_tensor_empty(shape, ndim, t->dtype, dl_tensor_device(t));
-  if (out && out->numel > 0) {
-    dl_tensor *o1 = as_1d(out);
-    if (!o1) {
-      dl_tensor_release(out);
-      out = NULL;
-      goto done;
-    }
-    k->index_select(o1, src, d, ix);
-    dl_tensor_release(o1);
-  }
+  out = select_into(dl_tensor_empty(shape, ndim, t->dtype, dl_tensor_device(t)), k->index_select, src, d, ix);
 done:
   dl_tensor_release(src);
   dl_tensor_release(ix);
@@ -206,17 +211,7 @@ dl_tensor *dl_op_gather(dl_tensor *t, int dim, dl_tensor *idx) {
     goto done;
   }
   if (check_index_range("gather", k, ix, d, src->shape[d])) goto done;
-  out = dl_tensor_empty(idx->shape, idx->ndim, t->dtype, dl_tensor_device(t));
-  if (out && out->numel > 0) {
-    dl_tensor *o1 = as_1d(out);
-    if (!o1) {
-      dl_tensor_release(out);
-      out = NULL;
-      goto done;
-    }
-    k->gather(o1, src, d, ix);
-    dl_tensor_release(o1);
-  }
+  out = select_into(dl_tensor_empty(idx->shape, idx->ndim, t->dtype, dl_tensor_device(t)), k->gather, src, d, ix);
 done:
   dl_tensor_release(src);
   dl_tensor_release(ix);

@@ -122,14 +122,7 @@ local function step(self, closure)
   return orig_loss
 end
 
--- opt:step(closure) -> the loss of the first closure evaluation
-function CG:step(closure)
-  if type(closure) ~= "function" then
-    optim._error(string.format("dl.optim.CG:step: bad argument #1 (closure function expected, got %s)",
-      type(closure)))
-  end
-  return dl.no_grad(step, self, closure)
-end
+CG._step = step
 
 optim.CG = CG
 return optim

@@ -192,14 +192,7 @@ local function step(self, closure)
   return orig_loss
 end
 
--- opt:step(closure) -> the loss of the first closure evaluation
-function LBFGS:step(closure)
-  if type(closure) ~= "function" then
-    optim._error(string.format("dl.optim.LBFGS:step: bad argument #1 (closure function expected, got %s)",
-      type(closure)))
-  end
-  return dl.no_grad(step, self, closure)
-end
+LBFGS._step = step
 
 optim.LBFGS = LBFGS
 return optim

@@ -135,19 +135,14 @@ function M.strong_wolfe(obj_func, x, t, d, f, g, gtd, c1, c2, tolerance_change, 
   local ls_iter = 0
   local bracket, bracket_f, bracket_g, bracket_gtd
   while ls_iter < max_ls do
-    if f_new > (f + c1 * t * gtd) or (ls_iter > 1 and f_new >= f_prev) then
-      bracket = {t_prev, t}
-      bracket_f = {f_prev, f_new}
-      bracket_g = {g_prev, g_new:clone()}
-      bracket_gtd = {gtd_prev, gtd_new}
-      break
-    end
-    if abs(gtd_new) <= -c2 * gtd then
+    -- no sufficient decrease: the minimum is bracketed by [t_prev, t]
+    local overshot = f_new > (f + c1 * t * gtd) or (ls_iter > 1 and f_new >= f_prev)
+    if not overshot and abs(gtd_new) <= -c2 * gtd then -- the strong Wolfe conditions hold
       bracket, bracket_f, bracket_g = {t}, {f_new}, {g_new}
       done = true
       break
     end
-    if gtd_new >= 0 then
+    if overshot or gtd_new >= 0 then
       bracket = {t_prev, t}
       bracket_f = {f_prev, f_new}
       bracket_g = {g_prev, g_new:clone()}
@@ -315,6 +310,15 @@ function M.class(name, defaults, types, nonneg, validate)
     self.state = {}
     if s ~= nil then self.state[p1] = copy_value(s, p1) end
     return self
+  end
+
+  -- opt:step(closure) -> the loss of the first closure evaluation; the
+  -- algorithm is C._step(self, closure), run without recording
+  function C:step(closure)
+    if type(closure) ~= "function" then
+      raise(fmt("%s:step: bad argument #1 (closure function expected, got %s)", full, type(closure)))
+    end
+    return dl.no_grad(self._step, self, closure)
   end
 
   return C
