@@ -15,16 +15,17 @@ SAN ?=
 # Only the binding, the program and host examples see Lua's headers
 # (CFLAGS_LUA is set for their objects below); the engine cannot include them.
 CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -fPIC -fopenmp -fno-math-errno -fno-trapping-math $(OPT) $(SAN) -g \
-              $(CFLAGS_LUA) -I$(BLAS_INC) -Isrc -I$(BUILD)/gen $(CUDA_DEFS)
-LDLIBS_ENGINE = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lz -lmvec -lm -lpthread -fopenmp $(LDLIBS_CUDA)
+              $(CFLAGS_LUA) -I$(BLAS_INC) -Isrc -I$(BUILD)/gen
+LDLIBS_ENGINE = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lz -lmvec -lm -lpthread -ldl -fopenmp
 
 ENGINE_SRC := $(wildcard src/dl_*.c src/ops/*.c src/cpu/*.c src/autograd/*.c)
 
 # CUDA: src/gpu/*.cu are built when nvcc is found (PATH or /usr/local/cuda)
-# unless CUDA=0; C files then see DL_HAVE_CUDA. Objects of either kind live
-# under $(BUILD), so a CPU-only and a CUDA tree never share objects. Only
-# the CUDA runtime is linked: cuBLAS and cuSOLVER, which cost half a second
-# and 200 MB to load, are opened on first use (dl_cuda_library_symbol).
+# unless CUDA=0, into the plugin lib/libdlua_cuda.so that the engine opens
+# when a CUDA device is first asked for (src/dl_cuda.c): libdlua itself
+# never needs the CUDA runtime, and the CPU library builds first. Only the
+# runtime is linked into the plugin: cuBLAS and cuSOLVER, which cost half a
+# second and 200 MB to load, are opened on first use (dl_cuda_library_symbol).
 NVCC ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
 ifeq ($(strip $(NVCC)),)
 CUDA ?= 0
@@ -37,17 +38,16 @@ CUDA_LIBDIR ?= $(CUDA_HOME)/lib64
 CUDA_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -gencode arch=compute_90,code=compute_90
 NVCCFLAGS = -std=c++17 -O3 $(CUDA_ARCH) -Werror all-warnings -Xcompiler -fPIC,-Wall,-Wextra,-Werror \
-            -Isrc -DDL_HAVE_CUDA -DDL_CUDA_LIBDIR='"$(CUDA_LIBDIR)"'
+            -Xcompiler -fvisibility=hidden -Isrc -DDL_CUDA_LIBDIR='"$(CUDA_LIBDIR)"'
 CUDA_SRC := $(wildcard src/gpu/*.cu)
 CUDA_OBJ := $(CUDA_SRC:%.cu=$(BUILD)/%.o)
-CUDA_DEFS := -DDL_HAVE_CUDA
 LDLIBS_CUDA := -L$(CUDA_LIBDIR) -Wl,-rpath,$(CUDA_LIBDIR) -lcudart -lstdc++ -ldl
 endif
 BINDING_SRC := $(wildcard src/lua_*.c)
 LUA_SRC := $(shell find lua -name '*.lua' 2>/dev/null | sort)
 GEN_SRC := $(BUILD)/gen/dlua_lua_sources.c
 
-ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o) $(CUDA_OBJ)
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
 BINDING_OBJ := $(BINDING_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/dlua_lua_sources.o
 LIB_OBJ := $(ENGINE_OBJ) $(BINDING_OBJ)
 $(BINDING_OBJ) $(BUILD)/src/dlua.o $(BUILD)/src/dlua_repl.o $(BUILD)/host_example: CFLAGS_LUA = $(LUA_INC)
@@ -58,8 +58,10 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 
 .PHONY: all deps test sanitize bench demo install clean ctest
 
+PLUGIN := $(if $(CUDA_OBJ),$(LIBDIR)/libdlua_cuda.so)
+
 all: $(BINDIR)/dlua $(LIBDIR)/libdlua.a $(LIBDIR)/libdlua.so $(LIBDIR)/lua/5.4/dlua.so $(BUILD)/host_example \
-     $(BUILD)/host_train
+     $(BUILD)/host_train $(PLUGIN)
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): scripts/install-deps.sh
@@ -107,6 +109,13 @@ $(LIBDIR)/lua/5.4/dlua.so: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(SAN) -Wl,-z,nodelete -o $@ $^ $(LDLIBS_ENGINE)
 
+# the CUDA backend, opened by the engine at run time (src/dl_cuda.c); its
+# objects export one symbol (-fvisibility=hidden) and take the engine's
+# from the program or library that opens it
+$(LIBDIR)/libdlua_cuda.so: $(CUDA_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -o $@ $^ $(LDLIBS_CUDA)
+
 $(BINDIR)/dlua: $(BUILD)/src/dlua.o $(BUILD)/src/dlua_repl.o $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -rdynamic -o $@ $^ $(LDLIBS_ENGINE) $(LUA_LIB) -ledit
@@ -143,17 +152,17 @@ bench: all
 
 # README's first command: installs what is missing, builds, and trains the
 # Fashion-MNIST MLP (checkpoint and plot under runs/fashion)
-demo: all
+demo: $(BINDIR)/dlua
 	bash scripts/install-deps.sh && $(BINDIR)/dlua scripts/train_fashion.lua
 
 PREFIX ?= /usr/local
 install: all
 	install -d $(PREFIX)/bin $(PREFIX)/lib $(PREFIX)/include $(PREFIX)/lib/lua/5.4 $(PREFIX)/lib/pkgconfig
 	install -m 755 $(BINDIR)/dlua $(PREFIX)/bin/dlua
-	install -m 644 $(LIBDIR)/libdlua.a $(LIBDIR)/libdlua.so $(PREFIX)/lib/
+	install -m 644 $(LIBDIR)/libdlua.a $(LIBDIR)/libdlua.so $(PLUGIN) $(PREFIX)/lib/
 	install -m 644 $(LIBDIR)/lua/5.4/dlua.so $(PREFIX)/lib/lua/5.4/dlua.so
 	install -m 644 src/dlua.h src/dl_core.h src/dl_tensor.h $(PREFIX)/include/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@CUDA_LIBS@|$(LDLIBS_CUDA)|' scripts/dlua.pc.in > $(PREFIX)/lib/pkgconfig/dlua.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' scripts/dlua.pc.in > $(PREFIX)/lib/pkgconfig/dlua.pc
 
 clean:
 	rm -rf build build-san bin lib

@@ -92,6 +92,37 @@ describe("without a CUDA device", function()
   end)
 end)
 
+describe("the CUDA plugin", function()
+  local lib = (os.getenv("DLUA_LIBDIR") or "lib")
+  local bin = os.getenv("DLUA_BIN") or "bin/dlua"
+  local function sh(cmd)
+    local p = io.popen(cmd .. " 2>&1")
+    local out = p:read("a")
+    local ok, _, code = p:close()
+    return out, ok and 0 or code
+  end
+  it("is not needed by libdlua: the CUDA runtime is the plugin's alone", function()
+    local out = sh("readelf -d " .. lib .. "/libdlua.so")
+    assert.matches("NEEDED", out)
+    assert.is_nil(out:find("libcudart", 1, true), out)
+    local f = io.open(lib .. "/libdlua_cuda.so", "rb")
+    if f then
+      f:close()
+      assert.matches("libcudart", sh("readelf -d " .. lib .. "/libdlua_cuda.so"))
+      -- one exported symbol of its own; the engine's come from the program
+      local syms = sh("nm -D --defined-only " .. lib .. "/libdlua_cuda.so | grep ' T dl'")
+      assert.equal("dl_cuda_plugin_v1", (syms:gsub("^%x+ T ", ""):gsub("%s+$", "")))
+    end
+  end)
+  it("that cannot load says why, and the CPU works on", function()
+    local out, code = sh("DLUA_CUDA_PLUGIN=/nonexistent/libdlua_cuda.so " .. bin ..
+      " -e \"print(dl.cuda.is_available(), (dl.ones(2) * 2):sum():item()); dl.zeros(1):cuda()\"")
+    assert.matches("false\t4", out)
+    assert.matches("dl.cuda: no CUDA device available %(the CUDA plugin failed to load: [^;]*nonexistent", out)
+    assert.is_not.equal(0, code)
+  end)
+end)
+
 describe("with a CUDA device", function()
   if not has_gpu then
     it("(no CUDA device: skipped)", function()

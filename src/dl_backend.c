@@ -1,25 +1,12 @@
 /* dl_backend.c — device -> kernel table. */
 #include "dl_backend.h"
+#include "dl_cuda.h"
 
 #include <stdio.h>
 
-/* Filled by src/gpu/ when built with CUDA; a strong reference then, so a
- * program linking libdlua.a pulls the CUDA objects in. */
-#ifdef DL_HAVE_CUDA
-extern const dl_backend *dl_cuda_backend_get(int index);
-#else
-extern const dl_backend *dl_cuda_backend_get(int index) __attribute__((weak));
-#endif
-
 const dl_backend *dl_backend_get(dl_device dev) {
   if (dev.type == DL_CPU) return &dl_cpu_backend;
-#ifdef DL_HAVE_CUDA
-  if (dev.type == DL_CUDA) return dl_cuda_backend_get(dev.index); /* NULL with its own error */
-#else
-  if (dev.type == DL_CUDA && dl_cuda_backend_get) return dl_cuda_backend_get(dev.index);
-#endif
-  dl_error_set("cuda: no CUDA device available (dlua built without CUDA; cuda:%d is not available)", dev.index);
-  return NULL;
+  return dl_cuda_backend_get(dev.index); /* the plugin's, or NULL with the reason */
 }
 
 const dl_backend *dl_backend_unsupported(const char *fn, const dl_backend *be, dl_device dev, dl_dtype dt) {

@@ -10,16 +10,10 @@
 #include "dl_backend.h"
 #include "dl_rng.h"
 
-#ifdef DL_HAVE_CUDA
-#include "gpu/dl_cuda.h"
-#endif
+#include "dl_cuda.h"
 
 static int device_count(void) {
-#ifdef DL_HAVE_CUDA
   return dl_cuda_device_count();
-#else
-  return 0;
-#endif
 }
 
 /* the optional device argument: an index (0-based, as cuda:N), a device
@@ -53,69 +47,42 @@ static int l_device_count(lua_State *L) {
 
 static int l_synchronize(lua_State *L) {
   int index = opt_device(L, 1);
-#ifdef DL_HAVE_CUDA
   if (dl_cuda_device_count() > 0) dlua_check_status(L, dl_cuda_synchronize(index));
-#else
-  (void)index;
-#endif
   return 0;
 }
 
 static int l_empty_cache(lua_State *L) {
   dlua_heap_drain(L); /* dead tensors give their blocks back first */
-#ifdef DL_HAVE_CUDA
   dl_cuda_empty_cache();
-#endif
   return 0;
 }
 
 static int l_memory_allocated(lua_State *L) {
   int index = opt_device(L, 1);
   dlua_heap_drain(L);
-#ifdef DL_HAVE_CUDA
   lua_pushinteger(L, (lua_Integer)dl_cuda_memory_allocated(index));
-#else
-  (void)index;
-  lua_pushinteger(L, 0);
-#endif
   return 1;
 }
 
 static int l_max_memory_allocated(lua_State *L) {
   int index = opt_device(L, 1);
   dlua_heap_drain(L);
-#ifdef DL_HAVE_CUDA
   lua_pushinteger(L, (lua_Integer)dl_cuda_max_memory_allocated(index));
-#else
-  (void)index;
-  lua_pushinteger(L, 0);
-#endif
   return 1;
 }
 
 static int l_reset_peak_memory_stats(lua_State *L) {
   int index = opt_device(L, 1);
-#ifdef DL_HAVE_CUDA
   dl_cuda_reset_peak_memory_stats(index);
-#else
-  (void)index;
-#endif
   return 0;
 }
 
 static int l_get_device_name(lua_State *L) {
   int index = opt_device(L, 1);
-#ifdef DL_HAVE_CUDA
   char name[256];
   if (dl_cuda_device_name(index, name, sizeof name)) return dlua_engine_error(L);
   lua_pushstring(L, name);
   return 1;
-#else
-  /* worded as a tensor's error is (dl_backend_get) */
-  dl_device d = {DL_CUDA, (int8_t)index};
-  (void)dl_backend_get(d);
-  return dlua_engine_error(L);
-#endif
 }
 
 static int l_manual_seed(lua_State *L) {

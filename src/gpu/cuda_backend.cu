@@ -175,6 +175,26 @@ extern "C" int dl_cuda_device_name(int index, char *buf, size_t n) {
   return 0;
 }
 
+/* the plugin's one exported symbol (the objects are built with hidden
+ * visibility): the engine's loader checks abi and the struct sizes */
+extern "C" __attribute__((visibility("default"))) const dl_cuda_plugin *dl_cuda_plugin_v1(void) {
+  static const dl_cuda_plugin plugin = {
+    DL_CUDA_PLUGIN_ABI,
+    sizeof(dl_backend),
+    DL_NOPS,
+    dl_cuda_backend_get,
+    dl_cuda_device_count,
+    dl_cuda_unavailable_reason,
+    dl_cuda_synchronize,
+    dl_cuda_empty_cache,
+    dl_cuda_memory_allocated,
+    dl_cuda_max_memory_allocated,
+    dl_cuda_reset_peak_memory_stats,
+    dl_cuda_device_name,
+  };
+  return &plugin;
+}
+
 void *dl_cuda_library_symbol(const char *lib, const char *name) {
   static std::mutex lib_lock;
   static struct {
