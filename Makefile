@@ -134,7 +134,12 @@ $(BUILD)/ctest/%: spec/c/%.c spec/c/ctest.h $(ENGINE_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -o $@ $< $(ENGINE_OBJ) $(LDLIBS_ENGINE)
 
-ctest: $(CTEST_BIN)
+# a stand-in CUDA plugin whose kernels fail on purpose (spec/kernel_status_spec.lua)
+$(BUILD)/ctest/libfake_cuda.so: spec/c/fake_cuda_plugin.c $(wildcard src/*.h src/ops/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -shared -o $@ $<
+
+ctest: $(CTEST_BIN) $(BUILD)/ctest/libfake_cuda.so
 
 test: all ctest
 	@bash spec/run.sh $(BINDIR)/dlua $(BUILD) $(LIBDIR)

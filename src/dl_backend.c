@@ -9,6 +9,11 @@ const dl_backend *dl_backend_get(dl_device dev) {
   return dl_cuda_backend_get(dev.index); /* the plugin's, or NULL with the reason */
 }
 
+int dl_kernel_fail(const char *fn) {
+  dl_error_prefix(fn);
+  return -1;
+}
+
 const dl_backend *dl_backend_unsupported(const char *fn, const dl_backend *be, dl_device dev, dl_dtype dt) {
   if (be) {
     char b[32];

@@ -15,6 +15,20 @@
 #define DL_KERNEL_OK 0
 #define DL_KERNEL_FAILED (-1)
 
+/* A front-end's view of a kernel's status rc: 0 when it ran, -1 when it
+ * failed, its message then prefixed with the op's name fn ("sum: cuda:
+ * reduce failed on cuda:0: ..."). */
+int dl_kernel_fail(const char *fn);
+static inline int dl_kernel_status(const char *fn, int rc) { return rc == DL_KERNEL_OK ? 0 : dl_kernel_fail(fn); }
+/* out, when the kernel that filled it returned rc == DL_KERNEL_OK; else
+ * NULL (out released) with fn's error */
+static inline dl_tensor *dl_kernel_result(const char *fn, dl_tensor *out, int rc) {
+  if (rc == DL_KERNEL_OK) return out;
+  dl_tensor_release(out);
+  dl_kernel_fail(fn);
+  return NULL;
+}
+
 struct dl_ewise_kernels;
 struct dl_reduce_kernels;
 struct dl_index_kernels;

@@ -88,20 +88,22 @@ static const dl_iter_fn bwd_loops[DL_NACTS][2] = {
   {relu_bl_f, relu_bl_d},
 };
 
-static void act_forward(dl_act op, dl_tensor *out, const dl_tensor *x, double p0, double p1) {
+static int act_forward(dl_act op, dl_tensor *out, const dl_tensor *x, double p0, double p1) {
   act_ctx c = {p0, p1};
   dl_tensor *ops[2] = {out, (dl_tensor *)x};
   dl_iter it;
   dl_iter_init(&it, 2, ops);
   dl_iter_parallel(&it, fwd_loops[op][out->dtype == DL_FLOAT64], &c, DL_PARALLEL_GRAIN);
+  return DL_KERNEL_OK;
 }
 
-static void act_backward(dl_act op, dl_tensor *gx, const dl_tensor *g, const dl_tensor *x, double p0, double p1) {
+static int act_backward(dl_act op, dl_tensor *gx, const dl_tensor *g, const dl_tensor *x, double p0, double p1) {
   act_ctx c = {p0, p1};
   dl_tensor *ops[3] = {gx, (dl_tensor *)g, (dl_tensor *)x};
   dl_iter it;
   dl_iter_init(&it, 3, ops);
   dl_iter_parallel(&it, bwd_loops[op][gx->dtype == DL_FLOAT64], &c, DL_PARALLEL_GRAIN);
+  return DL_KERNEL_OK;
 }
 
 /* ---- prelu: slope w[c] (or w[0]) on channel c of [outer, n, inner] ---- */
@@ -142,15 +144,16 @@ static void act_backward(dl_act op, dl_tensor *gx, const dl_tensor *g, const dl_
 PRELU_FUNCS(f, float)
 PRELU_FUNCS(d, double)
 
-static void cpu_prelu(dl_tensor *out, const dl_tensor *x, const dl_tensor *w, int64_t outer, int64_t n,
+static int cpu_prelu(dl_tensor *out, const dl_tensor *x, const dl_tensor *w, int64_t outer, int64_t n,
                       int64_t inner) {
   if (out->dtype == DL_FLOAT32)
     prelu_f(dl_tensor_data(out), dl_tensor_data(x), dl_tensor_data(w), w->numel, outer, n, inner);
   else
     prelu_d(dl_tensor_data(out), dl_tensor_data(x), dl_tensor_data(w), w->numel, outer, n, inner);
+  return DL_KERNEL_OK;
 }
 
-static void cpu_prelu_backward(dl_tensor *gx, dl_tensor *gw, const dl_tensor *g, const dl_tensor *x,
+static int cpu_prelu_backward(dl_tensor *gx, dl_tensor *gw, const dl_tensor *g, const dl_tensor *x,
                                const dl_tensor *w, int64_t outer, int64_t n, int64_t inner) {
   if (gw->numel == 1) {
     if (gw->dtype == DL_FLOAT32) *(float *)dl_tensor_data(gw) = 0;
@@ -162,6 +165,7 @@ static void cpu_prelu_backward(dl_tensor *gx, dl_tensor *gw, const dl_tensor *g,
   else
     prelu_bwd_d(dl_tensor_data(gx), dl_tensor_data(gw), dl_tensor_data(g), dl_tensor_data(x), dl_tensor_data(w),
                 w->numel, outer, n, inner);
+  return DL_KERNEL_OK;
 }
 
 /* ---- softmax / log_softmax along the middle dim of [outer, n, inner] ----
@@ -307,17 +311,19 @@ static void cpu_prelu_backward(dl_tensor *gx, dl_tensor *gw, const dl_tensor *g,
 SOFTMAX_FUNCS(f, float, expf)
 SOFTMAX_FUNCS(d, double, exp)
 
-static void cpu_softmax(bool log, dl_tensor *out, const dl_tensor *x, int64_t outer, int64_t n, int64_t inner) {
-  if (n == 0) return;
+static int cpu_softmax(bool log, dl_tensor *out, const dl_tensor *x, int64_t outer, int64_t n, int64_t inner) {
+  if (n == 0) return DL_KERNEL_OK;
   if (out->dtype == DL_FLOAT32) softmax_f(log, dl_tensor_data(out), dl_tensor_data(x), outer, n, inner);
   else softmax_d(log, dl_tensor_data(out), dl_tensor_data(x), outer, n, inner);
+  return DL_KERNEL_OK;
 }
 
-static void cpu_softmax_backward(bool log, dl_tensor *gx, const dl_tensor *g, const dl_tensor *y, int64_t outer,
+static int cpu_softmax_backward(bool log, dl_tensor *gx, const dl_tensor *g, const dl_tensor *y, int64_t outer,
                                  int64_t n, int64_t inner) {
-  if (n == 0) return;
+  if (n == 0) return DL_KERNEL_OK;
   if (gx->dtype == DL_FLOAT32) softmax_bwd_f(log, dl_tensor_data(gx), dl_tensor_data(g), dl_tensor_data(y), outer, n, inner);
   else softmax_bwd_d(log, dl_tensor_data(gx), dl_tensor_data(g), dl_tensor_data(y), outer, n, inner);
+  return DL_KERNEL_OK;
 }
 
 const struct dl_act_kernels dl_cpu_act = {

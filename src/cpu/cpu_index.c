@@ -64,7 +64,7 @@ static void minmax_loop(char **p, const int64_t *s, int64_t n, void *ctx) {
   a->mx = mx;
 }
 
-static void cpu_minmax(const dl_tensor *idx, int64_t *mn, int64_t *mx) {
+static int cpu_minmax(const dl_tensor *idx, int64_t *mn, int64_t *mx) {
   dl_iter it;
   dl_tensor *op = (dl_tensor *)idx;
   dl_iter_init(&it, 1, &op);
@@ -82,6 +82,7 @@ static void cpu_minmax(const dl_tensor *idx, int64_t *mn, int64_t *mx) {
     if (acc[c].mn < *mn) *mn = acc[c].mn;
     if (acc[c].mx > *mx) *mx = acc[c].mx;
   }
+  return DL_KERNEL_OK;
 }
 
 /* ---- count_nonzero ---- */
@@ -156,7 +157,7 @@ static dl_iter_fn by_size(size_t es, dl_iter_fn f1, dl_iter_fn f4, dl_iter_fn f8
   return es == 1 ? f1 : es == 4 ? f4 : f8;
 }
 
-static void cpu_gather(dl_tensor *out, const dl_tensor *src, int dim, const dl_tensor *idx) {
+static int cpu_gather(dl_tensor *out, const dl_tensor *src, int dim, const dl_tensor *idx) {
   size_t es = dl_dtype_size(src->dtype);
   dl_tensor sv = *src; /* src seen with idx's shape, dim stride zeroed */
   sv.ndim = idx->ndim;
@@ -170,11 +171,12 @@ static void cpu_gather(dl_tensor *out, const dl_tensor *src, int dim, const dl_t
   dl_iter it;
   dl_iter_init(&it, 3, ops);
   dl_iter_parallel(&it, by_size(es, gather_1, gather_4, gather_8), &c, DL_PARALLEL_GRAIN);
+  return DL_KERNEL_OK;
 }
 
 /* ---- index_select ---- */
 
-static void cpu_index_select(dl_tensor *out, const dl_tensor *src, int dim, const dl_tensor *idx) {
+static int cpu_index_select(dl_tensor *out, const dl_tensor *src, int dim, const dl_tensor *idx) {
   size_t es = dl_dtype_size(src->dtype);
   if (dl_tensor_is_contiguous(out) && dl_tensor_is_contiguous(src)) {
     /* whole rows: out[o, j, :] = src[o, idx[j] - 1, :] (the DataLoader's
@@ -200,7 +202,7 @@ static void cpu_index_select(dl_tensor *out, const dl_tensor *src, int dim, cons
       default: memcpy(to, from, row);
       }
     }
-    return;
+    return DL_KERNEL_OK;
   }
   /* general case: a gather whose index is idx broadcast over other dims */
   dl_tensor iv = *idx;
@@ -211,6 +213,7 @@ static void cpu_index_select(dl_tensor *out, const dl_tensor *src, int dim, cons
   }
   iv.numel = out->numel;
   cpu_gather(out, src, dim, &iv);
+  return DL_KERNEL_OK;
 }
 
 /* ---- scatter ---- */
@@ -319,7 +322,7 @@ static void move_dim_last(dl_tensor *t, int d) {
   t->stride[t->ndim - 1] = st;
 }
 
-static void cpu_scatter(dl_tensor *self, int dim, const dl_tensor *idx, const dl_tensor *src, dl_scalar value,
+static int cpu_scatter(dl_tensor *self, int dim, const dl_tensor *idx, const dl_tensor *src, dl_scalar value,
                         dl_scatter_mode mode) {
   size_t es = dl_dtype_size(self->dtype);
   dl_tensor sv = *self, iv = *idx, xv;
@@ -341,7 +344,7 @@ static void cpu_scatter(dl_tensor *self, int dim, const dl_tensor *idx, const dl
   if (!par_ok(numel) || numel == len) {
     dl_iter_init(&it, nops, ops);
     dl_iter_run(&it, 0, numel, fn, &c);
-    return;
+    return DL_KERNEL_OK;
   }
   /* Parallel: with dim innermost, each slice along dim (all the elements
    * that may hit one location) is a contiguous range of positions, so
@@ -359,6 +362,7 @@ static void cpu_scatter(dl_tensor *self, int dim, const dl_tensor *idx, const dl
     int64_t b = chunk_begin(nslices, nt, id), e = chunk_begin(nslices, nt, id + 1);
     dl_iter_run(&it, b * len, e * len, fn, &c);
   }
+  return DL_KERNEL_OK;
 }
 
 /* ---- masked_select ---- */
@@ -380,7 +384,7 @@ SELECT_LOOP(select_1, uint8_t)
 SELECT_LOOP(select_4, uint32_t)
 SELECT_LOOP(select_8, uint64_t)
 
-static void cpu_masked_select(dl_tensor *out, const dl_tensor *src, const dl_tensor *mask) {
+static int cpu_masked_select(dl_tensor *out, const dl_tensor *src, const dl_tensor *mask) {
   size_t es = dl_dtype_size(src->dtype);
   int64_t counts[MAX_CHUNKS];
   int nc = chunk_counts(mask, counts);
@@ -404,13 +408,14 @@ static void cpu_masked_select(dl_tensor *out, const dl_tensor *src, const dl_ten
       dl_iter_run(&it, i, i + 1, fn, &one);
       if (one.out != tmp) memcpy(base + (k++) * ost, tmp, es);
     }
-    return;
+    return DL_KERNEL_OK;
   }
 #pragma omp parallel for num_threads(nc) if (nc > 1)
   for (int c = 0; c < nc; c++) {
     select_ctx sc = {base + start[c] * (int64_t)es};
     dl_iter_run(&it, chunk_begin(src->numel, nc, c), chunk_begin(src->numel, nc, c + 1), fn, &sc);
   }
+  return DL_KERNEL_OK;
 }
 
 /* ---- nonzero ---- */
@@ -424,7 +429,7 @@ static inline bool nonzero_at(const char *p, dl_dtype dt) {
   }
 }
 
-static void cpu_nonzero(dl_tensor *out, const dl_tensor *t) {
+static int cpu_nonzero(dl_tensor *out, const dl_tensor *t) {
   int64_t counts[MAX_CHUNKS];
   int nc = chunk_counts(t, counts);
   int64_t start[MAX_CHUNKS + 1];
@@ -457,11 +462,12 @@ static void cpu_nonzero(dl_tensor *out, const dl_tensor *t) {
       }
     }
   }
+  return DL_KERNEL_OK;
 }
 
 /* ---- flip ---- */
 
-static void cpu_flip(dl_tensor *out, const dl_tensor *src, uint32_t dims) {
+static int cpu_flip(dl_tensor *out, const dl_tensor *src, uint32_t dims) {
   /* src seen through negative strides, then the strided copy */
   dl_tensor v = *src;
   for (int d = 0; d < src->ndim; d++)
@@ -470,6 +476,7 @@ static void cpu_flip(dl_tensor *out, const dl_tensor *src, uint32_t dims) {
       v.stride[d] = -src->stride[d];
     }
   dl_cpu_copy(out, &v);
+  return DL_KERNEL_OK;
 }
 
 int dl_cpu_sort(dl_tensor *values, dl_tensor *indices, const dl_tensor *src, int dim, bool descending);

@@ -46,11 +46,12 @@
 #define EXP_float expf
 #define EXP_double exp
 
-static void cpu_rbf_forward(dl_tensor *out, const dl_tensor *x, const dl_tensor *centers, const dl_tensor *sigmas,
+static int cpu_rbf_forward(dl_tensor *out, const dl_tensor *x, const dl_tensor *centers, const dl_tensor *sigmas,
                             dl_tensor *scratch, bool bias_unit) {
   int64_t N = x->shape[0], D = x->shape[1], n = centers->shape[0], b = bias_unit ? 1 : 0, ld = n + b;
   if (x->dtype == DL_FLOAT32) RBF_LOOP(float, cblas_sgemm);
   else RBF_LOOP(double, cblas_dgemm);
+  return DL_KERNEL_OK;
 }
 
 /* A = g phi / s^2; then two GEMMs and the row/column-sum corrections */
@@ -102,12 +103,13 @@ static void cpu_rbf_forward(dl_tensor *out, const dl_tensor *x, const dl_tensor 
     }                                                                                                             \
   } while (0)
 
-static void cpu_rbf_backward(dl_tensor *gx, dl_tensor *gc, dl_tensor *gs, const dl_tensor *g, const dl_tensor *phi,
+static int cpu_rbf_backward(dl_tensor *gx, dl_tensor *gc, dl_tensor *gs, const dl_tensor *g, const dl_tensor *phi,
                              const dl_tensor *x, const dl_tensor *centers, const dl_tensor *sigmas,
                              dl_tensor *scratch, bool bias_unit) {
   int64_t N = x->shape[0], D = x->shape[1], n = centers->shape[0], b = bias_unit ? 1 : 0, ld = n + b;
   if (x->dtype == DL_FLOAT32) RBF_BACKWARD(float, cblas_sgemm, log);
   else RBF_BACKWARD(double, cblas_dgemm, log);
+  return DL_KERNEL_OK;
 }
 
 /* ---- batch norm ---- */
@@ -176,12 +178,13 @@ static void cpu_rbf_backward(dl_tensor *gx, dl_tensor *gc, dl_tensor *gs, const 
     }                                                                                                         \
   } while (0)
 
-static void cpu_bn_stats(const dl_tensor *x, int64_t N, int64_t C, int64_t L, dl_tensor *mean, dl_tensor *var,
+static int cpu_bn_stats(const dl_tensor *x, int64_t N, int64_t C, int64_t L, dl_tensor *mean, dl_tensor *var,
                          dl_tensor *invstd, double eps) {
   if (L == 1 && x->dtype == DL_FLOAT32) BN_STATS_ROWS(float);
   else if (L == 1) BN_STATS_ROWS(double);
   else if (x->dtype == DL_FLOAT32) BN_STATS(float);
   else BN_STATS(double);
+  return DL_KERNEL_OK;
 }
 
 /* out = x * a_c + s_c with a_c = invstd_c w_c, s_c = b_c - mean_c a_c */
@@ -220,12 +223,13 @@ static void cpu_bn_stats(const dl_tensor *x, int64_t N, int64_t C, int64_t L, dl
     }                                                                                                          \
   } while (0)
 
-static void cpu_bn_apply(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C, int64_t L, const dl_tensor *mean,
+static int cpu_bn_apply(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C, int64_t L, const dl_tensor *mean,
                          const dl_tensor *invstd, const dl_tensor *weight, const dl_tensor *bias) {
   if (L == 1 && x->dtype == DL_FLOAT32) BN_APPLY_ROWS(float);
   else if (L == 1) BN_APPLY_ROWS(double);
   else if (x->dtype == DL_FLOAT32) BN_APPLY(float);
   else BN_APPLY(double);
+  return DL_KERNEL_OK;
 }
 
 /* per channel: sums of gy and gy * xhat, then gx in a second pass */
@@ -299,13 +303,14 @@ static void cpu_bn_apply(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t 
     }                                                                                                          \
   } while (0)
 
-static void cpu_bn_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
+static int cpu_bn_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
                             int64_t N, int64_t C, int64_t L, const dl_tensor *mean, const dl_tensor *invstd,
                             const dl_tensor *weight) {
   if (L == 1 && x->dtype == DL_FLOAT32) BN_BACKWARD_ROWS(float);
   else if (L == 1) BN_BACKWARD_ROWS(double);
   else if (x->dtype == DL_FLOAT32) BN_BACKWARD(float);
   else BN_BACKWARD(double);
+  return DL_KERNEL_OK;
 }
 
 const struct dl_layer_kernels dl_cpu_layer = {

@@ -45,9 +45,10 @@ static void gemm_one(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_
   }
 }
 
-static void cpu_gemm(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a,
+static int cpu_gemm(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a,
                      int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc) {
   gemm_one(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  return DL_KERNEL_OK;
 }
 
 /* C[i, j] = beta * bias[i * s] for every column j */
@@ -87,21 +88,22 @@ static void fill_columns(dl_dtype dt, int64_t m, int64_t n, double beta, const v
 
 /* a Linear layer's forward: the small float32 kernel adds the bias as it
  * stores C; otherwise C is filled with the bias and BLAS adds the product */
-static void cpu_gemm_bias(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+static int cpu_gemm_bias(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
                           const void *a, int64_t lda, const void *b, int64_t ldb, double beta, const void *bias,
                           int64_t bias_stride, void *c, int64_t ldc) {
   if (dt == DL_FLOAT32 && bias_stride == 1 &&
       dl_cpu_sgemm_small(ta, tb, m, n, k, (float)alpha, a, lda, b, ldb, (float)beta, bias, c, ldc))
-    return;
+    return DL_KERNEL_OK;
   fill_columns(dt, m, n, beta, bias, bias_stride, c, ldc);
   gemm_one(dt, ta, tb, m, n, k, alpha, a, lda, b, ldb, 1, c, ldc);
+  return DL_KERNEL_OK;
 }
 
 /* Many small products run one per thread (OpenBLAS stays single-threaded
  * inside a parallel region); large ones use OpenBLAS's own threads. */
 #define SMALL_GEMM_FLOPS (128.0 * 128 * 128)
 
-static void cpu_gemm_strided_batched(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+static int cpu_gemm_strided_batched(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
                                      const void *a, int64_t lda, int64_t stride_a, const void *b, int64_t ldb,
                                      int64_t stride_b, double beta, void *c, int64_t ldc, int64_t stride_c,
                                      int64_t batch) {
@@ -114,12 +116,13 @@ static void cpu_gemm_strided_batched(dl_dtype dt, bool ta, bool tb, int64_t m, i
     for (int64_t i = 0; i < batch; i++)
       gemm_one(dt, ta, tb, m, n, k, alpha, pa + i * stride_a * (int64_t)es, lda, pb + i * stride_b * (int64_t)es,
                ldb, beta, pc + i * stride_c * (int64_t)es, ldc);
-    return;
+    return DL_KERNEL_OK;
   }
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < batch; i++)
     gemm_one(dt, ta, tb, m, n, k, alpha, pa + i * stride_a * (int64_t)es, lda, pb + i * stride_b * (int64_t)es, ldb,
              beta, pc + i * stride_c * (int64_t)es, ldc);
+  return DL_KERNEL_OK;
 }
 
 const struct dl_linalg_kernels dl_cpu_linalg = {

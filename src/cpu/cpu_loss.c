@@ -152,14 +152,16 @@ CLASS_FORWARD(class_forward_d, double)
 CLASS_BACKWARD(class_backward_f, float)
 CLASS_BACKWARD(class_backward_d, double)
 
-static void class_forward(dl_class_loss_call *c) {
+static int class_forward(dl_class_loss_call *c) {
   if (c->input->dtype == DL_FLOAT32) class_forward_f(c);
   else class_forward_d(c);
+  return DL_KERNEL_OK;
 }
 
-static void class_backward(const dl_class_loss_backward_call *c) {
+static int class_backward(const dl_class_loss_backward_call *c) {
   if (c->input->dtype == DL_FLOAT32) class_backward_f(c);
   else class_backward_d(c);
+  return DL_KERNEL_OK;
 }
 
 /* ---- element-wise regression losses (strided iterator, one pass) ---- */
@@ -246,23 +248,25 @@ static const dl_iter_fn pw_forward[3][2] = {{mse_f, mse_d}, {l1_f, l1_d}, {sl1_f
 static const dl_iter_fn pw_backward[3][2] = {
   {mse_back_f, mse_back_d}, {l1_back_f, l1_back_d}, {sl1_back_f, sl1_back_d}};
 
-static void pointwise(dl_tensor *out, const dl_tensor *x, const dl_tensor *t, dl_pointwise_loss kind, double beta) {
-  if (out->numel == 0) return;
+static int pointwise(dl_tensor *out, const dl_tensor *x, const dl_tensor *t, dl_pointwise_loss kind, double beta) {
+  if (out->numel == 0) return DL_KERNEL_OK;
   pw_ctx c = {kind, beta};
   dl_tensor *ops[3] = {out, (dl_tensor *)x, (dl_tensor *)t};
   dl_iter it;
   dl_iter_init(&it, 3, ops);
   dl_iter_parallel(&it, pw_forward[kind][out->dtype == DL_FLOAT64], &c, DL_PARALLEL_GRAIN);
+  return DL_KERNEL_OK;
 }
 
-static void pointwise_backward(dl_tensor *gx, const dl_tensor *g, const dl_tensor *x, const dl_tensor *t,
+static int pointwise_backward(dl_tensor *gx, const dl_tensor *g, const dl_tensor *x, const dl_tensor *t,
                                dl_pointwise_loss kind, double beta) {
-  if (gx->numel == 0) return;
+  if (gx->numel == 0) return DL_KERNEL_OK;
   pw_ctx c = {kind, beta};
   dl_tensor *ops[4] = {gx, (dl_tensor *)g, (dl_tensor *)x, (dl_tensor *)t};
   dl_iter it;
   dl_iter_init(&it, 4, ops);
   dl_iter_parallel(&it, pw_backward[kind][gx->dtype == DL_FLOAT64], &c, DL_PARALLEL_GRAIN);
+  return DL_KERNEL_OK;
 }
 
 const struct dl_loss_kernels dl_cpu_loss = {class_forward, class_backward, pointwise, pointwise_backward};

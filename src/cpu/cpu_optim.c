@@ -182,9 +182,10 @@ KERNELS(float)
 KERNELS(double)
 
 #define DISPATCH(name)                                                          \
-  static void name(const dl_optim_call *c) {                                   \
+  static int name(const dl_optim_call *c) {                                    \
     if (c->param->dtype == DL_FLOAT64) name##_double(c);                        \
     else name##_float(c);                                                       \
+    return DL_KERNEL_OK;                                                        \
   }
 DISPATCH(sgd)
 DISPATCH(adagrad)

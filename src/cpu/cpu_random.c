@@ -76,10 +76,11 @@ static void float_blocks(void *ctx, int64_t b0, int64_t b1) {
   }
 }
 
-static void cpu_fill_float(dl_tensor *out, dl_rng_state st, dl_rand_kind kind, double a, double b) {
+static int cpu_fill_float(dl_tensor *out, dl_rng_state st, dl_rand_kind kind, double a, double b) {
   job j = {.st = st, .dt = out->dtype, .base = dl_tensor_data(out), .n = out->numel, .kind = kind, .a = a, .b = b};
   int per = out->dtype == DL_FLOAT64 ? 2 : 4;
   run_blocks((j.n + per - 1) / per, BLOCK_GRAIN, float_blocks, &j);
+  return DL_KERNEL_OK;
 }
 
 /* ---- randint ---- */
@@ -117,10 +118,11 @@ static void int_blocks(void *ctx, int64_t b0, int64_t b1) {
   }
 }
 
-static void cpu_randint(dl_tensor *out, dl_rng_state st, int64_t lo, uint64_t range) {
+static int cpu_randint(dl_tensor *out, dl_rng_state st, int64_t lo, uint64_t range) {
   job j = {.st = st, .dt = out->dtype, .base = dl_tensor_data(out), .n = out->numel, .lo = lo, .range = range};
   int per = range > (UINT64_C(1) << 32) ? 2 : 4;
   run_blocks((j.n + per - 1) / per, BLOCK_GRAIN, int_blocks, &j);
+  return DL_KERNEL_OK;
 }
 
 /* ---- bernoulli ---- */

@@ -672,13 +672,13 @@ static void reduce_outer(const plan *P) {
 
 /* ---- entry ---- */
 
-static void cpu_reduce(const dl_reduce_call *c) {
-  if (c->out->numel == 0) return;
+static int cpu_reduce(const dl_reduce_call *c) {
+  if (c->out->numel == 0) return DL_KERNEL_OK;
   plan P;
   plan_init(&P, c);
   if (P.nk == 0) {
     reduce_one_split(&P, 0);
-    return;
+    return DL_KERNEL_OK;
   }
   /* inner when the reduction is innermost in memory and its runs are long
    * enough to beat strided row loads */
@@ -686,6 +686,7 @@ static void cpu_reduce(const dl_reduce_call *c) {
   bool inner = P.nred > 1 && rs < ks && P.rsize[P.nr - 1] >= 16;
   if (inner) reduce_inner(&P);
   else reduce_outer(&P);
+  return DL_KERNEL_OK;
 }
 
 const struct dl_reduce_kernels dl_cpu_reduce = {

@@ -111,6 +111,6 @@ static inline void dl_store_i(dl_dtype dt, char *p, int64_t s, int64_t n, const 
 }
 
 /* the scan kernel (cpu_scan.c), entered in dl_cpu_reduce */
-void dl_cpu_scan(dl_tensor *dst, const dl_tensor *src, int dim, dl_scan_op op);
+int dl_cpu_scan(dl_tensor *dst, const dl_tensor *src, int dim, dl_scan_op op);
 
 #endif

@@ -120,8 +120,8 @@ static void scan_block(const scan_plan *P, int64_t w, int64_t nblk) {
   }
 }
 
-void dl_cpu_scan(dl_tensor *dst, const dl_tensor *src, int dim, dl_scan_op op) {
-  if (dst->numel == 0) return;
+int dl_cpu_scan(dl_tensor *dst, const dl_tensor *src, int dim, dl_scan_op op) {
+  if (dst->numel == 0) return DL_KERNEL_OK;
   scan_plan P;
   scan_plan_init(&P, dst, src, dim, op);
   bool par = src->numel >= DL_PARALLEL_GRAIN;
@@ -130,11 +130,12 @@ void dl_cpu_scan(dl_tensor *dst, const dl_tensor *src, int dim, dl_scan_op op) {
   if (P.nk == 0 || (P.sstr < P.kstr[0][P.nk - 1] && P.len >= 16)) {
 #pragma omp parallel for schedule(static) if (par && P.nlines > 1)
     for (int64_t o = 0; o < P.nlines; o++) scan_line(&P, o);
-    return;
+    return DL_KERNEL_OK;
   }
   int64_t k0 = P.ksize[P.nk - 1];
   int64_t nblk = (k0 + B - 1) / B;
   int64_t nwork = P.nlines / k0 * nblk;
 #pragma omp parallel for schedule(static) if (par && nwork > 1)
   for (int64_t w = 0; w < nwork; w++) scan_block(&P, w, nblk);
+  return DL_KERNEL_OK;
 }

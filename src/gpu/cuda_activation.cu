@@ -57,23 +57,27 @@ __global__ void act_backward_kernel(dl_act op, dl_cuda_view gx, dl_cuda_view g, 
   DL_CUDA_FOR(i, n) dl_cuda_at<T>(gx, i) = act_b<T>(op, dl_cuda_at<T>(g, i), dl_cuda_at<T>(x, i), p0, p1);
 }
 
-static void cuda_act_forward(dl_act op, dl_tensor *out, const dl_tensor *x, double p0, double p1) {
+static int cuda_act_forward(dl_act op, dl_tensor *out, const dl_tensor *x, double p0, double p1) {
+  DL_CUDA_ENTRY();
   int64_t n = out->numel;
-  if (n == 0) return;
+  if (n == 0) return dl_cuda_status();
   DL_CUDA_DISPATCH_FLOAT(out->dtype, T,
                          act_forward_kernel<T><<<dl_cuda_blocks(n), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
                              op, dl_cuda_view_of(out), dl_cuda_view_of(x), n, (T)p0, (T)p1));
   DL_CUDA_LAUNCHED("activation forward");
+  return dl_cuda_status();
 }
 
-static void cuda_act_backward(dl_act op, dl_tensor *gx, const dl_tensor *g, const dl_tensor *x, double p0,
+static int cuda_act_backward(dl_act op, dl_tensor *gx, const dl_tensor *g, const dl_tensor *x, double p0,
                               double p1) {
+  DL_CUDA_ENTRY();
   int64_t n = gx->numel;
-  if (n == 0) return;
+  if (n == 0) return dl_cuda_status();
   DL_CUDA_DISPATCH_FLOAT(gx->dtype, T,
                          act_backward_kernel<T><<<dl_cuda_blocks(n), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
                              op, dl_cuda_view_of(gx), dl_cuda_view_of(g), dl_cuda_view_of(x), n, (T)p0, (T)p1));
   DL_CUDA_LAUNCHED("activation backward");
+  return dl_cuda_status();
 }
 
 /* ---- prelu: slope w[c] (or w[0]) on channel c of [outer, n, inner] ---- */
@@ -120,19 +124,22 @@ __global__ void prelu_gw_kernel(T *gw, const T *g, const T *x, int64_t wn, int64
   }
 }
 
-static void cuda_prelu(dl_tensor *out, const dl_tensor *x, const dl_tensor *w, int64_t outer, int64_t n,
+static int cuda_prelu(dl_tensor *out, const dl_tensor *x, const dl_tensor *w, int64_t outer, int64_t n,
                        int64_t inner) {
+  DL_CUDA_ENTRY();
   int64_t total = outer * n * inner;
-  if (total == 0) return;
+  if (total == 0) return dl_cuda_status();
   DL_CUDA_DISPATCH_FLOAT(out->dtype, T,
                          prelu_kernel<T><<<dl_cuda_blocks(total), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
                              (T *)dl_tensor_data(out), (const T *)dl_tensor_data(x), (const T *)dl_tensor_data(w),
                              w->numel, total, n, inner));
   DL_CUDA_LAUNCHED("prelu");
+  return dl_cuda_status();
 }
 
-static void cuda_prelu_backward(dl_tensor *gx, dl_tensor *gw, const dl_tensor *g, const dl_tensor *x,
+static int cuda_prelu_backward(dl_tensor *gx, dl_tensor *gw, const dl_tensor *g, const dl_tensor *x,
                                 const dl_tensor *w, int64_t outer, int64_t n, int64_t inner) {
+  DL_CUDA_ENTRY();
   int64_t total = outer * n * inner, wn = w->numel;
   cudaStream_t s = dl_cuda_stream();
   DL_CUDA_DISPATCH_FLOAT(gx->dtype, T, {
@@ -145,6 +152,7 @@ static void cuda_prelu_backward(dl_tensor *gx, dl_tensor *gw, const dl_tensor *g
         (T *)dl_tensor_data(gw), (const T *)dl_tensor_data(g), (const T *)dl_tensor_data(x), wn, outer, n, inner);
   });
   DL_CUDA_LAUNCHED("prelu backward");
+  return dl_cuda_status();
 }
 
 /* ---- softmax / log_softmax along the middle dim of [outer, n, inner] ---- */
@@ -247,8 +255,9 @@ static unsigned row_threads(int64_t n) {
   return t;
 }
 
-static void cuda_softmax(bool log, dl_tensor *out, const dl_tensor *x, int64_t outer, int64_t n, int64_t inner) {
-  if (n == 0 || outer * inner == 0) return;
+static int cuda_softmax(bool log, dl_tensor *out, const dl_tensor *x, int64_t outer, int64_t n, int64_t inner) {
+  DL_CUDA_ENTRY();
+  if (n == 0 || outer * inner == 0) return dl_cuda_status();
   cudaStream_t s = dl_cuda_stream();
   DL_CUDA_DISPATCH_FLOAT(out->dtype, T, {
     T *o = (T *)dl_tensor_data(out);
@@ -259,11 +268,13 @@ static void cuda_softmax(bool log, dl_tensor *out, const dl_tensor *x, int64_t o
       softmax_cols_kernel<T><<<dl_cuda_blocks(outer * inner), DL_CUDA_THREADS, 0, s>>>(log, o, xp, outer, n, inner);
   });
   DL_CUDA_LAUNCHED("softmax");
+  return dl_cuda_status();
 }
 
-static void cuda_softmax_backward(bool log, dl_tensor *gx, const dl_tensor *g, const dl_tensor *y, int64_t outer,
+static int cuda_softmax_backward(bool log, dl_tensor *gx, const dl_tensor *g, const dl_tensor *y, int64_t outer,
                                   int64_t n, int64_t inner) {
-  if (n == 0 || outer * inner == 0) return;
+  DL_CUDA_ENTRY();
+  if (n == 0 || outer * inner == 0) return dl_cuda_status();
   cudaStream_t s = dl_cuda_stream();
   DL_CUDA_DISPATCH_FLOAT(gx->dtype, T, {
     T *o = (T *)dl_tensor_data(gx);
@@ -275,6 +286,7 @@ static void cuda_softmax_backward(bool log, dl_tensor *gx, const dl_tensor *g, c
                                                                                          inner);
   });
   DL_CUDA_LAUNCHED("softmax backward");
+  return dl_cuda_status();
 }
 
 /* the table is filled in member order: a new member must be added below */

@@ -80,6 +80,7 @@ void *dl_cuda_malloc(size_t nbytes) {
       if (cudaMalloc(&p, rounded) != cudaSuccess) {
         cudaGetLastError();
         dl_error_set("out of memory on cuda:%d (asked for %zu bytes, %zu allocated)", dev, nbytes, c.allocated);
+        dl_cuda_note_failure();
         return nullptr;
       }
     }

@@ -123,9 +123,28 @@ const dl_backend table = {
 
 } // namespace
 
+/* failures since the kernel entry began, per thread; inside an entry the
+ * first failure's message stays the thread's error until it returns */
+static thread_local int failures;
+static thread_local bool in_entry;
+
+void dl_cuda_note_failure(void) { failures++; }
+void dl_cuda_status_begin(void) {
+  failures = 0;
+  in_entry = true;
+}
+int dl_cuda_status(void) {
+  int r = failures ? DL_KERNEL_FAILED : DL_KERNEL_OK;
+  failures = 0;
+  in_entry = false;
+  return r;
+}
+
 int dl_cuda_check(cudaError_t err, const char *what) {
   if (err == cudaSuccess) return 0;
-  dl_error_set("cuda: %s failed on cuda:%d: %s", what, current < 0 ? 0 : current, cudaGetErrorString(err));
+  if (!in_entry || !failures)
+    dl_error_set("cuda: %s failed on cuda:%d: %s", what, current < 0 ? 0 : current, cudaGetErrorString(err));
+  dl_cuda_note_failure();
   return -1;
 }
 
@@ -210,6 +229,7 @@ void *dl_cuda_library_symbol(const char *lib, const char *name) {
       if (!libs[i].handle) slot = i;
     if (slot < 0) {
       dl_error_set("cuda: too many libraries to load (%s)", lib);
+      dl_cuda_note_failure();
       return NULL;
     }
     void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
@@ -223,12 +243,16 @@ void *dl_cuda_library_symbol(const char *lib, const char *name) {
     if (!h) {
       const char *e = dlerror();
       dl_error_set("cuda: cannot load %s: %s", lib, e ? e : "not found");
+      dl_cuda_note_failure();
       return NULL;
     }
     snprintf(libs[slot].soname, sizeof libs[slot].soname, "%s", lib);
     libs[slot].handle = h;
   }
   void *f = dlsym(libs[slot].handle, name);
-  if (!f) dl_error_set("cuda: %s has no %s", lib, name);
+  if (!f) {
+    dl_error_set("cuda: %s has no %s", lib, name);
+    dl_cuda_note_failure();
+  }
   return f;
 }

@@ -23,6 +23,16 @@ int dl_cuda_check(cudaError_t err, const char *what);
  * kernel image for this card) as the engine error; 0 ok, -1 failed */
 #define DL_CUDA_LAUNCHED(name) dl_cuda_check(cudaGetLastError(), name)
 
+/* A kernel entry's status: every failure inside it (a launch, a library
+ * call, a scratch allocation, in the entry or a helper it calls) is noted
+ * on this thread; the entry starts with DL_CUDA_ENTRY() and returns
+ * dl_cuda_status(): DL_KERNEL_OK, or DL_KERNEL_FAILED with the first
+ * failure's message, which the front-end hands to the caller. */
+void dl_cuda_note_failure(void);
+void dl_cuda_status_begin(void);
+int dl_cuda_status(void);
+#define DL_CUDA_ENTRY() dl_cuda_status_begin()
+
 /* ---- streams and memory ---- */
 /* The stream every dlua kernel of the current device runs on; kernels are
  * issued in order, so no host sync is needed between them. */

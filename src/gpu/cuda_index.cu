@@ -44,13 +44,14 @@ __global__ void minmax_kernel(int64_t n, dl_cuda_view v, long long *r) {
   }
 }
 
-void cuda_minmax(const dl_tensor *idx, int64_t *mn, int64_t *mx) {
+int cuda_minmax(const dl_tensor *idx, int64_t *mn, int64_t *mx) {
+  DL_CUDA_ENTRY();
   *mn = INT64_MAX;
   *mx = INT64_MIN;
   int64_t n = idx->numel;
-  if (n == 0) return;
+  if (n == 0) return dl_cuda_status();
   dl_cuda_scratch r(2 * sizeof(long long));
-  if (!r.p) return;
+  if (!r.p) return dl_cuda_status();
   cudaStream_t s = dl_cuda_stream();
   dl_cuda_view v = dl_cuda_view_of(idx);
   dl_cuda_coalesce(&v, 1);
@@ -62,6 +63,7 @@ void cuda_minmax(const dl_tensor *idx, int64_t *mn, int64_t *mx) {
   DL_CUDA_CHECK(cudaStreamSynchronize(s));
   *mn = (int64_t)h[0];
   *mx = (int64_t)h[1];
+  return dl_cuda_status();
 }
 
 template <typename T> __global__ void count_kernel(int64_t n, dl_cuda_view v, unsigned long long *r) {
@@ -71,11 +73,13 @@ template <typename T> __global__ void count_kernel(int64_t n, dl_cuda_view v, un
   if (threadIdx.x % 32 == 0 && c) atomicAdd(r, c);
 }
 
+/* the count, or -1 when a step failed (the error set) */
 int64_t cuda_count_nonzero(const dl_tensor *t) {
+  DL_CUDA_ENTRY();
   int64_t n = t->numel;
   if (n == 0) return 0;
   dl_cuda_scratch r(sizeof(unsigned long long));
-  if (!r.p) return 0;
+  if (!r.p) return -1;
   cudaStream_t s = dl_cuda_stream();
   DL_CUDA_CHECK(cudaMemsetAsync(r.p, 0, sizeof(unsigned long long), s));
   dl_cuda_view v = dl_cuda_view_of(t);
@@ -91,7 +95,7 @@ int64_t cuda_count_nonzero(const dl_tensor *t) {
   unsigned long long h = 0;
   DL_CUDA_CHECK(cudaMemcpyAsync(&h, r.p, sizeof h, cudaMemcpyDeviceToHost, s));
   DL_CUDA_CHECK(cudaStreamSynchronize(s));
-  return (int64_t)h;
+  return dl_cuda_status() == DL_KERNEL_OK ? (int64_t)h : -1;
 }
 
 /* ---- gather, index_select ---- */
@@ -160,16 +164,20 @@ static ixplan plan_of(const dl_tensor *over, const dl_tensor *out, const dl_tens
   return P;
 }
 
-void cuda_gather(dl_tensor *out, const dl_tensor *src, int dim, const dl_tensor *idx) {
-  if (idx->numel == 0) return;
+int cuda_gather(dl_tensor *out, const dl_tensor *src, int dim, const dl_tensor *idx) {
+  DL_CUDA_ENTRY();
+  if (idx->numel == 0) return dl_cuda_status();
   launch_gather<false>(plan_of(idx, out, src, idx, dim), dl_dtype_size(src->dtype));
+  return dl_cuda_status();
 }
 
-void cuda_index_select(dl_tensor *out, const dl_tensor *src, int dim, const dl_tensor *idx) {
-  if (out->numel == 0) return;
+int cuda_index_select(dl_tensor *out, const dl_tensor *src, int dim, const dl_tensor *idx) {
+  DL_CUDA_ENTRY();
+  if (out->numel == 0) return dl_cuda_status();
   ixplan P = plan_of(out, out, src, idx, dim);
   P.istr[0] = idx->ndim ? idx->stride[0] : 0;
   launch_gather<true>(P, dl_dtype_size(src->dtype));
+  return dl_cuda_status();
 }
 
 /* ---- scatter ---- */
@@ -230,9 +238,10 @@ template <typename T> __global__ void scatter_kernel(scatter_args<T> A) {
   }
 }
 
-void cuda_scatter(dl_tensor *self, int dim, const dl_tensor *idx, const dl_tensor *src, dl_scalar value,
+int cuda_scatter(dl_tensor *self, int dim, const dl_tensor *idx, const dl_tensor *src, dl_scalar value,
                   dl_scatter_mode mode) {
-  if (idx->numel == 0) return;
+  DL_CUDA_ENTRY();
+  if (idx->numel == 0) return dl_cuda_status();
   ixplan P = plan_of(idx, self, src, idx, dim);
   cudaStream_t s = dl_cuda_stream();
   DL_CUDA_DISPATCH(self->dtype, T, {
@@ -244,6 +253,7 @@ void cuda_scatter(dl_tensor *self, int dim, const dl_tensor *idx, const dl_tenso
     scatter_kernel<T><<<dl_cuda_blocks(P.n), DL_CUDA_THREADS, 0, s>>>(A);
   });
   DL_CUDA_LAUNCHED("scatter");
+  return dl_cuda_status();
 }
 
 /* ---- masked_select, nonzero: flags, prefix sum, write ---- */
@@ -279,12 +289,13 @@ __global__ void select_kernel(int64_t n, dl_cuda_view src, const int64_t *flags,
   }
 }
 
-void cuda_masked_select(dl_tensor *out, const dl_tensor *src, const dl_tensor *mask) {
+int cuda_masked_select(dl_tensor *out, const dl_tensor *src, const dl_tensor *mask) {
+  DL_CUDA_ENTRY();
   int64_t n = src->numel;
-  if (n == 0 || out->numel == 0) return;
+  if (n == 0 || out->numel == 0) return dl_cuda_status();
   dl_cuda_scratch flags((size_t)n * sizeof(int64_t)), pos((size_t)n * sizeof(int64_t));
-  if (!flags.p || !pos.p) return;
-  if (flags_and_positions(mask, (int64_t *)flags.p, (int64_t *)pos.p)) return;
+  if (!flags.p || !pos.p) return dl_cuda_status();
+  if (flags_and_positions(mask, (int64_t *)flags.p, (int64_t *)pos.p)) return dl_cuda_status();
   dl_cuda_view v = dl_cuda_view_of(src);
   cudaStream_t s = dl_cuda_stream();
   int64_t ost = out->stride[0];
@@ -294,6 +305,7 @@ void cuda_masked_select(dl_tensor *out, const dl_tensor *src, const dl_tensor *m
   else if (es == 4) select_kernel<uint32_t><<<dl_cuda_blocks(n), DL_CUDA_THREADS, 0, s>>>(n, v, f, p, (uint32_t *)dl_tensor_data(out), ost);
   else select_kernel<unsigned long long><<<dl_cuda_blocks(n), DL_CUDA_THREADS, 0, s>>>(n, v, f, p, (unsigned long long *)dl_tensor_data(out), ost);
   DL_CUDA_LAUNCHED("masked_select");
+  return dl_cuda_status();
 }
 
 __global__ void nonzero_kernel(int64_t n, int nd, dl_cuda_view t, const int64_t *flags, const int64_t *pos,
@@ -308,22 +320,25 @@ __global__ void nonzero_kernel(int64_t n, int nd, dl_cuda_view t, const int64_t 
   }
 }
 
-void cuda_nonzero(dl_tensor *out, const dl_tensor *t) {
+int cuda_nonzero(dl_tensor *out, const dl_tensor *t) {
+  DL_CUDA_ENTRY();
   int64_t n = t->numel;
-  if (n == 0 || out->numel == 0) return;
+  if (n == 0 || out->numel == 0) return dl_cuda_status();
   dl_cuda_scratch flags((size_t)n * sizeof(int64_t)), pos((size_t)n * sizeof(int64_t));
-  if (!flags.p || !pos.p) return;
-  if (flags_and_positions(t, (int64_t *)flags.p, (int64_t *)pos.p)) return;
+  if (!flags.p || !pos.p) return dl_cuda_status();
+  if (flags_and_positions(t, (int64_t *)flags.p, (int64_t *)pos.p)) return dl_cuda_status();
   dl_cuda_view v = dl_cuda_view_of(t);
   nonzero_kernel<<<dl_cuda_blocks(n), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
     n, t->ndim, v, (const int64_t *)flags.p, (const int64_t *)pos.p, (int64_t *)dl_tensor_data(out), out->stride[0],
     out->ndim > 1 ? out->stride[1] : 0);
   DL_CUDA_LAUNCHED("nonzero");
+  return dl_cuda_status();
 }
 
 /* ---- flip ---- */
 
-void cuda_flip(dl_tensor *out, const dl_tensor *src, uint32_t dims) {
+int cuda_flip(dl_tensor *out, const dl_tensor *src, uint32_t dims) {
+  DL_CUDA_ENTRY();
   dl_tensor v = *src; /* src seen through negative strides */
   for (int d = 0; d < src->ndim; d++)
     if ((dims >> d) & 1u && src->shape[d] > 1) {
@@ -331,6 +346,7 @@ void cuda_flip(dl_tensor *out, const dl_tensor *src, uint32_t dims) {
       v.stride[d] = -src->stride[d];
     }
   dl_cuda_copy(out, &v);
+  return dl_cuda_status();
 }
 
 } // namespace

@@ -51,14 +51,15 @@ __global__ void rbf_rows_kernel(T *out, const T *x, const T *c2, const T *inv, i
   }
 }
 
-static void cuda_rbf_forward(dl_tensor *out, const dl_tensor *x, const dl_tensor *centers, const dl_tensor *sigmas,
+static int cuda_rbf_forward(dl_tensor *out, const dl_tensor *x, const dl_tensor *centers, const dl_tensor *sigmas,
                              dl_tensor *scratch, bool bias_unit) {
+  DL_CUDA_ENTRY();
   int64_t N = x->shape[0], D = x->shape[1], n = centers->shape[0], b = bias_unit ? 1 : 0, ld = n + b;
   cudaStream_t st = dl_cuda_stream();
   bool have_dot = N > 0 && n > 0 && D > 0;
   if (have_dot) {
     const struct dl_linalg_kernels *la = linalg_of(out);
-    if (!la) return;
+    if (!la) return dl_cuda_status();
     /* out[:, b:]^T (n x N, ld) = C (n x D) @ X^T (D x N): centers stored
      * column-major as D x n (transposed), x as D x N */
     la->gemm(x->dtype, true, false, n, N, D, 1.0, dl_tensor_data(centers), D, dl_tensor_data(x), D, 0.0,
@@ -74,6 +75,7 @@ static void cuda_rbf_forward(dl_tensor *out, const dl_tensor *x, const dl_tensor
           (T *)dl_tensor_data(out), (const T *)dl_tensor_data(x), c2, inv, N, n, D, b, have_dot);
   });
   DL_CUDA_LAUNCHED("rbf");
+  return dl_cuda_status();
 }
 
 /* A[i, j] = g phi / s_j^2 */
@@ -122,13 +124,14 @@ __global__ void rbf_gs_kernel(T *o, const T *g, const T *phi, const T *sg, int64
   }
 }
 
-static void cuda_rbf_backward(dl_tensor *gx, dl_tensor *gc, dl_tensor *gs, const dl_tensor *g, const dl_tensor *phi,
+static int cuda_rbf_backward(dl_tensor *gx, dl_tensor *gc, dl_tensor *gs, const dl_tensor *g, const dl_tensor *phi,
                               const dl_tensor *x, const dl_tensor *centers, const dl_tensor *sigmas,
                               dl_tensor *scratch, bool bias_unit) {
+  DL_CUDA_ENTRY();
   int64_t N = x->shape[0], D = x->shape[1], n = centers->shape[0], b = bias_unit ? 1 : 0;
   cudaStream_t st = dl_cuda_stream();
   const struct dl_linalg_kernels *la = linalg_of(x);
-  if (!la) return;
+  if (!la) return dl_cuda_status();
   DL_CUDA_DISPATCH_FLOAT(x->dtype, T, {
     const T *gp = (const T *)dl_tensor_data(g), *pp = (const T *)dl_tensor_data(phi);
     const T *xp = (const T *)dl_tensor_data(x), *cp = (const T *)dl_tensor_data(centers);
@@ -154,6 +157,7 @@ static void cuda_rbf_backward(dl_tensor *gx, dl_tensor *gc, dl_tensor *gs, const
       rbf_gs_kernel<T><<<dl_cuda_blocks(n), DL_CUDA_THREADS, 0, st>>>((T *)dl_tensor_data(gs), gp, pp, sp, N, n, b);
   });
   DL_CUDA_LAUNCHED("rbf backward");
+  return dl_cuda_status();
 }
 
 /* ---- batch norm on [N, C, L]: one block per channel ---- */
@@ -176,14 +180,16 @@ __global__ void bn_stats_kernel(const T *x, int64_t N, int64_t C, int64_t L, T *
   }
 }
 
-static void cuda_bn_stats(const dl_tensor *x, int64_t N, int64_t C, int64_t L, dl_tensor *mean, dl_tensor *var,
+static int cuda_bn_stats(const dl_tensor *x, int64_t N, int64_t C, int64_t L, dl_tensor *mean, dl_tensor *var,
                           dl_tensor *invstd, double eps) {
-  if (C == 0) return;
+  DL_CUDA_ENTRY();
+  if (C == 0) return dl_cuda_status();
   DL_CUDA_DISPATCH_FLOAT(x->dtype, T,
                          bn_stats_kernel<T><<<dl_cuda_grid_items(C), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
                              (const T *)dl_tensor_data(x), N, C, L, (T *)dl_tensor_data(mean),
                              (T *)dl_tensor_data(var), (T *)dl_tensor_data(invstd), eps));
   DL_CUDA_LAUNCHED("batch_norm");
+  return dl_cuda_status();
 }
 
 /* out = x a_c + s_c with a_c = invstd_c w_c, s_c = b_c - mean_c a_c */
@@ -197,10 +203,11 @@ __global__ void bn_apply_kernel(T *o, const T *x, int64_t total, int64_t C, int6
   }
 }
 
-static void cuda_bn_apply(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C, int64_t L, const dl_tensor *mean,
+static int cuda_bn_apply(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C, int64_t L, const dl_tensor *mean,
                           const dl_tensor *invstd, const dl_tensor *weight, const dl_tensor *bias) {
+  DL_CUDA_ENTRY();
   int64_t total = N * C * L;
-  if (total == 0) return;
+  if (total == 0) return dl_cuda_status();
   DL_CUDA_DISPATCH_FLOAT(x->dtype, T,
                          bn_apply_kernel<T><<<dl_cuda_blocks(total), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
                              (T *)dl_tensor_data(out), (const T *)dl_tensor_data(x), total, C, L,
@@ -208,6 +215,7 @@ static void cuda_bn_apply(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t
                              weight ? (const T *)dl_tensor_data(weight) : NULL,
                              bias ? (const T *)dl_tensor_data(bias) : NULL));
   DL_CUDA_LAUNCHED("batch_norm");
+  return dl_cuda_status();
 }
 
 /* per channel: sums of gy and gy xhat (block reductions in double), then gx */
@@ -241,10 +249,11 @@ __global__ void bn_backward_kernel(T *gx, T *gw, T *gb, const T *gy, const T *x,
   }
 }
 
-static void cuda_bn_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
+static int cuda_bn_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
                              int64_t N, int64_t C, int64_t L, const dl_tensor *mean, const dl_tensor *invstd,
                              const dl_tensor *weight) {
-  if (C == 0) return;
+  DL_CUDA_ENTRY();
+  if (C == 0) return dl_cuda_status();
   DL_CUDA_DISPATCH_FLOAT(x->dtype, T,
                          bn_backward_kernel<T><<<dl_cuda_grid_items(C), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
                              gx ? (T *)dl_tensor_data(gx) : NULL, gw ? (T *)dl_tensor_data(gw) : NULL,
@@ -252,6 +261,7 @@ static void cuda_bn_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const 
                              (const T *)dl_tensor_data(x), N, C, L, (const T *)dl_tensor_data(mean),
                              (const T *)dl_tensor_data(invstd), weight ? (const T *)dl_tensor_data(weight) : NULL));
   DL_CUDA_LAUNCHED("batch_norm backward");
+  return dl_cuda_status();
 }
 
 /* the table is filled in member order: a new member must be added below */

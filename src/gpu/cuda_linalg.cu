@@ -72,6 +72,7 @@ const char *status_name(cublasStatus_t st) {
 int check(cublasStatus_t st, const char *what) {
   if (st == CUBLAS_STATUS_SUCCESS) return 0;
   dl_error_set("matmul: %s failed: %s", what, status_name(st));
+  dl_cuda_note_failure();
   return -1;
 }
 
@@ -109,19 +110,20 @@ __global__ void gemm_i64(bool ta, bool tb, int64_t m, int64_t n, int64_t k, int6
   }
 }
 
-void cuda_gemm_strided_batched(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
+int cuda_gemm_strided_batched(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
                                const void *a, int64_t lda, int64_t stride_a, const void *b, int64_t ldb,
                                int64_t stride_b, double beta, void *c, int64_t ldc, int64_t stride_c, int64_t batch) {
-  if (m == 0 || n == 0 || batch == 0) return;
+  DL_CUDA_ENTRY();
+  if (m == 0 || n == 0 || batch == 0) return dl_cuda_status();
   if (dt == DL_INT64) {
     gemm_i64<<<dl_cuda_blocks(m * n * batch), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
       ta, tb, m, n, k, (int64_t)alpha, (const int64_t *)a, lda, stride_a, (const int64_t *)b, ldb, stride_b,
       (int64_t)beta, (int64_t *)c, ldc, stride_c, batch);
     DL_CUDA_LAUNCHED("matmul");
-    return;
+    return dl_cuda_status();
   }
   cublasHandle_t h = handle();
-  if (!h) return;
+  if (!h) return dl_cuda_status();
   cublasOperation_t oa = ta ? CUBLAS_OP_T : CUBLAS_OP_N, ob = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
   if (dt == DL_FLOAT32) {
     float al = (float)alpha, be = (float)beta;
@@ -142,11 +144,12 @@ void cuda_gemm_strided_batched(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t
                                          (const double *)b, ldb, stride_b, &beta, (double *)c, ldc, stride_c, batch),
             "cublasDgemmStridedBatched");
   }
+  return dl_cuda_status();
 }
 
-void cuda_gemm(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a,
+int cuda_gemm(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const void *a,
                int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc) {
-  cuda_gemm_strided_batched(dt, ta, tb, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
+  return cuda_gemm_strided_batched(dt, ta, tb, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc, 0, 1);
 }
 
 } // namespace

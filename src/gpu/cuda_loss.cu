@@ -77,11 +77,12 @@ __global__ void class_forward_kernel(const T *x, const int64_t *y, const T *w, T
   }
 }
 
-static void cuda_class_forward(dl_class_loss_call *c) {
+static int cuda_class_forward(dl_class_loss_call *c) {
+  DL_CUDA_ENTRY();
   c->bad = false; /* checked at the next sync point instead */
   c->bad_value = 0;
   const int64_t C = c->input->shape[1], D = c->input->shape[2], rows = c->input->shape[0] * D;
-  if (rows == 0) return;
+  if (rows == 0) return dl_cuda_status();
   cudaStream_t st = dl_cuda_stream();
   unsigned blocks = dl_cuda_blocks(rows * DL_CUDA_WARP);
   DL_CUDA_DISPATCH_FLOAT(c->input->dtype, T,
@@ -91,6 +92,7 @@ static void cuda_class_forward(dl_class_loss_call *c) {
                              c->wt ? (T *)dl_tensor_data(c->wt) : NULL, c->lse ? (T *)dl_tensor_data(c->lse) : NULL,
                              rows, C, D, c->smoothing, c->log_softmax, c->ignore_index));
   DL_CUDA_LAUNCHED("cross_entropy");
+  return dl_cuda_status();
 }
 
 /* after the stream has drained: 0, or -1 with the error of the first bad
@@ -152,9 +154,10 @@ __global__ void class_backward_kernel(T *gx, const T *x, const int64_t *y, const
   }
 }
 
-static void cuda_class_backward(const dl_class_loss_backward_call *c) {
+static int cuda_class_backward(const dl_class_loss_backward_call *c) {
+  DL_CUDA_ENTRY();
   const int64_t C = c->input->shape[1], D = c->input->shape[2], rows = c->input->shape[0] * D;
-  if (rows == 0) return;
+  if (rows == 0) return dl_cuda_status();
   const int64_t gstep = c->gout->numel == 1 ? 0 : 1;
   unsigned blocks = dl_cuda_blocks(rows * DL_CUDA_WARP);
   DL_CUDA_DISPATCH_FLOAT(c->input->dtype, T,
@@ -165,6 +168,7 @@ static void cuda_class_backward(const dl_class_loss_backward_call *c) {
                              c->lse ? (const T *)dl_tensor_data(c->lse) : NULL, (const T *)dl_tensor_data(c->gout),
                              gstep, rows, C, D, c->smoothing, c->softmax_term, c->ignore_index));
   DL_CUDA_LAUNCHED("cross_entropy backward");
+  return dl_cuda_status();
 }
 
 /* ---- element-wise regression losses: the CPU's formulas, with the same
@@ -205,25 +209,29 @@ __global__ void pw_back_kernel(dl_cuda_view gx, dl_cuda_view g, dl_cuda_view x, 
   }
 }
 
-static void cuda_pointwise(dl_tensor *out, const dl_tensor *x, const dl_tensor *t, dl_pointwise_loss kind,
+static int cuda_pointwise(dl_tensor *out, const dl_tensor *x, const dl_tensor *t, dl_pointwise_loss kind,
                            double beta) {
+  DL_CUDA_ENTRY();
   int64_t n = out->numel;
-  if (n == 0) return;
+  if (n == 0) return dl_cuda_status();
   DL_CUDA_DISPATCH_FLOAT(out->dtype, T,
                          pw_kernel<T><<<dl_cuda_blocks(n), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
                              dl_cuda_view_of(out), dl_cuda_view_of(x), dl_cuda_view_of(t), n, kind, (T)beta));
   DL_CUDA_LAUNCHED("loss");
+  return dl_cuda_status();
 }
 
-static void cuda_pointwise_backward(dl_tensor *gx, const dl_tensor *g, const dl_tensor *x, const dl_tensor *t,
+static int cuda_pointwise_backward(dl_tensor *gx, const dl_tensor *g, const dl_tensor *x, const dl_tensor *t,
                                     dl_pointwise_loss kind, double beta) {
+  DL_CUDA_ENTRY();
   int64_t n = gx->numel;
-  if (n == 0) return;
+  if (n == 0) return dl_cuda_status();
   DL_CUDA_DISPATCH_FLOAT(gx->dtype, T,
                          pw_back_kernel<T><<<dl_cuda_blocks(n), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
                              dl_cuda_view_of(gx), dl_cuda_view_of(g), dl_cuda_view_of(x), dl_cuda_view_of(t), n, kind,
                              (T)beta));
   DL_CUDA_LAUNCHED("loss backward");
+  return dl_cuda_status();
 }
 
 /* the table is filled in member order: a new member must be added below */

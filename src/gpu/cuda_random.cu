@@ -41,9 +41,10 @@ __global__ void fill_float_kernel(T *out, int64_t n, int64_t nblocks, dl_rng_sta
   DL_CUDA_FOR(blk, nblocks) fill_float_block<T>(out, n, blk, st, kind, a, b);
 }
 
-static void cuda_fill_float(dl_tensor *out, dl_rng_state st, dl_rand_kind kind, double a, double b) {
+static int cuda_fill_float(dl_tensor *out, dl_rng_state st, dl_rand_kind kind, double a, double b) {
+  DL_CUDA_ENTRY();
   int64_t n = out->numel;
-  if (n == 0) return;
+  if (n == 0) return dl_cuda_status();
   if (out->dtype == DL_FLOAT64) {
     int64_t nb = (n + 1) / 2;
     fill_float_kernel<double><<<dl_cuda_blocks(nb), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
@@ -54,6 +55,7 @@ static void cuda_fill_float(dl_tensor *out, dl_rng_state st, dl_rand_kind kind, 
         (float *)dl_tensor_data(out), n, nb, st, kind, a, b);
   }
   DL_CUDA_LAUNCHED("random: fill");
+  return dl_cuda_status();
 }
 
 /* ---- randint ---- */
@@ -85,9 +87,10 @@ __global__ void randint_kernel(T *out, int64_t n, int64_t nblocks, dl_rng_state 
   DL_CUDA_FOR(blk, nblocks) randint_block<T>(out, n, blk, st, lo, r, wide);
 }
 
-static void cuda_randint(dl_tensor *out, dl_rng_state st, int64_t lo, uint64_t range) {
+static int cuda_randint(dl_tensor *out, dl_rng_state st, int64_t lo, uint64_t range) {
+  DL_CUDA_ENTRY();
   int64_t n = out->numel;
-  if (n == 0) return;
+  if (n == 0) return dl_cuda_status();
   bool wide = range > (UINT64_C(1) << 32);
   int per = wide ? 2 : 4;
   int64_t nb = (n + per - 1) / per;
@@ -95,6 +98,7 @@ static void cuda_randint(dl_tensor *out, dl_rng_state st, int64_t lo, uint64_t r
                    randint_kernel<T><<<dl_cuda_blocks(nb), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
                        (T *)dl_tensor_data(out), n, nb, st, (uint64_t)lo, range, wide));
   DL_CUDA_LAUNCHED("random: randint");
+  return dl_cuda_status();
 }
 
 /* ---- bernoulli ---- */

@@ -364,8 +364,9 @@ __global__ void reduce_finish_partials(rplan P, int64_t nsplit, const rstate *pa
   }
 }
 
-void cuda_reduce(const dl_reduce_call *c) {
-  if (c->out->numel == 0) return;
+int cuda_reduce(const dl_reduce_call *c) {
+  DL_CUDA_ENTRY();
+  if (c->out->numel == 0) return dl_cuda_status();
   rplan P;
   plan_init(&P, c);
   cudaStream_t s = dl_cuda_stream();
@@ -378,22 +379,22 @@ void cuda_reduce(const dl_reduce_call *c) {
     if (nsplit <= 1 || (P.nout + DL_CUDA_THREADS - 1) / DL_CUDA_THREADS > 0x7fffffff) {
       reduce_thread_per_output<<<dl_cuda_blocks(P.nout), DL_CUDA_THREADS, 0, s>>>(P);
       DL_CUDA_LAUNCHED("reduce");
-      return;
+      return dl_cuda_status();
     }
     dl_cuda_scratch part((size_t)(P.nout * nsplit) * sizeof(rstate));
-    if (!part.p) return;
+    if (!part.p) return dl_cuda_status();
     dim3 grid((unsigned)((P.nout + DL_CUDA_THREADS - 1) / DL_CUDA_THREADS), (unsigned)nsplit);
     reduce_thread_split<<<grid, DL_CUDA_THREADS, 0, s>>>(P, nsplit, (rstate *)part.p);
     DL_CUDA_LAUNCHED("reduce");
     reduce_finish_partials<<<dl_cuda_blocks(P.nout), DL_CUDA_THREADS, 0, s>>>(P, nsplit, (const rstate *)part.p);
     DL_CUDA_LAUNCHED("reduce");
-    return;
+    return dl_cuda_status();
   }
   if (P.nred <= 512) {
     int64_t nblk = (P.nout + DL_CUDA_THREADS / 32 - 1) / (DL_CUDA_THREADS / 32);
     reduce_group<32><<<dim3((unsigned)nblk, 1), DL_CUDA_THREADS, 0, s>>>(P, 1, nullptr);
     DL_CUDA_LAUNCHED("reduce");
-    return;
+    return dl_cuda_status();
   }
   /* long reductions: a block each, split across blocks when there are few
    * outputs, each block keeping at least 4096 elements */
@@ -408,15 +409,16 @@ void cuda_reduce(const dl_reduce_call *c) {
   if (nsplit == 1) {
     reduce_group<DL_CUDA_THREADS><<<dim3((unsigned)P.nout, 1), DL_CUDA_THREADS, 0, s>>>(P, 1, nullptr);
     DL_CUDA_LAUNCHED("reduce");
-    return;
+    return dl_cuda_status();
   }
   dl_cuda_scratch part((size_t)(P.nout * nsplit) * sizeof(rstate));
-  if (!part.p) return;
+  if (!part.p) return dl_cuda_status();
   reduce_group<DL_CUDA_THREADS><<<dim3((unsigned)P.nout, (unsigned)nsplit), DL_CUDA_THREADS, 0, s>>>(
     P, nsplit, (rstate *)part.p);
   DL_CUDA_LAUNCHED("reduce");
   reduce_finish_partials<<<dl_cuda_blocks(P.nout), DL_CUDA_THREADS, 0, s>>>(P, nsplit, (const rstate *)part.p);
   DL_CUDA_LAUNCHED("reduce");
+  return dl_cuda_status();
 }
 
 /* ---- scans ---- */
@@ -534,8 +536,9 @@ __global__ void scan_lines(splan P) {
   }
 }
 
-void cuda_scan(dl_tensor *dst, const dl_tensor *src, int dim, dl_scan_op op) {
-  if (dst->numel == 0) return;
+int cuda_scan(dl_tensor *dst, const dl_tensor *src, int dim, dl_scan_op op) {
+  DL_CUDA_ENTRY();
+  if (dst->numel == 0) return dl_cuda_status();
   splan P;
   P.nk = dl_scan_lines(dst, src, dim, P.ksize, P.kstr);
   P.nlines = 1;
@@ -558,16 +561,17 @@ void cuda_scan(dl_tensor *dst, const dl_tensor *src, int dim, dl_scan_op op) {
     int64_t chunk = (P.len + nc - 1) / nc;
     nc = (P.len + chunk - 1) / chunk;
     dl_cuda_scratch tot((size_t)(P.nlines * nc) * 8);
-    if (!tot.p) return;
+    if (!tot.p) return dl_cuda_status();
     unsigned b = dl_cuda_blocks(P.nlines * nc);
     scan_chunk_totals<<<b, DL_CUDA_THREADS, 0, s>>>(P, nc, chunk, (double *)tot.p, (uint64_t *)tot.p);
     scan_chunk_carries<<<dl_cuda_blocks(P.nlines), DL_CUDA_THREADS, 0, s>>>(P, nc, (double *)tot.p, (uint64_t *)tot.p);
     scan_chunk_apply<<<b, DL_CUDA_THREADS, 0, s>>>(P, nc, chunk, (const double *)tot.p, (const uint64_t *)tot.p);
     DL_CUDA_LAUNCHED("scan");
-    return;
+    return dl_cuda_status();
   }
   scan_lines<<<dl_cuda_blocks(P.nlines), DL_CUDA_THREADS, 0, s>>>(P);
   DL_CUDA_LAUNCHED("scan");
+  return dl_cuda_status();
 }
 
 } // namespace

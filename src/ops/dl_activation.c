@@ -51,7 +51,7 @@ dl_tensor *dl_op_act(dl_act op, const dl_tensor *x, double p0, double p1) {
   const struct dl_act_kernels *k = kernels_of(fn, x);
   if (!k) return NULL;
   dl_tensor *out = dl_tensor_empty(x->shape, x->ndim, x->dtype, dl_tensor_device(x));
-  if (out && out->numel) k->forward(op, out, x, p0, p1);
+  if (out && out->numel) out = dl_kernel_result(fn, out, k->forward(op, out, x, p0, p1));
   return out;
 }
 
@@ -63,7 +63,7 @@ dl_tensor *dl_op_act_backward(dl_act op, const dl_tensor *g, const dl_tensor *x,
   dl_tensor *gc = grad_like(fn, g, x);
   if (!gc) return NULL;
   dl_tensor *gx = dl_tensor_empty(x->shape, x->ndim, x->dtype, dl_tensor_device(x));
-  if (gx && gx->numel) k->backward(op, gx, gc, x, p0, p1);
+  if (gx && gx->numel) gx = dl_kernel_result(fn, gx, k->backward(op, gx, gc, x, p0, p1));
   dl_tensor_release(gc);
   return gx;
 }
@@ -114,7 +114,7 @@ dl_tensor *dl_op_prelu(const dl_tensor *x, const dl_tensor *w) {
   dl_tensor *xc, *wc;
   if (!k || prelu_operands(x, w, &xc, &wc)) return NULL;
   dl_tensor *out = dl_tensor_empty(x->shape, x->ndim, x->dtype, dl_tensor_device(x));
-  if (out && out->numel) k->prelu(out, xc, wc, outer, n, inner);
+  if (out && out->numel) out = dl_kernel_result("prelu", out, k->prelu(out, xc, wc, outer, n, inner));
   dl_tensor_release(xc);
   dl_tensor_release(wc);
   return out;
@@ -137,7 +137,10 @@ int dl_op_prelu_backward(const dl_tensor *g, const dl_tensor *x, const dl_tensor
   }
   dl_tensor *a = dl_tensor_empty(x->shape, x->ndim, x->dtype, dl_tensor_device(x));
   dl_tensor *b = a ? dl_tensor_empty(w->shape, w->ndim, x->dtype, dl_tensor_device(x)) : NULL;
-  if (b) k->prelu_backward(a, b, gc, xc, wc, outer, n, inner);
+  if (b && dl_kernel_status("prelu", k->prelu_backward(a, b, gc, xc, wc, outer, n, inner))) {
+    dl_tensor_release(b);
+    b = NULL;
+  }
   dl_tensor_release(gc);
   dl_tensor_release(xc);
   dl_tensor_release(wc);
@@ -174,7 +177,7 @@ dl_tensor *dl_op_softmax(const dl_tensor *x, int dim, bool log) {
   dl_tensor *xc = dl_tensor_contiguous((dl_tensor *)x);
   if (!xc) return NULL;
   dl_tensor *out = dl_tensor_empty(x->shape, x->ndim, x->dtype, dl_tensor_device(x));
-  if (out && out->numel) k->softmax(log, out, xc, outer, n, inner);
+  if (out && out->numel) out = dl_kernel_result(fn, out, k->softmax(log, out, xc, outer, n, inner));
   dl_tensor_release(xc);
   return out;
 }
@@ -190,7 +193,7 @@ dl_tensor *dl_op_softmax_backward(const dl_tensor *g, const dl_tensor *y, int di
   dl_tensor_release(gd);
   dl_tensor *yc = gc ? dl_tensor_contiguous((dl_tensor *)y) : NULL;
   dl_tensor *gx = yc ? dl_tensor_empty(y->shape, y->ndim, y->dtype, dl_tensor_device(y)) : NULL;
-  if (gx && gx->numel) k->softmax_backward(log, gx, gc, yc, outer, n, inner);
+  if (gx && gx->numel) gx = dl_kernel_result(fn, gx, k->softmax_backward(log, gx, gc, yc, outer, n, inner));
   dl_tensor_release(gc);
   dl_tensor_release(yc);
   return gx;

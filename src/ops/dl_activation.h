@@ -8,7 +8,7 @@
 #ifndef DL_ACTIVATION_H
 #define DL_ACTIVATION_H
 
-#include "../dl_tensor.h"
+#include "../dl_backend.h"
 
 typedef enum {
   DL_ACT_LEAKY_RELU, /* p0 = negative_slope */
@@ -48,16 +48,16 @@ dl_tensor *dl_op_softmax_backward(const dl_tensor *g, const dl_tensor *y, int di
  * any strides. prelu and softmax kernels get contiguous tensors seen as
  * [outer, n, inner] with the channel / softmax dim in the middle. */
 struct dl_act_kernels {
-  void (*forward)(dl_act op, dl_tensor *out, const dl_tensor *x, double p0, double p1);
+  int (*forward)(dl_act op, dl_tensor *out, const dl_tensor *x, double p0, double p1);
   /* gx = g * act'(x) */
-  void (*backward)(dl_act op, dl_tensor *gx, const dl_tensor *g, const dl_tensor *x, double p0, double p1);
+  int (*backward)(dl_act op, dl_tensor *gx, const dl_tensor *g, const dl_tensor *x, double p0, double p1);
   /* w has n elements (a slope per channel) or 1 (shared) */
-  void (*prelu)(dl_tensor *out, const dl_tensor *x, const dl_tensor *w, int64_t outer, int64_t n, int64_t inner);
+  int (*prelu)(dl_tensor *out, const dl_tensor *x, const dl_tensor *w, int64_t outer, int64_t n, int64_t inner);
   /* gw has w's element count */
-  void (*prelu_backward)(dl_tensor *gx, dl_tensor *gw, const dl_tensor *g, const dl_tensor *x, const dl_tensor *w,
+  int (*prelu_backward)(dl_tensor *gx, dl_tensor *gw, const dl_tensor *g, const dl_tensor *x, const dl_tensor *w,
                          int64_t outer, int64_t n, int64_t inner);
-  void (*softmax)(bool log, dl_tensor *out, const dl_tensor *x, int64_t outer, int64_t n, int64_t inner);
-  void (*softmax_backward)(bool log, dl_tensor *gx, const dl_tensor *g, const dl_tensor *y, int64_t outer,
+  int (*softmax)(bool log, dl_tensor *out, const dl_tensor *x, int64_t outer, int64_t n, int64_t inner);
+  int (*softmax_backward)(bool log, dl_tensor *gx, const dl_tensor *g, const dl_tensor *y, int64_t outer,
                            int64_t n, int64_t inner);
 };
 

@@ -50,8 +50,8 @@ static bool can_cast(dl_dtype from, dl_dtype to) { return category(from) <= cate
 /* ---- operand preparation ---- */
 
 int dl_ewise_fail(const char *fn, int rc) {
-  if (rc == DL_EWISE_ZERODIV) dl_error_set("%s: ZeroDivisionError (integer division by zero)", fn);
-  else dl_error_prefix(fn);
+  if (rc != DL_EWISE_ZERODIV) return dl_kernel_fail(fn);
+  dl_error_set("%s: ZeroDivisionError (integer division by zero)", fn);
   return -1;
 }
 

@@ -28,7 +28,7 @@ static int check_index_range(const char *fn, const struct dl_index_kernels *k, c
                              int64_t size) {
   if (idx->numel == 0) return 0;
   int64_t mn, mx;
-  k->minmax(idx, &mn, &mx);
+  if (dl_kernel_status(fn, k->minmax(idx, &mn, &mx))) return -1;
   if (mn >= 1 && mx <= size) return 0;
   dl_error_set("%s: index %lld out of range for dim %d of size %lld", fn, (long long)(mn < 1 ? mn : mx), dim + 1,
                (long long)size);
@@ -149,18 +149,19 @@ dl_tensor *dl_op_stack(dl_tensor *const *ts, int n, int dim) {
 
 /* ---- index_select / gather ---- */
 
-/* runs kernel fn into out (seen as at least 1-D); out is dropped (NULL) when
- * that fails */
-static dl_tensor *select_into(dl_tensor *out, void (*fn)(dl_tensor *, const dl_tensor *, int, const dl_tensor *),
-                              const dl_tensor *src, int d, const dl_tensor *ix) {
+/* runs kernel fn into out (seen as at least 1-D); out is dropped (NULL)
+ * when that fails, with fn's error */
+static dl_tensor *select_into(const char *name, dl_tensor *out,
+                              int (*fn)(dl_tensor *, const dl_tensor *, int, const dl_tensor *), const dl_tensor *src,
+                              int d, const dl_tensor *ix) {
   if (!out || out->numel == 0) return out;
   dl_tensor *o1 = as_1d(out);
-  if (!o1) {
+  int rc = o1 ? dl_kernel_status(name, fn(o1, src, d, ix)) : -1;
+  dl_tensor_release(o1);
+  if (rc) {
     dl_tensor_release(out);
     return NULL;
   }
-  fn(o1, src, d, ix);
-  dl_tensor_release(o1);
   return out;
 }
 
@@ -182,7 +183,8 @@ dl_tensor *dl_op_index_select(dl_tensor *t, int dim, dl_tensor *idx) {
   shape[d] = ix->numel;
   /* a 0-d input keeps its 0-d shape when the index is 0-d as well */
   int ndim = t->ndim == 0 && idx->ndim == 0 ? 0 : src->ndim;
-  out = select_into(dl_tensor_empty(shape, ndim, t->dtype, dl_tensor_device(t)), k->index_select, src, d, ix);
+  out = select_into("index_select", dl_tensor_empty(shape, ndim, t->dtype, dl_tensor_device(t)), k->index_select, src,
+                    d, ix);
 done:
   dl_tensor_release(src);
   dl_tensor_release(ix);
@@ -211,7 +213,8 @@ dl_tensor *dl_op_gather(dl_tensor *t, int dim, dl_tensor *idx) {
     goto done;
   }
   if (check_index_range("gather", k, ix, d, src->shape[d])) goto done;
-  out = select_into(dl_tensor_empty(idx->shape, idx->ndim, t->dtype, dl_tensor_device(t)), k->gather, src, d, ix);
+  out = select_into("gather", dl_tensor_empty(idx->shape, idx->ndim, t->dtype, dl_tensor_device(t)), k->gather, src, d,
+                    ix);
 done:
   dl_tensor_release(src);
   dl_tensor_release(ix);
@@ -271,7 +274,7 @@ static int scatter_impl(const char *fn, dl_tensor *self, int dim, dl_tensor *idx
       goto done;
     }
   }
-  k->scatter(s1, d, ix, xv, value, mode);
+  rc = dl_kernel_status(fn, k->scatter(s1, d, ix, xv, value, mode));
   dl_tensor_bump_version(self);
 done:
   dl_tensor_release(s1);
@@ -335,7 +338,7 @@ static int index_put_impl(const char *fn, dl_tensor *self, int dim, dl_tensor *i
     rc = -1;
     goto done;
   }
-  k->scatter(s1, d, iexp, x1, value, mode);
+  rc = dl_kernel_status(fn, k->scatter(s1, d, iexp, x1, value, mode));
   dl_tensor_bump_version(self);
 done:
   dl_tensor_release(s1);
@@ -376,9 +379,10 @@ dl_tensor *dl_op_masked_select(dl_tensor *t, dl_tensor *mask) {
   if (dl_broadcast_shapes("masked_select", t->shape, t->ndim, mask->shape, mask->ndim, shape, &ndim)) return NULL;
   dl_tensor *te = dl_tensor_expand(t, shape, ndim), *me = dl_tensor_expand(mask, shape, ndim), *out = NULL;
   if (te && me) {
-    int64_t n = te->numel > 0 ? k->count_nonzero(me) : 0;
-    out = dl_tensor_empty(&n, 1, t->dtype, dl_tensor_device(t));
-    if (out && n > 0) k->masked_select(out, te, me);
+    int64_t n = te->numel > 0 ? k->count_nonzero(me) : 0; /* -1: failed */
+    out = n >= 0 ? dl_tensor_empty(&n, 1, t->dtype, dl_tensor_device(t)) : NULL;
+    if (n < 0) dl_kernel_fail("masked_select");
+    if (out && n > 0) out = dl_kernel_result("masked_select", out, k->masked_select(out, te, me));
   }
   dl_tensor_release(te);
   dl_tensor_release(me);
@@ -389,8 +393,12 @@ dl_tensor *dl_op_nonzero(dl_tensor *t) {
   const struct dl_index_kernels *k = kernels_of("nonzero", t);
   if (!k) return NULL;
   int64_t shape[2] = {t->numel > 0 ? k->count_nonzero(t) : 0, t->ndim};
+  if (shape[0] < 0) { /* the count failed */
+    dl_kernel_fail("nonzero");
+    return NULL;
+  }
   dl_tensor *out = dl_tensor_empty(shape, 2, DL_INT64, dl_tensor_device(t));
-  if (out && out->numel > 0) k->nonzero(out, t);
+  if (out && out->numel > 0) out = dl_kernel_result("nonzero", out, k->nonzero(out, t));
   return out;
 }
 
@@ -415,7 +423,7 @@ dl_tensor *dl_op_one_hot(dl_tensor *labels, int64_t num_classes) {
   }
   if (labels->numel > 0) {
     int64_t mn, mx;
-    k->minmax(labels, &mn, &mx);
+    if (dl_kernel_status("one_hot", k->minmax(labels, &mn, &mx))) return NULL;
     if (num_classes == -1) num_classes = mx;
     if (mn < 1 || mx > num_classes) {
       dl_error_set("one_hot: class %lld out of range for %lld classes (labels are 1-based)",
@@ -433,9 +441,9 @@ dl_tensor *dl_op_one_hot(dl_tensor *labels, int64_t num_classes) {
     dl_tensor_release(out);
     return NULL;
   }
-  k->scatter(out, labels->ndim, ix, NULL, dl_scalar_i(1), DL_SCATTER_SET);
+  int rc = k->scatter(out, labels->ndim, ix, NULL, dl_scalar_i(1), DL_SCATTER_SET);
   dl_tensor_release(ix);
-  return out;
+  return dl_kernel_result("one_hot", out, rc);
 }
 
 /* ---- flip / roll ---- */
@@ -454,7 +462,7 @@ dl_tensor *dl_op_flip(dl_tensor *t, const int *dims, int n) {
     mask |= 1u << d;
   }
   dl_tensor *out = dl_tensor_empty(t->shape, t->ndim, t->dtype, dl_tensor_device(t));
-  if (out && out->numel > 0) k->flip(out, t, t->ndim > 0 ? mask : 0);
+  if (out && out->numel > 0) out = dl_kernel_result("flip", out, k->flip(out, t, t->ndim > 0 ? mask : 0));
   return out;
 }
 

@@ -9,7 +9,7 @@
 #ifndef DL_INDEX_H
 #define DL_INDEX_H
 
-#include "../dl_tensor.h"
+#include "../dl_backend.h"
 
 /* How scatter writes into self. */
 typedef enum {
@@ -21,25 +21,26 @@ typedef enum {
  * strides; every shape, dtype and index value has been checked. */
 struct dl_index_kernels {
   /* min and max of an int64 tensor with at least one element (host values) */
-  void (*minmax)(const dl_tensor *idx, int64_t *mn, int64_t *mx);
-  /* number of elements != 0 (NaN counts as nonzero) */
+  int (*minmax)(const dl_tensor *idx, int64_t *mn, int64_t *mx);
+  /* number of elements != 0 (NaN counts as nonzero); -1 with an error
+   * when it failed */
   int64_t (*count_nonzero)(const dl_tensor *t);
   /* out = src with dim `dim` picked by the 1-D index idx:
    * out[.., j, ..] = src[.., idx[j] - 1, ..]; out and src share dtype */
-  void (*index_select)(dl_tensor *out, const dl_tensor *src, int dim, const dl_tensor *idx);
+  int (*index_select)(dl_tensor *out, const dl_tensor *src, int dim, const dl_tensor *idx);
   /* out[i] = src[i with coordinate `dim` replaced by idx[i] - 1];
    * out has idx's shape, src's dtype; src is at least as large elsewhere */
-  void (*gather)(dl_tensor *out, const dl_tensor *src, int dim, const dl_tensor *idx);
+  int (*gather)(dl_tensor *out, const dl_tensor *src, int dim, const dl_tensor *idx);
   /* self[i with coordinate `dim` replaced by idx[i] - 1] <- src[i] (or value
    * when src is NULL), per mode; src has idx's shape and self's dtype.
    * Duplicate indices accumulate correctly under DL_SCATTER_ADD. */
-  void (*scatter)(dl_tensor *self, int dim, const dl_tensor *idx, const dl_tensor *src, dl_scalar value,
+  int (*scatter)(dl_tensor *self, int dim, const dl_tensor *idx, const dl_tensor *src, dl_scalar value,
                   dl_scatter_mode mode);
   /* out (1-D, count elements) = src where mask (bool), in C order; src and
    * mask share a shape (broadcast views allowed) */
-  void (*masked_select)(dl_tensor *out, const dl_tensor *src, const dl_tensor *mask);
+  int (*masked_select)(dl_tensor *out, const dl_tensor *src, const dl_tensor *mask);
   /* out [count, ndim] int64 = 1-based coordinates of t's nonzero elements */
-  void (*nonzero)(dl_tensor *out, const dl_tensor *t);
+  int (*nonzero)(dl_tensor *out, const dl_tensor *t);
   /* stable sort of each slice along dim; NaN is the largest value.
    * values/indices have src's shape. 0 ok, -1 with dl_error_set. */
   int (*sort)(dl_tensor *values, dl_tensor *indices, const dl_tensor *src, int dim, bool descending);
@@ -48,7 +49,7 @@ struct dl_index_kernels {
   int (*topk)(dl_tensor *values, dl_tensor *indices, const dl_tensor *src, int dim, int64_t k, bool largest,
               bool sorted);
   /* out = src reversed along every dim whose bit is set in dims */
-  void (*flip)(dl_tensor *out, const dl_tensor *src, uint32_t dims);
+  int (*flip)(dl_tensor *out, const dl_tensor *src, uint32_t dims);
 };
 
 extern const struct dl_index_kernels dl_cpu_index;

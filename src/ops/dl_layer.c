@@ -66,7 +66,7 @@ dl_tensor *dl_rbf(dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas, bool bias
   dl_device dev = dl_tensor_device(x);
   t[3] = t[0] && t[1] && t[2] ? dl_tensor_empty(sshape, 1, x->dtype, dev) : NULL;
   dl_tensor *out = t[3] ? dl_tensor_empty(oshape, 2, x->dtype, dev) : NULL;
-  if (out) k->rbf_forward(out, t[0], t[1], t[2], t[3], bias_unit);
+  if (out) out = dl_kernel_result("rbf", out, k->rbf_forward(out, t[0], t[1], t[2], t[3], bias_unit));
   release_all(t, 4);
   return out;
 }
@@ -100,7 +100,8 @@ int dl_rbf_backward(dl_tensor *g, dl_tensor *out, dl_tensor *x, dl_tensor *cente
   if (gx && !(o[0] = dl_tensor_empty(x->shape, 2, x->dtype, dev))) goto done;
   if (gc && !(o[1] = dl_tensor_empty(centers->shape, 2, x->dtype, dev))) goto done;
   if (gs && !(o[2] = dl_tensor_empty(sigmas->shape, 1, x->dtype, dev))) goto done;
-  k->rbf_backward(o[0], o[1], o[2], t[0], t[1], t[2], t[3], t[4], t[5], bias_unit);
+  if (dl_kernel_status("rbf", k->rbf_backward(o[0], o[1], o[2], t[0], t[1], t[2], t[3], t[4], t[5], bias_unit)))
+    goto done;
   if (gx) *gx = o[0];
   if (gc) *gc = o[1];
   if (gs) *gs = o[2];
@@ -177,7 +178,7 @@ int dl_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *r
   if (training) {
     for (int i = 3; i < 6; i++)
       if (!(t[i] = dl_tensor_empty(cshape, 1, x->dtype, dev))) goto done;
-    k->bn_stats(t[0], N, C, L, t[3], t[4], t[5], eps);
+    if (dl_kernel_status("batch_norm", k->bn_stats(t[0], N, C, L, t[3], t[4], t[5], eps))) goto done;
     if (running_mean) {
       /* running = (1 - m) running + m stat: lerp; the variance unbiased */
       double M = (double)(N * L);
@@ -189,7 +190,11 @@ int dl_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *r
     if (!(t[3] = dl_tensor_contiguous(running_mean)) || !(t[5] = invstd_of(running_var, eps))) goto done;
   }
   if (!(*out = dl_tensor_empty(x->shape, x->ndim, x->dtype, dev))) goto done;
-  k->bn_apply(*out, t[0], N, C, L, t[3], t[5], t[1], t[2]);
+  if (dl_kernel_status("batch_norm", k->bn_apply(*out, t[0], N, C, L, t[3], t[5], t[1], t[2]))) {
+    dl_tensor_release(*out);
+    *out = NULL;
+    goto done;
+  }
   if (save_mean) *save_mean = dl_tensor_retain(t[3]);
   if (save_invstd) *save_invstd = dl_tensor_retain(t[5]);
   rc = 0;
@@ -225,7 +230,8 @@ int dl_batch_norm_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *mean, dl_tens
   if (gx && !(o[0] = dl_tensor_empty(x->shape, x->ndim, x->dtype, dev))) goto done;
   if (gw && !(o[1] = dl_tensor_empty(cshape, 1, x->dtype, dev))) goto done;
   if (gb && !(o[2] = dl_tensor_empty(cshape, 1, x->dtype, dev))) goto done;
-  k->bn_backward(o[0], o[1], o[2], t[0], t[1], N, C, L, t[2], t[3], t[4]);
+  if (dl_kernel_status("batch_norm", k->bn_backward(o[0], o[1], o[2], t[0], t[1], N, C, L, t[2], t[3], t[4])))
+    goto done;
   if (gx) *gx = o[0];
   if (gw) *gw = o[1];
   if (gb) *gb = o[2];

@@ -14,24 +14,24 @@ struct dl_layer_kernels {
   /* out [N, n + bias_unit]: column 0 is 1 when bias_unit, then
    * exp(-|x_i - c_j|^2 / (2 s_j^2)); x [N, D], centers [n, D], sigmas [n],
    * scratch [2n] */
-  void (*rbf_forward)(dl_tensor *out, const dl_tensor *x, const dl_tensor *centers, const dl_tensor *sigmas,
+  int (*rbf_forward)(dl_tensor *out, const dl_tensor *x, const dl_tensor *centers, const dl_tensor *sigmas,
                       dl_tensor *scratch, bool bias_unit);
   /* RBF gradients from the output gradient g and the output phi (both
    * [N, n + bias_unit]), with A = g phi / s^2 in scratch [N, n]:
    * gx = A @ c - rowsum(A) x, gc = A^T @ x - colsum(A) c,
    * gs = -2 / s colsum(g phi ln phi) (= colsum(g phi D) / s^3); each output optional */
-  void (*rbf_backward)(dl_tensor *gx, dl_tensor *gc, dl_tensor *gs, const dl_tensor *g, const dl_tensor *phi,
+  int (*rbf_backward)(dl_tensor *gx, dl_tensor *gc, dl_tensor *gs, const dl_tensor *g, const dl_tensor *phi,
                        const dl_tensor *x, const dl_tensor *centers, const dl_tensor *sigmas, dl_tensor *scratch,
                        bool bias_unit);
   /* per channel: mean, biased var and 1/sqrt(var + eps) */
-  void (*bn_stats)(const dl_tensor *x, int64_t N, int64_t C, int64_t L, dl_tensor *mean, dl_tensor *var,
+  int (*bn_stats)(const dl_tensor *x, int64_t N, int64_t C, int64_t L, dl_tensor *mean, dl_tensor *var,
                    dl_tensor *invstd, double eps);
   /* out = (x - mean) * invstd * weight + bias (weight, bias optional) */
-  void (*bn_apply)(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C, int64_t L, const dl_tensor *mean,
+  int (*bn_apply)(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C, int64_t L, const dl_tensor *mean,
                    const dl_tensor *invstd, const dl_tensor *weight, const dl_tensor *bias);
   /* training-mode gradients: gx = w invstd (gy - mean(gy) - xhat mean(gy xhat)),
    * gw = sum(gy xhat), gb = sum(gy); each output optional */
-  void (*bn_backward)(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
+  int (*bn_backward)(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
                       int64_t N, int64_t C, int64_t L, const dl_tensor *mean, const dl_tensor *invstd,
                       const dl_tensor *weight);
 };

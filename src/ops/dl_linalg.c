@@ -205,7 +205,8 @@ static dl_tensor *gemm_core(const char *fn, dl_tensor *a, dl_tensor *b, const dl
   const char *pa = dl_tensor_data(a), *pb = dl_tensor_data(b);
   char *pc = dl_tensor_data(out);
   int64_t idx[DL_MAX_DIMS] = {0};
-  for (int64_t o = 0; o < outer; o++) {
+  int rc = DL_KERNEL_OK;
+  for (int64_t o = 0; o < outer && rc == DL_KERNEL_OK; o++) {
     int64_t offa = 0, offb = 0, offc = 0;
     for (int d = 1; d < nd; d++) {
       offa += idx[d] * bs[0][d];
@@ -216,17 +217,17 @@ static dl_tensor *gemm_core(const char *fn, dl_tensor *a, dl_tensor *b, const dl
     if (fold) {
       int last = input->ndim - 1;
       int64_t bias_stride = last < 0 || input->shape[last] == 1 ? 0 : input->stride[last];
-      k->gemm_bias(a->dtype, lb == 1, la == 1, N, M, K, alpha, pb, ldb, pa, lda, beta, dl_tensor_data(input),
-                   bias_stride, pc, max1(N));
+      rc = k->gemm_bias(a->dtype, lb == 1, la == 1, N, M, K, alpha, pb, ldb, pa, lda, beta, dl_tensor_data(input),
+                        bias_stride, pc, max1(N));
       break;
     }
-    k->gemm_strided_batched(a->dtype, lb == 1, la == 1, N, M, K, alpha, pb + offb * (int64_t)es, ldb, ib,
-                            pa + offa * (int64_t)es, lda, ia, beta, pc + offc * (int64_t)es, max1(N), ic, inner);
+    rc = k->gemm_strided_batched(a->dtype, lb == 1, la == 1, N, M, K, alpha, pb + offb * (int64_t)es, ldb, ib,
+                                 pa + offa * (int64_t)es, lda, ia, beta, pc + offc * (int64_t)es, max1(N), ic, inner);
     for (int d = 1; d < nd && ++idx[d] == bsz[d]; d++) idx[d] = 0;
   }
   dl_tensor_release(owna);
   dl_tensor_release(ownb);
-  return out;
+  return dl_kernel_result(fn, out, rc);
 }
 
 /* Runs gemm_core on a and b with 1-D operands promoted ([K] -> [1,K] on

@@ -15,9 +15,9 @@
  * C is ignored). dt is float32, float64 or int64 (alpha, beta truncated to
  * integers). Pointers are device pointers of the backend. */
 struct dl_linalg_kernels {
-  void (*gemm)(dl_dtype dt, bool transa, bool transb, int64_t m, int64_t n, int64_t k, double alpha,
+  int (*gemm)(dl_dtype dt, bool transa, bool transb, int64_t m, int64_t n, int64_t k, double alpha,
                const void *a, int64_t lda, const void *b, int64_t ldb, double beta, void *c, int64_t ldc);
-  void (*gemm_strided_batched)(dl_dtype dt, bool transa, bool transb, int64_t m, int64_t n, int64_t k,
+  int (*gemm_strided_batched)(dl_dtype dt, bool transa, bool transb, int64_t m, int64_t n, int64_t k,
                                double alpha, const void *a, int64_t lda, int64_t stride_a, const void *b,
                                int64_t ldb, int64_t stride_b, double beta, void *c, int64_t ldc,
                                int64_t stride_c, int64_t batch);
@@ -25,7 +25,7 @@ struct dl_linalg_kernels {
    * with beta = 1). One product with a bias folded in:
    *   C[i, j] = alpha * (op(A) @ op(B))[i, j] + beta * bias[i * bias_stride]
    * (bias_stride may be 0); C is not read. beta != 0. */
-  void (*gemm_bias)(dl_dtype dt, bool transa, bool transb, int64_t m, int64_t n, int64_t k, double alpha,
+  int (*gemm_bias)(dl_dtype dt, bool transa, bool transb, int64_t m, int64_t n, int64_t k, double alpha,
                     const void *a, int64_t lda, const void *b, int64_t ldb, double beta, const void *bias,
                     int64_t bias_stride, void *c, int64_t ldc);
 };

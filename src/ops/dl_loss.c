@@ -139,7 +139,7 @@ dl_tensor *dl_op_class_loss(const char *fn, const dl_tensor *input, const dl_ten
   dl_tensor *out = NULL;
   if (!loss || (red == DL_REDUCTION_MEAN && !wt) || (want_lse && !l)) goto done;
   dl_class_loss_call c = {o.x, o.t, o.w, loss, wt, l, ignore_index, smoothing, log_softmax, false, 0};
-  k->class_forward(&c);
+  if (dl_kernel_status(fn, k->class_forward(&c))) goto done;
   if (c.bad) {
     dl_error_set("%s: target %lld is out of bounds (classes are 1..%lld)", fn, (long long)c.bad_value,
                  (long long)C);
@@ -197,8 +197,7 @@ dl_tensor *dl_op_class_loss_backward(const char *fn, const dl_tensor *gout, cons
   dl_tensor *out = NULL;
   if (g && grad && (!softmax_term || lc)) {
     dl_class_loss_backward_call c = {grad, o.x, o.t, o.w, lc, g, ignore_index, smoothing, softmax_term};
-    k->class_backward(&c);
-    out = dl_tensor_view(grad, input->shape, input->ndim);
+    if (!dl_kernel_status(fn, k->class_backward(&c))) out = dl_tensor_view(grad, input->shape, input->ndim);
   }
   operands_release(&o);
   if (g) dl_tensor_release(g);
@@ -247,8 +246,7 @@ dl_tensor *dl_op_pointwise_loss(const char *fn, const dl_tensor *input, const dl
   dl_tensor *x = as_dtype(input, dt), *t = x ? as_dtype(target, dt) : NULL;
   dl_tensor *l = t ? dl_tensor_empty(input->shape, input->ndim, dt, dl_tensor_device(input)) : NULL;
   dl_tensor *out = NULL;
-  if (l) {
-    k->pointwise(l, x, t, kind, beta);
+  if (l && !dl_kernel_status(fn, k->pointwise(l, x, t, kind, beta))) {
     if (red == DL_REDUCTION_NONE) out = dl_tensor_retain(l);
     else if (red == DL_REDUCTION_MEAN) out = dl_op_mean(l, NULL, 0, false);
     else out = dl_op_sum(l, NULL, 0, false);
@@ -293,7 +291,7 @@ dl_tensor *dl_op_pointwise_loss_backward(const char *fn, const dl_tensor *g, con
     if (g0) dl_tensor_release(g0);
   }
   if (ge) gx = dl_tensor_empty(input->shape, input->ndim, dt, dl_tensor_device(input));
-  if (gx) k->pointwise_backward(gx, ge, x, t, kind, beta);
+  if (gx) gx = dl_kernel_result(fn, gx, k->pointwise_backward(gx, ge, x, t, kind, beta));
   if (x) dl_tensor_release(x);
   if (t) dl_tensor_release(t);
   if (gs) dl_tensor_release(gs);

@@ -57,12 +57,12 @@ typedef enum {
 } dl_pointwise_loss;
 
 struct dl_loss_kernels {
-  void (*class_forward)(dl_class_loss_call *c);
-  void (*class_backward)(const dl_class_loss_backward_call *c);
+  int (*class_forward)(dl_class_loss_call *c);
+  int (*class_backward)(const dl_class_loss_backward_call *c);
   /* out = loss(x - t); one shape and one float dtype, any strides */
-  void (*pointwise)(dl_tensor *out, const dl_tensor *x, const dl_tensor *t, dl_pointwise_loss kind, double beta);
+  int (*pointwise)(dl_tensor *out, const dl_tensor *x, const dl_tensor *t, dl_pointwise_loss kind, double beta);
   /* gx = g * loss'(x - t); g expanded to x's shape (0 strides allowed) */
-  void (*pointwise_backward)(dl_tensor *gx, const dl_tensor *g, const dl_tensor *x, const dl_tensor *t,
+  int (*pointwise_backward)(dl_tensor *gx, const dl_tensor *g, const dl_tensor *x, const dl_tensor *t,
                              dl_pointwise_loss kind, double beta);
 };
 

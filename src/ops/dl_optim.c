@@ -78,8 +78,7 @@ int dl_optim_step(const char *fn, dl_optim_algo algo, dl_tensor *param, dl_tenso
     }
     c.param = pc;
   }
-  k->step[algo](&c);
-  int rc = 0;
+  int rc = dl_kernel_status(fn, k->step[algo](&c));
   if (pc) {
     rc = dl_tensor_copy_(param, pc);
     dl_tensor_release(pc);

@@ -84,7 +84,7 @@ typedef struct {
 } dl_optim_call;
 
 struct dl_optim_kernels {
-  void (*step[DL_OPTIM_NALGOS])(const dl_optim_call *c);
+  int (*step[DL_OPTIM_NALGOS])(const dl_optim_call *c);
 };
 
 /* ---- front-end ----

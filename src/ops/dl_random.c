@@ -21,22 +21,21 @@ static uint64_t float_words(const dl_tensor *t, dl_rand_kind kind) {
 }
 
 /* Runs gen on t, or on a contiguous buffer copied into t when t is a
- * strided view (not copied when gen reports a failure). */
+ * strided view (not copied when gen reports something: > 0 for the op to
+ * look at, < 0 for a kernel that failed, which fails the fill). */
 typedef int64_t (*gen_fn)(const struct dl_random_kernels *k, dl_tensor *out, void *ctx);
 
 static int fill_through(const char *fn, dl_tensor *t, gen_fn gen, void *ctx) {
   const struct dl_random_kernels *k = kernels_of(fn, dl_tensor_device(t));
   if (!k) return -1;
   if (t->numel == 0) return 0;
-  if (dl_tensor_is_contiguous(t)) {
-    gen(k, t, ctx);
-    return 0;
-  }
+  if (dl_tensor_is_contiguous(t)) return gen(k, t, ctx) < 0 ? dl_kernel_fail(fn) : 0;
   dl_tensor *tmp = dl_tensor_empty(t->shape, t->ndim, t->dtype, dl_tensor_device(t));
   if (!tmp) return -1;
-  if (gen(k, tmp, ctx) == 0) dl_backend_of(t)->copy(t, tmp);
+  int64_t r = gen(k, tmp, ctx);
+  if (r == 0) dl_backend_of(t)->copy(t, tmp);
   dl_tensor_release(tmp);
-  return 0;
+  return r < 0 ? dl_kernel_fail(fn) : 0;
 }
 
 /* ---- float fills ---- */
@@ -45,8 +44,7 @@ typedef struct { dl_rand_kind kind; double a, b; } float_ctx;
 
 static int64_t gen_float(const struct dl_random_kernels *k, dl_tensor *out, void *ctx) {
   const float_ctx *c = ctx;
-  k->fill_float(out, dl_rng_reserve(float_words(out, c->kind)), c->kind, c->a, c->b);
-  return 0;
+  return k->fill_float(out, dl_rng_reserve(float_words(out, c->kind)), c->kind, c->a, c->b) == DL_KERNEL_OK ? 0 : -1;
 }
 
 static int fill_float(const char *fn, dl_tensor *t, dl_rand_kind kind, double a, double b) {
@@ -113,8 +111,7 @@ typedef struct { int64_t lo; uint64_t range; } int_ctx;
 static int64_t gen_int(const struct dl_random_kernels *k, dl_tensor *out, void *ctx) {
   const int_ctx *c = ctx;
   uint64_t w = c->range <= (UINT64_C(1) << 32) ? 1 : 2;
-  k->randint(out, dl_rng_reserve((uint64_t)out->numel * w), c->lo, c->range);
-  return 0;
+  return k->randint(out, dl_rng_reserve((uint64_t)out->numel * w), c->lo, c->range) == DL_KERNEL_OK ? 0 : -1;
 }
 
 /* [lo, hi) must be non-empty and representable in dt */

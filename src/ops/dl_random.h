@@ -56,9 +56,9 @@ DL_RNG_FN int dl_rand_block_values(dl_rng_state st, int64_t blk, bool f64, dl_ra
 struct dl_random_kernels {
   /* float32/float64 out. UNIFORM: a + (b - a) u; NORMAL: a + b z;
    * EXPONENTIAL: -ln(1 - u) / a */
-  void (*fill_float)(dl_tensor *out, dl_rng_state st, dl_rand_kind kind, double a, double b);
+  int (*fill_float)(dl_tensor *out, dl_rng_state st, dl_rand_kind kind, double a, double b);
   /* any dtype: lo + (word mod range), range >= 1 */
-  void (*randint)(dl_tensor *out, dl_rng_state st, int64_t lo, uint64_t range);
+  int (*randint)(dl_tensor *out, dl_rng_state st, int64_t lo, uint64_t range);
   /* any dtype: 1 where u < p, else 0; p from probs (contiguous float64 of
    * out->numel elements) when given. Returns how many probabilities lie
    * outside [0, 1]; out is then left untouched. */

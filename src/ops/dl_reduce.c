@@ -100,8 +100,7 @@ static dl_tensor *run(const char *fn, const dl_tensor *t, const rshape *rs, dl_r
   dl_tensor *out = new_keep(t, rs, dt);
   if (!out) return NULL;
   dl_reduce_call c = {out, NULL, t, aux, op, p, correction, take_sqrt};
-  k->reduce(&c);
-  return out;
+  return dl_kernel_result(fn, out, k->reduce(&c));
 }
 
 static dl_tensor *simple(const char *fn, const dl_tensor *t, const int *dims, int ndims, bool keepdim,
@@ -235,7 +234,11 @@ static int arg_reduce(const char *fn, const dl_tensor *t, int dim, bool keepdim,
     return -1;
   }
   dl_reduce_call c = {v, i, t, NULL, op, 0, 0, false};
-  k->reduce(&c);
+  if (dl_kernel_status(fn, k->reduce(&c))) {
+    dl_tensor_release(v);
+    dl_tensor_release(i);
+    return -1;
+  }
   *values = finish(v, &rs, keepdim);
   *indices = finish(i, &rs, keepdim);
   if (!*values || !*indices) {
@@ -309,8 +312,7 @@ static dl_tensor *scan(const char *fn, const dl_tensor *t, int dim, dl_scan_op o
     }
     return out;
   }
-  k->scan(out, t, d, op);
-  return out;
+  return dl_kernel_result(fn, out, k->scan(out, t, d, op));
 }
 
 dl_tensor *dl_op_cumsum(const dl_tensor *t, int dim) { return scan("cumsum", t, dim, DL_SCAN_SUM); }

@@ -45,9 +45,9 @@ typedef struct {
 } dl_reduce_call;
 
 struct dl_reduce_kernels {
-  void (*reduce)(const dl_reduce_call *c);
+  int (*reduce)(const dl_reduce_call *c);
   /* dst: src's shape (dtype picked by the front-end); running op along dim */
-  void (*scan)(dl_tensor *dst, const dl_tensor *src, int dim, dl_scan_op op);
+  int (*scan)(dl_tensor *dst, const dl_tensor *src, int dim, dl_scan_op op);
 };
 
 /* ---- front-ends ---- */

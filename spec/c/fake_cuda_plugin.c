@@ -1,0 +1,88 @@
+/* fake_cuda_plugin.c — a stand-in CUDA plugin for the specs: "cuda:N"
+ * tensors live in host memory (the CPU's copy and fill serve them), and
+ * every element-wise and reduction kernel fails on purpose, as a failed
+ * launch would, so spec/kernel_status_spec.lua can show that a kernel's
+ * failure reaches the caller as the op's error. Loaded through
+ * DLUA_CUDA_PLUGIN; the engine's symbols come from the program. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "dl_cuda.h"
+#include "ops/dl_ewise.h"
+#include "ops/dl_reduce.h"
+
+static int fail(void) {
+  dl_error_set("cuda: fake kernel failed on purpose");
+  return DL_KERNEL_FAILED;
+}
+
+static int binary(dl_binop op, dl_tensor *out, dl_operand a, dl_operand b, dl_scalar alpha) {
+  (void)op, (void)out, (void)a, (void)b, (void)alpha;
+  return fail();
+}
+static int unary(dl_unop op, dl_tensor *out, const dl_tensor *a) {
+  (void)op, (void)out, (void)a;
+  return fail();
+}
+static int reduce(const dl_reduce_call *c) {
+  (void)c;
+  return fail();
+}
+static int scan(dl_tensor *dst, const dl_tensor *src, int dim, dl_scan_op op) {
+  (void)dst, (void)src, (void)dim, (void)op;
+  return fail();
+}
+
+static const struct dl_ewise_kernels ewise = {.binary = binary, .unary = unary};
+static const struct dl_reduce_kernels reduce_k = {.reduce = reduce, .scan = scan};
+
+static bool supports(dl_op op, dl_dtype dt) {
+  (void)op, (void)dt;
+  return true;
+}
+static void *alloc(size_t n) { return malloc(n ? n : 1); }
+static void release(void *p, size_t n) {
+  (void)n;
+  free(p);
+}
+static int copy_bytes(void *dst, const void *src, size_t n) {
+  memcpy(dst, src, n);
+  return 0;
+}
+static void copy(dl_tensor *dst, const dl_tensor *src) { dl_cpu_backend.copy(dst, src); }
+static void fill(dl_tensor *dst, dl_scalar v) { dl_cpu_backend.fill(dst, v); }
+
+static const dl_backend backend = {
+  .name = "cuda",
+  .supports_op = supports,
+  .alloc = alloc,
+  .free = release,
+  .copy = copy,
+  .fill = fill,
+  .to_host = copy_bytes,
+  .from_host = copy_bytes,
+  .ewise = &ewise,
+  .reduce = &reduce_k,
+};
+
+static const dl_backend *backend_get(int index) { return index == 0 ? &backend : NULL; }
+static int device_count(void) { return 1; }
+static const char *reason(void) { return ""; }
+static int synchronize(int index) { return index == 0 ? 0 : -1; }
+static void empty_cache(void) {}
+static size_t memory(int index) {
+  (void)index;
+  return 0;
+}
+static void reset(int index) { (void)index; }
+static int device_name(int index, char *buf, size_t n) {
+  (void)index;
+  strncpy(buf, "fake", n);
+  return 0;
+}
+
+__attribute__((visibility("default"))) const dl_cuda_plugin *dl_cuda_plugin_v1(void) {
+  static const dl_cuda_plugin p = {DL_CUDA_PLUGIN_ABI, sizeof(dl_backend), DL_NOPS, backend_get, device_count,
+                                   reason, synchronize, empty_cache, memory, memory, reset, device_name};
+  return &p;
+}
