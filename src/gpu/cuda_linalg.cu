@@ -44,6 +44,7 @@ int load_api(void) {
     char why[256];                                                              \
     snprintf(why, sizeof why, "%s", dl_error_get());                            \
     dl_error_set("matmul: %s", why);                                            \
+    dl_cuda_note_failure();                                                     \
     return -1;                                                                  \
   }
   LOAD(create, "cublasCreate_v2")

@@ -77,9 +77,12 @@ __global__ void class_forward_kernel(const T *x, const int64_t *y, const T *w, T
   }
 }
 
+/* A target out of range is found by the kernel and read back here (16
+ * bytes and a sync), so the op itself fails and no flag is left set for an
+ * unrelated later op to trip over. */
 static int cuda_class_forward(dl_class_loss_call *c) {
   DL_CUDA_ENTRY();
-  c->bad = false; /* checked at the next sync point instead */
+  c->bad = false;
   c->bad_value = 0;
   const int64_t C = c->input->shape[1], D = c->input->shape[2], rows = c->input->shape[0] * D;
   if (rows == 0) return dl_cuda_status();
@@ -91,7 +94,17 @@ static int cuda_class_forward(dl_class_loss_call *c) {
                              c->weight ? (const T *)dl_tensor_data(c->weight) : NULL, (T *)dl_tensor_data(c->loss),
                              c->wt ? (T *)dl_tensor_data(c->wt) : NULL, c->lse ? (T *)dl_tensor_data(c->lse) : NULL,
                              rows, C, D, c->smoothing, c->log_softmax, c->ignore_index));
-  DL_CUDA_LAUNCHED("cross_entropy");
+  if (DL_CUDA_LAUNCHED("cross_entropy")) return dl_cuda_status();
+  bad_target bad = {0, 0, 0};
+  if (DL_CUDA_CHECK(cudaMemcpyFromSymbolAsync(&bad, dl_cuda_loss_bad, sizeof bad, 0, cudaMemcpyDeviceToHost, st)) ||
+      DL_CUDA_CHECK(cudaStreamSynchronize(st)))
+    return dl_cuda_status();
+  if (bad.flag) {
+    c->bad = true;
+    c->bad_value = (int64_t)bad.value;
+    bad_target zero = {0, 0, 0};
+    DL_CUDA_CHECK(cudaMemcpyToSymbolAsync(dl_cuda_loss_bad, &zero, sizeof zero, 0, cudaMemcpyHostToDevice, st));
+  }
   return dl_cuda_status();
 }
 
