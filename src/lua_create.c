@@ -222,7 +222,7 @@ static int l_arange(lua_State *L) {
   }
   bool all_int = start.is_int && stop.is_int && step.is_int;
   dlua_tensor_options o = dlua_opttensoroptions(L, nnum + 1, all_int ? DL_INT64 : DL_FLOAT32);
-  push_made(L, "arange", dl_arange(start, stop, step, o.dtype, o.device), o);
+  push_made(L, "arange", dl_op_arange(start, stop, step, o.dtype, o.device), o);
   return 1;
 }
 
@@ -231,7 +231,7 @@ static int l_linspace(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 3);
   if (n < 0) return luaL_argerror(L, 3, "number of steps must be non-negative");
   dlua_tensor_options o = dlua_opttensoroptions(L, 4, DL_FLOAT32);
-  push_made(L, "linspace", dl_linspace(a, b, n, o.dtype, o.device), o);
+  push_made(L, "linspace", dl_op_linspace(a, b, n, o.dtype, o.device), o);
   return 1;
 }
 
@@ -245,7 +245,7 @@ static int l_eye(lua_State *L) {
   }
   if (n < 0 || m < 0) return luaL_argerror(L, n < 0 ? 1 : 2, "size must be non-negative");
   dlua_tensor_options o = dlua_opttensoroptions(L, opts, DL_FLOAT32);
-  push_made(L, "eye", dl_eye(n, m, o.dtype, o.device), o);
+  push_made(L, "eye", dl_op_eye(n, m, o.dtype, o.device), o);
   return 1;
 }
 

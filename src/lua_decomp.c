@@ -15,7 +15,7 @@ static int l_eigh(lua_State *L) {
   if (strcmp(uplo, "L") != 0 && strcmp(uplo, "U") != 0)
     return luaL_argerror(L, 2, lua_pushfstring(L, "UPLO must be \"L\" or \"U\", got \"%s\"", uplo));
   dl_tensor *w, *v;
-  if (dl_eigh(a, uplo[0] == 'U', &w, &v) != 0) return dlua_engine_error(L);
+  if (dl_op_eigh(a, uplo[0] == 'U', &w, &v) != 0) return dlua_engine_error(L);
   dlua_pushtensor(L, w);
   dlua_pushtensor(L, v);
   return 2;

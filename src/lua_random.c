@@ -91,14 +91,14 @@ static int l_rand(lua_State *L) {
   int64_t shape[DL_MAX_DIMS];
   dlua_tensor_options o;
   int n = check_sizes_opts(L, 1, "dl.rand", shape, &o, DL_FLOAT32);
-  return push_new(L, dl_rand(shape, n, o.dtype, o.device), o.requires_grad, "dl.rand");
+  return push_new(L, dl_op_rand(shape, n, o.dtype, o.device), o.requires_grad, "dl.rand");
 }
 
 static int l_randn(lua_State *L) {
   int64_t shape[DL_MAX_DIMS];
   dlua_tensor_options o;
   int n = check_sizes_opts(L, 1, "dl.randn", shape, &o, DL_FLOAT32);
-  return push_new(L, dl_randn(shape, n, o.dtype, o.device), o.requires_grad, "dl.randn");
+  return push_new(L, dl_op_randn(shape, n, o.dtype, o.device), o.requires_grad, "dl.randn");
 }
 
 static void check_float_dtype(lua_State *L, const char *fn, dl_dtype dt) {
@@ -109,14 +109,14 @@ static int l_rand_like(lua_State *L) {
   dl_tensor *like = dlua_checktensor(L, 1);
   dlua_tensor_options o = like_opts(L, 2, "dl.rand_like", like);
   check_float_dtype(L, "dl.rand_like", o.dtype);
-  return push_new(L, dl_rand(like->shape, like->ndim, o.dtype, o.device), o.requires_grad, "dl.rand_like");
+  return push_new(L, dl_op_rand(like->shape, like->ndim, o.dtype, o.device), o.requires_grad, "dl.rand_like");
 }
 
 static int l_randn_like(lua_State *L) {
   dl_tensor *like = dlua_checktensor(L, 1);
   dlua_tensor_options o = like_opts(L, 2, "dl.randn_like", like);
   check_float_dtype(L, "dl.randn_like", o.dtype);
-  return push_new(L, dl_randn(like->shape, like->ndim, o.dtype, o.device), o.requires_grad, "dl.randn_like");
+  return push_new(L, dl_op_randn(like->shape, like->ndim, o.dtype, o.device), o.requires_grad, "dl.randn_like");
 }
 
 /* Reads [lo,] hi from arg: two integers, or one (lo = 0). Returns the
@@ -142,7 +142,7 @@ static int l_randint(lua_State *L) {
     return luaL_argerror(L, arg, "sizes expected: randint(lo, hi, sizes) or randint(hi, {sizes})");
   dlua_tensor_options o;
   int n = check_sizes_opts(L, arg, "dl.randint", shape, &o, DL_INT64);
-  return push_new(L, dl_randint(lo, hi, shape, n, o.dtype, o.device), o.requires_grad, "dl.randint");
+  return push_new(L, dl_op_randint(lo, hi, shape, n, o.dtype, o.device), o.requires_grad, "dl.randint");
 }
 
 /* randint_like(t, [lo,] hi, opts) */
@@ -151,7 +151,7 @@ static int l_randint_like(lua_State *L) {
   int64_t lo, hi;
   int arg = check_bounds(L, 2, lua_type(L, 3) == LUA_TNUMBER, &lo, &hi);
   dlua_tensor_options o = like_opts(L, arg, "dl.randint_like", like);
-  return push_new(L, dl_randint(lo, hi, like->shape, like->ndim, o.dtype, o.device), o.requires_grad,
+  return push_new(L, dl_op_randint(lo, hi, like->shape, like->ndim, o.dtype, o.device), o.requires_grad,
                   "dl.randint_like");
 }
 
@@ -161,17 +161,17 @@ static int l_randperm(lua_State *L) {
   if (!lua_isnoneornil(L, 2) && !dlua_isoptions(L, 2)) return luaL_typeerror(L, 2, "options table");
   dlua_checkoptions(L, 2, "dl.randperm", tensor_opts);
   dlua_tensor_options o = dlua_opttensoroptions(L, 2, DL_INT64);
-  return push_new(L, dl_randperm(n, o.dtype, o.device), o.requires_grad, "dl.randperm");
+  return push_new(L, dl_op_randperm(n, o.dtype, o.device), o.requires_grad, "dl.randperm");
 }
 
 /* bernoulli(probs) | bernoulli(t, p): a new tensor of 0/1 draws */
 static int l_bernoulli(lua_State *L) {
   dl_tensor *t = dlua_checktensor(L, 1);
   if (lua_isnoneornil(L, 2)) {
-    dlua_push_or_error(L, dl_bernoulli(t));
+    dlua_push_or_error(L, dl_op_bernoulli(t));
     return 1;
   }
-  dlua_push_or_error(L, dl_bernoulli_like(t, luaL_checknumber(L, 2)));
+  dlua_push_or_error(L, dl_op_bernoulli_like(t, luaL_checknumber(L, 2)));
   return 1;
 }
 

@@ -58,7 +58,7 @@ int main(void) {
   /* rand: element i (float32) is u24 of word i; float64 uses two words */
   dl_rng_manual_seed(123);
   int64_t n = 10;
-  dl_tensor *t = dl_rand(&n, 1, DL_FLOAT32, dl_device_cpu());
+  dl_tensor *t = dl_op_rand(&n, 1, DL_FLOAT32, dl_device_cpu());
   CHECK(t != NULL);
   CHECK(dl_rng_get_state().offset == 3);
   dl_rng_state st = {123, 0};
@@ -69,7 +69,7 @@ int main(void) {
     ok &= ((float *)dl_tensor_data(t))[i] == (float)dl_rng_u24(w[i % 4]);
   }
   CHECK(ok);
-  dl_tensor *d = dl_rand(&n, 1, DL_FLOAT64, dl_device_cpu());
+  dl_tensor *d = dl_op_rand(&n, 1, DL_FLOAT64, dl_device_cpu());
   CHECK(d != NULL && dl_rng_get_state().offset == 3 + 5);
   st.offset = 3;
   ok = 1;
@@ -81,7 +81,7 @@ int main(void) {
   CHECK(ok);
 
   /* randperm is a permutation of 1..n */
-  dl_tensor *p = dl_randperm(1000, DL_INT64, dl_device_cpu());
+  dl_tensor *p = dl_op_randperm(1000, DL_INT64, dl_device_cpu());
   CHECK(p != NULL);
   static char seen[1001];
   ok = 1;
@@ -93,8 +93,8 @@ int main(void) {
   CHECK(ok);
 
   /* bad arguments fail with the op's name */
-  CHECK(dl_randint(3, 3, &n, 1, DL_INT64, dl_device_cpu()) == NULL);
-  CHECK(dl_randperm(-1, DL_INT64, dl_device_cpu()) == NULL);
+  CHECK(dl_op_randint(3, 3, &n, 1, DL_INT64, dl_device_cpu()) == NULL);
+  CHECK(dl_op_randperm(-1, DL_INT64, dl_device_cpu()) == NULL);
   CHECK(dl_tensor_bernoulli_(t, 1.5) == -1);
   CHECK(dl_tensor_normal_(t, 0, -1) == -1);
 

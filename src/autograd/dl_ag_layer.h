@@ -8,7 +8,7 @@
 dl_tensor *dl_ag_rbf(dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas, bool bias_unit);
 /* x itself (retained) when not training */
 dl_tensor *dl_ag_dropout(dl_tensor *x, double p, bool training);
-/* as dl_batch_norm; differentiable in x, weight and bias */
+/* as dl_op_batch_norm; differentiable in x, weight and bias */
 dl_tensor *dl_ag_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
                             dl_tensor *running_var, bool training, double momentum, double eps);
 

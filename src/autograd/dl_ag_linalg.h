@@ -13,7 +13,7 @@ dl_tensor *dl_ag_mv(dl_tensor *a, dl_tensor *v);
 dl_tensor *dl_ag_dot(dl_tensor *a, dl_tensor *b);
 dl_tensor *dl_ag_outer(dl_tensor *a, dl_tensor *b);
 dl_tensor *dl_ag_addmm(dl_tensor *input, dl_tensor *m1, dl_tensor *m2, double beta, double alpha);
-/* The out= forms: as dl_matmul_out / dl_mm_out (out NULL: a new tensor);
+/* The out= forms: as dl_op_matmul_out / dl_op_mm_out (out NULL: a new tensor);
  * an error when an operand requires grad (while recording) or carries a
  * tangent, as PyTorch's out= functions do. */
 dl_tensor *dl_ag_matmul_out(dl_tensor *a, dl_tensor *b, dl_tensor *out);

@@ -70,7 +70,7 @@ static int rbf_backward(dl_node *nd, dl_tensor *const *gout, dl_tensor **gin) {
       !(s = keep(&p, dl_node_saved(nd, 2))) || !(out = keep(&p, dl_node_saved(nd, 3))))
     goto done;
   if (!dl_grad_enabled()) { /* no graph to record: the fused kernel */
-    rc = dl_rbf_backward(gout[0], out, x, mu, s, c->bias_unit, wants(nd, 0) ? &gin[0] : NULL,
+    rc = dl_op_rbf_backward(gout[0], out, x, mu, s, c->bias_unit, wants(nd, 0) ? &gin[0] : NULL,
                          wants(nd, 1) ? &gin[1] : NULL, wants(nd, 2) ? &gin[2] : NULL);
     goto done;
   }
@@ -133,7 +133,7 @@ static dl_tensor *rbf_tangent(pool *p, const rbf_ctx *c, dl_tensor *x0, dl_tenso
 }
 
 dl_tensor *dl_ag_rbf(dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas, bool bias_unit) {
-  dl_tensor *out = dl_rbf(x, centers, sigmas, bias_unit);
+  dl_tensor *out = dl_op_rbf(x, centers, sigmas, bias_unit);
   if (!out) return NULL;
   dl_tensor *in[3] = {x, centers, sigmas};
   rbf_ctx c = {bias_unit, centers->shape[0]};
@@ -178,7 +178,7 @@ dl_tensor *dl_ag_dropout(dl_tensor *x, double p, bool training) {
     return dl_tensor_retain(x);
   }
   dl_tensor *out, *mask;
-  if (dl_dropout(x, p, &out, &mask)) return NULL;
+  if (dl_op_dropout(x, p, &out, &mask)) return NULL;
   if (dl_ag_needs1(x)) {
     dl_node *node = dl_ag_record(&dropout_type, &x, 1, out);
     if (!node) goto fail;
@@ -256,7 +256,7 @@ static int bn_backward(dl_node *nd, dl_tensor *const *gout, dl_tensor **gin) {
       !(invstd = keep(&p, dl_node_saved(nd, 2))) || (c->has_weight && !(w = keep(&p, dl_node_saved(nd, 3)))))
     goto done;
   if (c->training && !dl_grad_enabled()) { /* no graph to record: the fused kernel */
-    rc = dl_batch_norm_backward(g, x, mean, invstd, w, wants(nd, 0) ? &gin[0] : NULL,
+    rc = dl_op_batch_norm_backward(g, x, mean, invstd, w, wants(nd, 0) ? &gin[0] : NULL,
                                 wants(nd, 1) ? &gin[1] : NULL, wants(nd, 2) ? &gin[2] : NULL);
     goto done;
   }
@@ -308,7 +308,7 @@ static dl_tensor *bn_tangent(pool *p, const bn_ctx *c, dl_tensor *x0, dl_tensor 
 dl_tensor *dl_ag_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
                             dl_tensor *running_var, bool training, double momentum, double eps) {
   dl_tensor *out, *mean = NULL, *invstd = NULL;
-  if (dl_batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps, &out, &mean, &invstd))
+  if (dl_op_batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps, &out, &mean, &invstd))
     return NULL;
   dl_tensor *in[3] = {x, weight, bias};
   bn_ctx c = {eps, training, weight != NULL, x->ndim, x->shape[1]};

@@ -217,20 +217,20 @@ static dl_tensor *finish_product(const dl_node_type *type, product_fn f, dl_tens
 }
 
 dl_tensor *dl_ag_matmul(dl_tensor *a, dl_tensor *b) {
-  dl_tensor *out = dl_matmul(a, b);
+  dl_tensor *out = dl_op_matmul(a, b);
   if (!out) return NULL;
   /* named as PyTorch names the product matmul dispatches to */
   const dl_node_type *type = &matmul_type;
   if (a->ndim == 2 && b->ndim == 2) type = &mm_type;
   else if (a->ndim == 1 && b->ndim == 1) type = &dot_type;
   else if (a->ndim == 2 && b->ndim == 1) type = &mv_type;
-  return finish_product(type, dl_matmul, a, b, out);
+  return finish_product(type, dl_op_matmul, a, b, out);
 }
 
-dl_tensor *dl_ag_mm(dl_tensor *a, dl_tensor *b) { return finish_product(&mm_type, dl_mm, a, b, dl_mm(a, b)); }
-dl_tensor *dl_ag_bmm(dl_tensor *a, dl_tensor *b) { return finish_product(&bmm_type, dl_bmm, a, b, dl_bmm(a, b)); }
-dl_tensor *dl_ag_mv(dl_tensor *a, dl_tensor *v) { return finish_product(&mv_type, dl_mv, a, v, dl_mv(a, v)); }
-dl_tensor *dl_ag_dot(dl_tensor *a, dl_tensor *b) { return finish_product(&dot_type, dl_dot, a, b, dl_dot(a, b)); }
+dl_tensor *dl_ag_mm(dl_tensor *a, dl_tensor *b) { return finish_product(&mm_type, dl_op_mm, a, b, dl_op_mm(a, b)); }
+dl_tensor *dl_ag_bmm(dl_tensor *a, dl_tensor *b) { return finish_product(&bmm_type, dl_op_bmm, a, b, dl_op_bmm(a, b)); }
+dl_tensor *dl_ag_mv(dl_tensor *a, dl_tensor *v) { return finish_product(&mv_type, dl_op_mv, a, v, dl_op_mv(a, v)); }
+dl_tensor *dl_ag_dot(dl_tensor *a, dl_tensor *b) { return finish_product(&dot_type, dl_op_dot, a, b, dl_op_dot(a, b)); }
 
 /* ---- out= forms: plain products only ---- */
 
@@ -248,10 +248,10 @@ static dl_tensor *product_out(const char *fn, product_fn ag, out_fn plain, dl_te
 }
 
 dl_tensor *dl_ag_matmul_out(dl_tensor *a, dl_tensor *b, dl_tensor *out) {
-  return product_out("matmul", dl_ag_matmul, dl_matmul_out, a, b, out);
+  return product_out("matmul", dl_ag_matmul, dl_op_matmul_out, a, b, out);
 }
 dl_tensor *dl_ag_mm_out(dl_tensor *a, dl_tensor *b, dl_tensor *out) {
-  return product_out("mm", dl_ag_mm, dl_mm_out, a, b, out);
+  return product_out("mm", dl_ag_mm, dl_op_mm_out, a, b, out);
 }
 
 /* ---- outer: C[i,j] = a[i] b[j]; da = dC @ b, db = dC^T @ a ---- */
@@ -273,7 +273,7 @@ static int outer_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
 static const dl_node_type outer_type = {"OuterBackward0", outer_backward, NULL};
 
 dl_tensor *dl_ag_outer(dl_tensor *a, dl_tensor *b) {
-  return finish_product(&outer_type, dl_outer, a, b, dl_outer(a, b));
+  return finish_product(&outer_type, dl_op_outer, a, b, dl_op_outer(a, b));
 }
 
 /* ---- addmm: beta * input + alpha * m1 @ m2 ---- */
@@ -343,7 +343,7 @@ static dl_tensor *addmm_tangent(dl_tensor *input, dl_tensor *m1, dl_tensor *m2, 
   for (int p = 0; p < 2; p++) {
     if (!terms[p][0] || !terms[p][1]) continue;
     /* with nothing accumulated yet, beta = 0 makes out a placeholder input */
-    dl_tensor *r = dl_addmm(t ? t : out, terms[p][0], terms[p][1], t ? 1 : 0, alpha);
+    dl_tensor *r = dl_op_addmm(t ? t : out, terms[p][0], terms[p][1], t ? 1 : 0, alpha);
     dl_tensor_release(t);
     if (!r) return NULL;
     t = r;
@@ -353,7 +353,7 @@ static dl_tensor *addmm_tangent(dl_tensor *input, dl_tensor *m1, dl_tensor *m2, 
 }
 
 dl_tensor *dl_ag_addmm(dl_tensor *input, dl_tensor *m1, dl_tensor *m2, double beta, double alpha) {
-  dl_tensor *out = dl_addmm(input, m1, m2, beta, alpha);
+  dl_tensor *out = dl_op_addmm(input, m1, m2, beta, alpha);
   if (!out) return NULL;
   dl_tensor *in[3] = {input, m1, m2};
   if (dl_ag_needs_grad(in, 3) && dl_dtype_is_float(out->dtype)) {

@@ -13,7 +13,7 @@ static dl_tensor *to_device(dl_tensor *t, dl_device dev) {
   return d;
 }
 
-dl_tensor *dl_arange(dl_scalar start, dl_scalar stop, dl_scalar step, dl_dtype dt, dl_device dev) {
+dl_tensor *dl_op_arange(dl_scalar start, dl_scalar stop, dl_scalar step, dl_dtype dt, dl_device dev) {
   double a = num(start), b = num(stop), s = num(step);
   if (s == 0) {
     dl_error_set("arange: step must be nonzero");
@@ -44,7 +44,7 @@ dl_tensor *dl_arange(dl_scalar start, dl_scalar stop, dl_scalar step, dl_dtype d
   return to_device(t, dev);
 }
 
-dl_tensor *dl_linspace(double a, double b, int64_t n, dl_dtype dt, dl_device dev) {
+dl_tensor *dl_op_linspace(double a, double b, int64_t n, dl_dtype dt, dl_device dev) {
   if (n < 0) {
     dl_error_set("linspace: number of steps must be non-negative, got %lld", (long long)n);
     return NULL;
@@ -59,7 +59,7 @@ dl_tensor *dl_linspace(double a, double b, int64_t n, dl_dtype dt, dl_device dev
   return to_device(t, dev);
 }
 
-dl_tensor *dl_eye(int64_t n, int64_t m, dl_dtype dt, dl_device dev) {
+dl_tensor *dl_op_eye(int64_t n, int64_t m, dl_dtype dt, dl_device dev) {
   if (n < 0 || m < 0) {
     dl_error_set("eye: size must be non-negative, got %lld x %lld", (long long)n, (long long)m);
     return NULL;

@@ -8,7 +8,7 @@ static const struct dl_decomp_kernels *decomp_kernels(const dl_tensor *t) {
   return DL_KERNELS("linalg.eigh", dl_tensor_device(t), decomp);
 }
 
-int dl_eigh(dl_tensor *a, bool upper, dl_tensor **w, dl_tensor **v) {
+int dl_op_eigh(dl_tensor *a, bool upper, dl_tensor **w, dl_tensor **v) {
   char buf[64];
   *w = *v = NULL;
   if (a->ndim != 2 || a->shape[0] != a->shape[1]) {

@@ -25,6 +25,6 @@ extern const struct dl_decomp_kernels dl_cpu_decomp;
  * Only the lower triangle of A is read, as in PyTorch (uplo = "L"), or the
  * upper one when upper. No gradient is recorded. Returns 0, or -1 with an
  * error naming "linalg.eigh". */
-int dl_eigh(dl_tensor *a, bool upper, dl_tensor **w, dl_tensor **v);
+int dl_op_eigh(dl_tensor *a, bool upper, dl_tensor **w, dl_tensor **v);
 
 #endif

@@ -43,7 +43,7 @@ static void release_all(dl_tensor **ts, int n) {
 
 /* ---- RBF ---- */
 
-dl_tensor *dl_rbf(dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas, bool bias_unit) {
+dl_tensor *dl_op_rbf(dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas, bool bias_unit) {
   static const char fn[] = "rbf";
   char b1[64], b2[64];
   if (check_float(fn, "input", x)) return NULL;
@@ -71,7 +71,7 @@ dl_tensor *dl_rbf(dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas, bool bias
   return out;
 }
 
-int dl_rbf_backward(dl_tensor *g, dl_tensor *out, dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas,
+int dl_op_rbf_backward(dl_tensor *g, dl_tensor *out, dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas,
                     bool bias_unit, dl_tensor **gx, dl_tensor **gc, dl_tensor **gs) {
   static const char fn[] = "rbf_backward";
   char b1[64], b2[64];
@@ -138,7 +138,7 @@ static dl_tensor *invstd_of(dl_tensor *var, double eps) {
   return r;
 }
 
-int dl_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
+int dl_op_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
                   dl_tensor *running_var, bool training, double momentum, double eps, dl_tensor **out,
                   dl_tensor **save_mean, dl_tensor **save_invstd) {
   static const char fn[] = "batch_norm";
@@ -203,7 +203,7 @@ done:
   return rc;
 }
 
-int dl_batch_norm_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *mean, dl_tensor *invstd, dl_tensor *weight,
+int dl_op_batch_norm_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *mean, dl_tensor *invstd, dl_tensor *weight,
                            dl_tensor **gx, dl_tensor **gw, dl_tensor **gb) {
   static const char fn[] = "batch_norm_backward";
   int64_t N, C, L;
@@ -244,7 +244,7 @@ done:
 
 /* ---- dropout ---- */
 
-int dl_dropout(dl_tensor *x, double p, dl_tensor **out, dl_tensor **mask) {
+int dl_op_dropout(dl_tensor *x, double p, dl_tensor **out, dl_tensor **mask) {
   *out = *mask = NULL;
   if (!(p >= 0 && p <= 1)) {
     dl_error_set("dropout: probability has to be between 0 and 1, but got %g", p);

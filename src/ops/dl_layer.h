@@ -42,10 +42,10 @@ extern const struct dl_layer_kernels dl_cpu_layer;
 
 /* RBF features of x [N, D] for centers [n, D] and widths sigmas [n]:
  * [N, n], or [N, n + 1] with a constant-1 first column when bias_unit. */
-dl_tensor *dl_rbf(dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas, bool bias_unit);
+dl_tensor *dl_op_rbf(dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas, bool bias_unit);
 /* Its gradients (fused) from the output gradient g and the output out;
  * gx/gc/gs NULL pointers skip them. 0 ok, -1 with an error. */
-int dl_rbf_backward(dl_tensor *g, dl_tensor *out, dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas,
+int dl_op_rbf_backward(dl_tensor *g, dl_tensor *out, dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas,
                     bool bias_unit, dl_tensor **gx, dl_tensor **gc, dl_tensor **gs);
 
 /* Batch norm of x [N, C] or [N, C, L]. training: batch statistics (biased
@@ -54,16 +54,16 @@ int dl_rbf_backward(dl_tensor *g, dl_tensor *out, dl_tensor *x, dl_tensor *cente
  * running statistics (required) normalise. weight, bias, running_* may be
  * NULL. *save_mean / *save_invstd (may be NULL pointers) receive the [C]
  * statistics used. 0 ok, -1 with an error. */
-int dl_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
+int dl_op_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
                   dl_tensor *running_var, bool training, double momentum, double eps, dl_tensor **out,
                   dl_tensor **save_mean, dl_tensor **save_invstd);
 /* The training-mode gradients (fused); gx/gw/gb NULL pointers skip them. */
-int dl_batch_norm_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *mean, dl_tensor *invstd, dl_tensor *weight,
+int dl_op_batch_norm_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *mean, dl_tensor *invstd, dl_tensor *weight,
                            dl_tensor **gx, dl_tensor **gw, dl_tensor **gb);
 
 /* Inverted dropout of a float tensor: each element kept with probability
  * 1 - p (Philox draws) and scaled by 1 / (1 - p); *mask gets the scaled
  * 0/(1/(1-p)) mask in x's dtype. p in [0, 1]; p = 1 gives zeros. */
-int dl_dropout(dl_tensor *x, double p, dl_tensor **out, dl_tensor **mask);
+int dl_op_dropout(dl_tensor *x, double p, dl_tensor **out, dl_tensor **mask);
 
 #endif

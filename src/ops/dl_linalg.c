@@ -272,42 +272,42 @@ static dl_tensor *product(const char *fn, dl_tensor *a, dl_tensor *b, dl_tensor 
   return v;
 }
 
-dl_tensor *dl_matmul_out(dl_tensor *a, dl_tensor *b, dl_tensor *out) {
+dl_tensor *dl_op_matmul_out(dl_tensor *a, dl_tensor *b, dl_tensor *out) {
   if (check_pair("matmul", a, b)) return NULL;
   if (a->ndim == 0 || b->ndim == 0) return shape_error("matmul", "both operands need at least 1 dim", a, b);
   return product("matmul", a, b, out);
 }
 
-dl_tensor *dl_matmul(dl_tensor *a, dl_tensor *b) { return dl_matmul_out(a, b, NULL); }
+dl_tensor *dl_op_matmul(dl_tensor *a, dl_tensor *b) { return dl_op_matmul_out(a, b, NULL); }
 
-dl_tensor *dl_mm_out(dl_tensor *a, dl_tensor *b, dl_tensor *out) {
+dl_tensor *dl_op_mm_out(dl_tensor *a, dl_tensor *b, dl_tensor *out) {
   if (check_pair("mm", a, b)) return NULL;
   if (a->ndim != 2 || b->ndim != 2) return shape_error("mm", "expected 2-D matrices", a, b);
   return gemm_core("mm", a, b, a, b, NULL, 0, 1, out, out);
 }
 
-dl_tensor *dl_mm(dl_tensor *a, dl_tensor *b) { return dl_mm_out(a, b, NULL); }
+dl_tensor *dl_op_mm(dl_tensor *a, dl_tensor *b) { return dl_op_mm_out(a, b, NULL); }
 
-dl_tensor *dl_bmm(dl_tensor *a, dl_tensor *b) {
+dl_tensor *dl_op_bmm(dl_tensor *a, dl_tensor *b) {
   if (check_pair("bmm", a, b)) return NULL;
   if (a->ndim != 3 || b->ndim != 3) return shape_error("bmm", "expected 3-D tensors", a, b);
   if (a->shape[0] != b->shape[0]) return shape_error("bmm", "batch size mismatch", a, b);
   return gemm_core("bmm", a, b, a, b, NULL, 0, 1, NULL, NULL);
 }
 
-dl_tensor *dl_mv(dl_tensor *a, dl_tensor *v) {
+dl_tensor *dl_op_mv(dl_tensor *a, dl_tensor *v) {
   if (check_pair("mv", a, v)) return NULL;
   if (a->ndim != 2 || v->ndim != 1) return shape_error("mv", "expected a 2-D matrix and a 1-D vector", a, v);
   return product("mv", a, v, NULL);
 }
 
-dl_tensor *dl_dot(dl_tensor *a, dl_tensor *b) {
+dl_tensor *dl_op_dot(dl_tensor *a, dl_tensor *b) {
   if (check_pair("dot", a, b)) return NULL;
   if (a->ndim != 1 || b->ndim != 1) return shape_error("dot", "expected 1-D vectors", a, b);
   return product("dot", a, b, NULL);
 }
 
-dl_tensor *dl_outer(dl_tensor *a, dl_tensor *b) {
+dl_tensor *dl_op_outer(dl_tensor *a, dl_tensor *b) {
   if (check_pair("outer", a, b)) return NULL;
   if (a->ndim != 1 || b->ndim != 1) return shape_error("outer", "expected 1-D vectors", a, b);
   dl_tensor *a2 = dl_tensor_unsqueeze(a, 1), *b2 = dl_tensor_unsqueeze(b, 0);
@@ -317,7 +317,7 @@ dl_tensor *dl_outer(dl_tensor *a, dl_tensor *b) {
   return r;
 }
 
-dl_tensor *dl_addmm(dl_tensor *input, dl_tensor *m1, dl_tensor *m2, double beta, double alpha) {
+dl_tensor *dl_op_addmm(dl_tensor *input, dl_tensor *m1, dl_tensor *m2, double beta, double alpha) {
   if (check_pair("addmm", m1, m2) || check_pair("addmm", input, m1)) return NULL;
   if (m1->ndim != 2 || m2->ndim != 2) return shape_error("addmm", "expected 2-D matrices", m1, m2);
   if (!isfinite(alpha) || !isfinite(beta) ||

@@ -35,18 +35,18 @@ extern const struct dl_linalg_kernels dl_cpu_linalg;
 /* PyTorch's matmul: 1-D @ 1-D -> 0-d dot; 1-D operands get a dim prepended
  * (left) or appended (right) and removed from the result; batch dims
  * broadcast. */
-dl_tensor *dl_matmul(dl_tensor *a, dl_tensor *b);
-dl_tensor *dl_mm(dl_tensor *a, dl_tensor *b);    /* 2-D @ 2-D */
+dl_tensor *dl_op_matmul(dl_tensor *a, dl_tensor *b);
+dl_tensor *dl_op_mm(dl_tensor *a, dl_tensor *b);    /* 2-D @ 2-D */
 /* The product written into out (contiguous, of the result's shape and
  * dtype, sharing no memory with a or b); returns out with a new reference. */
-dl_tensor *dl_matmul_out(dl_tensor *a, dl_tensor *b, dl_tensor *out);
-dl_tensor *dl_mm_out(dl_tensor *a, dl_tensor *b, dl_tensor *out);
-dl_tensor *dl_bmm(dl_tensor *a, dl_tensor *b);   /* [B,n,k] @ [B,k,m] */
-dl_tensor *dl_mv(dl_tensor *a, dl_tensor *v);    /* 2-D @ 1-D */
-dl_tensor *dl_dot(dl_tensor *a, dl_tensor *b);   /* 1-D . 1-D -> 0-d */
-dl_tensor *dl_outer(dl_tensor *a, dl_tensor *b); /* [n] x [m] -> [n,m] */
+dl_tensor *dl_op_matmul_out(dl_tensor *a, dl_tensor *b, dl_tensor *out);
+dl_tensor *dl_op_mm_out(dl_tensor *a, dl_tensor *b, dl_tensor *out);
+dl_tensor *dl_op_bmm(dl_tensor *a, dl_tensor *b);   /* [B,n,k] @ [B,k,m] */
+dl_tensor *dl_op_mv(dl_tensor *a, dl_tensor *v);    /* 2-D @ 1-D */
+dl_tensor *dl_op_dot(dl_tensor *a, dl_tensor *b);   /* 1-D . 1-D -> 0-d */
+dl_tensor *dl_op_outer(dl_tensor *a, dl_tensor *b); /* [n] x [m] -> [n,m] */
 /* beta * input + alpha * (m1 @ m2); input broadcasts to the result; beta == 0
  * ignores input (NaN included). */
-dl_tensor *dl_addmm(dl_tensor *input, dl_tensor *m1, dl_tensor *m2, double beta, double alpha);
+dl_tensor *dl_op_addmm(dl_tensor *input, dl_tensor *m1, dl_tensor *m2, double beta, double alpha);
 
 #endif

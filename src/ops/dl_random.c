@@ -96,11 +96,11 @@ static dl_tensor *new_float(const char *fn, const int64_t *shape, int ndim, dl_d
   return t;
 }
 
-dl_tensor *dl_rand(const int64_t *shape, int ndim, dl_dtype dt, dl_device dev) {
+dl_tensor *dl_op_rand(const int64_t *shape, int ndim, dl_dtype dt, dl_device dev) {
   return new_float("rand", shape, ndim, dt, dev, DL_RAND_UNIFORM);
 }
 
-dl_tensor *dl_randn(const int64_t *shape, int ndim, dl_dtype dt, dl_device dev) {
+dl_tensor *dl_op_randn(const int64_t *shape, int ndim, dl_dtype dt, dl_device dev) {
   return new_float("randn", shape, ndim, dt, dev, DL_RAND_NORMAL);
 }
 
@@ -148,7 +148,7 @@ int dl_tensor_random_(dl_tensor *t, int64_t lo, int64_t hi) {
   return 0;
 }
 
-dl_tensor *dl_randint(int64_t lo, int64_t hi, const int64_t *shape, int ndim, dl_dtype dt, dl_device dev) {
+dl_tensor *dl_op_randint(int64_t lo, int64_t hi, const int64_t *shape, int ndim, dl_dtype dt, dl_device dev) {
   if (check_int_range("randint", lo, hi, dt)) return NULL;
   if (!kernels_of("randint", dev)) return NULL;
   dl_tensor *t = dl_tensor_empty(shape, ndim, dt, dev);
@@ -160,7 +160,7 @@ dl_tensor *dl_randint(int64_t lo, int64_t hi, const int64_t *shape, int ndim, dl
   return t;
 }
 
-dl_tensor *dl_randperm(int64_t n, dl_dtype dt, dl_device dev) {
+dl_tensor *dl_op_randperm(int64_t n, dl_dtype dt, dl_device dev) {
   if (n < 0) {
     dl_error_set("randperm: n must be non-negative, got %lld", (long long)n);
     return NULL;
@@ -205,7 +205,7 @@ int dl_tensor_bernoulli_(dl_tensor *t, double p) {
   return 0;
 }
 
-dl_tensor *dl_bernoulli_like(const dl_tensor *t, double p) {
+dl_tensor *dl_op_bernoulli_like(const dl_tensor *t, double p) {
   dl_tensor *r = dl_tensor_empty(t->shape, t->ndim, t->dtype, dl_tensor_device(t));
   if (r && dl_tensor_bernoulli_(r, p)) {
     dl_tensor_release(r);
@@ -263,7 +263,7 @@ int dl_tensor_bernoulli_tensor_(dl_tensor *t, const dl_tensor *p) {
   return 0;
 }
 
-dl_tensor *dl_bernoulli(const dl_tensor *probs) {
+dl_tensor *dl_op_bernoulli(const dl_tensor *probs) {
   if (check_float("bernoulli", probs->dtype)) return NULL;
   dl_tensor *t = dl_tensor_empty(probs->shape, probs->ndim, probs->dtype, dl_tensor_device(probs));
   if (!t) return NULL;

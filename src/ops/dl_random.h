@@ -71,16 +71,16 @@ struct dl_random_kernels {
 extern const struct dl_random_kernels dl_cpu_random;
 
 /* ---- new tensors (float dtypes for rand/randn) ---- */
-dl_tensor *dl_rand(const int64_t *shape, int ndim, dl_dtype dt, dl_device dev);
-dl_tensor *dl_randn(const int64_t *shape, int ndim, dl_dtype dt, dl_device dev);
+dl_tensor *dl_op_rand(const int64_t *shape, int ndim, dl_dtype dt, dl_device dev);
+dl_tensor *dl_op_randn(const int64_t *shape, int ndim, dl_dtype dt, dl_device dev);
 /* values in [lo, hi) */
-dl_tensor *dl_randint(int64_t lo, int64_t hi, const int64_t *shape, int ndim, dl_dtype dt, dl_device dev);
+dl_tensor *dl_op_randint(int64_t lo, int64_t hi, const int64_t *shape, int ndim, dl_dtype dt, dl_device dev);
 /* a permutation of 1..n (1-based) */
-dl_tensor *dl_randperm(int64_t n, dl_dtype dt, dl_device dev);
+dl_tensor *dl_op_randperm(int64_t n, dl_dtype dt, dl_device dev);
 /* 0/1 draws with probabilities probs (a float tensor), same dtype */
-dl_tensor *dl_bernoulli(const dl_tensor *probs);
+dl_tensor *dl_op_bernoulli(const dl_tensor *probs);
 /* 0/1 draws with probability p, of t's shape, dtype and device */
-dl_tensor *dl_bernoulli_like(const dl_tensor *t, double p);
+dl_tensor *dl_op_bernoulli_like(const dl_tensor *t, double p);
 
 /* ---- in place, any strided view; 0 ok, -1 with an error ---- */
 int dl_tensor_uniform_(dl_tensor *t, double a, double b);
