@@ -4,6 +4,19 @@
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 # The OpenMP build of OpenBLAS shares libgomp's thread pool with our loops,
 # so BLAS and element-wise work never oversubscribe the cores.
+# DEPS_PREFIX: a tree the Debian packages were unpacked into (dpkg -x, see
+# scripts/gpu-bundle.sh) instead of the system's: headers and libraries are
+# taken from there, and scripts/install-deps.sh is not run.
+DEPS_PREFIX ?=
+ifneq ($(DEPS_PREFIX),)
+DEPS_LIBDIR := $(DEPS_PREFIX)/usr/lib/$(MULTIARCH)
+BLAS_DIR ?= $(DEPS_LIBDIR)/openblas-openmp
+BLAS_INC ?= $(DEPS_PREFIX)/usr/include/$(MULTIARCH)/openblas-openmp
+LUA_INC ?= -I$(DEPS_PREFIX)/usr/include/lua5.4
+LUA_LIB ?= -llua5.4
+CFLAGS_DEPS := -I$(DEPS_PREFIX)/usr/include
+LDFLAGS_DEPS := -L$(DEPS_LIBDIR) -Wl,-rpath,$(DEPS_LIBDIR)
+endif
 BLAS_DIR ?= /usr/lib/$(MULTIARCH)/openblas-openmp
 BLAS_INC ?= /usr/include/$(MULTIARCH)/openblas-openmp
 LUA_INC ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
@@ -15,8 +28,8 @@ SAN ?=
 # Only the binding, the program and host examples see Lua's headers
 # (CFLAGS_LUA is set for their objects below); the engine cannot include them.
 CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -fPIC -fopenmp -fno-math-errno -fno-trapping-math $(OPT) $(SAN) -g \
-              $(CFLAGS_LUA) -I$(BLAS_INC) -Isrc -I$(BUILD)/gen
-LDLIBS_ENGINE = -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lz -lmvec -lm -lpthread -ldl -fopenmp
+              $(CFLAGS_LUA) -I$(BLAS_INC) $(CFLAGS_DEPS) -Isrc -I$(BUILD)/gen
+LDLIBS_ENGINE = $(LDFLAGS_DEPS) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lz -lmvec -lm -lpthread -ldl -fopenmp
 
 ENGINE_SRC := $(wildcard src/dl_*.c src/ops/*.c src/cpu/*.c src/autograd/*.c)
 
@@ -65,7 +78,7 @@ all: $(BINDIR)/dlua $(LIBDIR)/libdlua.a $(LIBDIR)/libdlua.so $(LIBDIR)/lua/5.4/d
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): scripts/install-deps.sh
-	@bash scripts/install-deps.sh
+	@$(if $(DEPS_PREFIX),echo "deps: from $(DEPS_PREFIX)",bash scripts/install-deps.sh)
 	@mkdir -p $(BUILD) && touch $@
 
 # The settings that change what an object holds; a different set (CUDA=0

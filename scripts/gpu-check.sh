@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# gpu-check.sh — the GPU check, in one go, on a machine with an NVIDIA GPU
-# (made for 16 cores and one H100/H200; fits in 8 minutes):
+# gpu-check.sh [--bundle DIR] — the GPU check, in one go, on a machine with
+# an NVIDIA GPU (made for 16 cores and one H100/H200; fits in 8 minutes):
+#   0. with --bundle (scripts/gpu-bundle.sh made DIR, here): unpacks its
+#      Debian packages with dpkg -x into a private prefix (.gpu-prefix/,
+#      never /) and builds and tests against that alone (make DEPS_PREFIX=),
+#      for a bare machine without Lua, OpenBLAS, busted or a registry,
 #   1. builds dlua with CUDA (make -j16; nvcc must be found),
 #   2. runs the GPU specs (spec/cuda_spec.lua) and then the whole suite,
 #   3. benchmarks on the GPU: element-wise bandwidth (a + b, a:mul_(2)) on
@@ -12,7 +16,9 @@
 #      Fashion-MNIST files are missing); and the same workloads in PyTorch
 #      when `import torch` works and torch.cuda.is_available(),
 #   4. prints a short table last (workload, dlua, PyTorch, ratio, card).
-# Logs and the table go to $GPU_CHECK_DIR (default runs/gpu-check).
+# Logs and the table go to $GPU_CHECK_DIR (default $OUT/gpu-check when OUT
+# is set, else runs/gpu-check). Without a GPU it stops after the build and
+# the GPU spec's logic run with the CPU in the GPU's place.
 # Exit status: 0 all passed; 1 a build, a spec or a benchmark failed;
 # 2 no CUDA device (or no nvcc); 124 the 8-minute limit ran out.
 set -uo pipefail
@@ -28,7 +34,13 @@ if [ -z "${GPU_CHECK_INNER:-}" ]; then
   exit $rc
 fi
 
-out=${GPU_CHECK_DIR:-runs/gpu-check}
+bundle=""
+if [ "${1:-}" = "--bundle" ]; then
+  bundle=$(cd "${2:?gpu-check: --bundle needs a directory}" && pwd)
+  shift 2
+fi
+out=${GPU_CHECK_DIR:-${OUT:+$OUT/gpu-check}}
+out=${out:-runs/gpu-check}
 mkdir -p "$out"
 JOBS=${JOBS:-16}
 PY=${PYTHON:-python3}
@@ -37,11 +49,23 @@ failures=0
 say() { printf '== %s (%ds)\n' "$*" $(($(date +%s) - t_start)); }
 fail() { echo "gpu-check: FAILED: $*" >&2; failures=$((failures + 1)); }
 
-# ---- 0. is there a GPU at all?
-if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then
-  echo "gpu-check: no CUDA device (nvidia-smi is missing or lists no GPU); nothing to check" >&2
-  exit 2
+# ---- 0. the carried packages, unpacked into a private prefix
+MAKEVARS=()
+if [ -n "$bundle" ]; then
+  prefix=${GPU_CHECK_PREFIX:-$root/.gpu-prefix}
+  say "unpacking $(ls "$bundle"/debs/*.deb | wc -l) packages from $bundle into $prefix"
+  rm -rf "$prefix"
+  mkdir -p "$prefix"
+  for deb in "$bundle"/debs/*.deb; do dpkg -x "$deb" "$prefix" || { fail "dpkg -x $deb"; exit 1; }; done
+  ma=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+  export PATH="$prefix/usr/bin:$PATH"
+  export LD_LIBRARY_PATH="$prefix/usr/lib/$ma:$prefix/usr/lib/$ma/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export LUA_PATH="$prefix/usr/share/lua/5.4/?.lua;$prefix/usr/share/lua/5.4/?/init.lua;;"
+  export LUA_CPATH="$prefix/usr/lib/$ma/lua/5.4/?.so;;"
+  MAKEVARS=(DEPS_PREFIX="$prefix")
 fi
+has_gpu=1
+if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then has_gpu=0; fi
 if ! command -v nvcc >/dev/null 2>&1; then
   if [ -x /usr/local/cuda/bin/nvcc ]; then export PATH="/usr/local/cuda/bin:$PATH"; else
     echo "gpu-check: no nvcc on PATH or in /usr/local/cuda/bin; cannot build the CUDA backend" >&2
@@ -49,16 +73,31 @@ if ! command -v nvcc >/dev/null 2>&1; then
   fi
 fi
 card=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
-say "card: $card; $(nvcc --version | tail -n 1)"
+say "card: ${card:-none}; $(nvcc --version | tail -n 1)"
 
 # ---- 1. build with CUDA
-say "build (make -j$JOBS all)"
-if ! make -j"$JOBS" all >"$out/build.log" 2>&1; then
+say "build (make -j$JOBS all ctest ${MAKEVARS[*]})"
+if ! make -j"$JOBS" "${MAKEVARS[@]}" all ctest >"$out/build.log" 2>&1; then
   tail -n 40 "$out/build.log"
   fail "make all (log: $out/build.log)"
   exit 1
 fi
 DLUA=bin/dlua
+busted_bin=$(command -v busted || true)
+if [ $has_gpu -eq 0 ]; then
+  # no GPU: the GPU spec's logic with the CPU in the GPU's place, the API
+  # spec's no-device answers, then stop
+  say "no CUDA device: the GPU specs' logic on the CPU"
+  [ -n "$busted_bin" ] || { fail "busted is not installed"; exit 1; }
+  DLUA_SPEC_DEVICE=cpu timeout 150 "$DLUA" "$busted_bin" -o TAP spec/cuda_spec.lua spec/cuda_api_spec.lua \
+    >"$out/cuda_spec_cpu.tap" 2>&1 || fail "GPU specs on the CPU (log: $out/cuda_spec_cpu.tap)"
+  grep -E -A3 '^not ok ' "$out/cuda_spec_cpu.tap" | head -n 40
+  echo "GPU specs on the CPU: $(grep -cE '^ok ' "$out/cuda_spec_cpu.tap") ok, $(grep -cE '^not ok ' \
+    "$out/cuda_spec_cpu.tap") not ok"
+  echo "gpu-check: no CUDA device (nvidia-smi is missing or lists no GPU); built and checked up to the GPU" >&2
+  [ $failures -eq 0 ] || exit 1
+  exit 2
+fi
 if ! "$DLUA" -e 'os.exit(dl.cuda and dl.cuda.is_available() and 0 or 3)' 2>/dev/null; then
   echo "gpu-check: the build has no CUDA device (dl.cuda.is_available() is false); was nvcc found by make?" >&2
   exit 2
@@ -68,13 +107,12 @@ name=$("$DLUA" -e 'local ok, n = pcall(function() return dl.cuda.get_device_name
 [ -n "$name" ] && card=$name
 
 # ---- 2. specs
-say "GPU specs (spec/cuda_spec.lua)"
-busted_bin=$(command -v busted || true)
+say "GPU specs (spec/cuda_spec.lua, spec/cuda_api_spec.lua)"
 gpu_specs="not run"
 if [ -z "$busted_bin" ]; then
   fail "busted is not installed"
 else
-  timeout 150 "$DLUA" "$busted_bin" -o TAP spec/cuda_spec.lua >"$out/cuda_spec.tap" 2>&1
+  timeout 150 "$DLUA" "$busted_bin" -o TAP spec/cuda_spec.lua spec/cuda_api_spec.lua >"$out/cuda_spec.tap" 2>&1
   src=$?
   ok=$(grep -cE '^ok ' "$out/cuda_spec.tap")
   skip=$(grep -cE '^ok [0-9]+ - # SKIP' "$out/cuda_spec.tap")
@@ -85,7 +123,7 @@ else
   if [ "$bad" -ne 0 ] || [ $src -ne 0 ] || [ "$skip" -ne 0 ]; then fail "GPU specs ($gpu_specs, status $src)"; fi
 
   say "whole suite (make test)"
-  timeout 200 make -j"$JOBS" test >"$out/test.log" 2>&1
+  timeout 200 make -j"$JOBS" "${MAKEVARS[@]}" test >"$out/test.log" 2>&1
   trc=$?
   suite=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out/test.log" | tail -n 1)
   echo "suite: ${suite:-no summary (status $trc)}"
