@@ -54,3 +54,14 @@ describe("a failing kernel", function()
     assert.matches("dl.softmax: not supported on cuda:0$", lines[8])
   end)
 end)
+
+describe("a copy from one GPU to another", function()
+  it("is issued on the destination's stream, after its work", function()
+    local out = run([[
+      local y = dl.full({3}, 2.5, {device = "cuda:0"}):to("cuda:1")
+      print(y.device, y:cpu():sum():item(), y:to("cuda:0"):cpu():sum():item())
+    ]])
+    if not out then return pending("make ctest builds the stand-in plugin") end
+    assert.equal("cuda:1\t7.5\t7.5\n", out)
+  end)
+end)

@@ -650,9 +650,12 @@ dl_tensor *dl_tensor_to_device(dl_tensor *t, dl_device dev) {
   if (out) {
     if (from.type == DL_CPU) rc = to_be->from_host(dl_tensor_data(out), dl_tensor_data(src), nbytes);
     else if (dev.type == DL_CPU) rc = dl_backend_get(from)->to_host(dl_tensor_data(out), dl_tensor_data(src), nbytes);
-    else {
+    else { /* device to device through the host; the upload is issued on the
+            * destination's stream (dl_backend_get selects its device), after
+            * the work queued there */
       dl_tensor *h = dl_tensor_to_device(src, dl_device_cpu());
-      rc = h ? to_be->from_host(dl_tensor_data(out), dl_tensor_data(h), nbytes) : -1;
+      to_be = h ? dl_backend_get(dev) : NULL;
+      rc = to_be ? to_be->from_host(dl_tensor_data(out), dl_tensor_data(h), nbytes) : -1;
       dl_tensor_release(h);
     }
   }

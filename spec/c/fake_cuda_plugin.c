@@ -2,8 +2,11 @@
  * tensors live in host memory (the CPU's copy and fill serve them), and
  * every element-wise and reduction kernel fails on purpose, as a failed
  * launch would, so spec/kernel_status_spec.lua can show that a kernel's
- * failure reaches the caller as the op's error. Loaded through
- * DLUA_CUDA_PLUGIN; the engine's symbols come from the program. */
+ * failure reaches the caller as the op's error. It has two devices and,
+ * like CUDA, a current one (the last backend_get): a host transfer must be
+ * issued with its block's device current (on that device's stream), or it
+ * fails. Loaded through DLUA_CUDA_PLUGIN; the engine's symbols come from
+ * the program. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,12 +43,31 @@ static bool supports(dl_op op, dl_dtype dt) {
   (void)op, (void)dt;
   return true;
 }
-static void *alloc(size_t n) { return malloc(n ? n : 1); }
+/* blocks carry their device in a 16-byte header */
+static int current;
+static void *alloc(size_t n) {
+  char *p = malloc(16 + (n ? n : 1));
+  if (!p) return NULL;
+  *(int *)p = current;
+  return p + 16;
+}
 static void release(void *p, size_t n) {
   (void)n;
-  free(p);
+  if (p) free((char *)p - 16);
 }
-static int copy_bytes(void *dst, const void *src, size_t n) {
+static int on_current(const char *what, const void *block) {
+  int dev = *(const int *)((const char *)block - 16);
+  if (dev == current) return 0;
+  dl_error_set("cuda: %s of a cuda:%d block issued on cuda:%d's stream", what, dev, current);
+  return -1;
+}
+static int to_host(void *dst, const void *src, size_t n) {
+  if (on_current("download", src)) return -1;
+  memcpy(dst, src, n);
+  return 0;
+}
+static int from_host(void *dst, const void *src, size_t n) {
+  if (on_current("upload", dst)) return -1;
   memcpy(dst, src, n);
   return 0;
 }
@@ -59,16 +81,23 @@ static const dl_backend backend = {
   .free = release,
   .copy = copy,
   .fill = fill,
-  .to_host = copy_bytes,
-  .from_host = copy_bytes,
+  .to_host = to_host,
+  .from_host = from_host,
   .ewise = &ewise,
   .reduce = &reduce_k,
 };
 
-static const dl_backend *backend_get(int index) { return index == 0 ? &backend : NULL; }
-static int device_count(void) { return 1; }
+static const dl_backend *backend_get(int index) {
+  if (index < 0 || index > 1) {
+    dl_error_set("cuda: device cuda:%d is not available (2 devices present)", index);
+    return NULL;
+  }
+  current = index;
+  return &backend;
+}
+static int device_count(void) { return 2; }
 static const char *reason(void) { return ""; }
-static int synchronize(int index) { return index == 0 ? 0 : -1; }
+static int synchronize(int index) { return index >= 0 && index <= 1 ? 0 : -1; }
 static void empty_cache(void) {}
 static size_t memory(int index) {
   (void)index;
