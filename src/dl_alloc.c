@@ -172,6 +172,14 @@ size_t dl_alloc_take_pressure(void) {
 
 void dl_alloc_add_pressure(size_t nbytes) { pressure += nbytes; }
 
+static void (*reclaim_fn)(void);
+void dl_alloc_set_reclaim(void (*fn)(void)) { reclaim_fn = fn; }
+bool dl_alloc_reclaim(void) {
+  if (!reclaim_fn) return false;
+  reclaim_fn();
+  return true;
+}
+
 /* ---- pools: one free list per pool and thread ---- */
 
 #define MAX_POOLS 16

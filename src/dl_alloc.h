@@ -5,6 +5,7 @@
 #ifndef DL_ALLOC_H
 #define DL_ALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,13 @@ size_t dl_host_live_bytes(void);
  * are made. */
 size_t dl_alloc_take_pressure(void);
 void dl_alloc_add_pressure(size_t nbytes);
+
+/* When a device allocation fails, the allocator asks whoever holds tensors
+ * on this thread to give the dead ones back (the binding: a full Lua
+ * collection of the thread's state) and tries again. dl_alloc_reclaim runs
+ * the hook; false when there is none. */
+void dl_alloc_set_reclaim(void (*fn)(void));
+bool dl_alloc_reclaim(void);
 
 /* Fixed-size object pool (tensor and storage structs). */
 typedef struct dl_pool {

@@ -21,6 +21,7 @@
  *    anything).
  * States dlua did not create (require "dlua" from lua5.4) keep __gc. */
 #include "lua_dlua.h"
+#include "dl_alloc.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -258,9 +259,22 @@ void dlua_heap_drain(lua_State *L) {
   if (h) drain(h);
 }
 
+/* The dlua-made state that last made a tensor on this thread: a device
+ * allocator that ran out of memory asks it to give its dead tensors back
+ * (dl_alloc_reclaim). Forgotten when the state closes. */
+static _Thread_local lua_State *current_state;
+
+static void reclaim(void) {
+  lua_State *L = current_state;
+  if (!L) return;
+  lua_gc(L, LUA_GCCOLLECT);
+  dlua_heap_drain(L);
+}
+
 void dlua_heap_track(lua_State *L, dlua_tensor_ud *u) {
   dlua_heap *h = heap_of(L);
   if (!h) return;
+  current_state = L;
   drain(h);
   void *block = (char *)u - h->ud_offset;
   *slab_flag(slab_page_of(h, block), block) = 1;
@@ -276,6 +290,7 @@ void dlua_heap_track(lua_State *L, dlua_tensor_ud *u) {
 static int sentinel_gc(lua_State *L) {
   dlua_heap *h = heap_of(L);
   if (!h) return 0;
+  if (current_state == L) current_state = NULL;
   drain(h);
   while (h->live.next != &h->live) {
     dlua_tensor_ud *u = h->live.next;
@@ -330,6 +345,7 @@ void dlua_ud_magic_init(void) {
 
 lua_State *dlua_state_new(void) {
   dlua_ud_magic_init();
+  dl_alloc_set_reclaim(reclaim);
   dlua_heap *h = calloc(1, sizeof *h);
   if (!h) return NULL;
   h->live.next = h->live.prev = &h->live;

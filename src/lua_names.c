@@ -86,6 +86,22 @@ void dlua_names_build(lua_State *L, int dl) {
   lua_pop(L, 1);
 }
 
+const char *dlua_function_name(lua_State *L) {
+  lua_Debug ar;
+  if (!lua_getstack(L, 0, &ar)) return NULL;
+  lua_getinfo(L, "nf", &ar);
+  bool method = ar.namewhat && strcmp(ar.namewhat, "method") == 0;
+  push_tables(L);
+  const char *name = NULL;
+  for (int pass = 0; pass < 2 && !name; pass++) {
+    lua_rawgeti(L, -1, (pass == 0) == method ? 2 : 1);
+    lua_pushvalue(L, -3);
+    if (lua_rawget(L, -2) == LUA_TSTRING) name = lua_tostring(L, -1); /* stays on the stack */
+    else lua_pop(L, 2);
+  }
+  return name;
+}
+
 int dlua_argerror(lua_State *L, int arg, const char *extramsg) {
   lua_Debug ar;
   if (!lua_getstack(L, 0, &ar)) return luaL_error(L, "bad argument #%d (%s)", arg, extramsg);

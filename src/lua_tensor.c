@@ -83,7 +83,16 @@ dl_tensor *dlua_checktensor(lua_State *L, int idx) {
   return u->t;
 }
 
-int dlua_engine_error(lua_State *L) { return luaL_error(L, "dl.%s", dl_error_get()); }
+/* Engine messages start with the op's name ("add: ..."), which becomes
+ * "dl.add: ..."; one that names none (an allocation that failed) gets the
+ * name of the function the user called. */
+int dlua_engine_error(lua_State *L) {
+  const char *msg = dl_error_get();
+  size_t n = strspn(msg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.");
+  if (n > 0 && msg[n] == ':' && msg[n + 1] == ' ') return luaL_error(L, "dl.%s", msg);
+  const char *fn = dlua_function_name(L);
+  return luaL_error(L, "%s: %s", fn ? fn : "dl", msg);
+}
 
 void dlua_push_or_error(lua_State *L, dl_tensor *t) {
   if (!t) dlua_engine_error(L);

@@ -5,11 +5,14 @@
  * failure reaches the caller as the op's error. It has two devices and,
  * like CUDA, a current one (the last backend_get): a host transfer must be
  * issued with its block's device current (on that device's stream), or it
- * fails. Loaded through DLUA_CUDA_PLUGIN; the engine's symbols come from
- * the program. */
+ * fails. Its memory is 4 MB: an allocation past that asks the engine to
+ * reclaim dead tensors (dl_alloc_reclaim, as the CUDA allocator does) and
+ * tries once more. Loaded through DLUA_CUDA_PLUGIN; the engine's symbols
+ * come from the program. */
 #include <stdlib.h>
 #include <string.h>
 
+#include "dl_alloc.h"
 #include "dl_cuda.h"
 #include "ops/dl_ewise.h"
 #include "ops/dl_reduce.h"
@@ -44,15 +47,23 @@ static bool supports(dl_op op, dl_dtype dt) {
   return true;
 }
 /* blocks carry their device in a 16-byte header */
+#define BUDGET ((size_t)4 << 20)
 static int current;
+static size_t in_use;
 static void *alloc(size_t n) {
+  if (in_use + n > BUDGET) dl_alloc_reclaim();
+  if (in_use + n > BUDGET) {
+    dl_error_set("out of memory on cuda:%d (asked for %zu bytes, %zu allocated)", current, n, in_use);
+    return NULL;
+  }
   char *p = malloc(16 + (n ? n : 1));
   if (!p) return NULL;
   *(int *)p = current;
+  in_use += n;
   return p + 16;
 }
 static void release(void *p, size_t n) {
-  (void)n;
+  in_use -= n;
   if (p) free((char *)p - 16);
 }
 static int on_current(const char *what, const void *block) {

@@ -5,9 +5,14 @@
  * training loop stops calling cudaMalloc after its first step. Reusing a
  * block is safe without events because every dlua kernel of a device runs
  * on one stream: work on the new owner is queued after work on the old.
- * When cudaMalloc fails the device's cache is returned and the call tried
- * once more. New bytes feed the Lua collector's pressure counter like host
- * storage, so garbage device tensors are collected at the pace they appear. */
+ * When cudaMalloc runs out of memory the device's cache is returned and the
+ * call tried again, then the holder of this thread's tensors is asked to
+ * give the dead ones back (a full Lua collection, dl_alloc_reclaim) and the
+ * call tried a last time; any other failure (a sticky fault from an
+ * earlier kernel) is reported as what it is. Every block handed out feeds
+ * the Lua collector's pressure counter like host storage (a reused block
+ * too: garbage grows with what is allocated, wherever it comes from), so
+ * garbage device tensors are collected at the pace they appear. */
 #include "cuda_common.cuh"
 #include "dl_cuda.h"
 
@@ -61,29 +66,51 @@ int device_slot() {
 
 } // namespace
 
+/* a block of class cls from the cache or cudaMalloc (lock held);
+ * cudaSuccess or the failure of the last cudaMalloc tried */
+static cudaError_t take(device_cache &c, size_t cls, size_t rounded, void **p) {
+  if (cls < NCLASSES && !c.lists[cls].empty()) {
+    *p = c.lists[cls].back();
+    c.lists[cls].pop_back();
+    c.cached -= rounded;
+    return cudaSuccess;
+  }
+  cudaError_t e = cudaMalloc(p, rounded);
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError(); /* running out is not sticky: clear it */
+    release_cached(c);
+    e = cudaMalloc(p, rounded);
+  }
+  if (e == cudaErrorMemoryAllocation) cudaGetLastError();
+  return e;
+}
+
 void *dl_cuda_malloc(size_t nbytes) {
   size_t rounded;
   size_t cls = class_of(nbytes ? nbytes : 1, &rounded);
   int dev = device_slot();
   dl_alloc_add_pressure(rounded);
+  void *p = nullptr;
+  cudaError_t e;
+  {
+    std::lock_guard<std::mutex> g(lock);
+    e = take(caches[dev], cls, rounded, &p);
+  }
+  /* out of memory: dead tensors give their blocks back (outside the lock,
+   * as their release frees through it), then a last try */
+  if (e == cudaErrorMemoryAllocation && dl_alloc_reclaim()) {
+    std::lock_guard<std::mutex> g(lock);
+    e = take(caches[dev], cls, rounded, &p);
+  }
   std::lock_guard<std::mutex> g(lock);
   device_cache &c = caches[dev];
-  void *p = nullptr;
-  if (cls < NCLASSES && !c.lists[cls].empty()) {
-    p = c.lists[cls].back();
-    c.lists[cls].pop_back();
-    c.cached -= rounded;
-  } else {
-    if (cudaMalloc(&p, rounded) != cudaSuccess) {
-      cudaGetLastError(); /* an allocation failure is not sticky: clear it */
-      release_cached(c);
-      if (cudaMalloc(&p, rounded) != cudaSuccess) {
-        cudaGetLastError();
-        dl_error_set("out of memory on cuda:%d (asked for %zu bytes, %zu allocated)", dev, nbytes, c.allocated);
-        dl_cuda_note_failure();
-        return nullptr;
-      }
-    }
+  if (e != cudaSuccess) {
+    if (e == cudaErrorMemoryAllocation)
+      dl_error_set("out of memory on cuda:%d (asked for %zu bytes, %zu allocated)", dev, nbytes, c.allocated);
+    else
+      dl_error_set("cuda: cudaMalloc failed on cuda:%d: %s", dev, cudaGetErrorString(e));
+    dl_cuda_note_failure();
+    return nullptr;
   }
   c.allocated += rounded;
   if (c.allocated > c.peak) c.peak = c.allocated;
