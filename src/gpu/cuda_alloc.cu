@@ -9,10 +9,10 @@
  * call tried again, then the holder of this thread's tensors is asked to
  * give the dead ones back (a full Lua collection, dl_alloc_reclaim) and the
  * call tried a last time; any other failure (a sticky fault from an
- * earlier kernel) is reported as what it is. Every block handed out feeds
- * the Lua collector's pressure counter like host storage (a reused block
- * too: garbage grows with what is allocated, wherever it comes from), so
- * garbage device tensors are collected at the pace they appear. */
+ * earlier kernel) is reported as what it is. Bytes the device newly
+ * gives (cudaMalloc, not a cache hit) feed the Lua collector's pressure
+ * counter: a loop whose garbage the cache absorbs costs no collection, and
+ * one that outgrows the cache gets collected at the pace it allocates. */
 #include "cuda_common.cuh"
 #include "dl_cuda.h"
 
@@ -82,6 +82,7 @@ static cudaError_t take(device_cache &c, size_t cls, size_t rounded, void **p) {
     e = cudaMalloc(p, rounded);
   }
   if (e == cudaErrorMemoryAllocation) cudaGetLastError();
+  if (e == cudaSuccess) dl_alloc_add_pressure(rounded);
   return e;
 }
 
@@ -89,7 +90,6 @@ void *dl_cuda_malloc(size_t nbytes) {
   size_t rounded;
   size_t cls = class_of(nbytes ? nbytes : 1, &rounded);
   int dev = device_slot();
-  dl_alloc_add_pressure(rounded);
   void *p = nullptr;
   cudaError_t e;
   {
