@@ -389,10 +389,12 @@ local PATHS = {
   end, function() return {dl.rand(30, 40):gt(0.5), dl.rand(30, 40):gt(0.3)} end},
 }
 
-describe("cuda: every kernel path (sizes, empty and 0-d tensors, uint8, bool)", function()
-  for oi, op in ipairs(PATHS) do
+-- one `it` per {name, fn, inputs} of list: fn's results on the device
+-- against the CPU's
+local function compare_each(list, seed)
+  for oi, op in ipairs(list) do
     it(op[1], function()
-      dl.manual_seed(900 + oi)
+      dl.manual_seed(seed + oi)
       local ins = op[3]()
       local cpu = table.pack(op[2](table.unpack(ins)))
       local dev_ins = {}
@@ -401,6 +403,10 @@ describe("cuda: every kernel path (sizes, empty and 0-d tensors, uint8, bool)", 
       check_all({table.unpack(gpu, 1, gpu.n)}, {table.unpack(cpu, 1, cpu.n)}, EXACT, "output")
     end)
   end
+end
+
+describe("cuda: every kernel path (sizes, empty and 0-d tensors, uint8, bool)", function()
+  compare_each(PATHS, 900)
   if DEV == "cuda" then
     it("element-wise grid-stride loops that go round more than once", function()
       -- past 65535 * 8 blocks of 256 threads: 150M bytes
@@ -420,17 +426,7 @@ describe("cuda: every kernel path (sizes, empty and 0-d tensors, uint8, bool)", 
 end)
 
 describe("cuda: ops without gradients match the CPU", function()
-  for oi, op in ipairs(OPS) do
-    it(op[1], function()
-      dl.manual_seed(500 + oi)
-      local ins = op[3]()
-      local cpu = table.pack(op[2](table.unpack(ins)))
-      local dev_ins = {}
-      for i, x in ipairs(ins) do dev_ins[i] = to_dev(x) end
-      local gpu = table.pack(on_device(op[2], table.unpack(dev_ins)))
-      check_all({table.unpack(gpu, 1, gpu.n)}, {table.unpack(cpu, 1, cpu.n)}, EXACT, "output")
-    end)
-  end
+  compare_each(OPS, 500)
 
   it("mixing devices is an error naming both", function()
     if DEV == "cpu" then return end

@@ -26,9 +26,17 @@ local function make(name, parent, new, root)
   return setmetatable(cls, {__index = parent, __call = new, __tostring = class_tostring})
 end
 
--- A root class: `label` names the hierarchy in errors ("dl.nn.Module").
+-- the usual constructor: an empty instance, then cls.init(self, ...)
+local function construct(cls, ...)
+  local self = setmetatable({}, cls)
+  self:init(...)
+  return self
+end
+
+-- A root class: `label` names the hierarchy in errors ("dl.nn.Module");
+-- new(cls, ...) builds an instance (default: an empty table, then init).
 function M.root(name, label, new)
-  local cls = make(name, nil, new)
+  local cls = make(name, nil, new or construct)
   rawset(cls, "_class_label", label)
   return cls
 end

@@ -26,11 +26,7 @@ local shape_str, check_options = checks.shape_str, checks.options
 
 -- the transforms are classes of dlua.class: Name(...) builds one through init
 local classes = require "dlua.class"
-local Transform = classes.root("Transform", "dl.preprocessing.Transform", function(cls, ...)
-  local self = setmetatable({}, cls)
-  self:init(...)
-  return self
-end)
+local Transform = classes.root("Transform", "dl.preprocessing.Transform")
 Transform.__tostring = function(self)
   return fmt("%s(%s)", self.__name, self.n_features and fmt("n_features=%d", self.n_features) or "not fitted")
 end

@@ -14,13 +14,7 @@ dl.data = data
 
 local class = require "dlua.class"
 
-local function construct(cls, ...)
-  local self = setmetatable({}, cls)
-  self:init(...)
-  return self
-end
-
-local Dataset = class.root("Dataset", "dl.data.Dataset", construct)
+local Dataset = class.root("Dataset", "dl.data.Dataset")
 Dataset.__len = function(self) return self:len() end
 Dataset.__tostring = function(self)
   local ok, n = pcall(self.len, self)

@@ -39,13 +39,7 @@ local optim = dl.optim
 
 local class = require "dlua.class"
 
-local function construct(cls, ...)
-  local o = setmetatable({}, cls)
-  o:init(...)
-  return o
-end
-
-local Optimizer = class.root("Optimizer", "dl.optim.Optimizer", construct)
+local Optimizer = class.root("Optimizer", "dl.optim.Optimizer")
 optim.Optimizer = Optimizer
 
 -- the `lr` default of optimisers that have none (SGD): must be given
