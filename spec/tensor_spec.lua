@@ -147,6 +147,17 @@ describe("views", function()
     H.assert_error(function() t:split({1, 1}) end, "dl.split: sizes sum to 2 but dim 1 has size 5")
     H.assert_error(function() t:split({1, -1}) end, "sizes must be non-negative integers")
   end)
+  it("shapes whose sizes would overflow a stride are errors naming the function called", function()
+    H.assert_error(function() return dl.zeros(0, 2 ^ 31, 2 ^ 31, 2 ^ 31) end,
+      "dl.zeros: tensor of shape [0,2147483648,2147483648,2147483648] too large")
+    H.assert_error(function() return dl.ones(2 ^ 62) end, "dl.ones: tensor of shape [4611686018427387904] too large")
+    H.assert_error(function() return dl.ones(4):expand(2 ^ 62, 4):sum() end, "expand: tensor of shape", "too large")
+    H.assert_error(function() return dl.ones(4):view(2 ^ 40, 2 ^ 40) end, "view: shape", "is too large")
+    H.assert_error(function() return dl.zeros(0):view(0, 2 ^ 40, 2 ^ 40) end, "view: tensor of shape", "too large")
+    -- sizes that fit are still fine, zero-size dims included
+    assert.equal(0, dl.zeros(0, 2 ^ 20, 2 ^ 20):numel())
+    assert.equal(2 ^ 20, dl.ones(1):expand(2 ^ 20):sum():item())
+  end)
   it("chunk and split make as many pieces as asked, past a thousand", function()
     local t = dl.arange(3000)
     assert.equal(1500, #t:chunk(2000)) -- pieces of ceil(3000 / 2000), as PyTorch

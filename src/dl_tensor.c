@@ -45,19 +45,23 @@ static void set_contiguous_strides(dl_tensor *t) {
   }
 }
 
-static int check_shape(const char *fn, const int64_t *shape, int ndim, int64_t *numel) {
+int dl_shape_numel(const char *fn, const int64_t *shape, int ndim, int64_t *numel) {
   if (ndim < 0 || ndim > DL_MAX_DIMS) {
     dl_error_set("%s: %d dims given, at most %d supported", fn, ndim, DL_MAX_DIMS);
     return -1;
   }
-  int64_t n = 1;
+  /* the extent (zeros counted as 1) bounds every stride and byte offset a
+   * layout of this shape can have: checked once here, it keeps them all
+   * from overflowing */
+  int64_t n = 1, extent = 1;
   for (int d = 0; d < ndim; d++) {
     if (shape[d] < 0) {
       dl_error_set("%s: negative size %lld in dim %d", fn, (long long)shape[d], d + 1);
       return -1;
     }
-    if (shape[d] && n > INT64_MAX / 16 / shape[d]) {
-      dl_error_set("%s: tensor too large", fn);
+    if (__builtin_mul_overflow(extent, shape[d] ? shape[d] : 1, &extent) || extent > INT64_MAX / 16) {
+      char b[256];
+      dl_error_set("%s: tensor of shape %s too large", fn, dl_shape_str(shape, ndim, b, sizeof b));
       return -1;
     }
     n *= shape[d];
@@ -80,7 +84,7 @@ static dl_tensor *tensor_header(dl_storage *s, dl_dtype dt, const int64_t *shape
 
 dl_tensor *dl_tensor_empty(const int64_t *shape, int ndim, dl_dtype dt, dl_device dev) {
   int64_t numel;
-  if (check_shape("empty", shape, ndim, &numel)) return NULL;
+  if (dl_shape_numel("empty", shape, ndim, &numel)) return NULL;
   dl_storage *s = storage_new((size_t)numel * dl_dtype_size(dt), dev);
   if (!s) return NULL;
   dl_tensor *t = tensor_header(s, dt, shape, ndim, numel);
@@ -117,7 +121,7 @@ dl_tensor *dl_tensor_from_buffer(void *data, const int64_t *shape, int ndim, con
     dl_error_set("from_buffer: NULL data");
     return NULL;
   }
-  if (check_shape("from_buffer", shape, ndim, &numel)) return NULL;
+  if (dl_shape_numel("from_buffer", shape, ndim, &numel)) return NULL;
   dl_storage *s = dl_pool_get(&storage_pool);
   if (!s) return NULL;
   s->refcount = 1;
@@ -293,7 +297,7 @@ dl_tensor *dl_tensor_alias(dl_tensor *t) { return make_view(t, t->shape, t->stri
 dl_tensor *dl_tensor_as_strided(dl_tensor *t, const int64_t *shape, const int64_t *stride, int ndim,
                                 int64_t offset) {
   int64_t numel;
-  if (check_shape("as_strided", shape, ndim, &numel)) return NULL;
+  if (dl_shape_numel("as_strided", shape, ndim, &numel)) return NULL;
   int64_t hi = offset;
   for (int d = 0; d < ndim; d++) {
     if (stride[d] < 0) {
@@ -327,8 +331,10 @@ static int resolve_shape(const char *fn, const dl_tensor *t, const int64_t *in, 
     } else if (in[d] < 0) {
       dl_error_set("%s: invalid size %lld", fn, (long long)in[d]);
       return -1;
-    } else {
-      known *= in[d];
+    } else if (__builtin_mul_overflow(known, in[d], &known)) {
+      char b1[128];
+      dl_error_set("%s: shape %s is too large", fn, dl_shape_str(in, ndim, b1, sizeof b1));
+      return -1;
     }
     out[d] = in[d];
   }
@@ -345,7 +351,8 @@ static int resolve_shape(const char *fn, const dl_tensor *t, const int64_t *in, 
                  (long long)t->numel, dl_tensor_shape_str(t, b2, sizeof b2));
     return -1;
   }
-  return 0;
+  int64_t n;
+  return dl_shape_numel(fn, out, ndim, &n); /* zero-size dims: the extent too */
 }
 
 /* Strides for viewing t as `shape` without copying (PyTorch's computeStride);
@@ -540,6 +547,8 @@ dl_tensor *dl_tensor_expand(dl_tensor *t, const int64_t *shape, int ndim) {
       goto bad;
     }
   }
+  int64_t n;
+  if (dl_shape_numel("expand", sh, ndim, &n)) return NULL;
   return make_view(t, sh, st, ndim, t->offset);
 bad:
   dl_error_set("expand: cannot expand %s to %s", dl_tensor_shape_str(t, b1, sizeof b1),

@@ -79,6 +79,11 @@ bool dl_tensor_same_shape(const dl_tensor *a, const dl_tensor *b);
 /* Normalises a possibly negative 0-based dim against ndim; -1 if out of range
  * (with an error naming fn). */
 int dl_wrap_dim(const char *fn, int64_t dim, int ndim);
+/* The element count of shape into *numel, or -1 with an error naming fn
+ * (more than DL_MAX_DIMS dims, a negative size, or sizes whose product,
+ * zeros counted as one, would overflow a stride or byte offset). Every
+ * shape a tensor is made with passes through it. */
+int dl_shape_numel(const char *fn, const int64_t *shape, int ndim, int64_t *numel);
 /* Reads/writes one element as a scalar; index is 0-based per dim. CPU only. */
 dl_scalar dl_tensor_get(const dl_tensor *t, const int64_t *index);
 void dl_tensor_set(dl_tensor *t, const int64_t *index, dl_scalar v);

@@ -84,14 +84,17 @@ dl_tensor *dlua_checktensor(lua_State *L, int idx) {
 }
 
 /* Engine messages start with the op's name ("add: ..."), which becomes
- * "dl.add: ..."; one that names none (an allocation that failed) gets the
- * name of the function the user called. */
+ * "dl.add: ..."; one that names none (an allocation that failed), or names
+ * the allocation of the result ("empty: ..." from dl.zeros), gets the name
+ * of the function the user called. */
 int dlua_engine_error(lua_State *L) {
   const char *msg = dl_error_get();
   size_t n = strspn(msg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.");
-  if (n > 0 && msg[n] == ':' && msg[n + 1] == ' ') return luaL_error(L, "dl.%s", msg);
+  bool named = n > 0 && msg[n] == ':' && msg[n + 1] == ' ';
+  if (named && !(n == 5 && strncmp(msg, "empty", 5) == 0)) return luaL_error(L, "dl.%s", msg);
   const char *fn = dlua_function_name(L);
-  return luaL_error(L, "%s: %s", fn ? fn : "dl", msg);
+  if (!fn) return luaL_error(L, named ? "dl.%s" : "dl: %s", msg);
+  return luaL_error(L, "%s: %s", fn, named ? msg + n + 2 : msg);
 }
 
 void dlua_push_or_error(lua_State *L, dl_tensor *t) {
