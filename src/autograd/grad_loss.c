@@ -6,11 +6,13 @@
  * compositions of differentiable ops. */
 #include "dl_ag_loss.h"
 
+#include "dl_ag_activation.h"
 #include "dl_ag_ewise.h"
 #include "dl_ag_reduce.h"
 #include "dl_ag_view.h"
 #include "dl_autograd.h"
 
+#include <math.h>
 #include <string.h>
 
 /* ---- helpers ---- */
@@ -423,8 +425,11 @@ fail:
   return NULL;
 }
 
-/* (1 - t) x + (1 + (pw - 1) t) (log1p(exp(-|x|)) + relu(-x)): stable for
- * every x; without pos_weight this is relu(x) - x t + log1p(exp(-|x|)) */
+/* (1 - t) x + (1 + (pw - 1) t) softplus(-x), with softplus(z) =
+ * relu(z) + log1p(exp(-|z|)) (never the linear branch): stable for every
+ * x, and its derivative sigmoid(z) is smooth, so the gradient at x = 0 is
+ * PyTorch's sigmoid(x) (1 + (pw - 1) t) - pw t, not a kink's one-sided
+ * value */
 dl_tensor *dl_ag_binary_cross_entropy_with_logits(dl_tensor *input, dl_tensor *target, dl_tensor *weight,
                                                   dl_tensor *pos_weight, dl_reduction red) {
   const char *fn = "binary_cross_entropy_with_logits";
@@ -432,26 +437,18 @@ dl_tensor *dl_ag_binary_cross_entropy_with_logits(dl_tensor *input, dl_tensor *t
       check_bcast(fn, "pos_weight", input, pos_weight))
     return NULL;
   scope s = {.n = 0};
-  dl_tensor *ax = keep(&s, dl_ag_abs(input));
-  dl_tensor *nax = ax ? keep(&s, dl_ag_neg(ax)) : NULL;
-  dl_tensor *e = nax ? keep(&s, dl_ag_exp(nax)) : NULL;
-  dl_tensor *sp = e ? keep(&s, dl_ag_log1p(e)) : NULL; /* log1p(exp(-|x|)) */
+  dl_tensor *nx = keep(&s, dl_ag_neg(input));
+  dl_tensor *soft = nx ? keep(&s, dl_ag_act(DL_ACT_SOFTPLUS, nx, 1.0, HUGE_VAL)) : NULL; /* log(1 + exp(-x)) */
+  dl_tensor *omt = soft ? keep(&s, dl_ag_rsub_scalar(dl_scalar_f(1), target)) : NULL;
+  dl_tensor *a = omt ? keep(&s, dl_ag_mul(omt, input)) : NULL;
   dl_tensor *l = NULL;
-  if (sp && !pos_weight) {
-    dl_tensor *rx = keep(&s, dl_ag_relu(input));
-    dl_tensor *xt = rx ? keep(&s, dl_ag_mul(input, target)) : NULL;
-    dl_tensor *a = xt ? keep(&s, dl_ag_sub(rx, xt)) : NULL;
-    l = a ? keep(&s, dl_ag_add(a, sp)) : NULL;
-  } else if (sp) {
-    dl_tensor *nx = keep(&s, dl_ag_neg(input));
-    dl_tensor *rnx = nx ? keep(&s, dl_ag_relu(nx)) : NULL;
-    dl_tensor *soft = rnx ? keep(&s, dl_ag_add(sp, rnx)) : NULL; /* log(1 + exp(-x)) */
-    dl_tensor *pw1 = soft ? keep(&s, dl_ag_add_scalar(pos_weight, dl_scalar_f(-1))) : NULL;
+  if (a && !pos_weight) {
+    l = keep(&s, dl_ag_add(a, soft));
+  } else if (a) {
+    dl_tensor *pw1 = keep(&s, dl_ag_add_scalar(pos_weight, dl_scalar_f(-1)));
     dl_tensor *pwt = pw1 ? keep(&s, dl_ag_mul(pw1, target)) : NULL;
     dl_tensor *lw = pwt ? keep(&s, dl_ag_add_scalar(pwt, dl_scalar_f(1))) : NULL;
-    dl_tensor *omt = lw ? keep(&s, dl_ag_rsub_scalar(dl_scalar_f(1), target)) : NULL;
-    dl_tensor *a = omt ? keep(&s, dl_ag_mul(omt, input)) : NULL;
-    dl_tensor *b = a ? keep(&s, dl_ag_mul(lw, soft)) : NULL;
+    dl_tensor *b = lw ? keep(&s, dl_ag_mul(lw, soft)) : NULL;
     l = b ? keep(&s, dl_ag_add(a, b)) : NULL;
   }
   if (l && weight) keep(&s, dl_ag_mul(l, weight));

@@ -1,0 +1,53 @@
+-- Gradients at the special points (0, -0, denormals, large |x|) equal
+-- PyTorch's (spec/fixtures/kink_reference.py -> kink_reference.lua): a
+-- formula composed of abs and relu must not take a one-sided derivative
+-- where PyTorch's analytic rule is smooth (BCE with logits at logit 0).
+local dl = require "dlua"
+local ref = require "spec.fixtures.kink_reference"
+
+local F64 = {dtype = "float64"}
+local F = dl.nn.functional
+
+local function values(t)
+  local c = t:detach():contiguous():view(-1)
+  local out = {}
+  for i = 1, c:numel() do out[i] = c:get(i) end
+  return out
+end
+
+local function near(got, want, what)
+  assert.equal(#want, #got, what)
+  for i = 1, #want do
+    assert(math.abs(got[i] - want[i]) <= 1e-12 * math.max(1, math.abs(want[i])),
+      string.format("%s[%d]: got %.17g, PyTorch %.17g (x = %g)", what, i, got[i], want[i], ref.x[i]))
+  end
+end
+
+local t = dl.tensor(ref.target, F64)
+local pw = dl.tensor(ref.pos_weight, F64)
+local cases = {
+  bce_logits = function(x) return F.binary_cross_entropy_with_logits(x, t, {reduction = "none"}) end,
+  bce_logits_pos_weight = function(x)
+    return F.binary_cross_entropy_with_logits(x, t, {pos_weight = pw, reduction = "none"})
+  end,
+  relu = function(x) return F.relu(x) end,
+  leaky_relu = function(x) return F.leaky_relu(x, 0.1) end,
+  elu = function(x) return F.elu(x) end,
+  abs = function(x) return x:abs() end,
+  softplus = function(x) return F.softplus(x) end,
+  silu = function(x) return F.silu(x) end,
+  gelu = function(x) return F.gelu(x) end,
+}
+
+describe("gradients at the special points", function()
+  for _, name in ipairs({"bce_logits", "bce_logits_pos_weight", "relu", "leaky_relu", "elu", "abs", "softplus",
+                         "silu", "gelu"}) do
+    it(name .. " matches PyTorch's value and gradient", function()
+      local x = dl.tensor(ref.x, {dtype = "float64", requires_grad = true})
+      local y = cases[name](x)
+      y:sum():backward()
+      near(values(y), ref[name].out, name)
+      near(values(x.grad), ref[name].grad, name .. " grad")
+    end)
+  end
+end)
