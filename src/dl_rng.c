@@ -1,11 +1,13 @@
-/* dl_rng.c — the process-wide Philox generator's state (see dl_rng.h). */
+/* dl_rng.c — the Philox generator's state (see dl_rng.h): one per thread,
+ * so states driven from two host threads draw independently and
+ * reproducibly without a lock; a thread starts at the default seed. */
 #include "dl_rng.h"
 
 #include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 
-static dl_rng_state rng = {DL_RNG_DEFAULT_SEED, 0};
+static _Thread_local dl_rng_state rng = {DL_RNG_DEFAULT_SEED, 0};
 
 void dl_rng_manual_seed(uint64_t seed) {
   rng.seed = seed;

@@ -1,4 +1,4 @@
-/* dl_rng.h — the process-wide counter-based random number generator.
+/* dl_rng.h — the counter-based random number generator (one per thread).
  *
  * Philox4x32-10 (Salmon, Moraes, Dror, Shaw, "Parallel random numbers: as
  * easy as 1, 2, 3", SC 2011), with Random123's constants. One generator for

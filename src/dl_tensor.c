@@ -31,7 +31,7 @@ static dl_storage *storage_new(size_t nbytes, dl_device dev) {
 static void storage_release(dl_storage *s) {
   if (--s->refcount > 0) return;
   if (s->release) s->release(s->data, s->release_ctx);
-  else dl_backend_get(s->device)->free(s->data, s->nbytes);
+  else if (!s->borrowed) dl_backend_get(s->device)->free(s->data, s->nbytes);
   dl_pool_put(&storage_pool, s);
 }
 
@@ -129,6 +129,7 @@ dl_tensor *dl_tensor_from_buffer(void *data, const int64_t *shape, int ndim, con
   s->device = dl_device_cpu();
   s->release = release;
   s->release_ctx = ctx;
+  s->borrowed = true; /* without a callback the host keeps the buffer */
   dl_tensor *t = tensor_header(s, dt, shape, ndim, numel);
   if (!t) {
     dl_pool_put(&storage_pool, s);

@@ -15,9 +15,11 @@ typedef struct dl_storage {
   /* Bumped by every in-place write; shared by all views (autograd checks it). */
   uint32_t version;
   /* Memory owned by a host (dl_tensor_from_buffer): released by this callback
-   * instead of the allocator. */
+   * instead of the allocator; borrowed memory (a NULL callback) is never
+   * released by dlua. */
   void (*release)(void *data, void *ctx);
   void *release_ctx;
+  bool borrowed;
 } dl_storage;
 
 struct dl_node;
@@ -51,7 +53,9 @@ dl_tensor *dl_tensor_empty_like(const dl_tensor *t);
 /* 0-d tensor holding v */
 dl_tensor *dl_tensor_scalar(dl_scalar v, dl_dtype dt, dl_device dev);
 /* Wraps host memory without copying; release(data, ctx) runs when the last
- * view is gone. strides may be NULL (C order). */
+ * view is gone. A NULL release means the host keeps the buffer: dlua never
+ * frees it, and the host must keep it alive while any view exists. strides
+ * may be NULL (C order). */
 dl_tensor *dl_tensor_from_buffer(void *data, const int64_t *shape, int ndim, const int64_t *strides,
                                  dl_dtype dt, void (*release)(void *data, void *ctx), void *ctx);
 dl_tensor *dl_tensor_retain(dl_tensor *t);

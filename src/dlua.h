@@ -4,7 +4,13 @@
  *   dl_tensor *t = dl_tensor_from_buffer(buf, shape, 2, NULL, DL_FLOAT32, release, ctx);
  *   dlua_pushtensor(L, t);                   -- Lua now owns the reference
  *
- * Link with libdlua (pkg-config dlua). */
+ * Link with libdlua (pkg-config dlua).
+ *
+ * Threads: a lua_State is used by one thread at a time (Lua's rule). States
+ * in different threads share nothing mutable but the allocator caches
+ * (locked); the random generator is per thread, so each thread's
+ * dl.manual_seed gives it its own reproducible stream. Two states used
+ * from one thread share that thread's generator. */
 #ifndef DLUA_H
 #define DLUA_H
 

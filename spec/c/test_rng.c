@@ -4,6 +4,23 @@
 #include "dl_rng.h"
 #include "ops/dl_random.h"
 
+#include <pthread.h>
+#include <string.h>
+
+/* a thread's draws after manual_seed(7): 64 floats, 200 times over */
+static void *draw(void *out) {
+  float *o = out;
+  int64_t n = 64;
+  for (int rep = 0; rep < 200; rep++) {
+    dl_rng_manual_seed(7);
+    dl_tensor *t = dl_op_rand(&n, 1, DL_FLOAT32, dl_device_cpu());
+    if (!t) return NULL;
+    memcpy(o, dl_tensor_data(t), sizeof(float) * 64);
+    dl_tensor_release(t);
+  }
+  return out;
+}
+
 static int kat(const uint32_t ctr[4], const uint32_t key[2], const uint32_t want[4]) {
   uint32_t out[4];
   dl_philox4x32_10(ctr, key, out);
@@ -101,5 +118,17 @@ int main(void) {
   dl_tensor_release(t);
   dl_tensor_release(d);
   dl_tensor_release(p);
+  /* one generator per thread: two threads seeding and drawing at once get
+   * exactly what one thread alone gets */
+  {
+    float alone[64], a[64], b[64];
+    draw(alone);
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, draw, a);
+    pthread_create(&tb, NULL, draw, b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    CHECK(memcmp(alone, a, sizeof a) == 0 && memcmp(alone, b, sizeof b) == 0);
+  }
   CTEST_END();
 }

@@ -86,5 +86,19 @@ int main(void) {
 
   dl_tensor *objs[] = {t, tt, c, r, n, s, row};
   for (size_t i = 0; i < sizeof objs / sizeof objs[0]; i++) dl_tensor_release(objs[i]);
+  /* a NULL release: the host keeps its buffer, dlua never frees it (a
+   * stack buffer here, which a free would corrupt) */
+  {
+    float stack_buf[4] = {1, 2, 3, 4};
+    int64_t n4[1] = {4};
+    for (int round = 0; round < 3; round++) {
+      dl_tensor *b = dl_tensor_from_buffer(stack_buf, n4, 1, NULL, DL_FLOAT32, NULL, NULL);
+      CHECK(b && ((float *)dl_tensor_data(b))[3] == 4.0f);
+      dl_tensor_release(b);
+    }
+    dl_tensor *after = dl_tensor_zeros(n4, 1, DL_FLOAT32, dl_device_cpu());
+    CHECK(after && (void *)dl_tensor_data(after) != (void *)stack_buf && stack_buf[0] == 1.0f);
+    dl_tensor_release(after);
+  }
   CTEST_END();
 }

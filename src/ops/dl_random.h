@@ -1,5 +1,5 @@
 /* dl_random.h — random tensor ops: front-ends and the kernel table.
- * Every op draws from the process-wide Philox generator (dl_rng.h), whose
+ * Every op draws from the thread's Philox generator (dl_rng.h), whose
  * streams define element i of an op's output in C order, so a view's
  * elements, a contiguous tensor's and a GPU's come out the same. */
 #ifndef DL_OPS_RANDOM_H
