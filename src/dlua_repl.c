@@ -76,9 +76,33 @@ int dlua_report(lua_State *L, int status) {
 static bool use_editline = false;
 static char history_path[4096];
 
+/* Ctrl-C at the prompt: the line is dropped and a new prompt shown, as
+ * Python's REPL does (Ctrl-D still ends the session) */
+static volatile sig_atomic_t prompt_interrupted = 0;
+static void on_prompt_sigint(int sig) {
+  (void)sig;
+  prompt_interrupted = 1;
+}
+
 /* a malloc'd line without its newline, or NULL at end of input */
 static char *read_input(const char *prompt) {
-  if (use_editline) return readline(prompt);
+  if (use_editline) {
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_prompt_sigint; /* no SA_RESTART: the read returns */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old);
+    char *line;
+    for (;;) {
+      prompt_interrupted = 0;
+      line = readline(prompt);
+      if (line || !prompt_interrupted) break;
+      fputs("^C\n", stdout);
+      fflush(stdout);
+    }
+    sigaction(SIGINT, &old, NULL);
+    return line;
+  }
   fputs(prompt, stdout);
   fflush(stdout);
   char *line = NULL;
