@@ -94,10 +94,17 @@ static int push_opt(lua_State *L, int arg, const char *key) {
   return 1;
 }
 
+/* "dl.zeros: option 'dtype' must be a string, got boolean" */
+static int opt_error(lua_State *L, const char *key, const char *want, const char *got) {
+  const char *fn = dlua_function_name(L);
+  return luaL_error(L, "%s%soption '%s' must be %s, got %s", fn ? fn : "", fn ? ": " : "", key, want, got);
+}
+
 lua_Number dlua_optnumber(lua_State *L, int arg, const char *key, lua_Number def) {
   if (!push_opt(L, arg, key)) return def;
-  if (lua_type(L, -1) != LUA_TNUMBER) luaL_error(L, "option '%s' must be a number, got %s", key, luaL_typename(L, -1));
+  if (lua_type(L, -1) != LUA_TNUMBER) opt_error(L, key, "a number", luaL_typename(L, -1));
   lua_Number v = lua_tonumber(L, -1);
+  if (v != v) opt_error(L, key, "a number", "NaN"); /* never "use the default" */
   lua_pop(L, 1);
   return v;
 }
@@ -106,14 +113,14 @@ lua_Integer dlua_optinteger(lua_State *L, int arg, const char *key, lua_Integer 
   if (!push_opt(L, arg, key)) return def;
   int ok;
   lua_Integer v = lua_tointegerx(L, -1, &ok);
-  if (!ok) luaL_error(L, "option '%s' must be an integer, got %s", key, luaL_typename(L, -1));
+  if (!ok) opt_error(L, key, "an integer", lua_type(L, -1) == LUA_TNUMBER ? "a non-integer" : luaL_typename(L, -1));
   lua_pop(L, 1);
   return v;
 }
 
 bool dlua_optbool(lua_State *L, int arg, const char *key, bool def) {
   if (!push_opt(L, arg, key)) return def;
-  if (!lua_isboolean(L, -1)) luaL_error(L, "option '%s' must be a boolean, got %s", key, luaL_typename(L, -1));
+  if (!lua_isboolean(L, -1)) opt_error(L, key, "a boolean", luaL_typename(L, -1));
   bool v = lua_toboolean(L, -1);
   lua_pop(L, 1);
   return v;
@@ -121,7 +128,7 @@ bool dlua_optbool(lua_State *L, int arg, const char *key, bool def) {
 
 const char *dlua_optstring(lua_State *L, int arg, const char *key, const char *def) {
   if (!push_opt(L, arg, key)) return def;
-  if (lua_type(L, -1) != LUA_TSTRING) luaL_error(L, "option '%s' must be a string, got %s", key, luaL_typename(L, -1));
+  if (lua_type(L, -1) != LUA_TSTRING) opt_error(L, key, "a string", luaL_typename(L, -1));
   const char *v = lua_tostring(L, -1);
   lua_pop(L, 1); /* still referenced by the options table */
   return v;
@@ -147,7 +154,10 @@ void dlua_checkoptions(lua_State *L, int arg, const char *fn, const char *const 
 
 dlua_tensor_options dlua_opttensoroptions(lua_State *L, int arg, dl_dtype def_dtype) {
   dlua_tensor_options o = {def_dtype, dl_device_cpu(), false};
-  if (!dlua_isoptions(L, arg)) return o;
+  if (arg == 0 || lua_isnoneornil(L, arg)) return o;
+  /* anything else where the options go is a mistake, not "no options"
+   * (dl.zeros("a") or dl.zeros(2, "3")) */
+  if (!dlua_isoptions(L, arg)) luaL_typeerror(L, arg, "size or options table");
   const char *dt = dlua_optstring(L, arg, "dtype", NULL);
   if (dt && dl_dtype_from_name(dt, &o.dtype))
     luaL_error(L, "unknown dtype '%s' (float32, float64, int64, bool, uint8)", dt);
