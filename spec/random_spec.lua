@@ -333,6 +333,18 @@ describe("Tensor:uniform_", function()
     H.assert_error(function() dl.zeros(2):uniform_(0, math.huge) end, "finite")
     H.assert_error(function() dl.zeros(2):uniform_("a") end, "bad argument #1")
   end)
+  it("refuses a leaf that requires grad outside no_grad, for every in-place fill", function()
+    local w = dl.zeros(3, {requires_grad = true})
+    for _, call in ipairs({
+      function() w:uniform_() end, function() w:normal_() end, function() w:exponential_() end,
+      function() w:random_(5) end, function() w:bernoulli_() end,
+    }) do
+      H.assert_error(call, "leaf tensor that requires grad")
+    end
+    assert.same({0, 0, 0}, w:totable())
+    dl.no_grad(function() w:uniform_(1, 2) end)
+    for _, x in ipairs(w:totable()) do assert.is_true(x >= 1 and x < 2) end
+  end)
 end)
 
 describe("Tensor:normal_", function()

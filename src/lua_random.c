@@ -4,6 +4,7 @@
  * uniform_, normal_, exponential_, random_, bernoulli_. */
 #include "lua_dlua.h"
 
+#include "autograd/dl_autograd.h"
 #include "ops/dl_random.h"
 
 static const char *const tensor_opts[] = {"dtype", "device", "requires_grad", NULL};
@@ -179,6 +180,7 @@ static int l_bernoulli(lua_State *L) {
 
 static int l_uniform_(lua_State *L) {
   dl_tensor *t = dlua_checktensor(L, 1);
+  dlua_check_status(L, dl_ag_check_inplace("uniform_", t));
   double a = luaL_optnumber(L, 2, 0), b = luaL_optnumber(L, 3, 1);
   dlua_check_status(L, dl_tensor_uniform_(t, a, b));
   lua_settop(L, 1);
@@ -187,6 +189,7 @@ static int l_uniform_(lua_State *L) {
 
 static int l_normal_(lua_State *L) {
   dl_tensor *t = dlua_checktensor(L, 1);
+  dlua_check_status(L, dl_ag_check_inplace("normal_", t));
   double mean = luaL_optnumber(L, 2, 0), std = luaL_optnumber(L, 3, 1);
   dlua_check_status(L, dl_tensor_normal_(t, mean, std));
   lua_settop(L, 1);
@@ -195,6 +198,7 @@ static int l_normal_(lua_State *L) {
 
 static int l_exponential_(lua_State *L) {
   dl_tensor *t = dlua_checktensor(L, 1);
+  dlua_check_status(L, dl_ag_check_inplace("exponential_", t));
   dlua_check_status(L, dl_tensor_exponential_(t, luaL_optnumber(L, 2, 1)));
   lua_settop(L, 1);
   return 1;
@@ -203,6 +207,7 @@ static int l_exponential_(lua_State *L) {
 /* random_(lo, hi) | random_(hi): integers in [lo, hi) */
 static int l_random_(lua_State *L) {
   dl_tensor *t = dlua_checktensor(L, 1);
+  dlua_check_status(L, dl_ag_check_inplace("random_", t));
   int64_t lo, hi;
   check_bounds(L, 2, !lua_isnoneornil(L, 3), &lo, &hi);
   dlua_check_status(L, dl_tensor_random_(t, lo, hi));
@@ -213,6 +218,7 @@ static int l_random_(lua_State *L) {
 /* bernoulli_(p = 0.5) with p a number or a tensor of probabilities */
 static int l_bernoulli_(lua_State *L) {
   dl_tensor *t = dlua_checktensor(L, 1);
+  dlua_check_status(L, dl_ag_check_inplace("bernoulli_", t));
   dl_tensor *p = dlua_totensor(L, 2);
   if (p) {
     dlua_check_status(L, dl_tensor_bernoulli_tensor_(t, dlua_checktensor(L, 2)));
