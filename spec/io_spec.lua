@@ -333,6 +333,39 @@ describe("atomic writes", function()
     assert.are.same({"keep"}, listdir(d .. "/x.npy"))
   end)
 
+  it("saves through a symlink into its target and keeps the link", function()
+    local d = tmpdir()
+    assert(os.execute("mkdir '" .. d .. "/real' && ln -s real/w.npy '" .. d .. "/link.npy'"))
+    dl.save(d .. "/link.npy", dl.ones(3)) -- dangling link: the target is made
+    assert.are.same({1, 1, 1}, dl.load(d .. "/real/w.npy"):totable())
+    dl.save(d .. "/link.npy", dl.zeros(2)) -- existing target: replaced
+    assert.are.same({0, 0}, dl.load(d .. "/link.npy"):totable())
+    assert.are.same({"link.npy", "real"}, listdir(d))
+    assert.are.same({"w.npy"}, listdir(d .. "/real"))
+    local p = io.popen("readlink '" .. d .. "/link.npy'")
+    assert.are.equal("real/w.npy", p:read("l"))
+    p:close()
+  end)
+
+  it("keeps the mode of the file it replaces", function()
+    local d = tmpdir()
+    dl.save(d .. "/m.npy", dl.ones(2))
+    assert(os.execute("chmod 640 '" .. d .. "/m.npy'"))
+    dl.save(d .. "/m.npy", dl.zeros(2))
+    local p = io.popen("stat -c %a '" .. d .. "/m.npy'")
+    assert.are.equal("640", p:read("l"))
+    p:close()
+  end)
+
+  it("removes temporary files a killed save left, and only stale ones of the same name", function()
+    local d = tmpdir()
+    assert(os.execute("cd '" .. d .. "' && touch -d '2 hours ago' c.ckpt.tmp.AbC123 c.ckpt.tmp.zzzzzz"
+                      .. " && touch c.ckpt.tmp.live00 && touch -d '2 hours ago' other.ckpt.tmp.AbC123 c.ckpt.tmp.toolong1"))
+    dl.save(d .. "/c.ckpt", {epoch = 3})
+    assert.are.same({"c.ckpt", "c.ckpt.tmp.live00", "c.ckpt.tmp.toolong1", "other.ckpt.tmp.AbC123"}, listdir(d))
+    assert.are.equal(3, dl.load(d .. "/c.ckpt").epoch)
+  end)
+
   it("fails cleanly in a missing directory", function()
     local d = tmpdir()
     H.assert_error(function() dl.save(d .. "/no/such/dir/a.safetensors", {a = dl.ones(1)}) end, "dl.save",

@@ -3,6 +3,7 @@
 
 #include "dl_core.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -10,11 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 struct dl_file_writer {
   FILE *f;
-  char *path;
+  char *path;   /* as the caller named it, for messages */
+  char *target; /* the file replaced: path with symlinks followed */
   char *tmp;
   const char *op;
   size_t size;
@@ -22,8 +25,62 @@ struct dl_file_writer {
 
 static void writer_free(dl_file_writer *w) {
   free(w->path);
+  free(w->target);
   free(w->tmp);
   free(w);
+}
+
+/* The file a write to `path` lands in: a symlink is followed (to its target,
+ * even a dangling one), as fopen would, so the rename replaces the target and
+ * leaves the link. Returns a malloc'd path, or NULL when out of memory. */
+static char *write_target(const char *path) {
+  char *p = strdup(path);
+  for (int hops = 0; p && hops < 40; hops++) {
+    struct stat st;
+    if (lstat(p, &st) != 0 || !S_ISLNK(st.st_mode)) break;
+    char link[4096];
+    ssize_t k = readlink(p, link, sizeof link - 1);
+    if (k <= 0) break;
+    link[k] = 0;
+    char *next;
+    if (link[0] == '/') {
+      next = strdup(link);
+    } else { /* relative to the directory holding the link */
+      char *dir = strdup(p);
+      next = dir ? malloc(strlen(dir) + (size_t)k + 2) : NULL;
+      if (next) sprintf(next, "%s/%s", dirname(dir), link);
+      free(dir);
+    }
+    free(p);
+    p = next;
+  }
+  return p;
+}
+
+/* Temporary files a save killed before its rename left beside `path`
+ * (`<name>.tmp.XXXXXX`). One untouched for a minute is stale: a live save
+ * writes its file continuously. */
+static void remove_stale_temps(const char *path) {
+  char *dcopy = strdup(path), *bcopy = strdup(path);
+  DIR *d = dcopy && bcopy ? opendir(dirname(dcopy)) : NULL;
+  if (d) {
+    const char *base = basename(bcopy);
+    size_t nb = strlen(base);
+    time_t now = time(NULL);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      if (strncmp(e->d_name, base, nb) != 0 || strncmp(e->d_name + nb, ".tmp.", 5) != 0 ||
+          strlen(e->d_name + nb + 5) != 6)
+        continue;
+      struct stat st;
+      if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+          now - st.st_mtime > 60)
+        unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+  }
+  free(dcopy);
+  free(bcopy);
 }
 
 dl_file_writer *dl_file_writer_open(const char *op, const char *path) {
@@ -32,14 +89,17 @@ dl_file_writer *dl_file_writer_open(const char *op, const char *path) {
     return NULL;
   }
   dl_file_writer *w = calloc(1, sizeof *w);
-  size_t n = strlen(path);
-  if (!w || !(w->path = strdup(path)) || !(w->tmp = malloc(n + 12))) {
+  char *target = write_target(path);
+  size_t n = target ? strlen(target) : 0;
+  if (!w || !target || !(w->path = strdup(path)) || !(w->tmp = malloc(n + 12))) {
     if (w) writer_free(w);
+    free(target);
     dl_error_set("%s: %s: out of memory", op, path);
     return NULL;
   }
   w->op = op;
-  memcpy(w->tmp, path, n);
+  w->target = target;
+  memcpy(w->tmp, target, n);
   memcpy(w->tmp + n, ".tmp.XXXXXX", 12);
   int fd = mkstemp(w->tmp);
   if (fd < 0) {
@@ -47,10 +107,18 @@ dl_file_writer *dl_file_writer_open(const char *op, const char *path) {
     writer_free(w);
     return NULL;
   }
-  /* mkstemp makes the file 0600; give it the mode a plain fopen would */
-  mode_t mask = umask(0);
-  umask(mask);
-  if (fchmod(fd, 0666 & ~mask) != 0 || !(w->f = fdopen(fd, "wb"))) {
+  /* mkstemp makes the file 0600: keep the mode of the file being replaced,
+   * or give a new one the mode a plain fopen would */
+  struct stat st;
+  mode_t mode;
+  if (stat(target, &st) == 0 && S_ISREG(st.st_mode)) {
+    mode = st.st_mode & 07777;
+  } else {
+    mode_t mask = umask(0);
+    umask(mask);
+    mode = 0666 & ~mask;
+  }
+  if (fchmod(fd, mode) != 0 || !(w->f = fdopen(fd, "wb"))) {
     dl_error_set("%s: %s: cannot open the temporary file: %s", op, path, strerror(errno));
     close(fd);
     unlink(w->tmp);
@@ -101,7 +169,7 @@ int dl_file_writer_commit(dl_file_writer *w) {
     why = "close failed";
     err = errno;
   }
-  if (!why && rename(w->tmp, w->path) != 0) {
+  if (!why && rename(w->tmp, w->target) != 0) {
     why = "cannot replace the file";
     err = errno;
   }
@@ -111,7 +179,8 @@ int dl_file_writer_commit(dl_file_writer *w) {
     writer_free(w);
     return -1;
   }
-  sync_dir(w->path);
+  sync_dir(w->target);
+  remove_stale_temps(w->target);
   writer_free(w);
   return 0;
 }
