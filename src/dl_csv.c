@@ -51,8 +51,8 @@ static int csv_push(csv_parser *ps, char *p, size_t len, int64_t line) {
 static int csv_next(csv_parser *ps) {
   char *b = ps->buf;
   size_t n = ps->n;
-  while (ps->i < n && (b[ps->i] == '\n' || (b[ps->i] == '\r' && ps->i + 1 < n && b[ps->i + 1] == '\n'))) {
-    ps->i += b[ps->i] == '\r' ? 2 : 1;
+  while (ps->i < n && (b[ps->i] == '\n' || b[ps->i] == '\r')) {
+    ps->i += b[ps->i] == '\r' && ps->i + 1 < n && b[ps->i + 1] == '\n' ? 2 : 1;
     ps->line++;
   }
   if (ps->i >= n) return 0;
@@ -82,32 +82,29 @@ static int csv_next(csv_parser *ps) {
           i++;
           break;
         }
-        if (c == '\n') ps->line++;
+        if (c == '\n' || (c == '\r' && !(i + 1 < n && b[i + 1] == '\n'))) ps->line++;
         b[w++] = c;
         i++;
       }
       len = w - (size_t)(start - b);
       while (i < n && (b[i] == ' ' || b[i] == '\t') && b[i] != ps->sep) i++;
-      if (i < n && b[i] != ps->sep && b[i] != '\n' && !(b[i] == '\r' && i + 1 < n && b[i + 1] == '\n') &&
-          b[i] != '\r') {
+      if (i < n && b[i] != ps->sep && b[i] != '\n' && b[i] != '\r') {
         dl_error_set("read_csv: %s: line %lld, column %d: unexpected character '%c' after a closing quote",
                      ps->path, (long long)ps->line, col, b[i]);
         return -1;
       }
     } else {
-      while (i < n && b[i] != ps->sep && b[i] != '\n') i++;
+      while (i < n && b[i] != ps->sep && b[i] != '\n' && b[i] != '\r') i++;
       len = (size_t)(b + i - start);
-      if (len > 0 && i <= n && start[len - 1] == '\r' && (i == n || b[i] == '\n')) len--;
     }
     if (csv_push(ps, start, len, fline) != 0) return -1;
     if (i < n && b[i] == ps->sep) {
       ps->i = i + 1;
       continue;
     }
-    /* end of record: \n, \r\n, a lone \r at the end, or end of file */
-    if (i < n && b[i] == '\r') i++;
-    if (i < n && b[i] == '\n') {
-      i++;
+    /* end of record: \n, \r\n, a lone \r (old Mac files), or end of file */
+    if (i < n && (b[i] == '\r' || b[i] == '\n')) {
+      i += b[i] == '\r' && i + 1 < n && b[i + 1] == '\n' ? 2 : 1;
       ps->line++;
     }
     ps->i = i;
