@@ -53,6 +53,18 @@ describe("dl.metrics.accuracy", function()
     H.assert_error(function() dl.metrics.accuracy(long({1}), 1) end, "bad argument #2", "tensor")
     H.assert_error(function() dl.metrics.accuracy(dl.tensor({true}), long({1})) end, "bool")
   end)
+
+  it("refuses labels outside 1..C and fractional labels instead of scoring them as misses", function()
+    local scores = dl.tensor({{1, 2}, {3, 1}})
+    H.assert_error(function() dl.metrics.accuracy(scores, long({1, 0})) end,
+      "dl.metrics.accuracy", "target labels must be in 1..2", "0..1")
+    H.assert_error(function() dl.metrics.accuracy(scores, long({1, 3})) end, "1..2", "1..3")
+    H.assert_error(function() dl.metrics.accuracy(long({0, 1}), long({1, 1})) end, "pred labels", "0..1")
+    H.assert_error(function() dl.metrics.accuracy(dl.tensor({1.5, 2}), long({1, 2})) end,
+      "pred labels must be whole numbers")
+    H.assert_error(function() dl.metrics.confusion_matrix(long({1, 2}), dl.tensor({1, 2.25}), 2) end,
+      "dl.metrics.confusion_matrix", "target labels must be whole numbers")
+  end)
 end)
 
 describe("dl.metrics.confusion_matrix", function()

@@ -20,9 +20,19 @@ local function check_tensor(fn, argn, name, t)
   end
 end
 
+-- labels as int64; floating labels must be whole numbers (1.5 is no class)
+local function whole_labels(fn, name, t)
+  if t.dtype == "int64" then return t end
+  if t.dtype:sub(1, 5) == "float" and t:numel() > 0 and t:ne(t:floor()):any():item() then
+    error(fmt("%s: %s labels must be whole numbers, got a %s tensor with fractional values", fn, name, t.dtype), 4)
+  end
+  return t:long()
+end
+
 -- pred [N] or scores [N, C] and target [N] -> labels as int64 [N], target as
--- int64 [N], C of the scores (nil for labels); detached
-local function labels_of(fn, pred, target)
+-- int64 [N], C of the scores (nil for labels); detached. Labels must lie in
+-- 1..C, C being the scores' classes or num_classes when given.
+local function labels_of(fn, pred, target, num_classes)
   check_tensor(fn, 1, "pred", pred)
   check_tensor(fn, 2, "target", target)
   pred, target = pred:detach(), target:detach()
@@ -46,8 +56,20 @@ local function labels_of(fn, pred, target)
   if pred.device ~= target.device then
     error(fmt("%s: pred is on %s but target is on %s", fn, pred.device, target.device), 3)
   end
-  if pred.dtype ~= "int64" then pred = pred:long() end
-  if target.dtype ~= "int64" then target = target:long() end
+  pred = whole_labels(fn, "pred", pred)
+  target = whole_labels(fn, "target", target)
+  -- labels are 1-based: a 0-based target (or one past the scores' classes)
+  -- would only lower the score without a word
+  if target:numel() > 0 then
+    local hi = num_classes or ncls
+    for _, pair in ipairs({{"target", target}, {"pred", pred}}) do
+      local lo, top = pair[2]:min():item(), pair[2]:max():item()
+      if lo < 1 or (hi and top > hi) then
+        error(fmt("%s: %s labels must be in 1..%s (1-based), got values in %d..%d", fn, pair[1],
+                  hi and tostring(hi) or "C", lo, top), 3)
+      end
+    end
+  end
   return pred, target, ncls
 end
 
@@ -63,13 +85,13 @@ end
 -- counts[i][j] = number of samples of true class i predicted as class j
 function M.confusion_matrix(pred, target, num_classes)
   local fn = "dl.metrics.confusion_matrix"
-  local p, t, ncls = labels_of(fn, pred, target)
-  local n = t:numel()
   local C = num_classes
+  if C ~= nil and (math.type(C) ~= "integer" or C < 1) then
+    error(fmt("%s: bad argument #3 (num_classes must be an integer >= 1, got %s)", fn, tostring(C)), 2)
+  end
+  local p, t, ncls = labels_of(fn, pred, target, C)
+  local n = t:numel()
   if C ~= nil then
-    if math.type(C) ~= "integer" or C < 1 then
-      error(fmt("%s: bad argument #3 (num_classes must be an integer >= 1, got %s)", fn, tostring(C)), 2)
-    end
     if ncls and ncls ~= C then
       error(fmt("%s: scores have %d classes but num_classes is %d", fn, ncls, C), 2)
     end
@@ -80,12 +102,6 @@ function M.confusion_matrix(pred, target, num_classes)
   end
   local opts = {dtype = "int64", device = t.device}
   if n == 0 then return dl.zeros(C, C, opts) end
-  for _, pair in ipairs({{"target", t}, {"pred", p}}) do
-    local lo, hi = pair[2]:min():item(), pair[2]:max():item()
-    if lo < 1 or hi > C then
-      error(fmt("%s: %s labels must be in 1..%d, got values in %d..%d", fn, pair[1], C, lo, hi), 2)
-    end
-  end
   -- one scatter_add over the flattened matrix: cell (i, j) is (i-1)*C + j
   local cell = (t - 1) * C + p
   return dl.zeros(C * C, opts):scatter_add(1, cell, dl.ones(n, opts)):view(C, C)
