@@ -52,6 +52,12 @@ function M.extend(parent, name)
   return make(name, parent, getmetatable(parent).__call, root)
 end
 
+-- the class of v when v is an instance of any class made here, else nil
+function M.class_of(v)
+  local mt = type(v) == "table" and getmetatable(v)
+  return mt and root_of[mt] and mt or nil
+end
+
 -- whether v is an instance of a class of root's hierarchy
 function M.is_instance(v, root)
   return type(v) == "table" and root_of[getmetatable(v)] == root

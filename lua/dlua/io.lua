@@ -16,11 +16,15 @@
 --    decoder (never Lua code, never `load`): "T"/"F" booleans, "i" <i8,
 --    "d" <d, "s" <s4 string, "t" <s4 name of a tensor in the blob,
 --    "{" <I4 count then count (key, value) pairs. Keys are written sorted
---    (or in a table's own __pairs order, as a state_dict has).
+--    (or in a table's own __pairs order, as a state_dict has). An object of
+--    a dlua class (Module, optimiser, scheduler, dataset) is refused: its
+--    methods cannot be written, so save its state_dict() instead.
 -- Writes are atomic: the bytes go to a temporary file in the same directory
 -- that is fsync'd and renamed over the target, so an error or a crash
--- mid-write leaves the previous file intact and no temporary file behind.
+-- mid-write leaves the previous file intact and no temporary file behind;
+-- a symlink is written through, the replaced file's mode is kept.
 local dl = require "dlua"
+local class_of = require("dlua.class").class_of
 local C = dl._io
 
 local MAGIC = "DLUACKPT"
@@ -137,6 +141,11 @@ local function encode(obj, path)
     elseif tv == "string" then
       put_string("s", v)
     elseif tv == "table" then
+      local cls = class_of(v)
+      if cls then -- its methods and metatable cannot be written: it would load as a bare table
+        fail(where, string.format("cannot save a %s object (%s)", rawget(cls, "__name"),
+          v.state_dict and "save its state_dict() and restore it with load_state_dict()" or "save its data instead"))
+      end
       if visiting[v] then fail(where, "a table that contains itself") end
       if depth >= MAX_DEPTH then fail(where, "tables nested deeper than " .. MAX_DEPTH) end
       visiting[v] = true
