@@ -154,6 +154,21 @@ describe("Module registration", function()
     H.assert_error(function() m:register_buffer("b", "x") end, "register_buffer", "tensor or nil expected")
     H.assert_error(function() m:register_parameter("q", {}) end, "register_parameter", "tensor expected")
   end)
+  it("refuses a parameter replaced by a plain tensor or another value when parameters are collected", function()
+    local m = Lin(2, 3)
+    m.weight = m.weight * 2 -- a common slip: the module would train a tensor no optimiser sees
+    H.assert_error(function() m:parameters() end, "Lin: parameter 'weight' was replaced by a tensor",
+                   "dl.nn.Parameter", "copy_")
+    H.assert_error(function() m:state_dict() end, "parameter 'weight'")
+    local s = nn.Sequential(Lin(2, 3))
+    s[1].bias = "x"
+    H.assert_error(function() dl.optim.SGD(s:parameters(), {lr = 1}) end, "parameter 'bias' was replaced by a string")
+    local ok = Lin(2, 3)
+    ok.bias = nil -- nil removes it, as in PyTorch
+    ok.weight = nn.Parameter(dl.zeros(3, 2)) -- a new Parameter replaces it
+    assert.same({"weight"}, names_of(ok:named_parameters()))
+    assert.same({0, 0}, ok:parameters()[1]:totable()[1])
+  end)
   it("modules and named_modules walk the tree depth first, self first", function()
     local s = nn.Sequential(Lin(2, 2), nn.Sequential(Lin(2, 2), nn.Identity()))
     assert.same({"", "0", "1", "1.0", "1.1"}, names_of(s:named_modules()))

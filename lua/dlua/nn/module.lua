@@ -54,6 +54,7 @@ nn._shape_str = shape_str
 ---------------------------------------------------------------------------
 
 local class = require "dlua.class"
+local raise = require("dlua.errors").raise
 
 local function is_module(v)
   return class.is_instance(v, nn.Module)
@@ -61,7 +62,7 @@ end
 nn.is_module = is_module
 
 local function construct(cls, ...)
-  local self = setmetatable({_order = {}, _buffers = {}, training = true}, cls)
+  local self = setmetatable({_order = {}, _buffers = {}, _param_slots = {}, training = true}, cls)
   self:init(...)
   return self
 end
@@ -84,6 +85,7 @@ local function module_newindex(self, k, v)
       if order[i] == k then seen = true; break end
     end
     if not seen then order[#order + 1] = k end
+    if is_param[v] then rawget(self, "_param_slots")[k] = true end
   end
   rawset(self, k, v)
 end
@@ -187,12 +189,23 @@ local function own_children(self, out)
   return out
 end
 
+-- A parameter's field is raw after its first assignment, so replacing it
+-- (m.weight = m.weight * 2) cannot be stopped where it happens, as PyTorch
+-- does; it is refused here, where the parameters are collected, rather than
+-- leaving the module with a tensor no optimiser or state_dict sees.
 local function own_params(self, out)
-  local order, bufs = self._order, self._buffers
+  local order, bufs, slots = self._order, self._buffers, self._param_slots
   for i = 1, #order do
     local k = order[i]
     local v = rawget(self, k)
-    if bufs[k] == nil and is_param[v] then out[#out + 1] = {k, v} end
+    if bufs[k] ~= nil then -- luacheck: ignore 542 (a buffer, not a parameter)
+    elseif is_param[v] then
+      out[#out + 1] = {k, v}
+    elseif v ~= nil and slots[k] then
+      raise(string.format("%s: parameter '%s' was replaced by a %s; assign a dl.nn.Parameter (or nil), "
+        .. "or change its values in place (%s:copy_(t) under dl.no_grad)", self.__name, k,
+        dl.is_tensor(v) and "tensor that is not a Parameter" or type(v), k))
+    end
   end
   return out
 end
