@@ -198,7 +198,7 @@ local function own_params(self, out)
   for i = 1, #order do
     local k = order[i]
     local v = rawget(self, k)
-    if bufs[k] ~= nil then -- luacheck: ignore 542 (a buffer, not a parameter)
+    if bufs[k] ~= nil then -- a buffer: not a parameter slot
     elseif is_param[v] then
       out[#out + 1] = {k, v}
     elseif v ~= nil and slots[k] then
