@@ -332,6 +332,30 @@ describe("line search helpers", function()
   end)
 end)
 
+describe("line search end points (LBFGS with strong_wolfe, CG)", function()
+  it("stop with an error and leave the parameters as they were when the search ends at a non-finite loss", function()
+    -- the loss falls without bound until x = 10 and is NaN past it: the
+    -- search extrapolates past 10 and never brackets a minimum
+    local makers = {
+      {"dl.optim.CG:step", function(p) return dl.optim.CG(p) end},
+      {"dl.optim.LBFGS:step", function(p) return dl.optim.LBFGS(p, {line_search_fn = "strong_wolfe"}) end},
+    }
+    for _, m in ipairs(makers) do
+      local x = dl.zeros(1, {dtype = "float64", requires_grad = true})
+      local opt = m[2]({x})
+      H.assert_error(function()
+        opt:step(function()
+          opt:zero_grad()
+          local l = (-x + (10 - x):sqrt() * 0):sum()
+          l:backward()
+          return l
+        end)
+      end, m[1], "non-finite point", "keep their values", "fixed data")
+      assert.are.equal(0, x:item())
+    end
+  end)
+end)
+
 describe("dl.optim.CG", function()
   it("minimises an n-dimensional quadratic in about n iterations", function()
     local A, b = quadratic(5)

@@ -105,6 +105,7 @@ local function step(self, closure)
     local ls_func_evals
     loss, flat_grad, t, ls_func_evals = LS.strong_wolfe(obj_func, x_init, t, d, loss, flat_grad, gtd,
       C1, C2, tolerance_change)
+    LS.check_finite_step(fn, t, loss, flat_grad)
     LS.add_grad(params, t, d)
     state.func_evals = state.func_evals + ls_func_evals
 

@@ -152,6 +152,7 @@ local function step(self, closure)
     if line_search_fn ~= nil then
       local x_init = LS.clone_params(params)
       loss, flat_grad, t, ls_func_evals = LS.strong_wolfe(obj_func, x_init, t, d, loss, flat_grad, gtd)
+      LS.check_finite_step(fn, t, loss, flat_grad)
       LS.add_grad(params, t, d)
       opt_cond = amax(flat_grad) <= tolerance_grad
     else

@@ -227,6 +227,21 @@ function M.strong_wolfe(obj_func, x, t, d, f, g, gtd, c1, c2, tolerance_change, 
   return bracket_f[low_pos], bracket_g[low_pos], bracket[low_pos], ls_func_evals
 end
 
+-- The line search's end point must be finite before the parameters move
+-- there. A closure whose loss changes between calls (new minibatches each
+-- call, dropout) breaks the search's bracketing: the trial step grows
+-- tenfold per iteration until the loss or gradient is inf or NaN, and every
+-- parameter would become NaN. The error leaves the parameters as they were
+-- before this iteration.
+function M.check_finite_step(fn, t, f, g)
+  if t == t and abs(t) < math.huge and f == f and abs(f) < math.huge and g:isfinite():all():item() then return end
+  dl.optim._error(fmt("%s: the line search ended at a non-finite point (step %s, loss %s); the parameters keep "
+    .. "their values from before this iteration. Either the loss is not finite along the search direction, or "
+    .. "the closure's loss changes from call to call (a new minibatch each call, dropout), which breaks the "
+    .. "line search: give the closure fixed data, or use SGD or Adam",
+    fn, tostring(t), tostring(f)))
+end
+
 -- ---- the optimiser face shared by LBFGS and CG ----
 
 -- M.class(name, defaults, types, nonneg, validate): a subclass of
