@@ -29,6 +29,22 @@ describe("dl.tensor", function()
     H.assert_error(function() dl.tensor({1}, {dtype = "complex"}) end, "unknown dtype")
     H.assert_error(function() dl.tensor("a") end, "bad argument #1")
   end)
+  it("refuses tables with holes or named fields instead of cutting them short", function()
+    local holey = {}
+    holey[1], holey[3] = 1, 3 -- # may say 1
+    H.assert_error(function() dl.tensor(holey) end, "dl.tensor", "not a list", "key [3]")
+    H.assert_error(function() dl.tensor({1, 2, x = 3}) end, "dl.tensor", "key \"x\"")
+    H.assert_error(function() dl.tensor({{1, 2}, {3, 4, n = 2}}) end, "entry [2] is not a list")
+    H.assert_error(function() dl.tensor({[1.5] = 1}) end, "key [1.5]")
+    -- lists of sizes and dims are lists too
+    H.assert_error(function() dl.zeros({2, x = 3}) end, "dl.zeros: bad argument #1", "not a list")
+    H.assert_error(function() dl.zeros({2, [4] = 3}) end, "key [4]")
+    H.assert_error(function() dl.ones(4):view({2, [3] = 2}) end, "Tensor:view", "not a list")
+    H.assert_error(function() dl.ones(2, 2):sum({1, x = 1}) end, "Tensor:sum", "not a list")
+    H.assert_error(function() dl.ones(2, 2):permute({2, 1, x = 1}) end, "Tensor:permute", "not a list")
+    assert.same({2, 3}, dl.zeros({2, 3}):size())
+    assert.same({{1, 2}}, dl.tensor({{1, 2}}):totable())
+  end)
 end)
 
 describe("creation functions", function()

@@ -40,11 +40,36 @@ static int64_t check_size(lua_State *L, int arg, int isnum) {
   return 0;
 }
 
+bool dlua_list_extra_key(lua_State *L, int idx, lua_Integer n) {
+  idx = lua_absindex(L, idx);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    int isint;
+    lua_Integer k = lua_tointegerx(L, -1, &isint);
+    if (isint && lua_type(L, -1) == LUA_TNUMBER && k >= 1 && k <= n) continue;
+    if (lua_type(L, -1) == LUA_TNUMBER) lua_pushfstring(L, "[%s]", lua_tostring(L, -1));
+    else if (lua_type(L, -1) == LUA_TSTRING) lua_pushfstring(L, "\"%s\"", lua_tostring(L, -1));
+    else lua_pushstring(L, luaL_typename(L, -1));
+    lua_remove(L, -2);
+    return true;
+  }
+  return false;
+}
+
+int dlua_checklist(lua_State *L, int arg, int max) {
+  lua_Integer n = (lua_Integer)lua_rawlen(L, arg);
+  if (n > max) luaL_argerror(L, arg, lua_pushfstring(L, "at most %d entries, got %d", max, (int)n));
+  if (dlua_list_extra_key(L, arg, n))
+    luaL_argerror(L, arg, lua_pushfstring(L, "not a list: it has the key %s besides its %d entries",
+                                          lua_tostring(L, -1), (int)n));
+  return (int)n;
+}
+
 int dlua_checksizes(lua_State *L, int arg, int64_t *shape, int *next) {
   int n = 0;
   if (lua_istable(L, arg) && !dlua_totensor(L, arg) && lua_rawlen(L, arg) > 0) {
-    int len = (int)lua_rawlen(L, arg);
-    if (len > DL_MAX_DIMS) luaL_argerror(L, arg, lua_pushfstring(L, "at most %d dims", DL_MAX_DIMS));
+    int len = dlua_checklist(L, arg, DL_MAX_DIMS);
     for (int i = 1; i <= len; i++) {
       lua_rawgeti(L, arg, i);
       int isnum;

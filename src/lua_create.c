@@ -38,6 +38,10 @@ static void fill_rec(lua_State *L, infer_state *st, int dim, dl_tensor *t, int64
     luaL_error(L, "dl.tensor: ragged nested table: entry %s has %d elements, expected %d", plen ? path : "(top)",
                (int)n, (int)st->shape[dim]);
   luaL_checkstack(L, 4, "dl.tensor: nesting too deep");
+  /* a table with holes or named fields would be cut short without a word */
+  if (dlua_list_extra_key(L, -1, n))
+    luaL_error(L, "dl.tensor: entry %s is not a list: it has the key %s besides its %d elements",
+               plen ? path : "(top)", lua_tostring(L, -1), (int)n);
   for (int64_t i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);
     char sub[256];

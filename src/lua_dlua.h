@@ -102,6 +102,13 @@ dl_scalar dlua_checkscalar(lua_State *L, int arg);
 static inline dl_scalar dlua_toscalar(lua_State *L, int arg) {
   return lua_isinteger(L, arg) ? dl_scalar_i(lua_tointeger(L, arg)) : dl_scalar_f(lua_tonumber(L, arg));
 }
+/* Whether the table at idx has a key other than the integers 1..n (a hole,
+ * {1, [3] = 3}, where # may say 1, or a named field); if so pushes that
+ * key, described ("[3]", "\"x\"", "boolean"), and returns true. */
+bool dlua_list_extra_key(lua_State *L, int idx, lua_Integer n);
+/* The length of the list at arg (at most max), or an argument error naming
+ * a key that makes it no list. */
+int dlua_checklist(lua_State *L, int arg, int max);
 /* Sizes as varargs from arg on (dl.zeros(2, 3)) or one table ({2, 3});
  * stops at the first non-number. Returns ndim; *next is the first unused arg. */
 int dlua_checksizes(lua_State *L, int arg, int64_t *shape, int *next);

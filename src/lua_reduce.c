@@ -34,6 +34,9 @@ static void read_dims(lua_State *L, int arg, int idx, const dl_tensor *t, rargs 
   }
   int n = (int)lua_rawlen(L, idx);
   if (n > DL_MAX_DIMS) luaL_argerror(L, arg, "too many dims");
+  if (dlua_list_extra_key(L, idx, n))
+    luaL_argerror(L, arg, lua_pushfstring(L, "dims: not a list: it has the key %s besides its %d entries",
+                                          lua_tostring(L, -1), n));
   for (int i = 1; i <= n; i++) {
     lua_rawgeti(L, idx, i);
     int isint;

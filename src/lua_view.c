@@ -22,8 +22,7 @@ static int g_T(lua_State *L) {
 static int read_view_sizes(lua_State *L, int arg, int64_t *shape) {
   int n = 0;
   if (lua_istable(L, arg)) {
-    n = (int)lua_rawlen(L, arg);
-    if (n > DL_MAX_DIMS) luaL_argerror(L, arg, "too many dims");
+    n = dlua_checklist(L, arg, DL_MAX_DIMS);
     for (int i = 0; i < n; i++) {
       lua_rawgeti(L, arg, i + 1);
       int ok;
@@ -88,7 +87,7 @@ static int l_permute(lua_State *L) {
   int perm[DL_MAX_DIMS];
   int n = 0;
   if (lua_istable(L, 2)) {
-    n = (int)lua_rawlen(L, 2);
+    n = dlua_checklist(L, 2, DL_MAX_DIMS);
     if (n != t->ndim) return luaL_error(L, "dl.permute: %d dims given for a %d-d tensor", n, t->ndim);
     for (int i = 0; i < n; i++) {
       lua_rawgeti(L, 2, i + 1);
