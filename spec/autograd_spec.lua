@@ -175,6 +175,41 @@ describe("dl.autograd.Function", function()
     ;(z * z):sum():backward()
     H.assert_close(z.grad, {4})
   end)
+  it("sums a backward's gradient of broadcast shape back to the input, as PyTorch; refuses other shapes", function()
+    local Add = dl.autograd.Function{
+      forward = function(ctx, a, b) return a + b end,
+      backward = function(ctx, g) return g, g end,
+    }
+    local a = dl.tensor({{1, 2, 3}, {4, 5, 6}}, {dtype = "float64", requires_grad = true})
+    local b = f64({1, 1, 1})
+    local c = dl.tensor({{1}, {1}}, {dtype = "float64", requires_grad = true})
+    ;(Add(a, b) * dl.tensor({{1, 2, 3}, {4, 5, 6}}, {dtype = "float64"})):sum():backward()
+    -- d/db of sum(w * (a + b)) is the column sums of w
+    H.assert_close(b.grad, {5, 7, 9})
+    ;(Add(a, c) * 2):sum():backward()
+    H.assert_close(c.grad, {{6}, {6}})
+    local Wrong = dl.autograd.Function{
+      forward = function(ctx, x) return x * 1 end,
+      backward = function(ctx, g) return dl.ones(4, {dtype = "float64"}) end,
+    }
+    H.assert_error(function() Wrong(f64({1, 2})):sum():backward() end,
+                   "custom Function backward returned a gradient of shape [4] for input 1 of shape [2]")
+  end)
+  it("refuses to read saved tensors changed in place since save_for_backward", function()
+    local Mul = dl.autograd.Function{
+      forward = function(ctx, x) ctx:save_for_backward(x) return x * x end,
+      backward = function(ctx, g) return g * 2 * ctx.saved_tensors[1] end,
+    }
+    local leaf = f64({1, 2})
+    local x = leaf * 1
+    local y = Mul(x)
+    x:add_(1) -- the backward would use 2 * (x + 1)
+    H.assert_error(function() y:sum():backward() end, "saved tensor 1", "modified by an in-place operation",
+                   "version 1, saved at version 0")
+    local x2 = leaf * 1
+    Mul(x2):sum():backward()
+    H.assert_close(leaf.grad, {2, 4})
+  end)
 end)
 
 describe("forward mode", function()

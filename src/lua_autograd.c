@@ -364,7 +364,31 @@ static int lua_fn_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) 
       lua_settop(L, top);
       return -1;
     }
-    if (n->edges[i].fn || n->edges[i].leaf) gin[i] = dl_tensor_retain(g);
+    const dl_edge *e = &n->edges[i];
+    if (!e->fn && !e->leaf) continue;
+    /* the input's shape; a gradient of a shape it broadcasts to is summed
+     * back to it, as PyTorch does, anything else is an error */
+    const int64_t *shape = e->leaf ? e->leaf->shape : e->fn->out[e->output_nr].shape;
+    int ndim = e->leaf ? e->leaf->ndim : e->fn->out[e->output_nr].ndim;
+    bool fits = g->ndim >= ndim;
+    for (int d = 0; fits && d < ndim; d++) {
+      int64_t want = shape[ndim - 1 - d], got = g->shape[g->ndim - 1 - d];
+      fits = want == got || want == 1;
+    }
+    gin[i] = fits ? dl_ag_sum_to(g, shape, ndim) : NULL;
+    if (!gin[i]) {
+      if (!fits) {
+        char b1[128], b2[128];
+        dl_error_set("backward: custom Function backward returned a gradient of shape %s for input %d of shape %s",
+                     dl_tensor_shape_str(g, b1, sizeof b1), i + 1, dl_shape_str(shape, ndim, b2, sizeof b2));
+      }
+      for (int j = 0; j < i; j++) {
+        dl_tensor_release(gin[j]);
+        gin[j] = NULL;
+      }
+      lua_settop(L, top);
+      return -1;
+    }
   }
   lua_settop(L, top);
   return 0;
@@ -442,6 +466,13 @@ static int l_attach(lua_State *L) {
   return 2;
 }
 
+/* _version(t): how many in-place writes its storage has seen (saved tensors
+ * are checked against it, as PyTorch's t._version) */
+static int l_version(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)dlua_checktensor(L, 1)->storage->version);
+  return 1;
+}
+
 /* ctx.needs_input_grad for the current inputs */
 static int l_needs_input_grad(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
@@ -506,6 +537,7 @@ static const luaL_Reg functions[] = {
 static const luaL_Reg autograd_functions[] = {
   {"grad", l_autograd_grad}, {"backward", l_backward}, {"_make_dual", l_make_dual},
   {"_unpack_dual", l_unpack_dual}, {"_attach", l_attach}, {"_needs_input_grad", l_needs_input_grad},
+  {"_version", l_version},
   {"differentiable_ops", l_differentiable_ops},
   {NULL, NULL},
 };

@@ -9,16 +9,40 @@ local A = dl.autograd
 ---------------------------------------------------------------------------
 
 local Ctx = {}
-Ctx.__index = Ctx
 
 -- Tensors are saved detached, so a saved output cannot keep its own graph
--- alive through the ctx.
+-- alive through the ctx. Each one's version is noted: reading
+-- ctx.saved_tensors after an in-place change to one of them is an error, as
+-- in PyTorch, since the backward would compute a wrong gradient from it.
 function Ctx:save_for_backward(...)
-  local saved = table.pack(...)
+  local saved, versions = table.pack(...), {}
   for i = 1, saved.n do
-    if dl.is_tensor(saved[i]) then saved[i] = saved[i]:detach() end
+    if dl.is_tensor(saved[i]) then
+      versions[i] = A._version(saved[i])
+      saved[i] = saved[i]:detach()
+    end
   end
-  rawset(self, "saved_tensors", saved)
+  rawset(self, "_saved", saved)
+  rawset(self, "_saved_versions", versions)
+end
+
+local function saved_tensors(ctx)
+  local saved, versions = rawget(ctx, "_saved"), rawget(ctx, "_saved_versions")
+  if not saved then return {} end
+  for i, v in pairs(versions) do
+    local now = A._version(saved[i])
+    if now ~= v then
+      error(string.format("dl.autograd.Function: saved tensor %d (shape %s) was modified by an in-place "
+        .. "operation after save_for_backward (version %d, saved at version %d); its gradient would be wrong. "
+        .. "Save a clone, or use an out-of-place op", i, require("dlua.checks").shape_str(saved[i]), now, v), 2)
+    end
+  end
+  return saved
+end
+
+Ctx.__index = function(ctx, k)
+  if k == "saved_tensors" then return saved_tensors(ctx) end
+  return Ctx[k]
 end
 
 local Function = {}
@@ -26,7 +50,7 @@ Function.__index = Function
 
 local function call_function(F, ...)
   local args = table.pack(...)
-  local ctx = setmetatable({needs_input_grad = A._needs_input_grad(args), saved_tensors = {}}, Ctx)
+  local ctx = setmetatable({needs_input_grad = A._needs_input_grad(args)}, Ctx)
   -- the forward runs on plain values: no recording, no tangents
   local plain = {}
   local any_tangent = false
