@@ -48,13 +48,19 @@ local function total_norm(ts, p)
   return s ^ (1 / p)
 end
 
+-- what a bad number argument is, for messages: NaN is a number, but no value
+local function what(v)
+  if type(v) == "number" and v ~= v then return "NaN" end
+  return type(v)
+end
+
 -- clip_grad_norm_(params, max_norm, {norm_type = 2, error_if_nonfinite = false})
 -- scales every gradient by max_norm / (total + 1e-6) when that is below 1
 -- and returns the total norm of all gradients (before clipping).
 function utils.clip_grad_norm_(params, max_norm, opts)
   local ps = param_list("clip_grad_norm_", params)
   if type(max_norm) ~= "number" or max_norm ~= max_norm then
-    error("dl.nn.utils.clip_grad_norm_: bad argument #2 (number max_norm expected, got " .. type(max_norm) .. ")", 2)
+    error("dl.nn.utils.clip_grad_norm_: bad argument #2 (number max_norm expected, got " .. what(max_norm) .. ")", 2)
   end
   if max_norm < 0 then
     error(string.format("dl.nn.utils.clip_grad_norm_: max_norm must be >= 0, got %g", max_norm), 2)
@@ -88,7 +94,7 @@ end
 function utils.clip_grad_value_(params, v)
   local ps = param_list("clip_grad_value_", params)
   if type(v) ~= "number" or v ~= v then
-    error("dl.nn.utils.clip_grad_value_: bad argument #2 (number clip_value expected, got " .. type(v) .. ")", 2)
+    error("dl.nn.utils.clip_grad_value_: bad argument #2 (number clip_value expected, got " .. what(v) .. ")", 2)
   end
   if v < 0 then
     error(string.format("dl.nn.utils.clip_grad_value_: clip_value must be >= 0, got %g", v), 2)
