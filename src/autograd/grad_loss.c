@@ -463,6 +463,18 @@ static dl_tensor *cross_entropy_probs(dl_tensor *x, dl_tensor *t, dl_tensor *wei
                                       dl_reduction red) {
   const char *fn = "cross_entropy";
   char a[128], b[128];
+  /* float labels of class-index shape: the dtype is wrong, not the shape */
+  bool index_shape = x->ndim >= 1 && t->ndim == x->ndim - 1;
+  for (int d = 0, k = 0; index_shape && d < x->ndim; d++) {
+    if (d == (x->ndim >= 2 ? 1 : 0)) continue; /* the class dim */
+    index_shape = t->shape[k++] == x->shape[d];
+  }
+  if (index_shape) {
+    dl_error_set("%s: target %s of class indices must be int64, got %s (use target:long()); a floating-point "
+                 "target holds class probabilities and has the input's shape %s",
+                 fn, dl_tensor_shape_str(t, b, sizeof b), dl_dtype_name(t->dtype), dl_tensor_shape_str(x, a, sizeof a));
+    return NULL;
+  }
   if (dl_loss_check_pair(fn, x, t)) return NULL;
   if (x->ndim == 0) {
     dl_error_set("%s: input %s needs a class dim", fn, dl_tensor_shape_str(x, a, sizeof a));
