@@ -29,6 +29,15 @@ describe("dl.tensor", function()
     H.assert_error(function() dl.tensor({1}, {dtype = "complex"}) end, "unknown dtype")
     H.assert_error(function() dl.tensor("a") end, "bad argument #1")
   end)
+  it("refuses what is neither a size nor an options table, and NaN options", function()
+    H.assert_error(function() dl.zeros("a") end, "dl.zeros: bad argument #1", "size or options table expected, got string")
+    H.assert_error(function() dl.zeros(2, "a") end, "dl.zeros: bad argument #2")
+    H.assert_error(function() dl.ones(2, {dtype = 5}) end, "dl.ones: option 'dtype' must be a string, got number")
+    H.assert_error(function() dl.ones(3, 3):std({correction = 0 / 0}) end,
+                   "Tensor:std: option 'correction' must be a number, got NaN")
+    H.assert_error(function() dl.optim.SGD({dl.zeros(1, {requires_grad = true})}, {lr = false}) end,
+                   "dl.optim.SGD: option 'lr' must be a number, got boolean")
+  end)
   it("refuses tables with holes or named fields instead of cutting them short", function()
     local holey = {}
     holey[1], holey[3] = 1, 3 -- # may say 1
