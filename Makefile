@@ -69,7 +69,7 @@ LIBDIR ?= lib
 BINDIR ?= bin
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test sanitize bench demo install clean ctest
+.PHONY: all deps test sanitize bench demo install clean ctest fuzz fuzz-san
 
 PLUGIN := $(if $(CUDA_OBJ),$(LIBDIR)/libdlua_cuda.so)
 
@@ -153,6 +153,22 @@ $(BUILD)/ctest/libfake_cuda.so: spec/c/fake_cuda_plugin.c $(wildcard src/*.h src
 	$(CC) $(CFLAGS_BASE) -shared -o $@ $<
 
 ctest: $(CTEST_BIN) $(BUILD)/ctest/libfake_cuda.so
+
+# mutation fuzzers of the file readers (spec/fuzz/fuzz_readers.c), FUZZ_N
+# inputs per format; `make fuzz-san` runs them on the sanitizer build
+FUZZ_N ?= 1000000
+FUZZ_FORMATS := npy safetensors idx idxgz csv
+$(BUILD)/fuzz/fuzz_readers: spec/fuzz/fuzz_readers.c $(ENGINE_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -o $@ $< $(ENGINE_OBJ) $(LDLIBS_ENGINE)
+
+fuzz: $(BUILD)/fuzz/fuzz_readers
+	@for f in $(FUZZ_FORMATS); do $< $$f $(FUZZ_N) $(FUZZ_SEED) || exit 1; done
+
+fuzz-san: $(DEPS_STAMP)
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	  $(MAKE) CUDA=0 BUILD=build-san LIBDIR=build-san/lib BINDIR=build-san/bin OPT="-O1 -DDL_NO_CACHE" \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" fuzz
 
 test: all ctest
 	@bash spec/run.sh $(BINDIR)/dlua $(BUILD) $(LIBDIR)
