@@ -1,4 +1,5 @@
--- Gradients at the special points (0, -0, denormals, large |x|) equal
+-- Gradients at the special points (0, -0, denormals, large |x|, ties and
+-- loss breakpoints) equal
 -- PyTorch's (spec/fixtures/kink_reference.py -> kink_reference.lua): a
 -- formula composed of abs and relu must not take a one-sided derivative
 -- where PyTorch's analytic rule is smooth (BCE with logits at logit 0).
@@ -15,11 +16,12 @@ local function values(t)
   return out
 end
 
-local function near(got, want, what)
+local function near(got, want, what, xs)
+  xs = xs or ref.x
   assert.equal(#want, #got, what)
   for i = 1, #want do
     assert(math.abs(got[i] - want[i]) <= 1e-12 * math.max(1, math.abs(want[i])),
-      string.format("%s[%d]: got %.17g, PyTorch %.17g (x = %g)", what, i, got[i], want[i], ref.x[i]))
+      string.format("%s[%d]: got %.17g, PyTorch %.17g (x = %s)", what, i, got[i], want[i], tostring(xs[i])))
   end
 end
 
@@ -48,6 +50,37 @@ describe("gradients at the special points", function()
       y:sum():backward()
       near(values(y), ref[name].out, name)
       near(values(x.grad), ref[name].grad, name .. " grad")
+    end)
+  end
+end)
+
+-- ties: several entries share the extreme value (max/min/amax spread the
+-- gradient evenly, max along a dim picks the first), a stable sort, clamp at
+-- its bounds, and differences exactly on a loss's breakpoint
+describe("gradients at ties and breakpoints", function()
+  local T = ref.ties
+  local w = dl.tensor(T.w, F64)
+  local lt = dl.tensor(T.l1_target, F64)
+  local tie_cases = {
+    max = function(x) return x:max() end,
+    amax = function(x) return x:amax() end,
+    min = function(x) return (-x):min() end,
+    max_dim = function(x) return (x:view(1, 5):max(2)) end,
+    clamp = function(x) return x:clamp(1, 3) end,
+    sort = function(x) return (x:sort()) * w end,
+    smooth_l1 = function(x) return F.smooth_l1_loss(x, w, {beta = 1}) end,
+    l1 = function(x) return F.l1_loss(x, lt) end,
+    relu_at_3 = function(x) return F.relu(x - 3) end,
+    abs_at_3 = function(x) return (x - 3):abs() end,
+  }
+  for _, name in ipairs({"max", "amax", "min", "max_dim", "clamp", "sort", "smooth_l1", "l1", "relu_at_3",
+                         "abs_at_3"}) do
+    it(name .. " matches PyTorch's value and gradient", function()
+      local x = dl.tensor(T.x, {dtype = "float64", requires_grad = true})
+      local y = tie_cases[name](x)
+      y:sum():backward()
+      near(values(y), T[name].out, name, T.x)
+      near(values(x.grad), T[name].grad, name .. " grad", T.x)
     end)
   end
 end)
