@@ -152,7 +152,7 @@ $(BUILD)/ctest/libfake_cuda.so: spec/c/fake_cuda_plugin.c $(wildcard src/*.h src
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -shared -o $@ $<
 
-ctest: $(CTEST_BIN) $(BUILD)/ctest/libfake_cuda.so
+ctest: $(CTEST_BIN) $(BUILD)/ctest/libfake_cuda.so $(BUILD)/fuzz/fuzz_readers
 
 # mutation fuzzers of the file readers (spec/fuzz/fuzz_readers.c), FUZZ_N
 # inputs per format; `make fuzz-san` runs them on the sanitizer build

@@ -34,6 +34,11 @@ if "$build"/host_example; then pass=$((pass + 1)); else echo "host_example faile
 echo "== the engine from C alone (host_train)"
 if "$build"/host_train; then pass=$((pass + 1)); else echo "host_train failed"; fail=$((fail + 1)); fi
 
+echo "== reader fuzzers, 20000 inputs each (make fuzz runs them long)"
+for f in npy safetensors idx idxgz csv; do
+  if "$build"/fuzz/fuzz_readers "$f" 20000; then pass=$((pass + 1)); else echo "fuzz_readers $f failed"; fail=$((fail + 1)); fi
+done
+
 echo "== busted specs (run by $dlua)"
 # specs find the program, build tree and Lua module through these
 export DLUA_BIN="$dlua" DLUA_BUILD="$build" DLUA_LIBDIR="$libdir"
