@@ -157,10 +157,11 @@ ctest: $(CTEST_BIN) $(BUILD)/ctest/libfake_cuda.so $(BUILD)/fuzz/fuzz_readers
 # mutation fuzzers of the file readers (spec/fuzz/fuzz_readers.c), FUZZ_N
 # inputs per format; `make fuzz-san` runs them on the sanitizer build
 FUZZ_N ?= 1000000
-FUZZ_FORMATS := npy safetensors idx idxgz csv
-$(BUILD)/fuzz/fuzz_readers: spec/fuzz/fuzz_readers.c $(ENGINE_OBJ)
+FUZZ_FORMATS := npy safetensors idx idxgz csv checkpoint
+$(BUILD)/fuzz/fuzz_readers: CFLAGS_LUA = $(LUA_INC)
+$(BUILD)/fuzz/fuzz_readers: spec/fuzz/fuzz_readers.c $(LIBDIR)/libdlua.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -o $@ $< $(ENGINE_OBJ) $(LDLIBS_ENGINE)
+	$(CC) $(CFLAGS_BASE) -o $@ $< $(LIBDIR)/libdlua.a $(LDLIBS_ENGINE) $(LUA_LIB)
 
 fuzz: $(BUILD)/fuzz/fuzz_readers
 	@for f in $(FUZZ_FORMATS); do $< $$f $(FUZZ_N) $(FUZZ_SEED) || exit 1; done

@@ -35,7 +35,7 @@ echo "== the engine from C alone (host_train)"
 if "$build"/host_train; then pass=$((pass + 1)); else echo "host_train failed"; fail=$((fail + 1)); fi
 
 echo "== reader fuzzers, 20000 inputs each (make fuzz runs them long)"
-for f in npy safetensors idx idxgz csv; do
+for f in npy safetensors idx idxgz csv checkpoint; do
   if "$build"/fuzz/fuzz_readers "$f" 20000; then pass=$((pass + 1)); else echo "fuzz_readers $f failed"; fail=$((fail + 1)); fi
 done
 

@@ -1,7 +1,7 @@
 /* fuzz_readers.c — an in-process mutation fuzzer for the file readers:
- * npy, safetensors, IDX (raw and gzipped) and CSV.
+ * npy, safetensors, IDX (raw and gzipped), CSV and checkpoints.
  *
- *   fuzz_readers FORMAT N [SEED]      FORMAT: npy safetensors idx idxgz csv
+ *   fuzz_readers FORMAT N [SEED]   FORMAT: npy safetensors idx idxgz csv checkpoint
  *
  * Each input is a file of spec/fuzz/corpus/FORMAT/ with 1 to 8 mutations
  * (one in three inputs of four: bit flips, random and boundary bytes,
@@ -11,13 +11,17 @@
  * sanitizer or hang: a watchdog stops the run when 1024 inputs take over 10 s,
  * and a crash or hang writes the input to spec/fuzz/crash-FORMAT.bin. The
  * path-based readers (IDX, CSV) read a memfd through /proc/self/fd, so no
- * input touches the disk. Prints inputs, refusals and inputs per second. */
+ * input touches the disk. Checkpoints are read by dl.load in a dlua state
+ * (their structure decoder is in the binding), through pcall. Prints inputs, refusals and inputs per second. */
 #define _GNU_SOURCE
 #include "dl_core.h"
 #include "dl_csv.h"
 #include "dl_idx.h"
 #include "dl_npy.h"
 #include "dl_safetensors.h"
+#include "dlua.h"
+
+#include <lauxlib.h>
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -175,8 +179,36 @@ static size_t gzip_into(const unsigned char *p, size_t n) {
   return out;
 }
 
+/* checkpoints: dl.load in a dlua state; the function returns 1 when the
+ * file was read, 0 when refused with an error message */
+static lua_State *L;
+static int load_ref;
+static int lua_setup(void) {
+  L = dlua_newstate();
+  const char *code = "return function(path) local ok, e = pcall(dl.load, path) "
+                     "if ok then return 1 end "
+                     "if type(e) ~= 'string' or not e:find('dl.load', 1, true) then "
+                     "error('an error that names no function: ' .. tostring(e)) end return 0 end";
+  if (!L || luaL_dostring(L, code) != LUA_OK) return -1;
+  load_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+static int run_checkpoint(void) {
+  if (as_file(cur, cur_n) != 0) return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, load_ref);
+  lua_pushstring(L, memfd_path);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    fprintf(stderr, "fuzz_readers: %s\n", lua_tostring(L, -1));
+    keep_input(SIGABRT);
+  }
+  int ok = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return ok;
+}
+
 /* 1: read, 0: refused with an error */
 static int run_one(const char *fmt) {
+  if (!strcmp(fmt, "checkpoint")) return run_checkpoint();
   if (!strcmp(fmt, "npy")) {
     dl_tensor *t = dl_npy_parse("fuzz.npy", cur, cur_n);
     if (t) dl_tensor_release(t);
@@ -221,13 +253,13 @@ static int run_one(const char *fmt) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    fprintf(stderr, "usage: fuzz_readers npy|safetensors|idx|idxgz|csv N [SEED]\n");
+    fprintf(stderr, "usage: fuzz_readers npy|safetensors|idx|idxgz|csv|checkpoint N [SEED]\n");
     return 2;
   }
   const char *fmt = argv[1];
   long long n = atoll(argv[2]);
   rng_state = argc > 3 ? strtoull(argv[3], NULL, 10) * 0x9E3779B97F4A7C15ULL + 1 : 0x853C49E6748FEA9BULL;
-  static const char *const formats[] = {"npy", "safetensors", "idx", "idxgz", "csv"};
+  static const char *const formats[] = {"npy", "safetensors", "idx", "idxgz", "csv", "checkpoint"};
   bool known = false;
   for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++) known = known || !strcmp(fmt, formats[i]);
   if (!known || n < 1) {
@@ -249,6 +281,10 @@ int main(int argc, char **argv) {
     return 2;
   }
   snprintf(memfd_path, sizeof memfd_path, "/proc/self/fd/%d", memfd);
+  if (!strcmp(fmt, "checkpoint") && lua_setup() != 0) {
+    fprintf(stderr, "fuzz_readers: cannot make a dlua state\n");
+    return 2;
+  }
   signal(SIGSEGV, keep_input);
   signal(SIGBUS, keep_input);
   signal(SIGABRT, keep_input);
@@ -265,6 +301,7 @@ int main(int argc, char **argv) {
     mutate();
     if ((i & 1023) == 0) alarm(10); /* a hang: no 1024 inputs in 10 s */
     refused += !run_one(fmt);
+    if (L && (i & 1023) == 1023) lua_gc(L, LUA_GCCOLLECT); /* the tensors of loaded files */
   }
   alarm(0);
   clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -273,5 +310,6 @@ int main(int argc, char **argv) {
          (double)n / secs);
   for (int i = 0; i < nseeds; i++) free(seeds[i].p);
   close(memfd);
+  if (L) lua_close(L);
   return 0;
 }

@@ -1,7 +1,7 @@
 -- spec/fuzz/make_corpus.lua — writes the fuzzers' seed files
 -- (spec/fuzz/corpus/<format>/): small valid files of every dtype the
 -- readers take, made by dlua's own writers (npy, safetensors) or byte by
--- byte (IDX, CSV). Run from the repository root: bin/dlua spec/fuzz/make_corpus.lua
+-- byte (IDX, CSV); checkpoints by dl.save. Run from the repository root: bin/dlua spec/fuzz/make_corpus.lua
 local dl = require "dlua"
 local C = "spec/fuzz/corpus/"
 
@@ -42,3 +42,14 @@ write(C .. "csv/quoted.csv", '"a","b"\r\n"1","2"\r\n"3.5","-4"\r\n')
 write(C .. "csv/semicolon.csv", "a;b\n1;2\n3;4\n")
 write(C .. "csv/bom_cr.csv", "\239\187\191a,b\r1,2\r\r3,nan\r")
 write(C .. "csv/noheader.csv", "1,2\n3,4\n5,6")
+
+-- checkpoints: nested tables of tensors, numbers, strings and booleans,
+-- and an optimiser's state_dict after a step
+dl.save(C .. "checkpoint/nested.ckpt", {epoch = 3, lr = 0.1, name = "run", flags = {true, false},
+  model = {["fc.weight"] = samples.f32, ["fc.bias"] = samples.f64}, ids = samples.i64, mask = samples.b1})
+local w = dl.randn(3, {requires_grad = true})
+local opt = dl.optim.Adam({w})
+w:sum():backward()
+opt:step()
+dl.save(C .. "checkpoint/adam.ckpt", {opt = opt:state_dict(), step = 1})
+dl.save(C .. "checkpoint/empty.ckpt", {})
