@@ -57,28 +57,28 @@ bool dlua_list_extra_key(lua_State *L, int idx, lua_Integer n) {
   return false;
 }
 
-int dlua_checklist(lua_State *L, int arg, int max) {
-  lua_Integer n = (lua_Integer)lua_rawlen(L, arg);
-  if (n > max) luaL_argerror(L, arg, lua_pushfstring(L, "at most %d entries, got %d", max, (int)n));
-  if (dlua_list_extra_key(L, arg, n))
-    luaL_argerror(L, arg, lua_pushfstring(L, "not a list: it has the key %s besides its %d entries",
-                                          lua_tostring(L, -1), (int)n));
-  return (int)n;
+int dlua_checkintlist(lua_State *L, int arg, int idx, int64_t *out, const char *what) {
+  int n = (int)lua_rawlen(L, idx);
+  if (n > DL_MAX_DIMS) luaL_argerror(L, arg, lua_pushfstring(L, "too many %s (at most %d)", what, DL_MAX_DIMS));
+  if (dlua_list_extra_key(L, idx, n))
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s: not a list: it has the key %s besides its %d entries", what,
+                                          lua_tostring(L, -1), n));
+  for (int i = 1; i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    int isint;
+    out[i - 1] = lua_tointegerx(L, -1, &isint);
+    lua_pop(L, 1);
+    if (!isint) luaL_argerror(L, arg, lua_pushfstring(L, "%s must be integers", what));
+  }
+  return n;
 }
 
 int dlua_checksizes(lua_State *L, int arg, int64_t *shape, int *next) {
   int n = 0;
   if (lua_istable(L, arg) && !dlua_totensor(L, arg) && lua_rawlen(L, arg) > 0) {
-    int len = dlua_checklist(L, arg, DL_MAX_DIMS);
-    for (int i = 1; i <= len; i++) {
-      lua_rawgeti(L, arg, i);
-      int isnum;
-      lua_Integer v = lua_tointegerx(L, -1, &isnum);
-      lua_pop(L, 1);
-      check_size(L, arg, isnum);
-      if (v < 0) luaL_argerror(L, arg, "negative size");
-      shape[n++] = v;
-    }
+    n = dlua_checkintlist(L, arg, arg, shape, "sizes");
+    for (int i = 0; i < n; i++)
+      if (shape[i] < 0) luaL_argerror(L, arg, "negative size");
     if (next) *next = arg + 1;
     return n;
   }

@@ -106,9 +106,10 @@ static inline dl_scalar dlua_toscalar(lua_State *L, int arg) {
  * {1, [3] = 3}, where # may say 1, or a named field); if so pushes that
  * key, described ("[3]", "\"x\"", "boolean"), and returns true. */
 bool dlua_list_extra_key(lua_State *L, int idx, lua_Integer n);
-/* The length of the list at arg (at most max), or an argument error naming
- * a key that makes it no list. */
-int dlua_checklist(lua_State *L, int arg, int max);
+/* The integers of the list at idx (at most DL_MAX_DIMS) into out; errors
+ * name arg and `what` ("dims", "sizes"): too many, a key that makes it no
+ * list, an entry that is no integer. Returns the count. */
+int dlua_checkintlist(lua_State *L, int arg, int idx, int64_t *out, const char *what);
 /* Sizes as varargs from arg on (dl.zeros(2, 3)) or one table ({2, 3});
  * stops at the first non-number. Returns ndim; *next is the first unused arg. */
 int dlua_checksizes(lua_State *L, int arg, int64_t *shape, int *next);

@@ -54,16 +54,9 @@ static dl_tensor **check_list(lua_State *L, int arg, dl_tensor **buf, int *n) {
 static int check_dims(lua_State *L, int arg, int ndim, int *dims) {
   int n = 0;
   if (lua_istable(L, arg)) {
-    int len = (int)lua_rawlen(L, arg);
-    if (len > DL_MAX_DIMS) luaL_argerror(L, arg, "too many dims");
-    for (int i = 1; i <= len; i++) {
-      lua_rawgeti(L, arg, i);
-      int ok;
-      lua_Integer d = lua_tointegerx(L, -1, &ok);
-      lua_pop(L, 1);
-      if (!ok) luaL_argerror(L, arg, "dims must be integers");
-      dims[n++] = to_dim(L, arg, d, ndim);
-    }
+    int64_t ds[DL_MAX_DIMS];
+    n = dlua_checkintlist(L, arg, arg, ds, "dims");
+    for (int i = 0; i < n; i++) dims[i] = to_dim(L, arg, ds[i], ndim);
     return n;
   }
   for (int a = arg; !lua_isnone(L, a); a++) {
@@ -353,15 +346,8 @@ static int l_roll(lua_State *L) {
   int64_t shifts[DL_MAX_DIMS];
   int ns = 0;
   if (lua_istable(L, 2)) {
-    int len = (int)lua_rawlen(L, 2);
-    if (len == 0 || len > DL_MAX_DIMS) return luaL_argerror(L, 2, "expected 1 to 16 shifts");
-    for (int i = 1; i <= len; i++) {
-      lua_rawgeti(L, 2, i);
-      int ok;
-      shifts[ns++] = lua_tointegerx(L, -1, &ok);
-      lua_pop(L, 1);
-      if (!ok) return luaL_argerror(L, 2, "shifts must be integers");
-    }
+    ns = dlua_checkintlist(L, 2, 2, shifts, "shifts");
+    if (ns == 0) return luaL_argerror(L, 2, "expected 1 to 16 shifts");
   } else {
     shifts[ns++] = luaL_checkinteger(L, 2);
   }

@@ -178,9 +178,16 @@ static int l_bernoulli(lua_State *L) {
 
 /* ---- in place (return self) ---- */
 
-static int l_uniform_(lua_State *L) {
+/* the tensor an in-place fill writes: refused when it is a leaf that
+ * requires grad outside no_grad, as every in-place op */
+static dl_tensor *fill_target(lua_State *L, const char *name) {
   dl_tensor *t = dlua_checktensor(L, 1);
-  dlua_check_status(L, dl_ag_check_inplace("uniform_", t));
+  dlua_check_status(L, dl_ag_check_inplace(name, t));
+  return t;
+}
+
+static int l_uniform_(lua_State *L) {
+  dl_tensor *t = fill_target(L, "uniform_");
   double a = luaL_optnumber(L, 2, 0), b = luaL_optnumber(L, 3, 1);
   dlua_check_status(L, dl_tensor_uniform_(t, a, b));
   lua_settop(L, 1);
@@ -188,8 +195,7 @@ static int l_uniform_(lua_State *L) {
 }
 
 static int l_normal_(lua_State *L) {
-  dl_tensor *t = dlua_checktensor(L, 1);
-  dlua_check_status(L, dl_ag_check_inplace("normal_", t));
+  dl_tensor *t = fill_target(L, "normal_");
   double mean = luaL_optnumber(L, 2, 0), std = luaL_optnumber(L, 3, 1);
   dlua_check_status(L, dl_tensor_normal_(t, mean, std));
   lua_settop(L, 1);
@@ -197,8 +203,7 @@ static int l_normal_(lua_State *L) {
 }
 
 static int l_exponential_(lua_State *L) {
-  dl_tensor *t = dlua_checktensor(L, 1);
-  dlua_check_status(L, dl_ag_check_inplace("exponential_", t));
+  dl_tensor *t = fill_target(L, "exponential_");
   dlua_check_status(L, dl_tensor_exponential_(t, luaL_optnumber(L, 2, 1)));
   lua_settop(L, 1);
   return 1;
@@ -206,8 +211,7 @@ static int l_exponential_(lua_State *L) {
 
 /* random_(lo, hi) | random_(hi): integers in [lo, hi) */
 static int l_random_(lua_State *L) {
-  dl_tensor *t = dlua_checktensor(L, 1);
-  dlua_check_status(L, dl_ag_check_inplace("random_", t));
+  dl_tensor *t = fill_target(L, "random_");
   int64_t lo, hi;
   check_bounds(L, 2, !lua_isnoneornil(L, 3), &lo, &hi);
   dlua_check_status(L, dl_tensor_random_(t, lo, hi));
@@ -217,8 +221,7 @@ static int l_random_(lua_State *L) {
 
 /* bernoulli_(p = 0.5) with p a number or a tensor of probabilities */
 static int l_bernoulli_(lua_State *L) {
-  dl_tensor *t = dlua_checktensor(L, 1);
-  dlua_check_status(L, dl_ag_check_inplace("bernoulli_", t));
+  dl_tensor *t = fill_target(L, "bernoulli_");
   dl_tensor *p = dlua_totensor(L, 2);
   if (p) {
     dlua_check_status(L, dl_tensor_bernoulli_tensor_(t, dlua_checktensor(L, 2)));

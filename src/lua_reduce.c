@@ -32,19 +32,9 @@ static void read_dims(lua_State *L, int arg, int idx, const dl_tensor *t, rargs 
     a->ndims = 1;
     return;
   }
-  int n = (int)lua_rawlen(L, idx);
-  if (n > DL_MAX_DIMS) luaL_argerror(L, arg, "too many dims");
-  if (dlua_list_extra_key(L, idx, n))
-    luaL_argerror(L, arg, lua_pushfstring(L, "dims: not a list: it has the key %s besides its %d entries",
-                                          lua_tostring(L, -1), n));
-  for (int i = 1; i <= n; i++) {
-    lua_rawgeti(L, idx, i);
-    int isint;
-    lua_Integer d = lua_tointegerx(L, -1, &isint);
-    lua_pop(L, 1);
-    if (!isint) luaL_argerror(L, arg, "dims must be integers");
-    a->dims[i - 1] = to_dim(L, arg, d, t->ndim);
-  }
+  int64_t ds[DL_MAX_DIMS];
+  int n = dlua_checkintlist(L, arg, idx, ds, "dims");
+  for (int i = 0; i < n; i++) a->dims[i] = to_dim(L, arg, ds[i], t->ndim);
   a->ndims = n;
   /* {} is no dim at all; the engine reads ndims == 0 as every dim */
   if (n == 0) luaL_argerror(L, arg, "empty list of dims");

@@ -21,17 +21,7 @@ static int g_T(lua_State *L) {
 /* sizes from arg 2 on, for view/reshape/expand (allow -1) */
 static int read_view_sizes(lua_State *L, int arg, int64_t *shape) {
   int n = 0;
-  if (lua_istable(L, arg)) {
-    n = dlua_checklist(L, arg, DL_MAX_DIMS);
-    for (int i = 0; i < n; i++) {
-      lua_rawgeti(L, arg, i + 1);
-      int ok;
-      shape[i] = lua_tointegerx(L, -1, &ok);
-      if (!ok) luaL_argerror(L, arg, "sizes must be integers");
-      lua_pop(L, 1);
-    }
-    return n;
-  }
+  if (lua_istable(L, arg)) return dlua_checkintlist(L, arg, arg, shape, "sizes");
   while (!lua_isnone(L, arg + n)) {
     if (n >= DL_MAX_DIMS) luaL_argerror(L, arg + n, "too many dims");
     shape[n] = luaL_checkinteger(L, arg + n);
@@ -87,10 +77,11 @@ static int l_permute(lua_State *L) {
   int perm[DL_MAX_DIMS];
   int n = 0;
   if (lua_istable(L, 2)) {
-    n = dlua_checklist(L, 2, DL_MAX_DIMS);
+    int64_t ds[DL_MAX_DIMS];
+    n = dlua_checkintlist(L, 2, 2, ds, "dims");
     if (n != t->ndim) return luaL_error(L, "dl.permute: %d dims given for a %d-d tensor", n, t->ndim);
     for (int i = 0; i < n; i++) {
-      lua_rawgeti(L, 2, i + 1);
+      lua_pushinteger(L, ds[i]);
       lua_replace(L, 3);
       perm[i] = dlua_checkdim(L, 3, t->ndim);
     }
