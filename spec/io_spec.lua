@@ -23,6 +23,14 @@ teardown(function()
   for _, d in ipairs(DIRS) do os.execute("rm -rf '" .. d .. "'") end
 end)
 
+-- the first line a shell command prints
+local function first_line(cmd)
+  local p = io.popen(cmd)
+  local l = p:read("l")
+  p:close()
+  return l
+end
+
 local function listdir(d)
   local p = io.popen("ls -A '" .. d .. "'")
   local out = {}
@@ -357,9 +365,7 @@ describe("atomic writes", function()
     assert.are.same({0, 0}, dl.load(d .. "/link.npy"):totable())
     assert.are.same({"link.npy", "real"}, listdir(d))
     assert.are.same({"w.npy"}, listdir(d .. "/real"))
-    local p = io.popen("readlink '" .. d .. "/link.npy'")
-    assert.are.equal("real/w.npy", p:read("l"))
-    p:close()
+    assert.are.equal("real/w.npy", first_line("readlink '" .. d .. "/link.npy'"))
   end)
 
   it("keeps the mode of the file it replaces", function()
@@ -367,9 +373,7 @@ describe("atomic writes", function()
     dl.save(d .. "/m.npy", dl.ones(2))
     assert(os.execute("chmod 640 '" .. d .. "/m.npy'"))
     dl.save(d .. "/m.npy", dl.zeros(2))
-    local p = io.popen("stat -c %a '" .. d .. "/m.npy'")
-    assert.are.equal("640", p:read("l"))
-    p:close()
+    assert.are.equal("640", first_line("stat -c %a '" .. d .. "/m.npy'"))
   end)
 
   it("removes temporary files a killed save left, and only stale ones of the same name", function()

@@ -9,12 +9,8 @@ local ref = require "spec.fixtures.kink_reference"
 local F64 = {dtype = "float64"}
 local F = dl.nn.functional
 
-local function values(t)
-  local c = t:detach():contiguous():view(-1)
-  local out = {}
-  for i = 1, c:numel() do out[i] = c:get(i) end
-  return out
-end
+local H = require "spec.helper"
+local values = H.flat
 
 local function near(got, want, what, xs)
   xs = xs or ref.x

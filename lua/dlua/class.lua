@@ -1,6 +1,6 @@
 -- dlua.class: the one class system of the Lua library. Modules, optimisers,
 -- datasets and lr schedulers are all made by it:
---   local Root = class.root("Module", new)     -- new(cls, ...) builds an instance
+--   local Root = class.root("Module", "dl.nn.Module", new) -- new(cls, ...) builds one
 --   local Sub = Root:extend("Sub")              -- a subclass, `Sub(...)` builds one
 -- A class is the metatable of its instances and looks missing methods up
 -- in its parent. Lua reads metamethods raw from a metatable, so each
@@ -62,8 +62,5 @@ end
 function M.is_instance(v, root)
   return type(v) == "table" and root_of[getmetatable(v)] == root
 end
-
--- whether c is a class of root's hierarchy
-function M.is_class(c, root) return type(c) == "table" and root_of[c] == root end
 
 return M

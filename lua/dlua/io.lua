@@ -25,6 +25,7 @@
 -- a symlink is written through, the replaced file's mode is kept.
 local dl = require "dlua"
 local class_of = require("dlua.class").class_of
+local rethrow = require("dlua.errors").rethrow
 local C = dl._io
 
 local MAGIC = "DLUACKPT"
@@ -268,7 +269,7 @@ end
 function dl.load(path)
   if type(path) ~= "string" then argerror("dl.load", 1, "string", type(path)) end
   local ok, kind, a, b, c = pcall(C.load, path)
-  if not ok then require("dlua.errors").rethrow(kind) end
+  if not ok then rethrow(kind) end
   if kind == "npy" then return a end
   if kind == "safetensors" then return a, b end
   return decode(c, a, path)

@@ -54,7 +54,8 @@ nn._shape_str = shape_str
 ---------------------------------------------------------------------------
 
 local class = require "dlua.class"
-local raise = require("dlua.errors").raise
+local errors = require "dlua.errors"
+local raise = errors.raise
 
 local function is_module(v)
   return class.is_instance(v, nn.Module)
@@ -396,7 +397,7 @@ function Module:to(arg)
   if device then
     -- validate once, so a bad device fails before anything is converted
     local ok, probe = pcall(function() return dl.empty(0):to(device) end)
-    if not ok then require("dlua.errors").rethrow(probe) end
+    if not ok then errors.rethrow(probe) end
     device = probe.device
   end
   local memo = {}
