@@ -43,8 +43,8 @@ void dlua_names_build(lua_State *L, int dl);
 void dlua_name_setter(lua_State *L, int idx, const char *field);
 
 /* A tensor userdata's payload. The secret magic tells a tensor from any
- * other userdata of the same size without a metatable lookup (and lets the
- * allocator of lua_heap.c recognise one it frees). */
+ * other userdata of the same size without a metatable lookup (lua_heap.c
+ * recognises the blocks it frees by their slab flag, not by these bytes). */
 typedef struct dlua_tensor_ud {
   uint64_t magic;
   dl_tensor *t; /* NULL once closed */

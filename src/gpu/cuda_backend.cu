@@ -32,7 +32,6 @@ extern "C" const struct dl_optim_kernels dl_cuda_optim;
 extern "C" const struct dl_decomp_kernels dl_cuda_decomp;
 
 void dl_cuda_copy(dl_tensor *dst, const dl_tensor *src); /* cuda_copy.cu */
-int dl_cuda_loss_check(void);                              /* cuda_loss.cu */
 void dl_cuda_fill(dl_tensor *dst, dl_scalar v);
 
 namespace {
@@ -79,8 +78,7 @@ int to_host(void *host, const void *dev, size_t nbytes) {
   if (nbytes == 0) return 0;
   cudaStream_t s = dl_cuda_stream();
   if (DL_CUDA_CHECK(cudaMemcpyAsync(host, dev, nbytes, cudaMemcpyDeviceToHost, s))) return -1;
-  if (DL_CUDA_CHECK(cudaStreamSynchronize(s))) return -1;
-  return dl_cuda_loss_check(); /* errors kernels deferred to this sync point */
+  return DL_CUDA_CHECK(cudaStreamSynchronize(s)) ? -1 : 0;
 }
 
 int from_host(void *dev, const void *host, size_t nbytes) {
@@ -182,8 +180,7 @@ extern "C" const char *dl_cuda_unavailable_reason(void) {
 
 extern "C" int dl_cuda_synchronize(int index) {
   if (select_device(index)) return -1;
-  if (DL_CUDA_CHECK(cudaStreamSynchronize(dl_cuda_stream()))) return -1;
-  return dl_cuda_loss_check();
+  return DL_CUDA_CHECK(cudaStreamSynchronize(dl_cuda_stream())) ? -1 : 0;
 }
 
 extern "C" int dl_cuda_device_name(int index, char *buf, size_t n) {

@@ -14,11 +14,9 @@ extern "C" {
 
 #define ROWS_PER_BLOCK (DL_CUDA_THREADS / DL_CUDA_WARP)
 
-/* The first bad target seen: flag (0/1), value and class count. Sticky on
- * the device: a training step must not wait for the GPU to validate its
- * targets, so the error surfaces at the next sync point (dl_cuda_loss_check,
- * called by every copy to the host and by synchronize), as PyTorch's
- * device-side asserts do. */
+/* The first bad target seen: flag (0/1), value and class count. The class
+ * forward reads it (one 16-byte copy and a sync) and clears it, so the op
+ * itself reports the bad target and nothing is left for a later op. */
 struct bad_target {
   int flag;
   long long value;
@@ -106,24 +104,6 @@ static int cuda_class_forward(dl_class_loss_call *c) {
     DL_CUDA_CHECK(cudaMemcpyToSymbolAsync(dl_cuda_loss_bad, &zero, sizeof zero, 0, cudaMemcpyHostToDevice, st));
   }
   return dl_cuda_status();
-}
-
-/* after the stream has drained: 0, or -1 with the error of the first bad
- * target a class loss met since the last check (the flag is then cleared) */
-int dl_cuda_loss_check(void) {
-  cudaStream_t st = dl_cuda_stream();
-  bad_target bad = {0, 0, 0};
-  if (DL_CUDA_CHECK(cudaMemcpyFromSymbolAsync(&bad, dl_cuda_loss_bad, sizeof bad, 0, cudaMemcpyDeviceToHost, st)) ||
-      DL_CUDA_CHECK(cudaStreamSynchronize(st)))
-    return -1;
-  if (!bad.flag) return 0;
-  bad_target zero = {0, 0, 0};
-  if (DL_CUDA_CHECK(cudaMemcpyToSymbolAsync(dl_cuda_loss_bad, &zero, sizeof zero, 0, cudaMemcpyHostToDevice, st)))
-    return -1;
-  dl_error_set("cross_entropy/nll_loss: target %lld is out of bounds (classes are 1..%lld; found on the GPU, "
-               "reported at this sync point)",
-               bad.value, bad.classes);
-  return -1;
 }
 
 /* gr_j = gs (p_j qsum - sc w_j) (p_j = exp(x_j - l), or 0 without the
