@@ -205,8 +205,6 @@ static int cpu_prelu_backward(dl_tensor *gx, dl_tensor *gw, const dl_tensor *g, 
   }                                                                                                 \
   static void sm_row_##S(bool is_log, T *restrict o, const T *restrict x, int64_t n) {              \
     T m = rowmax_##S(x, n);                                                                         \
-    /* a row of infinities has no finite max to subtract */                                         \
-    if (isinf(m)) m = 0;                                                                            \
     for (int64_t k = 0; k < n; k++) o[k] = EXP(x[k] - m);                                           \
     double sum = rowdot_##S(o, NULL, n);                                                            \
     if (is_log) {                                                                                   \
@@ -227,8 +225,6 @@ static int cpu_prelu_backward(dl_tensor *gx, dl_tensor *gw, const dl_tensor *g, 
       const T *xk = x + k * inner;                                                                  \
       for (int64_t i = 0; i < w; i++) m[i] = xk[i] > m[i] ? xk[i] : m[i];                           \
     }                                                                                               \
-    for (int64_t i = 0; i < w; i++)                                                                 \
-      if (isinf(m[i])) m[i] = 0;                                                                    \
     for (int64_t k = 0; k < n; k++) {                                                               \
       const T *xk = x + k * inner;                                                                  \
       T *ok = o + k * inner;                                                                        \

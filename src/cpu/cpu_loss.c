@@ -20,7 +20,6 @@
     (void)st;                                                                   \
     T m = -INFINITY;                                                            \
     DL_SIMD_REDUCE(max, m) for (int64_t j = 0; j < C; j++) m = xr[j * (ST)] > m ? xr[j * (ST)] : m; \
-    if (isinf(m)) m = 0; /* all -inf, or +inf present: keep exp defined */     \
     double acc = 0;                                                             \
     DL_SIMD_REDUCE(+, acc) for (int64_t j = 0; j < C; j++) acc += (double)EXP_##T(xr[j * (ST)] - m); \
     return (double)m + log(acc);                                                \
@@ -176,7 +175,7 @@ typedef struct {
 #define F_L1(d, b) fabs(d)
 #define F_SL1(d, b) (fabs(d) < (b) ? 0.5 * (d) * (d) / (b) : fabs(d) - 0.5 * (b))
 #define D_MSE(d, b) (2 * (d))
-#define D_L1(d, b) SIGN(d)
+#define D_L1(d, b) ((d) == (d) ? SIGN(d) : 0) /* sign(NaN) = 0 here, as PyTorch's l1_loss backward */
 #define D_SL1(d, b) (fabs(d) < (b) ? (d) / (b) : SIGN(d))
 
 /* p[0] = f(p[1] - p[2]) */

@@ -157,8 +157,6 @@ static int cuda_prelu_backward(dl_tensor *gx, dl_tensor *gw, const dl_tensor *g,
 
 /* ---- softmax / log_softmax along the middle dim of [outer, n, inner] ---- */
 
-/* a row of infinities has no finite max to subtract */
-template <typename T> __device__ __forceinline__ T finite_max(T m) { return isinf(m) ? (T)0 : m; }
 
 /* inner == 1: one block per row of n contiguous elements */
 template <typename T> __global__ void softmax_rows_kernel(bool is_log, T *o, const T *x, int64_t outer, int64_t n) {
@@ -169,7 +167,7 @@ template <typename T> __global__ void softmax_rows_kernel(bool is_log, T *o, con
     T *orow = o + r * n;
     T m = xr[0];
     for (int64_t k = threadIdx.x; k < n; k += blockDim.x) m = xr[k] > m ? xr[k] : m;
-    m = finite_max(dl_block_max<T>(m, xr[0], sht));
+    m = dl_block_max<T>(m, xr[0], sht);
     double sum = 0;
     for (int64_t k = threadIdx.x; k < n; k += blockDim.x) {
       T e = exp(xr[k] - m);
@@ -197,7 +195,6 @@ __global__ void softmax_cols_kernel(bool is_log, T *o, const T *x, int64_t outer
     T *oc = o + off;
     T m = xc[0];
     for (int64_t k = 1; k < n; k++) m = xc[k * inner] > m ? xc[k * inner] : m;
-    m = finite_max(m);
     double sum = 0;
     for (int64_t k = 0; k < n; k++) {
       T e = exp(xc[k * inner] - m);

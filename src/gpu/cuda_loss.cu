@@ -38,7 +38,6 @@ __global__ void class_forward_kernel(const T *x, const int64_t *y, const T *w, T
       for (int64_t j = lane; j < C; j += DL_CUDA_WARP) m = xr[j * D] > m ? xr[j * D] : m;
       m = dl_warp_max(m);
       m = __shfl_sync(DL_CUDA_FULL_MASK, m, 0);
-      if (isinf(m)) m = 0; /* all -inf, or +inf present: keep exp defined */
       double acc = 0;
       for (int64_t j = lane; j < C; j += DL_CUDA_WARP) acc += (double)exp(xr[j * D] - m);
       acc = __shfl_sync(DL_CUDA_FULL_MASK, dl_warp_sum(acc), 0);
@@ -180,7 +179,7 @@ template <typename T> __device__ __forceinline__ T pw_f(dl_pointwise_loss kind, 
 template <typename T> __device__ __forceinline__ T pw_d(dl_pointwise_loss kind, T d, T b) {
   switch (kind) {
   case DL_LOSS_MSE: return (T)(2 * d);
-  case DL_LOSS_L1: return (T)SIGN(d);
+  case DL_LOSS_L1: return d == d ? (T)SIGN(d) : (T)0; /* sign(NaN) = 0 here, as PyTorch's l1_loss backward */
   default: return (T)(fabs((double)d) < b ? d / b : SIGN(d));
   }
 }

@@ -29,9 +29,10 @@ AM_QUAL AM_T AM_FN(relu_f)(AM_T x, AM_T p0, AM_T p1) {
   (void)p0, (void)p1;
   return x < 0 ? (AM_T)0 : x;
 }
+/* as PyTorch's threshold_backward: the gradient passes unless x <= 0 (NaN passes) */
 AM_QUAL AM_T AM_FN(relu_b)(AM_T g, AM_T x, AM_T p0, AM_T p1) {
   (void)p0, (void)p1;
-  return x > 0 ? g : (AM_T)0;
+  return x <= 0 ? (AM_T)0 : g;
 }
 AM_QUAL AM_T AM_FN(elu_f)(AM_T x, AM_T p0, AM_T p1) {
   (void)p1;
@@ -41,7 +42,7 @@ AM_QUAL AM_T AM_FN(elu_f)(AM_T x, AM_T p0, AM_T p1) {
 AM_QUAL AM_T AM_FN(elu_b)(AM_T g, AM_T x, AM_T p0, AM_T p1) {
   (void)p1;
   AM_T e = g * p0 * AM_MATH(exp)(x > 0 ? (AM_T)0 : x);
-  return x > 0 ? g : e;
+  return x <= 0 ? e : g; /* NaN takes the linear side, as PyTorch's elu_backward */
 }
 AM_QUAL AM_T AM_FN(gelu_f)(AM_T x, AM_T p0, AM_T p1) {
   (void)p0, (void)p1;
