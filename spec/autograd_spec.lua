@@ -94,6 +94,24 @@ describe("grad mode", function()
 end)
 
 describe("dl.autograd.grad", function()
+  it("refuses an empty list of inputs or outputs, and tables that are not lists", function()
+    local x = dl.randn(3):requires_grad_()
+    local y = (x * x):sum()
+    H.assert_error(function() dl.autograd.grad(y, {}) end, "dl.autograd.grad: bad argument #2", "no inputs")
+    H.assert_error(function() dl.autograd.grad({}, x) end, "dl.autograd.grad: bad argument #1", "no outputs")
+    H.assert_error(function() dl.autograd.grad(y, {x, extra = x}) end, "not a list", '"extra"')
+  end)
+  it("forward-mode helpers check their arguments", function()
+    H.assert_error(function() dl.autograd.jvp(nil, dl.zeros(2), dl.zeros(2)) end,
+      "dl.autograd.jvp: bad argument #1 (function expected, got nil)")
+    H.assert_error(function() dl.autograd.jvp(function(a) return a end, {dl.zeros(2), "x"}, {dl.zeros(2)}) end,
+      "dl.autograd.jvp: bad argument #2 (entry 2 is a string, not a tensor)")
+    H.assert_error(function() dl.autograd.jacobian(function(a) return a end, "x") end,
+      "dl.autograd.jacobian: bad argument #2 (x must be a tensor, got string)")
+    H.assert_error(function() dl.autograd.gradcheck(function(a) return a end, {}) end,
+      "dl.autograd.gradcheck: bad argument #2 (no inputs to check)")
+  end)
+
   it("returns gradients without touching .grad", function()
     local x = f64({1, 2, 3})
     local w = f64({4, 5, 6})

@@ -597,7 +597,12 @@ dl_tensor *dl_tensor_unfold(dl_tensor *t, int dim, int64_t size, int64_t step) {
     st[d] = t->stride[d];
   }
   sh[dim] = (dsize - size) / step + 1;
-  st[dim] = step * dstride;
+  if (sh[dim] == 1) {
+    st[dim] = dstride; /* one window: its stride is never used (step may be huge) */
+  } else if (__builtin_mul_overflow(step, dstride, &st[dim])) {
+    dl_error_set("unfold: step %lld too large for dim %d", (long long)step, dim + 1);
+    return NULL;
+  }
   sh[nd] = size;
   st[nd] = dstride;
   return make_view(t, sh, st, nd + 1, t->offset);

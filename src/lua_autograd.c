@@ -76,10 +76,11 @@ static int g_requires_grad(lua_State *L) {
 
 static int set_requires_grad(lua_State *L, dl_tensor *t, bool on) {
   if (t->grad_fn && !on)
-    return luaL_error(L, "dl.requires_grad: you can only change requires_grad flags of leaf tensors; use detach()");
+    return dlua_error_named(L, "dl.requires_grad",
+                            "you can only change requires_grad flags of leaf tensors; use detach()");
   if (on && !dl_dtype_is_float(t->dtype))
-    return luaL_error(L, "dl.requires_grad: only floating-point tensors can require gradients (got %s)",
-                      dl_dtype_name(t->dtype));
+    return dlua_error_named(L, "dl.requires_grad", "only floating-point tensors can require gradients (got %s)",
+                            dl_dtype_name(t->dtype));
   if (!t->grad_fn) t->requires_grad = on;
   return 0;
 }
@@ -107,12 +108,12 @@ static int s_grad(lua_State *L) {
   dl_tensor *g = dlua_checktensor(L, 3);
   if (!dl_tensor_same_shape(t, g)) {
     char b1[128], b2[128];
-    return luaL_error(L, "dl.grad: assigned grad has shape %s but the tensor has shape %s",
-                      dl_tensor_shape_str(g, b1, sizeof b1), dl_tensor_shape_str(t, b2, sizeof b2));
+    return dlua_error_named(L, "Tensor.grad", "assigned grad has shape %s but the tensor has shape %s",
+                            dl_tensor_shape_str(g, b1, sizeof b1), dl_tensor_shape_str(t, b2, sizeof b2));
   }
   if (g->dtype != t->dtype)
-    return luaL_error(L, "dl.grad: assigned grad has dtype %s but the tensor has dtype %s", dl_dtype_name(g->dtype),
-                      dl_dtype_name(t->dtype));
+    return dlua_error_named(L, "Tensor.grad", "assigned grad has dtype %s but the tensor has dtype %s",
+                            dl_dtype_name(g->dtype), dl_dtype_name(t->dtype));
   if (dl_check_same_device("grad", t, g)) return dlua_engine_error(L);
   dl_tensor_release(t->grad);
   t->grad = dl_tensor_retain(g);
@@ -196,6 +197,9 @@ static int read_tensor_list(lua_State *L, int idx, dl_tensor **out, int max, con
   if (!lua_istable(L, idx)) return luaL_typeerror(L, idx, what);
   int n = (int)lua_rawlen(L, idx);
   if (n > max) return luaL_argerror(L, idx, "too many tensors");
+  if (dlua_list_extra_key(L, idx, n))
+    return luaL_argerror(L, idx, lua_pushfstring(L, "not a list: it has the key %s besides its %d entries",
+                                                 lua_tostring(L, -1), n));
   for (int i = 0; i < n; i++) {
     lua_rawgeti(L, idx, i + 1);
     out[i] = dlua_totensor(L, -1);
@@ -231,6 +235,8 @@ static int l_autograd_grad(lua_State *L) {
   dl_tensor *outs[MAX_ROOTS], *ins[MAX_ROOTS], *gouts[MAX_ROOTS] = {NULL};
   int no = read_tensor_list(L, 1, outs, MAX_ROOTS, "tensor or list of tensors");
   int ni = read_tensor_list(L, 2, ins, MAX_ROOTS, "tensor or list of tensors");
+  if (no == 0) return luaL_argerror(L, 1, "no outputs to differentiate");
+  if (ni == 0) return luaL_argerror(L, 2, "no inputs to differentiate with respect to");
   int opts = 3;
   if (!lua_isnoneornil(L, 3) && !dlua_isoptions(L, 3)) {
     int ng = read_tensor_list(L, 3, gouts, MAX_ROOTS, "tensor or list of tensors");

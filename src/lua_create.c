@@ -166,6 +166,8 @@ static int l_full(lua_State *L) {
   int n;
   int varg;
   if (lua_istable(L, 1)) {
+    if (lua_rawlen(L, 1) == 0 && dlua_list_extra_key(L, 1, 0)) /* {a = 1} is no size list */
+      return luaL_argerror(L, 1, lua_pushfstring(L, "sizes: not a list: it has the key %s", lua_tostring(L, -1)));
     n = dlua_checksizes(L, 1, shape, NULL);
     varg = 2;
   } else {

@@ -116,7 +116,6 @@ static const char *const clamp_opts[] = {"min", "max", NULL};
  * numbers or tensors */
 static int clamp_common(lua_State *L, bool inplace, int which) {
   dl_tensor *t = check_tensor(L, 1);
-  const char *fn = inplace ? "clamp_" : "clamp";
   dl_operand lo, hi;
   bool has_lo = false, has_hi = false;
   if (which != 0) { /* clamp_min / clamp_max: one bound at arg 2 */
@@ -124,7 +123,8 @@ static int clamp_common(lua_State *L, bool inplace, int which) {
     if (which < 0) lo = check_operand(L, 2), has_lo = true;
     else hi = check_operand(L, 2), has_hi = true;
   } else if (dlua_isoptions(L, 2)) {
-    dlua_checkoptions(L, 2, inplace ? "dl.clamp_" : "dl.clamp", clamp_opts);
+    const char *called = dlua_function_name(L); /* dl.clip or dl.clamp */
+    dlua_checkoptions(L, 2, called ? called : inplace ? "dl.clamp_" : "dl.clamp", clamp_opts);
     lua_getfield(L, 2, "min");
     lua_getfield(L, 2, "max");
     if (!lua_isnil(L, -2)) lo = check_operand(L, lua_absindex(L, -2)), has_lo = true;
@@ -133,7 +133,8 @@ static int clamp_common(lua_State *L, bool inplace, int which) {
     if (!lua_isnoneornil(L, 2)) lo = check_operand(L, 2), has_lo = true;
     if (!lua_isnoneornil(L, 3)) hi = check_operand(L, 3), has_hi = true;
   }
-  if (!has_lo && !has_hi) return luaL_error(L, "dl.%s: at least one of min and max must be given", fn);
+  if (!has_lo && !has_hi)
+    return dlua_error_named(L, inplace ? "dl.clamp_" : "dl.clamp", "at least one of min and max must be given");
   const dl_operand *plo = has_lo ? &lo : NULL, *phi = has_hi ? &hi : NULL;
   if (inplace) {
     dlua_check_status(L, dl_ag_clamp_(t, plo, phi));

@@ -15,6 +15,7 @@
 #define DLUA_NAMES_IMPL /* lauxlib's own checkers, under their own names */
 #include "lua_dlua.h"
 
+#include <stdarg.h>
 #include <string.h>
 
 static const char NAMES_KEY = 0; /* registry: {[fn] = "dl.x"}, {[fn] = "Tensor:x"} */
@@ -84,6 +85,28 @@ void dlua_names_build(lua_State *L, int dl) {
     }
   }
   lua_pop(L, 1);
+  /* metamethods, under the op they perform (a % b is dl.remainder), else
+   * as "Tensor.__len" */
+  static const char *const meta_ops[][2] = {
+    {"__add", "dl.add"},         {"__sub", "dl.sub"},   {"__mul", "dl.mul"}, {"__div", "dl.div"},
+    {"__mod", "dl.remainder"},   {"__pow", "dl.pow"},   {"__unm", "dl.neg"}, {"__idiv", "dl.floor_divide"},
+    {"__index", "dl.index"},     {"__newindex", "dl.index"},
+  };
+  if (luaL_getmetatable(L, DLUA_TENSOR_TYPE) == LUA_TTABLE) {
+    int meta = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, meta)) {
+      if (lua_type(L, -2) == LUA_TSTRING && lua_iscfunction(L, -1)) {
+        const char *k = lua_tostring(L, -2), *op = NULL;
+        for (size_t i = 0; i < sizeof meta_ops / sizeof meta_ops[0]; i++)
+          if (strcmp(k, meta_ops[i][0]) == 0) op = meta_ops[i][1];
+        if (op) name_one(L, -1, 1, "", op);
+        else name_one(L, -1, 1, "Tensor.", k);
+      }
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
 }
 
 const char *dlua_function_name(lua_State *L) {
@@ -100,6 +123,26 @@ const char *dlua_function_name(lua_State *L) {
     else lua_pop(L, 2);
   }
   return name;
+}
+
+/* the part of "dl.nn.x" / "Tensor:x" after its last '.' or ':' */
+static const char *short_name(const char *name) {
+  const char *sep = strrchr(name, ':'), *dot = strrchr(name, '.');
+  return sep && (!dot || sep > dot) ? sep + 1 : dot ? dot + 1 : name;
+}
+
+int dlua_error_named(lua_State *L, const char *fallback, const char *fmt, ...) {
+  const char *fn = dlua_function_name(L);
+  /* t:clamp() says "dl.clamp", as the op's own errors do; t:clip() says "Tensor:clip" */
+  if (fn && strcmp(short_name(fn), short_name(fallback)) == 0) fn = NULL;
+  va_list ap;
+  va_start(ap, fmt);
+  const char *msg = lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  luaL_where(L, 1);
+  lua_pushfstring(L, "%s: %s", fn ? fn : fallback, msg);
+  lua_concat(L, 2);
+  return lua_error(L);
 }
 
 int dlua_argerror(lua_State *L, int arg, const char *extramsg) {

@@ -84,15 +84,21 @@ dl_tensor *dlua_checktensor(lua_State *L, int idx) {
 }
 
 /* Engine messages start with the op's name ("add: ..."), which becomes
- * "dl.add: ..."; one that names none (an allocation that failed), or names
- * the allocation of the result ("empty: ..." from dl.zeros), gets the name
- * of the function the user called. */
+ * "dl.add: ..." when the user called that op (dl.add, t:add). Called under
+ * another name (dl.subtract, t:zero_, t:scatter_), or naming no op (an
+ * allocation that failed), the message gets the name the user called. */
 int dlua_engine_error(lua_State *L) {
   const char *msg = dl_error_get();
   size_t n = strspn(msg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.");
   bool named = n > 0 && msg[n] == ':' && msg[n + 1] == ' ';
-  if (named && !(n == 5 && strncmp(msg, "empty", 5) == 0)) return luaL_error(L, "dl.%s", msg);
   const char *fn = dlua_function_name(L);
+  if (named && fn) {
+    const char *sep = strrchr(fn, ':'), *dot = strrchr(fn, '.');
+    const char *shortname = sep && (!dot || sep > dot) ? sep + 1 : dot ? dot + 1 : fn;
+    bool property = strncmp(fn, "Tensor.", 7) == 0; /* t.grad = ...: "Tensor.grad: ..." */
+    bool same = strlen(shortname) == n && strncmp(shortname, msg, n) == 0;
+    if (!property && same) return luaL_error(L, "dl.%s", msg);
+  }
   if (!fn) return luaL_error(L, named ? "dl.%s" : "dl: %s", msg);
   return luaL_error(L, "%s: %s", fn, named ? msg + n + 2 : msg);
 }
@@ -110,6 +116,12 @@ static int l_release(lua_State *L) {
     u->t = NULL;
   }
   return 0;
+}
+
+/* t:close(): frees the storage now; closing a closed tensor does nothing */
+static int l_close(lua_State *L) {
+  if (!dlua_toud(L, 1)) return dlua_typeerror(L, 1, "tensor");
+  return l_release(L);
 }
 
 /* ---- registration ---- */
@@ -171,6 +183,9 @@ static int g_ndim(lua_State *L) {
 static dl_tensor *index_table(lua_State *L, dl_tensor *t, int key) {
   int n = (int)lua_rawlen(L, key);
   if (n > t->ndim) luaL_error(L, "dl.index: %d indices for a %d-d tensor", n, t->ndim);
+  if (dlua_list_extra_key(L, key, n))
+    luaL_error(L, "dl.index: the index table is not a list: it has the key %s besides its %d entries",
+               lua_tostring(L, -1), n);
   dl_tensor *cur = dl_tensor_retain(t);
   int dim = 0;
   for (int i = 1; i <= n; i++) {
@@ -188,8 +203,13 @@ static dl_tensor *index_table(lua_State *L, dl_tensor *t, int key) {
     } else if (lua_istable(L, -1)) {
       int m = (int)lua_rawlen(L, -1);
       lua_Integer a = 1, b = size;
-      if (m >= 1) { lua_rawgeti(L, -1, 1); a = lua_tointeger(L, -1); lua_pop(L, 1); b = a; }
-      if (m >= 2) { lua_rawgeti(L, -1, 2); b = lua_tointeger(L, -1); lua_pop(L, 1); }
+      int ok_a = 1, ok_b = 1;
+      if (m >= 1) { lua_rawgeti(L, -1, 1); a = lua_tointegerx(L, -1, &ok_a); lua_pop(L, 1); b = a; }
+      if (m >= 2) { lua_rawgeti(L, -1, 2); b = lua_tointegerx(L, -1, &ok_b); lua_pop(L, 1); }
+      if (!ok_a || !ok_b || dlua_list_extra_key(L, -1, m)) {
+        dl_tensor_release(cur);
+        luaL_error(L, "dl.index: entry %d: a range is {first, last} of integers", i);
+      }
       if (a < 0) a += size + 1;
       if (b < 0) b += size + 1;
       if (m > 2 || a < 1 || b > size || b < a - 1) {
@@ -412,7 +432,7 @@ static const luaL_Reg methods[] = {
   {"size", l_size}, {"stride", l_stride}, {"dim", l_dim}, {"ndimension", l_dim},
   {"numel", l_numel}, {"nelement", l_numel}, {"is_contiguous", l_is_contiguous},
   {"item", l_item}, {"get", l_get}, {"set", l_set}, {"totable", l_totable},
-  {"close", l_release},
+  {"close", l_close},
   {NULL, NULL},
 };
 

@@ -2,6 +2,8 @@
 -- jacobian and Hessian-vector products. The graph machinery is in C
 -- (src/autograd/); this file composes it.
 local dl = require "dlua"
+local checks = require "dlua.checks"
+local raise = require("dlua.errors").raise
 local A = dl.autograd
 
 ---------------------------------------------------------------------------
@@ -113,9 +115,32 @@ Function.__call = function(F, ...) return call_function(F, ...) end
 -- helpers
 ---------------------------------------------------------------------------
 
-local function as_list(x)
+-- argument #argn of fn: a tensor or a list of tensors, as a list
+local function as_list(fn, argn, x)
   if dl.is_tensor(x) then return {x}, true end
+  if type(x) ~= "table" then
+    raise(string.format("%s: bad argument #%d (tensor or list of tensors expected, got %s)", fn, argn, type(x)))
+  end
+  checks.list(fn, argn, x)
+  for i, t in ipairs(x) do
+    if not dl.is_tensor(t) then
+      raise(string.format("%s: bad argument #%d (entry %d is a %s, not a tensor)", fn, argn, i, type(t)))
+    end
+  end
   return x, false
+end
+
+local function check_callable(fn, f)
+  local mt = getmetatable(f)
+  if type(f) ~= "function" and not (type(mt) == "table" and mt.__call) then
+    raise(string.format("%s: bad argument #1 (function expected, got %s)", fn, type(f)))
+  end
+end
+
+local function check_tensor(fn, argn, name, t)
+  if not dl.is_tensor(t) then
+    raise(string.format("%s: bad argument #%d (%s must be a tensor, got %s)", fn, argn, name, type(t)))
+  end
 end
 
 local function flat_values(t)
@@ -132,8 +157,9 @@ end
 -- outputs, tangents = jvp(fn, primals, tangents): one forward pass carrying
 -- tangents through every op's jvp rule.
 function A.jvp(fn, primals, tangents)
-  local ps, single = as_list(primals)
-  local ts = as_list(tangents)
+  check_callable("dl.autograd.jvp", fn)
+  local ps = as_list("dl.autograd.jvp", 2, primals)
+  local ts = as_list("dl.autograd.jvp", 3, tangents)
   if #ps ~= #ts then error(string.format("dl.autograd.jvp: %d primals but %d tangents", #ps, #ts), 2) end
   local duals = {}
   for i = 1, #ps do duals[i] = A._make_dual(ps[i], ts[i]) end
@@ -153,6 +179,8 @@ end
 
 -- Jacobian of fn at x (a tensor) by reverse mode: shape out.shape .. x.shape
 function A.jacobian(fn, x)
+  check_callable("dl.autograd.jacobian", fn)
+  check_tensor("dl.autograd.jacobian", 2, "x", x)
   local xi = x:detach():requires_grad_(true)
   local y = fn(xi)
   local ny, nx = y:numel(), xi:numel()
@@ -174,6 +202,9 @@ end
 -- Hessian-vector product of a scalar function: reverse over reverse
 -- (grad of <grad f, v>); returns f(x), H v.
 function A.hvp(fn, x, v)
+  check_callable("dl.autograd.hvp", fn)
+  check_tensor("dl.autograd.hvp", 2, "x", x)
+  check_tensor("dl.autograd.hvp", 3, "v", v)
   local xi = x:detach():requires_grad_(true)
   local y = fn(xi)
   if y:numel() ~= 1 then error("dl.autograd.hvp: fn must return a scalar", 2) end
@@ -192,7 +223,9 @@ end
 function A.gradcheck(fn, inputs, opts)
   opts = opts or {}
   local eps, atol, rtol = opts.eps or 1e-6, opts.atol or 1e-5, opts.rtol or 1e-3
-  local ins = as_list(inputs)
+  check_callable("dl.autograd.gradcheck", fn)
+  local ins = as_list("dl.autograd.gradcheck", 2, inputs)
+  if #ins == 0 then raise("dl.autograd.gradcheck: bad argument #2 (no inputs to check)") end
   local function outputs_of(...)
     local r = table.pack(fn(...))
     local o = {}

@@ -19,6 +19,18 @@ function M.options(fn, opts, allowed)
   return opts
 end
 
+-- v (a table) as a Lua list: keys 1..#v and nothing else, argument #argn
+function M.list(fn, argn, v)
+  local n = #v
+  for k in pairs(v) do
+    if math.type(k) ~= "integer" or k < 1 or k > n then
+      raise(string.format("%s: bad argument #%d (not a list: it has the key %s besides its %d entries)", fn, argn,
+        type(k) == "string" and ('"' .. k .. '"') or ("[" .. tostring(k) .. "]"), n))
+    end
+  end
+  return v
+end
+
 -- v as an integer >= min, argument #argn called name
 function M.count(fn, argn, name, v, min)
   if math.type(v) ~= "integer" or v < min then

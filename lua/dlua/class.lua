@@ -52,6 +52,9 @@ function M.extend(parent, name)
   return make(name, parent, getmetatable(parent).__call, root)
 end
 
+-- whether v is a class made here (not an instance)
+function M.is_class(v) return type(v) == "table" and root_of[v] ~= nil end
+
 -- the class of v when v is an instance of any class made here, else nil
 function M.class_of(v)
   local mt = type(v) == "table" and getmetatable(v)

@@ -22,4 +22,8 @@ require "dlua.metrics"       -- dl.metrics
 require "dlua.utils"         -- dl.utils: progress, EarlyStopping
 require "dlua.plot"          -- dl.plot
 
+-- every public function, method and constructor written in Lua names
+-- itself in the errors raised below it (the C functions already do)
+require("dlua.errors").name_library(dl)
+
 return dl

@@ -2,6 +2,7 @@
 -- read_idx and read_csv are C (src/lua_data.c) and already sit in dl.data;
 -- this file adds the dataset classes, loader.lua the DataLoader.
 local dl = require "dlua"
+local checks = require "dlua.checks"
 
 local data = dl.data or {}
 dl.data = data
@@ -113,7 +114,7 @@ function Subset:init(ds, indices)
     error("Subset: bad argument #1 (dataset expected, got " .. type(ds) .. ")", 3)
   end
   if type(indices) == "table" and not dl.is_tensor(indices) then
-    indices = dl.tensor(#indices > 0 and indices or {}, {dtype = "int64"})
+    indices = dl.tensor(checks.list("Subset", 2, indices), {dtype = "int64"})
   end
   if not dl.is_tensor(indices) or indices:dim() ~= 1 or indices.dtype ~= "int64" then
     error("Subset: bad argument #2 (1-D int64 tensor or list of indices expected)", 3)

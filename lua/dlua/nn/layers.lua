@@ -27,8 +27,9 @@ end
 -- Linear
 ---------------------------------------------------------------------------
 
--- y = x @ w^T + b for x [..., in]; one GEMM, the bias folded in
-function F.linear(x, w, b)
+-- y = x @ w^T + b for x [..., in]; one GEMM, the bias folded in. (Linear
+-- calls this local, not dl.F.linear, which init.lua wraps to name its errors.)
+local function linear(x, w, b)
   local nd = x:dim()
   if nd == 2 then
     if b then return addmm(b, x, w:t()) end
@@ -46,6 +47,7 @@ function F.linear(x, w, b)
   shape[nd] = w:size(1)
   return y:reshape(shape)
 end
+F.linear = linear
 
 local Linear = nn.Module:extend("Linear")
 nn.Linear = Linear
@@ -86,7 +88,7 @@ function Linear:forward(x)
       nd == 0 and "no" or tostring(x:size(nd)), self.in_features)
       or fmt("%s: input must be a tensor, got %s", self:_label(), type(x)))
   end
-  return F.linear(x, self.weight, self.bias)
+  return linear(x, self.weight, self.bias)
 end
 
 -- "Linear(3 -> 2)", how errors name the module

@@ -9,7 +9,6 @@
 -- Class indices are 1-based int64. A module keeps one options table, built at
 -- construction, so calling it creates no Lua table.
 local dl = require "dlua"
-local errors = require "dlua.errors"
 local nn = dl.nn
 local F = nn.functional
 local C = dl._loss
@@ -57,14 +56,6 @@ local function read_options(self, name, opts, allowed, tensor_key)
   return o
 end
 
--- fn(input, target, o), an error raised at the user's line and naming the
--- module ("CrossEntropyLoss: dl.cross_entropy: ..."), not at this file's
-local function call_loss(name, fn, input, target, o)
-  local ok, r = pcall(fn, input, target, o)
-  if ok then return r end
-  errors.raise(name .. ": " .. errors.strip(r))
-end
-
 -- A loss module class: `fn` is the functional form, `allowed` its option
 -- keys, `tensor_key` the option a positional tensor argument stands for.
 local function loss_class(name, fn, allowed, tensor_key)
@@ -80,13 +71,13 @@ local function loss_class(name, fn, allowed, tensor_key)
     function M:forward(input, target)
       local o = self._opts
       o.weight, o.pos_weight, o.reduction = self.weight, self.pos_weight, self.reduction
-      return call_loss(name, fn, input, target, o)
+      return fn(input, target, o)
     end
   else
     function M:forward(input, target)
       local o = self._opts
       o.reduction = self.reduction
-      return call_loss(name, fn, input, target, o)
+      return fn(input, target, o)
     end
   end
   function M:extra_repr()

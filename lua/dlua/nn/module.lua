@@ -46,7 +46,8 @@ function nn.is_parameter(t)
   return is_param[t] == true
 end
 
-local shape_str = require("dlua.checks").shape_str
+local checks = require "dlua.checks"
+local shape_str = checks.shape_str
 nn._shape_str = shape_str
 
 ---------------------------------------------------------------------------
@@ -375,7 +376,10 @@ end
 -- a table {dtype =, device =}.
 local function to_target(arg)
   if dl.is_tensor(arg) then return arg.dtype, arg.device end
-  if type(arg) == "table" then return arg.dtype, arg.device end
+  if type(arg) == "table" then
+    checks.options("to", arg, {dtype = true, device = true})
+    return arg.dtype, arg.device
+  end
   if type(arg) ~= "string" then
     error("to: bad argument #1 (dtype, device, tensor or {dtype, device} expected, got " .. type(arg) .. ")", 3)
   end

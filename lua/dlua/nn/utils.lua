@@ -2,6 +2,7 @@
 -- vector and back, and weight penalties. `params` is everywhere a tensor, a
 -- Lua list of tensors or a module (its parameters()).
 local dl = require "dlua"
+local checks = require "dlua.checks"
 local nn = dl.nn
 
 local utils = {}
@@ -14,6 +15,7 @@ local function param_list(fn, params)
     error(string.format("dl.nn.utils.%s: bad argument #1 (tensor, list of tensors or module expected, got %s)",
       fn, type(params)), 3)
   end
+  checks.list("dl.nn.utils." .. fn, 1, params)
   for i, p in ipairs(params) do
     if not dl.is_tensor(p) then
       error(string.format("dl.nn.utils.%s: bad argument #1 (entry %d is a %s, not a tensor)", fn, i, type(p)), 3)
