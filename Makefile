@@ -69,7 +69,7 @@ LIBDIR ?= lib
 BINDIR ?= bin
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test sanitize bench demo install clean ctest fuzz fuzz-san
+.PHONY: all deps test sanitize bench demo install clean ctest fuzz fuzz-san sweep
 
 PLUGIN := $(if $(CUDA_OBJ),$(LIBDIR)/libdlua_cuda.so)
 
@@ -170,6 +170,13 @@ fuzz-san: $(DEPS_STAMP)
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  $(MAKE) CUDA=0 BUILD=build-san LIBDIR=build-san/lib BINDIR=build-san/bin OPT="-O1 -DDL_NO_CACHE" \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" fuzz
+
+# the bad-input sweep (spec/sweep/sweep.lua), whole, in an empty directory,
+# with the stand-in CUDA plugin for tensors on another device; make test runs
+# it too, make sanitize under ASan+UBSan (docs/sweep.md)
+sweep: all ctest
+	@d=$$(mktemp -d) && cd $$d && DLUA_CUDA_PLUGIN=$(CURDIR)/$(BUILD)/ctest/libfake_cuda.so \
+	  $(CURDIR)/$(BINDIR)/dlua $(CURDIR)/spec/sweep/sweep.lua $(SWEEP_ARGS); rc=$$?; rm -rf $$d; exit $$rc
 
 test: all ctest
 	@bash spec/run.sh $(BINDIR)/dlua $(BUILD) $(LIBDIR)

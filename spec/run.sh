@@ -39,6 +39,25 @@ for f in npy safetensors idx idxgz csv checkpoint; do
   if "$build"/fuzz/fuzz_readers "$f" 20000; then pass=$((pass + 1)); else echo "fuzz_readers $f failed"; fail=$((fail + 1)); fi
 done
 
+echo "== bad-input sweep (spec/sweep: every public name, each argument replaced by bad values)"
+# run from an empty directory: calls given a string where a path goes write there
+sweep_dir=$(mktemp -d)
+dlua_abs=$(cd "$(dirname "$dlua")" && pwd)/$(basename "$dlua")
+for mode in --self-test ""; do
+  # the stand-in CUDA plugin gives the sweep tensors on another device
+  if (cd "$sweep_dir" && DLUA_CUDA_PLUGIN="$OLDPWD/$build/ctest/libfake_cuda.so" \
+      timeout 600 "$dlua_abs" "$OLDPWD/spec/sweep/sweep.lua" $mode >sweep.log 2>&1); then
+    pass=$((pass + 1))
+    tail -n 1 "$sweep_dir/sweep.log"
+  else
+    grep -E '^FAIL' "$sweep_dir/sweep.log" | head -n 40
+    tail -n 5 "$sweep_dir/sweep.log"
+    echo "sweep $mode failed"
+    fail=$((fail + 1))
+  fi
+done
+rm -rf "$sweep_dir"
+
 echo "== busted specs (run by $dlua)"
 # specs find the program, build tree and Lua module through these
 export DLUA_BIN="$dlua" DLUA_BUILD="$build" DLUA_LIBDIR="$libdir"
