@@ -159,7 +159,7 @@ end
 
 local TABLES = {
   {"activation", EXACT}, {"ewise", EXACT}, {"index", EXACT}, {"layer", GEMM}, {"linalg", GEMM}, {"loss", EXACT},
-  {"reduce", EXACT}, {"view", EXACT},
+  {"reduce", EXACT}, {"view", EXACT}, {"conv", EXACT},
 }
 
 local function gradcheck_cases()

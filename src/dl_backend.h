@@ -39,6 +39,7 @@ struct dl_loss_kernels;
 struct dl_layer_kernels;
 struct dl_optim_kernels;
 struct dl_decomp_kernels;
+struct dl_conv_kernels;
 
 typedef struct dl_backend {
   const char *name;
@@ -63,6 +64,7 @@ typedef struct dl_backend {
   const struct dl_layer_kernels *layer; /* batch norm, dropout, RBF (src/ops/dl_layer.h) */
   const struct dl_optim_kernels *optim; /* fused optimiser steps (src/ops/dl_optim.h) */
   const struct dl_decomp_kernels *decomp; /* eigh (src/ops/dl_decomp.h) */
+  const struct dl_conv_kernels *conv;     /* im2col, col2im (src/ops/dl_conv.h) */
 } dl_backend;
 
 extern const dl_backend dl_cpu_backend;

@@ -119,6 +119,7 @@ int luaopen_dlua(lua_State *L) {
   dlua_open_activation(L);
   dlua_open_loss(L);
   dlua_open_layer(L);
+  dlua_open_conv(L);
   dlua_open_optim(L);
   dlua_open_data(L);
   dlua_open_io(L);

@@ -159,6 +159,7 @@ void dlua_open_autograd(lua_State *L);
 void dlua_open_activation(lua_State *L);
 void dlua_open_loss(lua_State *L);
 void dlua_open_layer(lua_State *L);
+void dlua_open_conv(lua_State *L);
 void dlua_open_optim(lua_State *L);
 void dlua_open_data(lua_State *L);
 void dlua_open_io(lua_State *L);

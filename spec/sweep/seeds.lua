@@ -144,6 +144,34 @@ for _, name in ipairs({"LambdaLR", "ReduceLROnPlateau"}) do
   local function s() return dl.optim.lr_scheduler[name](opt(), table.unpack(args[name])) end
   S.calls[name .. ":load_state_dict"] = function() return {s, function() return s():state_dict() end} end
 end
+-- convolution and pooling: images [N, C, *S] with 1 to 3 spatial dims
+local function img(nd) return function() return dl.randn(table.unpack(({{2, 2, 6}, {2, 2, 5, 5}, {1, 2, 4, 4, 4}})[nd])) end end
+for nd = 1, 3 do
+  local w = ({{3, 2, 3}, {3, 2, 3, 3}, {3, 2, 2, 2, 2}})[nd]
+  S.calls[("dl.F.conv%dd"):format(nd)] = function() return {img(nd), function() return dl.randn(w) end} end
+  S.calls[("dl.F.max_pool%dd"):format(nd)] = function() return {img(nd), v(2)} end
+  S.calls[("dl.F.avg_pool%dd"):format(nd)] = function() return {img(nd), v(2)} end
+  S.calls[("Conv%dd:forward"):format(nd)] = function()
+    return {function() return dl.nn[("Conv%dd"):format(nd)](2, 3, 2) end, img(nd)}
+  end
+  S.calls[("MaxPool%dd:forward"):format(nd)] = function()
+    return {function() return dl.nn[("MaxPool%dd"):format(nd)](2) end, img(nd)}
+  end
+  S.calls[("AvgPool%dd:forward"):format(nd)] = function()
+    return {function() return dl.nn[("AvgPool%dd"):format(nd)](2) end, img(nd)}
+  end
+end
+S.calls["dl.im2col"] = function() return {img(2), v(2)} end
+S.calls["dl.F.unfold"] = S.calls["dl.im2col"]
+S.calls["dl.col2im"] = function() return {function() return dl.randn(2, 8, 16) end, v({5, 5}), v(2)} end
+S.calls["dl.F.fold"] = S.calls["dl.col2im"]
+S.calls["Unfold:forward"] = function() return {function() return dl.nn.Unfold(2) end, img(2)} end
+S.calls["Fold:forward"] = function()
+  return {function() return dl.nn.Fold({5, 5}, 2) end, function() return dl.randn(2, 8, 16) end}
+end
+S.calls["BatchNorm2d:forward"] = function() return {function() return dl.nn.BatchNorm2d(2) end, img(2)} end
+S.calls["BatchNorm3d:forward"] = function() return {function() return dl.nn.BatchNorm3d(2) end, img(3)} end
+
 -- the scalers: fitted first
 for _, name in ipairs({"StandardScaler", "MinMaxScaler", "PCA", "ZCA"}) do
   local function fitted() local s = dl.data[name](); s:fit(dl.randn(8, 3)); return s end

@@ -14,6 +14,7 @@ extern const struct dl_random_kernels dl_cpu_random;
 extern const struct dl_act_kernels dl_cpu_act;
 extern const struct dl_loss_kernels dl_cpu_loss;
 extern const struct dl_layer_kernels dl_cpu_layer;
+extern const struct dl_conv_kernels dl_cpu_conv;
 extern const struct dl_optim_kernels dl_cpu_optim;
 extern const struct dl_decomp_kernels dl_cpu_decomp;
 
@@ -60,4 +61,5 @@ const dl_backend dl_cpu_backend = {
   .layer = &dl_cpu_layer,
   .optim = &dl_cpu_optim,
   .decomp = &dl_cpu_decomp,
+  .conv = &dl_cpu_conv,
 };

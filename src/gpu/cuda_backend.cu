@@ -28,6 +28,7 @@ extern "C" const struct dl_random_kernels dl_cuda_random;
 extern "C" const struct dl_act_kernels dl_cuda_act;
 extern "C" const struct dl_loss_kernels dl_cuda_loss;
 extern "C" const struct dl_layer_kernels dl_cuda_layer;
+extern "C" const struct dl_conv_kernels dl_cuda_conv;
 extern "C" const struct dl_optim_kernels dl_cuda_optim;
 extern "C" const struct dl_decomp_kernels dl_cuda_decomp;
 
@@ -117,6 +118,7 @@ const dl_backend table = {
   &dl_cuda_layer,
   &dl_cuda_optim,
   &dl_cuda_decomp,
+  &dl_cuda_conv,
 };
 
 } // namespace

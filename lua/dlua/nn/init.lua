@@ -13,7 +13,8 @@ require "dlua.nn.containers"   -- Sequential, ModuleList, Residual, Identity, Fl
 require "dlua.nn.initializers" -- nn.init
 require "dlua.nn.activation"   -- ReLU, GELU, Softmax, ... and their F forms
 require "dlua.nn.loss"         -- MSELoss, CrossEntropyLoss, ... and their F forms
-require "dlua.nn.layers"       -- Linear, RBF, Dropout, BatchNorm1d and their F forms
+require "dlua.nn.layers"       -- Linear, RBF, Dropout, BatchNorm1d/2d/3d and their F forms
+require "dlua.nn.conv"         -- Conv1d/2d/3d, Max/AvgPool1d/2d/3d, Unfold, Fold and their F forms
 require "dlua.nn.utils"        -- nn.utils: clip_grad_norm_, penalties, ...
 
 return nn

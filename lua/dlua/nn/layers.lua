@@ -1,4 +1,4 @@
--- dlua.nn.layers: Linear, RBF, Dropout, BatchNorm1d and their functional
+-- dlua.nn.layers: Linear, RBF, Dropout, BatchNorm1d/2d/3d and their functional
 -- forms dl.F.linear, rbf, dropout, batch_norm.
 --
 -- Linear is one GEMM with the bias folded in (dl.addmm); RBF, Dropout and
@@ -72,14 +72,17 @@ function Linear:init(in_features, out_features, opts)
   self:reset_parameters()
 end
 
-function Linear:reset_parameters()
-  local fan_in = self.in_features
+-- PyTorch's default for Linear and ConvNd: weight and bias uniform in
+-- +-1/sqrt(fan_in) (kaiming_uniform_ with a = sqrt(5) works out to that)
+function nn._reset_uniform(m, fan_in)
   local bound = fan_in > 0 and 1 / sqrt(fan_in) or 0
   dl.no_grad(function()
-    self.weight:uniform_(-bound, bound)
-    if self.bias then self.bias:uniform_(-bound, bound) end
+    m.weight:uniform_(-bound, bound)
+    if m.bias then m.bias:uniform_(-bound, bound) end
   end)
 end
+
+function Linear:reset_parameters() nn._reset_uniform(self, self.in_features) end
 
 function Linear:forward(x)
   local nd = is_tensor(x) and x:dim() or 0
@@ -225,12 +228,13 @@ local call_opts = setmetatable({}, {__mode = "k"})
 -- track_running_stats = true}); momentum = false gives the cumulative
 -- average (PyTorch's momentum=None)
 function BatchNorm1d:init(num_features, opts)
-  check_count("dl.nn.BatchNorm1d", 1, "num_features", num_features, 1)
-  opts = check_options("dl.nn.BatchNorm1d", opts, bn_opts)
+  local fn = "dl.nn." .. self.__name -- BatchNorm2d and 3d share this
+  check_count(fn, 1, "num_features", num_features, 1)
+  opts = check_options(fn, opts, bn_opts)
   local momentum = opts.momentum
   if momentum == nil then momentum = 0.1 end
   if momentum ~= false and type(momentum) ~= "number" then
-    error("dl.nn.BatchNorm1d: momentum must be a number or false, got " .. type(momentum), 2)
+    error(fn .. ": momentum must be a number or false, got " .. type(momentum), 2)
   end
   self.num_features = num_features
   self.eps = opts.eps or 1e-5
@@ -258,15 +262,8 @@ function BatchNorm1d:reset_running_stats()
   end)
 end
 
-function BatchNorm1d:forward(x)
-  local nd = x:dim()
-  if nd ~= 2 and nd ~= 3 then
-    raise(fmt("BatchNorm1d(%d): expected 2D or 3D input (got %dD input)", self.num_features, nd))
-  end
-  if x:size(2) ~= self.num_features then
-    raise(fmt("BatchNorm1d(%d): input %s has %d channels, expected %d", self.num_features, shape_str(x), x:size(2),
-      self.num_features))
-  end
+-- x [N, C, L]: batch statistics per channel over N and L
+local function bn_forward(self, x)
   local o = call_opts[self]
   if not o then
     o = {}
@@ -287,6 +284,37 @@ function BatchNorm1d:forward(x)
     return batch_norm(x, self.running_mean, self.running_var, o)
   end
   return batch_norm(x, nil, nil, o)
+end
+
+-- "BatchNorm2d(16)", how errors name the module
+function BatchNorm1d:_label() return fmt("%s(%d)", self.__name, self.num_features) end
+
+local function check_bn_input(self, x, dims, what)
+  local nd = is_tensor(x) and x:dim() or 0
+  if not dims[nd] then
+    raise(is_tensor(x) and fmt("%s: expected %s input (got %dD input %s)", self:_label(), what, nd, shape_str(x))
+      or fmt("%s: input must be a tensor, got %s", self:_label(), type(x)))
+  end
+  if x:size(2) ~= self.num_features then
+    raise(fmt("%s: input %s has %d channels, expected %d", self:_label(), shape_str(x), x:size(2), self.num_features))
+  end
+end
+
+function BatchNorm1d:forward(x)
+  check_bn_input(self, x, {[2] = true, [3] = true}, "2D or 3D")
+  return bn_forward(self, x)
+end
+
+-- BatchNorm2d(C) and BatchNorm3d(C): BatchNorm1d over [N, C, H*W(*D)]
+for nd = 2, 3 do
+  local cls = BatchNorm1d:extend(fmt("BatchNorm%dd", nd))
+  nn[fmt("BatchNorm%dd", nd)] = cls
+  local dims, what = {[nd + 2] = true}, fmt("%dD", nd + 2)
+  function cls:forward(x)
+    check_bn_input(self, x, dims, what)
+    local N, C = x:size(1), x:size(2)
+    return bn_forward(self, x:reshape(N, C, -1)):view(x:size())
+  end
 end
 
 function BatchNorm1d:extra_repr()

@@ -1,0 +1,11 @@
+/* dl_ag_conv.h — differentiable im2col and col2im (grad_conv.c): the
+ * dl_conv.h front-ends plus their backward and jvp rules. */
+#ifndef DL_AG_CONV_H
+#define DL_AG_CONV_H
+
+#include "../ops/dl_conv.h"
+
+dl_tensor *dl_ag_im2col(dl_tensor *x, const dl_window *w);
+dl_tensor *dl_ag_col2im(dl_tensor *cols, const dl_window *w, const int64_t *size);
+
+#endif

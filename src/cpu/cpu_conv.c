@@ -1,0 +1,103 @@
+/* cpu_conv.c — CPU kernels of im2col and col2im (src/ops/dl_conv.h). Any
+ * spatial rank up to 3 runs as 3-D with leading size-1 dims. im2col writes
+ * each column row by runs: padding, then the strided source span, then
+ * padding; col2im gives each (image, channel) plane to one thread, so the
+ * sums need no atomics and are the same on every run. */
+#include "../ops/dl_conv.h"
+#include "cpu_iter.h"
+
+/* the windows o in [*a, *b) whose tap at offset `start` (= k d - lo) lands
+ * inside [0, S): o s + start in [0, S) */
+static void valid_span(int64_t start, int64_t s, int64_t S, int64_t O, int64_t *a, int64_t *b) {
+  int64_t lo = start >= 0 ? 0 : (-start + s - 1) / s;
+  int64_t hi = S - start <= 0 ? 0 : (S - start - 1) / s + 1;
+  *a = lo < O ? lo : O;
+  *b = hi < O ? hi : O;
+  if (*b < *a) *b = *a;
+}
+
+#define CONV_FUNCS(S_, T)                                                                                    \
+  static int im2col_##S_(dl_tensor *cols, const dl_tensor *x, int64_t N, int64_t C, const int64_t *size,      \
+                         const int64_t *out, const dl_window *w) {                                            \
+    dl_window_geo g = dl_window_geometry(size, out, w);                                                                           \
+    const T *xp = dl_tensor_data(x);                                                                          \
+    T *cp = dl_tensor_data(cols), pad = (T)w->pad_value;                                                      \
+    int64_t K = g.k[0] * g.k[1] * g.k[2], rows = C * K, L = g.O[0] * g.O[1] * g.O[2];                         \
+    int64_t plane = g.S[0] * g.S[1] * g.S[2];                                                                 \
+    _Pragma("omp parallel for if (N * rows * L >= DL_PARALLEL_GRAIN)")                                       \
+    for (int64_t nr = 0; nr < N * rows; nr++) {                                                              \
+      int64_t n = nr / rows, r = nr % rows, c = r / K, kk = r % K;                                            \
+      int64_t k2 = kk % g.k[2], k1 = (kk / g.k[2]) % g.k[1], k0 = kk / (g.k[2] * g.k[1]);                     \
+      const T *src = xp + (n * C + c) * plane;                                                                \
+      T *dst = cp + nr * L;                                                                                   \
+      int64_t st0 = k0 * g.d[0] - g.lo[0], st1 = k1 * g.d[1] - g.lo[1], st2 = k2 * g.d[2] - g.lo[2];          \
+      int64_t a2, b2;                                                                                         \
+      valid_span(st2, g.s[2], g.S[2], g.O[2], &a2, &b2);                                                      \
+      for (int64_t o0 = 0; o0 < g.O[0]; o0++) {                                                               \
+        int64_t i0 = o0 * g.s[0] + st0;                                                                       \
+        for (int64_t o1 = 0; o1 < g.O[1]; o1++) {                                                             \
+          int64_t i1 = o1 * g.s[1] + st1;                                                                     \
+          T *d = dst + (o0 * g.O[1] + o1) * g.O[2];                                                           \
+          if (i0 < 0 || i0 >= g.S[0] || i1 < 0 || i1 >= g.S[1]) {                                             \
+            for (int64_t o2 = 0; o2 < g.O[2]; o2++) d[o2] = pad;                                              \
+            continue;                                                                                         \
+          }                                                                                                   \
+          const T *row = src + (i0 * g.S[1] + i1) * g.S[2];                                                   \
+          for (int64_t o2 = 0; o2 < a2; o2++) d[o2] = pad;                                                    \
+          if (g.s[2] == 1)                                                                                    \
+            for (int64_t o2 = a2; o2 < b2; o2++) d[o2] = row[o2 + st2];                                       \
+          else                                                                                                \
+            for (int64_t o2 = a2; o2 < b2; o2++) d[o2] = row[o2 * g.s[2] + st2];                              \
+          for (int64_t o2 = b2; o2 < g.O[2]; o2++) d[o2] = pad;                                               \
+        }                                                                                                     \
+      }                                                                                                       \
+    }                                                                                                         \
+    return DL_KERNEL_OK;                                                                                      \
+  }                                                                                                           \
+  static int col2im_##S_(dl_tensor *x, const dl_tensor *cols, int64_t N, int64_t C, const int64_t *size,      \
+                         const int64_t *out, const dl_window *w) {                                            \
+    dl_window_geo g = dl_window_geometry(size, out, w);                                                                           \
+    T *xp = dl_tensor_data(x);                                                                                \
+    const T *cp = dl_tensor_data(cols);                                                                       \
+    int64_t K = g.k[0] * g.k[1] * g.k[2], L = g.O[0] * g.O[1] * g.O[2];                                       \
+    int64_t plane = g.S[0] * g.S[1] * g.S[2];                                                                 \
+    _Pragma("omp parallel for if (N * C * K * L >= DL_PARALLEL_GRAIN)")                                      \
+    for (int64_t nc = 0; nc < N * C; nc++) {                                                                 \
+      T *dst = xp + nc * plane;                                                                               \
+      for (int64_t i = 0; i < plane; i++) dst[i] = 0;                                                         \
+      for (int64_t kk = 0; kk < K; kk++) {                                                                    \
+        int64_t k2 = kk % g.k[2], k1 = (kk / g.k[2]) % g.k[1], k0 = kk / (g.k[2] * g.k[1]);                   \
+        const T *src = cp + (nc * K + kk) * L;                                                                \
+        int64_t st0 = k0 * g.d[0] - g.lo[0], st1 = k1 * g.d[1] - g.lo[1], st2 = k2 * g.d[2] - g.lo[2];        \
+        int64_t a2, b2;                                                                                       \
+        valid_span(st2, g.s[2], g.S[2], g.O[2], &a2, &b2);                                                    \
+        for (int64_t o0 = 0; o0 < g.O[0]; o0++) {                                                             \
+          int64_t i0 = o0 * g.s[0] + st0;                                                                     \
+          if (i0 < 0 || i0 >= g.S[0]) continue;                                                               \
+          for (int64_t o1 = 0; o1 < g.O[1]; o1++) {                                                           \
+            int64_t i1 = o1 * g.s[1] + st1;                                                                   \
+            if (i1 < 0 || i1 >= g.S[1]) continue;                                                             \
+            T *row = dst + (i0 * g.S[1] + i1) * g.S[2];                                                       \
+            const T *s = src + (o0 * g.O[1] + o1) * g.O[2];                                                   \
+            for (int64_t o2 = a2; o2 < b2; o2++) row[o2 * g.s[2] + st2] += s[o2];                             \
+          }                                                                                                   \
+        }                                                                                                     \
+      }                                                                                                       \
+    }                                                                                                         \
+    return DL_KERNEL_OK;                                                                                      \
+  }
+
+CONV_FUNCS(f, float)
+CONV_FUNCS(d, double)
+
+static int cpu_im2col(dl_tensor *cols, const dl_tensor *x, int64_t N, int64_t C, const int64_t *size,
+                      const int64_t *out, const dl_window *w) {
+  return x->dtype == DL_FLOAT32 ? im2col_f(cols, x, N, C, size, out, w) : im2col_d(cols, x, N, C, size, out, w);
+}
+
+static int cpu_col2im(dl_tensor *x, const dl_tensor *cols, int64_t N, int64_t C, const int64_t *size,
+                      const int64_t *out, const dl_window *w) {
+  return x->dtype == DL_FLOAT32 ? col2im_f(x, cols, N, C, size, out, w) : col2im_d(x, cols, N, C, size, out, w);
+}
+
+const struct dl_conv_kernels dl_cpu_conv = {cpu_im2col, cpu_col2im};

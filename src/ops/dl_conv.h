@@ -1,0 +1,69 @@
+/* dl_conv.h — sliding windows over the spatial dims of [N, C, *S] tensors:
+ * im2col (PyTorch's F.unfold) gathers every window into a column, col2im
+ * (F.fold) sums columns back. Convolution is im2col then one GEMM, pooling
+ * im2col then a reduction (lua/dlua/nn/conv.lua); both ops are linear, so
+ * each one's backward is the other. Front-ends (dl_conv.c) check shapes and
+ * sizes and make operands contiguous; kernels (struct dl_conv_kernels) do
+ * the copying. Up to 3 spatial dims. */
+#ifndef DL_OPS_CONV_H
+#define DL_OPS_CONV_H
+
+#include "../dl_backend.h"
+
+#define DL_CONV_MAX_SPATIAL 3
+
+/* A window over nd spatial dims. Padding may differ before and after (ceil
+ * mode pooling pads the end further); what it reads is pad_value (0 for
+ * convolution, -inf for max pooling). */
+typedef struct dl_window {
+  int nd;
+  int64_t kernel[DL_CONV_MAX_SPATIAL], stride[DL_CONV_MAX_SPATIAL], dilation[DL_CONV_MAX_SPATIAL];
+  int64_t pad_lo[DL_CONV_MAX_SPATIAL], pad_hi[DL_CONV_MAX_SPATIAL];
+  double pad_value;
+} dl_window;
+
+/* The kernels see contiguous tensors of one float dtype on one device.
+ * size: the spatial sizes of the image, out: the number of windows along
+ * each dim (both nd long). cols is [N, C * prod(kernel), prod(out)], rows
+ * ordered (c, k1, .., knd), columns (o1, .., ond), as PyTorch's. */
+struct dl_conv_kernels {
+  int (*im2col)(dl_tensor *cols, const dl_tensor *x, int64_t N, int64_t C, const int64_t *size,
+                const int64_t *out, const dl_window *w);
+  /* x = 0, then each column entry added where its window reads x */
+  int (*col2im)(dl_tensor *x, const dl_tensor *cols, int64_t N, int64_t C, const int64_t *size,
+                const int64_t *out, const dl_window *w);
+};
+
+extern const struct dl_conv_kernels dl_cpu_conv;
+
+/* The window as 3-D for the kernels of both backends (any rank runs as 3-D
+ * with leading size-1 dims): S image sizes, O window counts, k kernel, s
+ * stride, d dilation, lo padding before. */
+typedef struct dl_window_geo {
+  int64_t S[3], O[3], k[3], s[3], d[3], lo[3];
+} dl_window_geo;
+
+static inline dl_window_geo dl_window_geometry(const int64_t *size, const int64_t *out, const dl_window *w) {
+  dl_window_geo g;
+  int off = 3 - w->nd;
+  for (int i = 0; i < 3; i++) g.S[i] = g.O[i] = g.k[i] = g.s[i] = g.d[i] = 1, g.lo[i] = 0;
+  for (int i = 0; i < w->nd; i++) {
+    g.S[off + i] = size[i], g.O[off + i] = out[i], g.k[off + i] = w->kernel[i];
+    g.s[off + i] = w->stride[i], g.d[off + i] = w->dilation[i], g.lo[off + i] = w->pad_lo[i];
+  }
+  return g;
+}
+
+/* The number of windows along each spatial dim of an image of `size`
+ * (floor((size + lo + hi - dilation (kernel - 1) - 1) / stride) + 1);
+ * -1 with an error naming fn and the input shape when one is < 1 or a
+ * window parameter is out of range. */
+int dl_window_out(const char *fn, const dl_window *w, const int64_t *size, const dl_tensor *x, int64_t *out);
+
+/* [N, C, *S] -> [N, C * prod(kernel), L] (new reference, NULL with an error) */
+dl_tensor *dl_op_im2col(dl_tensor *x, const dl_window *w);
+/* [N, C * prod(kernel), L] -> [N, C, *size]: the sum of every column entry
+ * over the pixel it came from (padding dropped) */
+dl_tensor *dl_op_col2im(dl_tensor *cols, const dl_window *w, const int64_t *size);
+
+#endif
