@@ -8,12 +8,15 @@
  * boundary 32/64-bit integers, inserted, deleted, duplicated and truncated
  * ranges), read by the engine's
  * reader. A reader may refuse an input (an error) but must not crash, trip a
- * sanitizer or hang: a watchdog stops the run when 1024 inputs take over 10 s,
- * and a crash or hang writes the input to spec/fuzz/crash-FORMAT.bin. The
+ * sanitizer or hang: a watchdog stops the run when 1024 inputs take over 10 s
+ * of CPU time (CPU, not wall: a fuzzer at low priority on a busy machine is
+ * not hung; the readers work in memory, so a hang spins) or 10 minutes of
+ * wall time, and a crash or hang writes the input to spec/fuzz/crash-FORMAT.bin. The
  * path-based readers (IDX, CSV) read a memfd through /proc/self/fd, so no
  * input touches the disk. Checkpoints are read by dl.load in a dlua state
  * (their structure decoder is in the binding), through pcall. Prints inputs, refusals and inputs per second. */
 #define _GNU_SOURCE
+#include <sys/time.h>
 #include "dl_core.h"
 #include "dl_csv.h"
 #include "dl_idx.h"
@@ -290,6 +293,7 @@ int main(int argc, char **argv) {
   signal(SIGABRT, keep_input);
   signal(SIGFPE, keep_input);
   signal(SIGALRM, keep_input);
+  signal(SIGPROF, keep_input);
 
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -299,11 +303,16 @@ int main(int argc, char **argv) {
     memcpy(cur, s->p, s->n);
     cur_n = s->n;
     mutate();
-    if ((i & 1023) == 0) alarm(10); /* a hang: no 1024 inputs in 10 s */
+    if ((i & 1023) == 0) { /* a hang: no 1024 inputs in 10 s of CPU time */
+      struct itimerval cpu = {{0, 0}, {10, 0}};
+      setitimer(ITIMER_PROF, &cpu, NULL);
+      alarm(600);
+    }
     refused += !run_one(fmt);
     if (L && (i & 1023) == 1023) lua_gc(L, LUA_GCCOLLECT); /* the tensors of loaded files */
   }
   alarm(0);
+  setitimer(ITIMER_PROF, &(struct itimerval){{0, 0}, {0, 0}}, NULL);
   clock_gettime(CLOCK_MONOTONIC, &t1);
   double secs = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
   printf("fuzz %-11s %lld inputs, %lld refused, 0 crashes, %.1f s, %.0f inputs/s\n", fmt, n, refused, secs,
