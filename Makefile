@@ -22,14 +22,22 @@ BLAS_INC ?= /usr/include/$(MULTIARCH)/openblas-openmp
 LUA_INC ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 LUA_LIB ?= $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 
+# oneDNN (libdnnl-dev: the engine PyTorch runs convolution through) when its
+# headers are there; DNNL=0 builds without it (convolution then composes
+# im2col and GEMMs, src/autograd/grad_conv.c)
+DNNL ?= $(if $(wildcard $(DEPS_PREFIX)/usr/include/oneapi/dnnl/dnnl.h),1,0)
+CFLAGS_DNNL = $(if $(filter 1,$(DNNL)),-DDL_HAVE_DNNL)
+LDLIBS_DNNL = $(if $(filter 1,$(DNNL)),-ldnnl)
+
 BUILD ?= build
 OPT ?= -O3 -march=native
 SAN ?=
 # Only the binding, the program and host examples see Lua's headers
 # (CFLAGS_LUA is set for their objects below); the engine cannot include them.
 CFLAGS_BASE = -std=gnu11 -Wall -Wextra -Werror -fPIC -fopenmp -fno-math-errno -fno-trapping-math $(OPT) $(SAN) -g \
-              $(CFLAGS_LUA) -I$(BLAS_INC) $(CFLAGS_DEPS) -Isrc -I$(BUILD)/gen
-LDLIBS_ENGINE = $(LDFLAGS_DEPS) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -lz -lmvec -lm -lpthread -ldl -fopenmp
+              $(CFLAGS_LUA) -I$(BLAS_INC) $(CFLAGS_DEPS) $(CFLAGS_DNNL) -Isrc -I$(BUILD)/gen
+LDLIBS_ENGINE = $(LDFLAGS_DEPS) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas $(LDLIBS_DNNL) -lz -lmvec -lm -lpthread -ldl \
+                -fopenmp
 
 ENGINE_SRC := $(wildcard src/dl_*.c src/ops/*.c src/cpu/*.c src/autograd/*.c)
 

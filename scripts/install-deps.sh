@@ -6,6 +6,7 @@ pkgs=(
   build-essential pkg-config
   lua5.4 liblua5.4-dev
   libopenblas-openmp-dev libopenblas0-openmp
+  libdnnl-dev
   lua-busted
   zlib1g-dev libedit-dev
   tmux

@@ -1,7 +1,7 @@
-/* lua_conv.c — binding of the sliding-window ops: dl.im2col and dl.col2im
- * (PyTorch's F.unfold and F.fold; the convolution and pooling layers of
- * lua/dlua/nn/conv.lua are built on them). Both go through the
- * differentiable front-ends (src/autograd/grad_conv.c). */
+/* lua_conv.c — binding of the sliding-window ops dl.im2col and dl.col2im
+ * (PyTorch's F.unfold and F.fold; the pooling layers of lua/dlua/nn/conv.lua
+ * are built on them) and of dl.convolution (the convolution layers'). All
+ * go through the differentiable front-ends (src/autograd/grad_conv.c). */
 #include "lua_dlua.h"
 
 #include "autograd/dl_ag_conv.h"
@@ -93,8 +93,42 @@ static int l_col2im(lua_State *L) {
   return 1;
 }
 
+/* dl.convolution(x, weight, bias, {stride = 1, padding = 0, padding_end =
+ * padding, dilation = 1, groups = 1}): x [N, C, *S], weight [O, C / groups,
+ * *kernel], bias [O] or nil -> [N, O, *out] (F.conv1d/2d/3d are built on it) */
+static int l_convolution(lua_State *L) {
+  static const char fn[] = "dl.convolution";
+  static const char *const allowed[] = {"stride", "padding", "padding_end", "dilation", "groups", NULL};
+  dl_tensor *x = dlua_checktensor(L, 1), *w = dlua_checktensor(L, 2);
+  dl_tensor *b = lua_isnoneornil(L, 3) ? NULL : dlua_checktensor(L, 3);
+  int nd = x->ndim - 2;
+  if (nd < 1 || nd > DL_CONV_MAX_SPATIAL) {
+    char s[64];
+    return luaL_argerror(L, 1, lua_pushfstring(L, "expected [N, C, *spatial] with 1 to %d spatial dims, got %s",
+                                               DL_CONV_MAX_SPATIAL, dl_tensor_shape_str(x, s, sizeof s)));
+  }
+  if (!lua_isnoneornil(L, 4) && !dlua_isoptions(L, 4)) luaL_typeerror(L, 4, "options table");
+  dlua_checkoptions(L, 4, fn, allowed);
+  dl_conv_params p = {.w = {.nd = nd}};
+  opt_sizes(L, 4, "stride", nd, p.w.stride, 1, 1);
+  opt_sizes(L, 4, "dilation", nd, p.w.dilation, 1, 1);
+  opt_sizes(L, 4, "padding", nd, p.w.pad_lo, 0, 0);
+  for (int d = 0; d < nd; d++) p.w.pad_hi[d] = p.w.pad_lo[d];
+  if (dlua_isoptions(L, 4)) {
+    lua_getfield(L, 4, "padding_end");
+    bool has_end = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (has_end) opt_sizes(L, 4, "padding_end", nd, p.w.pad_hi, 0, 0);
+  }
+  int64_t groups[1];
+  opt_sizes(L, 4, "groups", 1, groups, 1, 1);
+  p.groups = groups[0];
+  dlua_push_or_error(L, dl_ag_convolution(x, w, b, &p));
+  return 1;
+}
+
 static const luaL_Reg functions[] = {
-  {"im2col", l_im2col}, {"col2im", l_col2im}, {NULL, NULL},
+  {"im2col", l_im2col}, {"col2im", l_col2im}, {"convolution", l_convolution}, {NULL, NULL},
 };
 
 void dlua_open_conv(lua_State *L) { dlua_register(L, NULL, functions); }

@@ -14,6 +14,11 @@ return {
     end,
     inputs = function() return {r(2, 6, 5, 3):transpose(2, 4)} end,
   },
+  -- float64: the composed route (im2col and GEMMs); groups, stride, bias
+  convolution = {
+    fn = function(x, w, b) return dl.convolution(x, w, b, {stride = {1, 2}, padding = 1, groups = 2}) end,
+    inputs = function() return {r(2, 4, 5, 4), r(4, 2, 3, 2), r(4)} end,
+  },
   -- the adjoint: overlapping windows summed back into a 1-D image
   col2im = {
     fn = function(c) return dl.col2im(c, {7}, 3, {stride = 2, padding = 1}) end,

@@ -162,6 +162,7 @@ for nd = 1, 3 do
   end
 end
 S.calls["dl.im2col"] = function() return {img(2), v(2)} end
+S.calls["dl.convolution"] = function() return {img(2), function() return dl.randn(3, 2, 3, 3) end} end
 S.calls["dl.F.unfold"] = S.calls["dl.im2col"]
 S.calls["dl.col2im"] = function() return {function() return dl.randn(2, 8, 16) end, v({5, 5}), v(2)} end
 S.calls["dl.F.fold"] = S.calls["dl.col2im"]

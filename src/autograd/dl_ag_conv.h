@@ -7,5 +7,9 @@
 
 dl_tensor *dl_ag_im2col(dl_tensor *x, const dl_window *w);
 dl_tensor *dl_ag_col2im(dl_tensor *cols, const dl_window *w, const int64_t *size);
+/* x [N, C, *S] with w [O, C / groups, *k] and b [O] or NULL (params'
+ * kernel is taken from w): fused where the device has it (float32 on the
+ * CPU with oneDNN), else composed of im2col and GEMMs */
+dl_tensor *dl_ag_convolution(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_params *params);
 
 #endif

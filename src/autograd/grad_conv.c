@@ -6,6 +6,11 @@
  * records. */
 #include "dl_ag_conv.h"
 
+#include "../ops/dl_ewise.h"
+#include "dl_ag_ewise.h"
+#include "dl_ag_linalg.h"
+#include "dl_ag_reduce.h"
+#include "dl_ag_view.h"
 #include "dl_autograd.h"
 
 #include <string.h>
@@ -79,4 +84,201 @@ dl_tensor *dl_ag_col2im(dl_tensor *cols, const dl_window *w, const int64_t *size
     return NULL;
   }
   return out;
+}
+
+/* ==== convolution ====
+ * Fused (oneDNN on the CPU, float32): one node whose backward takes the
+ * fused gradient kernels, or, when a graph of the gradients is being
+ * recorded, the composed formulas below with differentiable ops. Elsewhere
+ * the convolution is composed of differentiable ops (im2col, one GEMM for
+ * the whole batch, the bias) and needs no node of its own:
+ *   rows = im2col(x) as [C K, N L], y = W [O, C K] @ rows (+ b),
+ *   dx = col2im(W^T @ dy), dW = dy @ rows^T, db = sum(dy),
+ * per group with groups > 1 (a batch of GEMMs). */
+
+/* temporaries released together */
+#define POOL_MAX 24
+typedef struct {
+  dl_tensor *t[POOL_MAX];
+  int n;
+  bool failed;
+} pool;
+
+static dl_tensor *keep(pool *p, dl_tensor *t) {
+  if (!t) p->failed = true;
+  else if (p->n < POOL_MAX) p->t[p->n++] = t;
+  return t;
+}
+static void drain(pool *p) {
+  for (int i = 0; i < p->n; i++) dl_tensor_release(p->t[i]);
+  p->n = 0;
+}
+
+/* one shape from dims (up to 5) */
+#define SHAPE(...) ((const int64_t[]){__VA_ARGS__}), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t))
+
+/* a new reference to t (kept in p) */
+static dl_tensor *out_of(pool *p, dl_tensor *t) { return t ? dl_tensor_retain(t) : (p->failed = true, NULL); }
+
+/* rows [C K, N L] (or [G, C K / G, N L]) of x's columns */
+static dl_tensor *rows_of(pool *p, dl_tensor *x, const dl_conv_params *c, int64_t L) {
+  dl_tensor *cols = keep(p, dl_ag_im2col(x, &c->w));
+  if (!cols) return NULL;
+  int64_t N = x->shape[0], CK = cols->shape[1], G = c->groups;
+  dl_tensor *rows = keep(p, dl_ag_transpose(cols, 0, 1)); /* [C K, N, L]: im2col's storage, contiguous */
+  if (!rows) return NULL;
+  return G == 1 ? keep(p, dl_ag_reshape(rows, SHAPE(CK, N * L))) : keep(p, dl_ag_reshape(rows, SHAPE(G, CK / G, N * L)));
+}
+
+/* dy [N, O, *out] as [O, N L] (or [G, O / G, N L]) */
+static dl_tensor *grad_rows(pool *p, dl_tensor *gy, const dl_conv_params *c, int64_t L) {
+  int64_t N = gy->shape[0], O = gy->shape[1], G = c->groups;
+  dl_tensor *g3 = keep(p, dl_ag_reshape(gy, SHAPE(N, O, L)));
+  dl_tensor *gt = g3 ? keep(p, dl_ag_transpose(g3, 0, 1)) : NULL;
+  if (!gt) return NULL;
+  return G == 1 ? keep(p, dl_ag_reshape(gt, SHAPE(O, N * L))) : keep(p, dl_ag_reshape(gt, SHAPE(G, O / G, N * L)));
+}
+
+/* w as [O, C K] (or [G, O / G, C K / G]) */
+static dl_tensor *weight_rows(pool *p, dl_tensor *w, int64_t G) {
+  int64_t O = w->shape[0], CKg = w->numel / (O ? O : 1);
+  return G == 1 ? keep(p, dl_ag_reshape(w, SHAPE(O, CKg))) : keep(p, dl_ag_reshape(w, SHAPE(G, O / G, CKg)));
+}
+
+static int64_t windows(const int64_t *out, int nd) {
+  int64_t L = 1;
+  for (int d = 0; d < nd; d++) L *= out[d];
+  return L;
+}
+
+static dl_tensor *composed(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_params *c, const int64_t *out) {
+  pool p = {.n = 0};
+  int64_t N = x->shape[0], O = w->shape[0], L = windows(out, c->w.nd);
+  dl_tensor *y = NULL, *rows = rows_of(&p, x, c, L), *w2 = rows ? weight_rows(&p, w, c->groups) : NULL;
+  if (w2) {
+    dl_tensor *m = keep(&p, c->groups == 1 ? dl_ag_mm(w2, rows) : dl_ag_bmm(w2, rows)); /* [O, N L] */
+    dl_tensor *m3 = m ? keep(&p, dl_ag_reshape(m, SHAPE(O, N, L))) : NULL;
+    dl_tensor *yt = m3 ? keep(&p, dl_ag_transpose(m3, 0, 1)) : NULL; /* [N, O, L] */
+    dl_tensor *b3 = b && yt ? keep(&p, dl_ag_reshape(b, SHAPE(1, O, 1))) : NULL;
+    dl_tensor *y3 = yt && (!b || b3) ? keep(&p, b ? dl_ag_add(yt, b3) : dl_ag_contiguous(yt)) : NULL;
+    int64_t shape[2 + DL_CONV_MAX_SPATIAL] = {N, O};
+    for (int d = 0; d < c->w.nd; d++) shape[2 + d] = out[d];
+    if (y3) y = dl_ag_reshape(y3, shape, 2 + c->w.nd);
+  }
+  drain(&p);
+  return y;
+}
+
+/* the gradients by the composed formulas, with differentiable ops */
+static int composed_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *w, bool has_bias, const dl_conv_params *c,
+                             dl_tensor **gx, dl_tensor **gw, dl_tensor **gb) {
+  pool p = {.n = 0};
+  int64_t N = x->shape[0], NO = N * gy->shape[1], L = NO > 0 ? gy->numel / NO : 0, G = c->groups;
+  dl_tensor *gr = grad_rows(&p, gy, c, L), *w2 = gr ? weight_rows(&p, w, G) : NULL;
+  if (gx && w2) {
+    int64_t CK = w->numel / w->shape[0] * G;
+    dl_tensor *wt = keep(&p, G == 1 ? dl_ag_transpose(w2, 0, 1) : dl_ag_transpose(w2, 1, 2));
+    dl_tensor *gc = wt ? keep(&p, G == 1 ? dl_ag_mm(wt, gr) : dl_ag_bmm(wt, gr)) : NULL; /* [C K, N L] */
+    dl_tensor *g3 = gc ? keep(&p, dl_ag_reshape(gc, SHAPE(CK, N, L))) : NULL;
+    dl_tensor *cols = g3 ? keep(&p, dl_ag_transpose(g3, 0, 1)) : NULL;
+    *gx = cols ? out_of(&p, keep(&p, dl_ag_col2im(cols, &c->w, x->shape + 2))) : NULL;
+  }
+  if (gw && w2) {
+    dl_tensor *rows = rows_of(&p, x, c, L);
+    dl_tensor *rt = rows ? keep(&p, G == 1 ? dl_ag_transpose(rows, 0, 1) : dl_ag_transpose(rows, 1, 2)) : NULL;
+    dl_tensor *g2 = rt ? keep(&p, G == 1 ? dl_ag_mm(gr, rt) : dl_ag_bmm(gr, rt)) : NULL;
+    *gw = g2 ? out_of(&p, keep(&p, dl_ag_reshape(g2, w->shape, w->ndim))) : NULL;
+  }
+  if (gb && has_bias) {
+    int dims[1 + DL_CONV_MAX_SPATIAL] = {0};
+    for (int d = 0; d < c->w.nd; d++) dims[1 + d] = 2 + d;
+    *gb = out_of(&p, keep(&p, dl_ag_sum(gy, dims, 1 + c->w.nd, false)));
+  }
+  bool failed = p.failed;
+  drain(&p);
+  if (failed) {
+    if (gx) dl_tensor_release(*gx), *gx = NULL;
+    if (gw) dl_tensor_release(*gw), *gw = NULL;
+    if (gb) dl_tensor_release(*gb), *gb = NULL;
+    return -1;
+  }
+  return 0;
+}
+
+typedef struct {
+  dl_conv_params p;
+  bool has_bias;
+} convolution_ctx;
+
+_Static_assert(sizeof(convolution_ctx) <= DL_NODE_CTX_BYTES, "convolution_ctx does not fit a node");
+
+static bool wants(const dl_node *n, int i) { return n->edges[i].fn || n->edges[i].leaf; }
+
+static int convolution_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
+  const convolution_ctx *c = (const convolution_ctx *)n->ctx;
+  dl_tensor *x = dl_node_saved(n, 0), *w = x ? dl_node_saved(n, 1) : NULL;
+  int rc = -1;
+  if (w) {
+    dl_tensor **gx = wants(n, 0) ? &gin[0] : NULL, **gw = wants(n, 1) ? &gin[1] : NULL;
+    dl_tensor **gb = c->has_bias && wants(n, 2) ? &gin[2] : NULL;
+    /* a graph of the gradients (create_graph) needs the differentiable formulas */
+    rc = dl_grad_enabled() ? composed_backward(gout[0], x, w, c->has_bias, &c->p, gx, gw, gb)
+                           : dl_op_conv_fused_backward(gout[0], x, w, c->has_bias, &c->p, gx, gw, gb);
+  }
+  dl_tensor_release(x);
+  dl_tensor_release(w);
+  return rc;
+}
+static const dl_node_type convolution_type = {"ConvolutionBackward0", convolution_backward, NULL};
+
+/* a convolution of plain tensors (a jvp term), fused where possible */
+static dl_tensor *plain_conv(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_params *c, const int64_t *out) {
+  if (dl_conv_fused(x)) return dl_op_conv_fused(x, w, b, c);
+  bool was = dl_set_grad_enabled(false);
+  dl_tensor *y = composed(x, w, b, c, out);
+  dl_set_grad_enabled(was);
+  return y;
+}
+
+dl_tensor *dl_ag_convolution(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_params *params) {
+  static const char fn[] = "convolution";
+  dl_conv_params c = *params;
+  int64_t out[DL_CONV_MAX_SPATIAL];
+  if (dl_conv_check(fn, x, w, b, &c, out)) return NULL;
+  if (!dl_conv_fused(x) || x->numel == 0 || w->numel == 0) return composed(x, w, b, &c, out);
+  dl_tensor *y = dl_op_conv_fused(x, w, b, &c);
+  if (!y) return NULL;
+  dl_tensor *ins[3] = {x, w, b};
+  if (dl_ag_needs_grad(ins, 3)) {
+    dl_node *node = dl_ag_record(&convolution_type, ins, 3, y);
+    if (!node) goto fail;
+    convolution_ctx *ctx = (convolution_ctx *)node->ctx;
+    ctx->p = c;
+    ctx->has_bias = b != NULL;
+    dl_node_save(node, x);
+    dl_node_save(node, w);
+  }
+  if (x->tangent || w->tangent || (b && b->tangent)) {
+    /* bilinear: dy = conv(dx, w) + conv(x, dw) + db */
+    dl_tensor *t = NULL;
+    if (x->tangent) t = plain_conv(x->tangent, w, NULL, &c, out);
+    if (w->tangent || (b && b->tangent)) {
+      dl_tensor *tw = w->tangent ? dl_tensor_retain(w->tangent) : dl_fw_tangent_or_zeros(w);
+      dl_tensor *u = tw ? plain_conv(x, tw, b ? b->tangent : NULL, &c, out) : NULL;
+      dl_tensor_release(tw);
+      dl_tensor *s = t && u ? dl_op_binary(DL_BIN_ADD, t, u, dl_scalar_i(1)) : NULL;
+      if (t) {
+        dl_tensor_release(t);
+        dl_tensor_release(u);
+        t = s;
+      } else {
+        t = u;
+      }
+    }
+    if (dl_fw_set(y, t)) goto fail;
+  }
+  return y;
+fail:
+  dl_tensor_release(y);
+  return NULL;
 }

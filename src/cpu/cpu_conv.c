@@ -4,6 +4,7 @@
  * padding; col2im gives each (image, channel) plane to one thread, so the
  * sums need no atomics and are the same on every run. */
 #include "../ops/dl_conv.h"
+#include "cpu_conv.h"
 #include "cpu_iter.h"
 
 /* the windows o in [*a, *b) whose tap at offset `start` (= k d - lo) lands
@@ -17,8 +18,8 @@ static void valid_span(int64_t start, int64_t s, int64_t S, int64_t O, int64_t *
 }
 
 #define CONV_FUNCS(S_, T)                                                                                    \
-  static int im2col_##S_(dl_tensor *cols, const dl_tensor *x, int64_t N, int64_t C, const int64_t *size,      \
-                         const int64_t *out, const dl_window *w) {                                            \
+  static int im2col_##S_(dl_tensor *cols, int64_t sn, int64_t sr, const dl_tensor *x, int64_t N, int64_t C,   \
+                         const int64_t *size, const int64_t *out, const dl_window *w) {                       \
     dl_window_geo g = dl_window_geometry(size, out, w);                                                                           \
     const T *xp = dl_tensor_data(x);                                                                          \
     T *cp = dl_tensor_data(cols), pad = (T)w->pad_value;                                                      \
@@ -29,7 +30,7 @@ static void valid_span(int64_t start, int64_t s, int64_t S, int64_t O, int64_t *
       int64_t n = nr / rows, r = nr % rows, c = r / K, kk = r % K;                                            \
       int64_t k2 = kk % g.k[2], k1 = (kk / g.k[2]) % g.k[1], k0 = kk / (g.k[2] * g.k[1]);                     \
       const T *src = xp + (n * C + c) * plane;                                                                \
-      T *dst = cp + nr * L;                                                                                   \
+      T *dst = cp + n * sn + r * sr;                                                                          \
       int64_t st0 = k0 * g.d[0] - g.lo[0], st1 = k1 * g.d[1] - g.lo[1], st2 = k2 * g.d[2] - g.lo[2];          \
       int64_t a2, b2;                                                                                         \
       valid_span(st2, g.s[2], g.S[2], g.O[2], &a2, &b2);                                                      \
@@ -54,8 +55,8 @@ static void valid_span(int64_t start, int64_t s, int64_t S, int64_t O, int64_t *
     }                                                                                                         \
     return DL_KERNEL_OK;                                                                                      \
   }                                                                                                           \
-  static int col2im_##S_(dl_tensor *x, const dl_tensor *cols, int64_t N, int64_t C, const int64_t *size,      \
-                         const int64_t *out, const dl_window *w) {                                            \
+  static int col2im_##S_(dl_tensor *x, const dl_tensor *cols, int64_t sn, int64_t sr, int64_t N, int64_t C,   \
+                         const int64_t *size, const int64_t *out, const dl_window *w) {                       \
     dl_window_geo g = dl_window_geometry(size, out, w);                                                                           \
     T *xp = dl_tensor_data(x);                                                                                \
     const T *cp = dl_tensor_data(cols);                                                                       \
@@ -67,7 +68,7 @@ static void valid_span(int64_t start, int64_t s, int64_t S, int64_t O, int64_t *
       for (int64_t i = 0; i < plane; i++) dst[i] = 0;                                                         \
       for (int64_t kk = 0; kk < K; kk++) {                                                                    \
         int64_t k2 = kk % g.k[2], k1 = (kk / g.k[2]) % g.k[1], k0 = kk / (g.k[2] * g.k[1]);                   \
-        const T *src = cp + (nc * K + kk) * L;                                                                \
+        const T *src = cp + (nc / C) * sn + ((nc % C) * K + kk) * sr;                                         \
         int64_t st0 = k0 * g.d[0] - g.lo[0], st1 = k1 * g.d[1] - g.lo[1], st2 = k2 * g.d[2] - g.lo[2];        \
         int64_t a2, b2;                                                                                       \
         valid_span(st2, g.s[2], g.S[2], g.O[2], &a2, &b2);                                                    \
@@ -90,14 +91,16 @@ static void valid_span(int64_t start, int64_t s, int64_t S, int64_t O, int64_t *
 CONV_FUNCS(f, float)
 CONV_FUNCS(d, double)
 
-static int cpu_im2col(dl_tensor *cols, const dl_tensor *x, int64_t N, int64_t C, const int64_t *size,
-                      const int64_t *out, const dl_window *w) {
-  return x->dtype == DL_FLOAT32 ? im2col_f(cols, x, N, C, size, out, w) : im2col_d(cols, x, N, C, size, out, w);
+static int cpu_im2col(dl_tensor *cols, int64_t sn, int64_t sr, const dl_tensor *x, int64_t N, int64_t C,
+                      const int64_t *size, const int64_t *out, const dl_window *w) {
+  return x->dtype == DL_FLOAT32 ? im2col_f(cols, sn, sr, x, N, C, size, out, w)
+                                : im2col_d(cols, sn, sr, x, N, C, size, out, w);
 }
 
-static int cpu_col2im(dl_tensor *x, const dl_tensor *cols, int64_t N, int64_t C, const int64_t *size,
-                      const int64_t *out, const dl_window *w) {
-  return x->dtype == DL_FLOAT32 ? col2im_f(x, cols, N, C, size, out, w) : col2im_d(x, cols, N, C, size, out, w);
+static int cpu_col2im(dl_tensor *x, const dl_tensor *cols, int64_t sn, int64_t sr, int64_t N, int64_t C,
+                      const int64_t *size, const int64_t *out, const dl_window *w) {
+  return x->dtype == DL_FLOAT32 ? col2im_f(x, cols, sn, sr, N, C, size, out, w)
+                                : col2im_d(x, cols, sn, sr, N, C, size, out, w);
 }
 
-const struct dl_conv_kernels dl_cpu_conv = {cpu_im2col, cpu_col2im};
+const struct dl_conv_kernels dl_cpu_conv = {cpu_im2col, cpu_col2im, DL_CPU_CONV_FUSED};

@@ -11,8 +11,9 @@ extern "C" {
 
 namespace {
 
-/* cols[(n, c, k0, k1, k2), (o0, o1, o2)] = x[n, c, o s + k d - lo] or pad */
-template <typename T> __global__ void im2col_kernel(T *cols, const T *x, int64_t N, int64_t C, dl_window_geo g, T pad) {
+/* cols[n, (c, k0, k1, k2), (o0, o1, o2)] = x[n, c, o s + k d - lo] or pad */
+template <typename T>
+__global__ void im2col_kernel(T *cols, int64_t sn, int64_t sr, const T *x, int64_t N, int64_t C, dl_window_geo g, T pad) {
   const int64_t K = g.k[0] * g.k[1] * g.k[2], L = g.O[0] * g.O[1] * g.O[2];
   const int64_t plane = g.S[0] * g.S[1] * g.S[2];
   DL_CUDA_FOR(e, N * C * K * L) {
@@ -22,13 +23,14 @@ template <typename T> __global__ void im2col_kernel(T *cols, const T *x, int64_t
     int64_t i0 = o0 * g.s[0] + k0 * g.d[0] - g.lo[0], i1 = o1 * g.s[1] + k1 * g.d[1] - g.lo[1],
             i2 = o2 * g.s[2] + k2 * g.d[2] - g.lo[2];
     bool in = i0 >= 0 && i0 < g.S[0] && i1 >= 0 && i1 < g.S[1] && i2 >= 0 && i2 < g.S[2];
-    cols[e] = in ? x[nc * plane + (i0 * g.S[1] + i1) * g.S[2] + i2] : pad;
+    cols[(nc / C) * sn + ((nc % C) * K + kk) * sr + l] = in ? x[nc * plane + (i0 * g.S[1] + i1) * g.S[2] + i2] : pad;
   }
 }
 
 /* the windows o of one dim whose tap k reads pixel i: o s + k d - lo = i */
-template <typename T> __global__ void col2im_kernel(T *x, const T *cols, int64_t N, int64_t C, dl_window_geo g) {
-  const int64_t K = g.k[0] * g.k[1] * g.k[2], L = g.O[0] * g.O[1] * g.O[2];
+template <typename T>
+__global__ void col2im_kernel(T *x, const T *cols, int64_t sn, int64_t sr, int64_t N, int64_t C, dl_window_geo g) {
+  const int64_t K = g.k[0] * g.k[1] * g.k[2];
   const int64_t plane = g.S[0] * g.S[1] * g.S[2];
   DL_CUDA_FOR(e, N * C * plane) {
     int64_t p = e % plane, nc = e / plane;
@@ -45,7 +47,7 @@ template <typename T> __global__ void col2im_kernel(T *x, const T *cols, int64_t
           if (t2 < 0 || t2 % g.s[2] != 0 || t2 / g.s[2] >= g.O[2]) continue;
           int64_t kk = (k0 * g.k[1] + k1) * g.k[2] + k2;
           int64_t l = (t0 / g.s[0] * g.O[1] + t1 / g.s[1]) * g.O[2] + t2 / g.s[2];
-          acc += (double)cols[(nc * K + kk) * L + l];
+          acc += (double)cols[(nc / C) * sn + ((nc % C) * K + kk) * sr + l];
         }
       }
     }
@@ -53,26 +55,27 @@ template <typename T> __global__ void col2im_kernel(T *x, const T *cols, int64_t
   }
 }
 
-int cuda_im2col(dl_tensor *cols, const dl_tensor *x, int64_t N, int64_t C, const int64_t *size, const int64_t *out,
-                const dl_window *w) {
+int cuda_im2col(dl_tensor *cols, int64_t sn, int64_t sr, const dl_tensor *x, int64_t N, int64_t C, const int64_t *size,
+                const int64_t *out, const dl_window *w) {
   DL_CUDA_ENTRY();
   dl_window_geo g = dl_window_geometry(size, out, w);
   int64_t n = cols->numel;
   DL_CUDA_DISPATCH_FLOAT(x->dtype, T,
                          im2col_kernel<T><<<dl_cuda_blocks(n), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
-                             (T *)dl_tensor_data(cols), (const T *)dl_tensor_data(x), N, C, g, (T)w->pad_value));
+                             (T *)dl_tensor_data(cols), sn, sr, (const T *)dl_tensor_data(x), N, C, g,
+                             (T)w->pad_value));
   DL_CUDA_LAUNCHED("im2col");
   return dl_cuda_status();
 }
 
-int cuda_col2im(dl_tensor *x, const dl_tensor *cols, int64_t N, int64_t C, const int64_t *size, const int64_t *out,
-                const dl_window *w) {
+int cuda_col2im(dl_tensor *x, const dl_tensor *cols, int64_t sn, int64_t sr, int64_t N, int64_t C, const int64_t *size,
+                const int64_t *out, const dl_window *w) {
   DL_CUDA_ENTRY();
   dl_window_geo g = dl_window_geometry(size, out, w);
   int64_t n = x->numel;
   DL_CUDA_DISPATCH_FLOAT(x->dtype, T,
                          col2im_kernel<T><<<dl_cuda_blocks(n), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
-                             (T *)dl_tensor_data(x), (const T *)dl_tensor_data(cols), N, C, g));
+                             (T *)dl_tensor_data(x), (const T *)dl_tensor_data(cols), sn, sr, N, C, g));
   DL_CUDA_LAUNCHED("col2im");
   return dl_cuda_status();
 }
@@ -80,6 +83,7 @@ int cuda_col2im(dl_tensor *x, const dl_tensor *cols, int64_t N, int64_t C, const
 } // namespace
 
 /* the table is filled in member order: a new member must be added below */
-static_assert(sizeof(struct dl_conv_kernels) == 2 * sizeof(void *), "dl_conv_kernels changed: fill its new members");
+static_assert(sizeof(struct dl_conv_kernels) == 5 * sizeof(void *), "dl_conv_kernels changed: fill its new members");
 
-extern "C" const struct dl_conv_kernels dl_cuda_conv = {cuda_im2col, cuda_col2im};
+/* no fused convolution yet: the op composes im2col and cuBLAS GEMMs */
+extern "C" const struct dl_conv_kernels dl_cuda_conv = {cuda_im2col, cuda_col2im, NULL, NULL, NULL};

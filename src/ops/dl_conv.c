@@ -74,11 +74,13 @@ dl_tensor *dl_op_im2col(dl_tensor *x, const dl_window *w) {
       return NULL;
     }
   }
-  int64_t shape[3] = {N, rows, L};
+  int64_t shape[3] = {rows, N, L};
   dl_tensor *xc = dl_tensor_contiguous(x);
-  dl_tensor *cols = xc ? dl_tensor_empty(shape, 3, x->dtype, dl_tensor_device(x)) : NULL;
-  if (cols && cols->numel > 0) cols = dl_kernel_result(fn, cols, k->im2col(cols, xc, N, C, x->shape + 2, out, w));
+  dl_tensor *buf = xc ? dl_tensor_empty(shape, 3, x->dtype, dl_tensor_device(x)) : NULL;
+  if (buf && buf->numel > 0) buf = dl_kernel_result(fn, buf, k->im2col(buf, L, N * L, xc, N, C, x->shape + 2, out, w));
   dl_tensor_release(xc);
+  dl_tensor *cols = buf ? dl_tensor_transpose(buf, 0, 1) : NULL;
+  dl_tensor_release(buf);
   return cols;
 }
 
@@ -106,9 +108,98 @@ dl_tensor *dl_op_col2im(dl_tensor *cols, const dl_window *w, const int64_t *size
   for (int d = 0; d < w->nd; d++) shape[2 + d] = size[d];
   const struct dl_conv_kernels *k = kernels_of(fn, cols);
   if (!k) return NULL;
-  dl_tensor *cc = dl_tensor_contiguous(cols);
+  /* any strides of the image and row dims (im2col's layout among them), contiguous windows */
+  dl_tensor *cc = cols->stride[2] == 1 || L <= 1 ? dl_tensor_retain(cols) : dl_tensor_contiguous(cols);
   dl_tensor *x = cc ? dl_tensor_empty(shape, 2 + w->nd, cols->dtype, dl_tensor_device(cols)) : NULL;
-  if (x && x->numel > 0) x = dl_kernel_result(fn, x, k->col2im(x, cc, N, C, size, out, w));
+  if (x && x->numel > 0)
+    x = dl_kernel_result(fn, x, k->col2im(x, cc, cc->stride[0], cc->stride[1], N, C, size, out, w));
   dl_tensor_release(cc);
   return x;
+}
+
+/* ---- convolution ---- */
+
+int dl_conv_check(const char *fn, const dl_tensor *x, const dl_tensor *w, const dl_tensor *b, dl_conv_params *p,
+                  int64_t *out) {
+  char b1[64], b2[64];
+  int nd = p->w.nd;
+  if (nd < 1 || nd > DL_CONV_MAX_SPATIAL) return dl_window_out(fn, &p->w, NULL, x, out);
+  if (check_image(fn, x, nd, 2)) return -1;
+  if (dl_check_same_device(fn, x, w) || (b && dl_check_same_device(fn, x, b))) return -1;
+  if (w->dtype != x->dtype || (b && b->dtype != x->dtype)) {
+    dl_error_set("%s: input, weight and bias must have one dtype, got %s, %s and %s", fn, dl_dtype_name(x->dtype),
+                 dl_dtype_name(w->dtype), b ? dl_dtype_name(b->dtype) : "none");
+    return -1;
+  }
+  if (w->ndim != nd + 2) {
+    dl_error_set("%s: weight %s must be %d-D [out, in / groups, *kernel] for input %s", fn,
+                 dl_tensor_shape_str(w, b1, sizeof b1), nd + 2, dl_tensor_shape_str(x, b2, sizeof b2));
+    return -1;
+  }
+  int64_t C = x->shape[1], O = w->shape[0];
+  if (p->groups < 1 || O % p->groups != 0 || C != w->shape[1] * p->groups) {
+    dl_error_set("%s: input %s and weight %s do not match with groups = %" PRId64
+                 " (input channels = weight dim 2 x groups, out channels divisible by groups)",
+                 fn, dl_tensor_shape_str(x, b1, sizeof b1), dl_tensor_shape_str(w, b2, sizeof b2), p->groups);
+    return -1;
+  }
+  if (b && (b->ndim != 1 || b->shape[0] != O)) {
+    dl_error_set("%s: bias %s must be [%" PRId64 "] for weight %s", fn, dl_tensor_shape_str(b, b1, sizeof b1), O,
+                 dl_tensor_shape_str(w, b2, sizeof b2));
+    return -1;
+  }
+  for (int d = 0; d < nd; d++) p->w.kernel[d] = w->shape[2 + d];
+  p->w.pad_value = 0;
+  return dl_window_out(fn, &p->w, x->shape + 2, x, out);
+}
+
+bool dl_conv_fused(const dl_tensor *x) {
+  if (x->dtype != DL_FLOAT32) return false;
+  const dl_backend *be = dl_backend_get(dl_tensor_device(x));
+  return be && be->conv && be->conv->conv_forward;
+}
+
+dl_tensor *dl_op_conv_fused(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_params *p) {
+  static const char fn[] = "convolution";
+  dl_conv_params q = *p;
+  int64_t out[DL_CONV_MAX_SPATIAL];
+  if (dl_conv_check(fn, x, w, b, &q, out)) return NULL;
+  const struct dl_conv_kernels *k = kernels_of(fn, x);
+  if (!k) return NULL;
+  int64_t shape[2 + DL_CONV_MAX_SPATIAL] = {x->shape[0], w->shape[0]};
+  for (int d = 0; d < q.w.nd; d++) shape[2 + d] = out[d];
+  dl_tensor *t[3] = {dl_tensor_contiguous(x), dl_tensor_contiguous(w), b ? dl_tensor_contiguous(b) : NULL};
+  dl_tensor *y = t[0] && t[1] && (!b || t[2]) ? dl_tensor_empty(shape, 2 + q.w.nd, x->dtype, dl_tensor_device(x)) : NULL;
+  if (y && y->numel > 0) y = dl_kernel_result(fn, y, k->conv_forward(y, t[0], t[1], t[2], &q));
+  for (int i = 0; i < 3; i++) dl_tensor_release(t[i]);
+  return y;
+}
+
+int dl_op_conv_fused_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *w, bool has_bias, const dl_conv_params *p,
+                              dl_tensor **gx, dl_tensor **gw, dl_tensor **gb) {
+  static const char fn[] = "convolution_backward";
+  dl_conv_params q = *p;
+  int64_t out[DL_CONV_MAX_SPATIAL];
+  if (dl_conv_check(fn, x, w, NULL, &q, out)) return -1;
+  const struct dl_conv_kernels *k = kernels_of(fn, x);
+  if (!k) return -1;
+  dl_device dev = dl_tensor_device(x);
+  dl_tensor *t[3] = {dl_tensor_contiguous(gy), dl_tensor_contiguous(x), dl_tensor_contiguous(w)};
+  dl_tensor *o[3] = {NULL, NULL, NULL};
+  int rc = -1;
+  if (!t[0] || !t[1] || !t[2]) goto done;
+  if (gx && !(o[0] = dl_tensor_empty(x->shape, x->ndim, x->dtype, dev))) goto done;
+  if (gw && !(o[1] = dl_tensor_empty(w->shape, w->ndim, w->dtype, dev))) goto done;
+  if (gb && has_bias && !(o[2] = dl_tensor_empty(w->shape, 1, w->dtype, dev))) goto done;
+  if (o[0] && o[0]->numel > 0 && dl_kernel_status(fn, k->conv_backward_data(o[0], t[0], t[2], &q))) goto done;
+  if ((o[1] || o[2]) && dl_kernel_status(fn, k->conv_backward_weights(o[1], o[2], t[0], t[1], &q))) goto done;
+  if (gx) *gx = o[0];
+  if (gw) *gw = o[1];
+  if (gb) *gb = o[2];
+  rc = 0;
+done:
+  for (int i = 0; i < 3; i++) dl_tensor_release(t[i]);
+  if (rc)
+    for (int i = 0; i < 3; i++) dl_tensor_release(o[i]);
+  return rc;
 }

@@ -12,6 +12,8 @@
 
 #define DL_CONV_MAX_SPATIAL 3
 
+struct dl_conv_params;
+
 /* A window over nd spatial dims. Padding may differ before and after (ceil
  * mode pooling pads the end further); what it reads is pad_value (0 for
  * convolution, -inf for max pooling). */
@@ -22,16 +24,34 @@ typedef struct dl_window {
   double pad_value;
 } dl_window;
 
-/* The kernels see contiguous tensors of one float dtype on one device.
- * size: the spatial sizes of the image, out: the number of windows along
- * each dim (both nd long). cols is [N, C * prod(kernel), prod(out)], rows
- * ordered (c, k1, .., knd), columns (o1, .., ond), as PyTorch's. */
+/* A convolution: the window of its kernel (pad_value 0) and the groups */
+typedef struct dl_conv_params {
+  dl_window w;
+  int64_t groups;
+} dl_conv_params;
+
+/* The kernels see tensors of one float dtype on one device; x is
+ * contiguous. size: the spatial sizes of the image, out: the number of
+ * windows along each dim (both nd long). cols is [N, C * prod(kernel),
+ * prod(out)], rows ordered (c, k1, .., knd), columns (o1, .., ond), as
+ * PyTorch's; its windows are contiguous and sn, sr are the element strides
+ * of its image and row dims (im2col makes [rows, N, L] storage, so that a
+ * convolution is one GEMM over the whole batch). */
 struct dl_conv_kernels {
-  int (*im2col)(dl_tensor *cols, const dl_tensor *x, int64_t N, int64_t C, const int64_t *size,
-                const int64_t *out, const dl_window *w);
+  int (*im2col)(dl_tensor *cols, int64_t sn, int64_t sr, const dl_tensor *x, int64_t N, int64_t C,
+                const int64_t *size, const int64_t *out, const dl_window *w);
   /* x = 0, then each column entry added where its window reads x */
-  int (*col2im)(dl_tensor *x, const dl_tensor *cols, int64_t N, int64_t C, const int64_t *size,
-                const int64_t *out, const dl_window *w);
+  int (*col2im)(dl_tensor *x, const dl_tensor *cols, int64_t sn, int64_t sr, int64_t N, int64_t C,
+                const int64_t *size, const int64_t *out, const dl_window *w);
+  /* A fused float32 convolution (oneDNN on the CPU), or NULL where the
+   * backend has none: convolution is then im2col and GEMMs (grad_conv.c).
+   * x [N, C, *S], w [O, C / groups, *k], b [O] or NULL, y / gy [N, O, *out],
+   * all contiguous; gw, gb optional. */
+  int (*conv_forward)(dl_tensor *y, const dl_tensor *x, const dl_tensor *w, const dl_tensor *b,
+                      const struct dl_conv_params *p);
+  int (*conv_backward_data)(dl_tensor *gx, const dl_tensor *gy, const dl_tensor *w, const struct dl_conv_params *p);
+  int (*conv_backward_weights)(dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
+                               const struct dl_conv_params *p);
 };
 
 extern const struct dl_conv_kernels dl_cpu_conv;
@@ -60,10 +80,24 @@ static inline dl_window_geo dl_window_geometry(const int64_t *size, const int64_
  * window parameter is out of range. */
 int dl_window_out(const char *fn, const dl_window *w, const int64_t *size, const dl_tensor *x, int64_t *out);
 
-/* [N, C, *S] -> [N, C * prod(kernel), L] (new reference, NULL with an error) */
+/* [N, C, *S] -> [N, C * prod(kernel), L] (new reference, NULL with an
+ * error): a view of [C * prod(kernel), N, L] storage (strides L, N L, 1) */
 dl_tensor *dl_op_im2col(dl_tensor *x, const dl_window *w);
 /* [N, C * prod(kernel), L] -> [N, C, *size]: the sum of every column entry
  * over the pixel it came from (padding dropped) */
 dl_tensor *dl_op_col2im(dl_tensor *cols, const dl_window *w, const int64_t *size);
+
+/* Checks a convolution's operands (x [N, C, *S], w [O, C / groups, *k], b
+ * [O] or NULL; p->w.kernel is taken from w) and fills p's kernel and *out
+ * (the output's spatial sizes); -1 with an error naming both shapes. */
+int dl_conv_check(const char *fn, const dl_tensor *x, const dl_tensor *w, const dl_tensor *b, dl_conv_params *p,
+                  int64_t *out);
+/* Whether x's device has a fused convolution for x's dtype */
+bool dl_conv_fused(const dl_tensor *x);
+/* The fused convolution and its gradients (new references; gx/gw/gb NULL
+ * pointers skip them); only where dl_conv_fused. */
+dl_tensor *dl_op_conv_fused(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_params *p);
+int dl_op_conv_fused_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *w, bool has_bias, const dl_conv_params *p,
+                              dl_tensor **gx, dl_tensor **gw, dl_tensor **gb);
 
 #endif

@@ -1,21 +1,22 @@
 -- dlua.nn.conv: convolution and pooling (Conv1d/2d/3d, MaxPool1d/2d/3d,
 -- AvgPool1d/2d/3d, Unfold, Fold) and their functional forms in dl.F.
 --
--- All are built on the sliding-window ops dl.im2col and dl.col2im
--- (src/ops/dl_conv.c; PyTorch's F.unfold and F.fold): a convolution is
--- im2col then one GEMM per image (groups as a batch of GEMMs), max pooling
--- im2col with -inf padding then a max over each window, average pooling a
--- sum over each window divided by its count. Both window ops are linear and
--- each other's adjoint, so every layer here is differentiable in reverse
--- and forward mode, to any order. Weights have PyTorch's layout
--- ([out, in / groups, *kernel]), so state dicts move between the two.
+-- A convolution is dl.convolution (src/autograd/grad_conv.c): oneDNN's on
+-- the CPU in float32, else the sliding-window op dl.im2col and one GEMM for
+-- the whole batch (groups as a batch of GEMMs). Pooling is built on
+-- dl.im2col too (PyTorch's F.unfold; dl.col2im is F.fold): max pooling
+-- reads -inf padding and takes each window's max, average pooling sums each
+-- window over its count. The window ops are linear and each other's
+-- adjoint, so every layer here is differentiable in reverse and forward
+-- mode, to any order. Weights have PyTorch's layout ([out, in / groups,
+-- *kernel]), so state dicts move between the two.
 local dl = require "dlua"
 local nn = dl.nn
 local F = nn.functional
 local checks = require "dlua.checks"
 local raise = require("dlua.errors").raise
 
-local im2col, col2im, is_tensor = dl.im2col, dl.col2im, dl.is_tensor
+local im2col, col2im, convolution, is_tensor = dl.im2col, dl.col2im, dl.convolution, dl.is_tensor
 local fmt, huge = string.format, math.huge
 local shape_str, check_options = checks.shape_str, checks.options
 local pybool = nn._pybool
@@ -171,17 +172,7 @@ local function conv(fn, nd, x, w, b, o)
       fail(fn, "input %s (padded: %d in spatial dim %d) is smaller than the kernel %s (dilated: %d)", shape_str(x), S[i] + lo[i] + hi[i], i, shape_str(w), d[i] * (k[i] - 1) + 1)
     end
   end
-  local cols = im2col(xb, k, {stride = s, dilation = d, padding = lo, padding_end = hi}) -- [N, C K, L]
-  local L = cols:size(3)
-  local y
-  if groups == 1 then
-    y = w:reshape(O, -1):matmul(cols) -- [O, C K] @ [N, C K, L]
-  else
-    local ck = cols:size(2) // groups
-    y = w:reshape(groups, O // groups, ck):matmul(cols:view(N, groups, ck, L)):reshape(N, O, L)
-  end
-  if b ~= nil then y = y + b:view(1, O, 1) end
-  y = spatial_view(y, N, O, out)
+  local y = convolution(xb, w, b, {stride = s, dilation = d, padding = lo, padding_end = hi, groups = groups})
   if unbatched then y = y:squeeze(1) end
   return y
 end

@@ -1,0 +1,273 @@
+/* cpu_dnnl_conv.c — the CPU's fused float32 convolution (dl_conv.h) on
+ * oneDNN, the engine PyTorch runs convolution through on this machine.
+ * oneDNN picks its own blocked layouts ("any"); plain NC* tensors are
+ * reordered in and out around each primitive. Primitives, their reorders
+ * and their blocked buffers are made once per problem and kept in a small
+ * per-thread cache (each thread has its own engine and stream, so dlua
+ * states in several host threads never share one). Built when the oneDNN
+ * headers are present (DL_HAVE_DNNL); without them the backend has no
+ * fused convolution and the op composes im2col and GEMMs. */
+#include "../ops/dl_conv.h"
+#include "cpu_conv.h"
+
+#ifdef DL_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+
+#include <string.h>
+
+enum { FWD, BWD_DATA, BWD_WEIGHTS };
+
+typedef struct {
+  int kind, nd;
+  bool bias;
+  int64_t N, C, O, groups, S[DL_CONV_MAX_SPATIAL], k[DL_CONV_MAX_SPATIAL], s[DL_CONV_MAX_SPATIAL],
+      d[DL_CONV_MAX_SPATIAL], lo[DL_CONV_MAX_SPATIAL], hi[DL_CONV_MAX_SPATIAL];
+} conv_key;
+
+/* one operand of a primitive: the plain tensor's memory, and where the
+ * primitive wants another layout, its buffer and the reorder between them */
+typedef struct {
+  int arg;
+  bool output;
+  dnnl_memory_t user, inner;
+  dnnl_primitive_t reorder;
+} slot;
+
+#define MAX_SLOTS 4
+typedef struct {
+  conv_key key;
+  uint64_t used; /* last use, for eviction */
+  dnnl_primitive_t prim;
+  int nslots;
+  slot slots[MAX_SLOTS];
+} entry;
+
+#define CACHE 8
+static _Thread_local dnnl_engine_t engine;
+static _Thread_local dnnl_stream_t stream;
+static _Thread_local entry cache[CACHE];
+static _Thread_local uint64_t clock_;
+
+static int failed(dnnl_status_t s, const char *what) {
+  if (s == dnnl_success) return 0;
+  dl_error_set("cpu: oneDNN %s failed (status %d)", what, (int)s);
+  return -1;
+}
+#define TRY(call, what) \
+  do {                  \
+    if (failed((call), what)) goto fail; \
+  } while (0)
+
+static void entry_free(entry *e) {
+  if (e->prim) dnnl_primitive_destroy(e->prim);
+  for (int i = 0; i < e->nslots; i++) {
+    slot *s = &e->slots[i];
+    if (s->reorder) dnnl_primitive_destroy(s->reorder);
+    if (s->inner) dnnl_memory_destroy(s->inner);
+    if (s->user) dnnl_memory_destroy(s->user);
+  }
+  memset(e, 0, sizeof *e);
+}
+
+static const dnnl_format_tag_t data_tag[] = {dnnl_ncw, dnnl_nchw, dnnl_ncdhw};
+static const dnnl_format_tag_t weight_tag[] = {dnnl_oiw, dnnl_oihw, dnnl_oidhw};
+static const dnnl_format_tag_t gweight_tag[] = {dnnl_goiw, dnnl_goihw, dnnl_goidhw};
+
+/* plain and "any" descriptors of the image, weights and output of key */
+static int descs(const conv_key *k, dnnl_memory_desc_t *src, dnnl_memory_desc_t *wei, dnnl_memory_desc_t *dst,
+                 dnnl_memory_desc_t *bias, dnnl_format_tag_t tag) {
+  dnnl_dims_t sd = {k->N, k->C}, dd = {k->N, k->O}, wd, bd = {k->O};
+  int64_t out[DL_CONV_MAX_SPATIAL];
+  for (int i = 0; i < k->nd; i++) {
+    sd[2 + i] = k->S[i];
+    out[i] = (k->S[i] + k->lo[i] + k->hi[i] - k->d[i] * (k->k[i] - 1) - 1) / k->s[i] + 1;
+    dd[2 + i] = out[i];
+  }
+  int wn;
+  if (k->groups == 1) {
+    wd[0] = k->O, wd[1] = k->C, wn = 2;
+  } else {
+    wd[0] = k->groups, wd[1] = k->O / k->groups, wd[2] = k->C / k->groups, wn = 3;
+  }
+  for (int i = 0; i < k->nd; i++) wd[wn + i] = k->k[i];
+  bool any = tag == dnnl_format_tag_any;
+  if (dnnl_memory_desc_init_by_tag(src, 2 + k->nd, sd, dnnl_f32, any ? tag : data_tag[k->nd - 1]) ||
+      dnnl_memory_desc_init_by_tag(dst, 2 + k->nd, dd, dnnl_f32, any ? tag : data_tag[k->nd - 1]) ||
+      dnnl_memory_desc_init_by_tag(wei, wn + k->nd, wd, dnnl_f32,
+                                   any ? tag : (k->groups == 1 ? weight_tag : gweight_tag)[k->nd - 1]) ||
+      dnnl_memory_desc_init_by_tag(bias, 1, bd, dnnl_f32, dnnl_x)) {
+    dl_error_set("cpu: oneDNN memory descriptors failed");
+    return -1;
+  }
+  return 0;
+}
+
+/* the operation descriptor of kind over "any" layouts */
+static int op_desc(const conv_key *k, int kind, dnnl_convolution_desc_t *cd) {
+  dnnl_memory_desc_t src, wei, dst, bias;
+  if (descs(k, &src, &wei, &dst, &bias, dnnl_format_tag_any)) return -1;
+  dnnl_dims_t st, dil, pl, pr;
+  for (int i = 0; i < k->nd; i++) st[i] = k->s[i], dil[i] = k->d[i] - 1, pl[i] = k->lo[i], pr[i] = k->hi[i];
+  dnnl_status_t s;
+  if (kind == FWD)
+    s = dnnl_dilated_convolution_forward_desc_init(cd, dnnl_forward_training, dnnl_convolution_direct, &src, &wei,
+                                                   k->bias ? &bias : NULL, &dst, st, dil, pl, pr);
+  else if (kind == BWD_DATA)
+    s = dnnl_dilated_convolution_backward_data_desc_init(cd, dnnl_convolution_direct, &src, &wei, &dst, st, dil, pl, pr);
+  else
+    s = dnnl_dilated_convolution_backward_weights_desc_init(cd, dnnl_convolution_direct, &src, &wei,
+                                                            k->bias ? &bias : NULL, &dst, st, dil, pl, pr);
+  return failed(s, "convolution descriptor");
+}
+
+/* a slot for arg: the plain memory, and a buffer plus reorder where the
+ * primitive's layout differs */
+static int add_slot(entry *e, dnnl_primitive_desc_t pd, int arg, const dnnl_memory_desc_t *plain, bool output) {
+  slot *s = &e->slots[e->nslots++];
+  s->arg = arg, s->output = output;
+  const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(pd, dnnl_query_exec_arg_md, arg);
+  if (failed(dnnl_memory_create(&s->user, plain, engine, DNNL_MEMORY_NONE), "memory")) return -1;
+  if (!want || dnnl_memory_desc_equal(want, plain)) return 0;
+  if (failed(dnnl_memory_create(&s->inner, want, engine, DNNL_MEMORY_ALLOCATE), "memory")) return -1;
+  dnnl_primitive_desc_t rpd;
+  if (failed(output ? dnnl_reorder_primitive_desc_create(&rpd, want, engine, plain, engine, NULL)
+                    : dnnl_reorder_primitive_desc_create(&rpd, plain, engine, want, engine, NULL),
+             "reorder"))
+    return -1;
+  dnnl_status_t st = dnnl_primitive_create(&s->reorder, rpd);
+  dnnl_primitive_desc_destroy(rpd);
+  return failed(st, "reorder");
+}
+
+/* the cached (or new) primitive for key */
+static entry *get(const conv_key *key) {
+  if (!engine) {
+    if (failed(dnnl_engine_create(&engine, dnnl_cpu, 0), "engine")) return NULL;
+    if (failed(dnnl_stream_create(&stream, engine, dnnl_stream_default_flags), "stream")) return NULL;
+  }
+  clock_++;
+  entry *victim = &cache[0];
+  for (int i = 0; i < CACHE; i++) {
+    if (cache[i].prim && memcmp(&cache[i].key, key, sizeof *key) == 0) {
+      cache[i].used = clock_;
+      return &cache[i];
+    }
+    if (cache[i].used < victim->used) victim = &cache[i];
+  }
+  entry_free(victim);
+  entry *e = victim;
+  e->key = *key;
+  e->used = clock_;
+  dnnl_primitive_desc_t fwd = NULL, pd = NULL;
+  dnnl_convolution_desc_t cd;
+  dnnl_memory_desc_t src, wei, dst, bias;
+  if (descs(key, &src, &wei, &dst, &bias, dnnl_format_tag_undef)) goto fail;
+  if (op_desc(key, FWD, &cd)) goto fail;
+  TRY(dnnl_primitive_desc_create(&fwd, &cd, NULL, engine, NULL), "convolution");
+  if (key->kind == FWD) {
+    pd = fwd;
+    fwd = NULL;
+  } else {
+    if (op_desc(key, key->kind, &cd)) goto fail;
+    TRY(dnnl_primitive_desc_create(&pd, &cd, NULL, engine, fwd), "convolution backward");
+  }
+  TRY(dnnl_primitive_create(&e->prim, pd), "convolution primitive");
+  int rc = 0;
+  if (key->kind == FWD) {
+    rc = add_slot(e, pd, DNNL_ARG_SRC, &src, false) || add_slot(e, pd, DNNL_ARG_WEIGHTS, &wei, false) ||
+         (key->bias && add_slot(e, pd, DNNL_ARG_BIAS, &bias, false)) || add_slot(e, pd, DNNL_ARG_DST, &dst, true);
+  } else if (key->kind == BWD_DATA) {
+    rc = add_slot(e, pd, DNNL_ARG_DIFF_DST, &dst, false) || add_slot(e, pd, DNNL_ARG_WEIGHTS, &wei, false) ||
+         add_slot(e, pd, DNNL_ARG_DIFF_SRC, &src, true);
+  } else {
+    rc = add_slot(e, pd, DNNL_ARG_SRC, &src, false) || add_slot(e, pd, DNNL_ARG_DIFF_DST, &dst, false) ||
+         add_slot(e, pd, DNNL_ARG_DIFF_WEIGHTS, &wei, true) ||
+         (key->bias && add_slot(e, pd, DNNL_ARG_DIFF_BIAS, &bias, true));
+  }
+  if (rc) goto fail;
+  dnnl_primitive_desc_destroy(pd);
+  return e;
+fail:
+  if (fwd) dnnl_primitive_desc_destroy(fwd);
+  if (pd) dnnl_primitive_desc_destroy(pd);
+  entry_free(e);
+  return NULL;
+}
+
+/* runs e with the slots' plain data at ptrs (in slot order) */
+static int run(entry *e, void *const *ptrs) {
+  dnnl_exec_arg_t args[MAX_SLOTS];
+  for (int i = 0; i < e->nslots; i++) {
+    slot *s = &e->slots[i];
+    if (failed(dnnl_memory_set_data_handle(s->user, ptrs[i]), "memory")) return -1;
+    args[i].arg = s->arg;
+    args[i].memory = s->inner ? s->inner : s->user;
+    if (s->reorder && !s->output) {
+      dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, s->user}, {DNNL_ARG_TO, s->inner}};
+      if (failed(dnnl_primitive_execute(s->reorder, stream, 2, r), "reorder")) return -1;
+    }
+  }
+  if (failed(dnnl_primitive_execute(e->prim, stream, e->nslots, args), "convolution")) return -1;
+  for (int i = 0; i < e->nslots; i++) {
+    slot *s = &e->slots[i];
+    if (s->reorder && s->output) {
+      dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, s->inner}, {DNNL_ARG_TO, s->user}};
+      if (failed(dnnl_primitive_execute(s->reorder, stream, 2, r), "reorder")) return -1;
+    }
+  }
+  return failed(dnnl_stream_wait(stream), "stream");
+}
+
+static conv_key key_of(int kind, const dl_tensor *x, const dl_tensor *w, bool bias, const dl_conv_params *p) {
+  conv_key k;
+  memset(&k, 0, sizeof k); /* padding bytes too: keys are compared with memcmp */
+  k.kind = kind, k.nd = p->w.nd, k.bias = bias;
+  k.N = x->shape[0], k.C = x->shape[1], k.O = w->shape[0], k.groups = p->groups;
+  for (int i = 0; i < k.nd; i++) {
+    k.S[i] = x->shape[2 + i], k.k[i] = p->w.kernel[i], k.s[i] = p->w.stride[i], k.d[i] = p->w.dilation[i];
+    k.lo[i] = p->w.pad_lo[i], k.hi[i] = p->w.pad_hi[i];
+  }
+  return k;
+}
+
+int dl_cpu_dnnl_conv_forward(dl_tensor *y, const dl_tensor *x, const dl_tensor *w, const dl_tensor *b,
+                             const dl_conv_params *p) {
+  conv_key k = key_of(FWD, x, w, b != NULL, p);
+  entry *e = get(&k);
+  if (!e) return DL_KERNEL_FAILED;
+  void *ptrs[4] = {dl_tensor_data(x), dl_tensor_data(w)};
+  int n = 2;
+  if (b) ptrs[n++] = dl_tensor_data(b);
+  ptrs[n] = dl_tensor_data(y);
+  return run(e, ptrs) ? DL_KERNEL_FAILED : DL_KERNEL_OK;
+}
+
+int dl_cpu_dnnl_conv_backward_data(dl_tensor *gx, const dl_tensor *gy, const dl_tensor *w, const dl_conv_params *p) {
+  conv_key k = key_of(BWD_DATA, gx, w, false, p);
+  entry *e = get(&k);
+  if (!e) return DL_KERNEL_FAILED;
+  void *ptrs[3] = {dl_tensor_data(gy), dl_tensor_data(w), dl_tensor_data(gx)};
+  return run(e, ptrs) ? DL_KERNEL_FAILED : DL_KERNEL_OK;
+}
+
+/* oneDNN computes weights and bias gradients together; a gradient not
+ * asked for goes to scratch */
+int dl_cpu_dnnl_conv_backward_weights(dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
+                                      const dl_conv_params *p) {
+  int64_t wshape[2 + DL_CONV_MAX_SPATIAL] = {gy->shape[1], x->shape[1] / p->groups};
+  for (int i = 0; i < p->w.nd; i++) wshape[2 + i] = p->w.kernel[i];
+  dl_tensor *scratch = gw ? NULL : dl_tensor_empty(wshape, 2 + p->w.nd, DL_FLOAT32, dl_tensor_device(x));
+  if (!gw && !scratch) return DL_KERNEL_FAILED;
+  dl_tensor *wt = gw ? gw : scratch;
+  conv_key k = key_of(BWD_WEIGHTS, x, wt, gb != NULL, p);
+  entry *e = get(&k);
+  int rc = DL_KERNEL_FAILED;
+  if (e) {
+    void *ptrs[4] = {dl_tensor_data(x), dl_tensor_data(gy), dl_tensor_data(wt), gb ? dl_tensor_data(gb) : NULL};
+    rc = run(e, ptrs) ? DL_KERNEL_FAILED : DL_KERNEL_OK;
+  }
+  dl_tensor_release(scratch);
+  return rc;
+}
+
+#endif
