@@ -77,7 +77,7 @@ LIBDIR ?= lib
 BINDIR ?= bin
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test sanitize bench demo install clean ctest fuzz fuzz-san sweep
+.PHONY: all deps test sanitize bench demo demo-cnn install clean ctest fuzz fuzz-san sweep
 
 PLUGIN := $(if $(CUDA_OBJ),$(LIBDIR)/libdlua_cuda.so)
 
@@ -204,6 +204,11 @@ bench: all
 # Fashion-MNIST MLP (checkpoint and plot under runs/fashion)
 demo: $(BINDIR)/dlua
 	bash scripts/install-deps.sh && $(BINDIR)/dlua scripts/train_fashion.lua
+
+# the convolutional demo: a CNN with BatchNorm2d, crops and flips, AdamW and
+# OneCycleLR (scripts/train_fashion_cnn.lua)
+demo-cnn: $(BINDIR)/dlua
+	bash scripts/install-deps.sh && $(BINDIR)/dlua scripts/train_fashion_cnn.lua
 
 PREFIX ?= /usr/local
 install: all

@@ -257,5 +257,6 @@ function data.kfold(n, k, opts)
 end
 
 require "dlua.data.loader"
+require "dlua.data.transforms"
 
 return data

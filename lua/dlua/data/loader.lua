@@ -1,4 +1,5 @@
--- dl.data.DataLoader: batches of a dataset, optionally shuffled.
+-- dl.data.DataLoader: batches of a dataset, optionally shuffled, optionally
+-- transformed (dl.data.transforms).
 -- A dataset with get_batch (TensorDataset, and Subsets of one) is gathered
 -- by one index_select per tensor; any other goes sample by sample through
 -- get(i) and the collate function.
@@ -73,7 +74,7 @@ local DataLoader = {__name = "DataLoader"}
 DataLoader.__index = DataLoader
 data.DataLoader = DataLoader
 
-local allowed = {batch_size = true, shuffle = true, drop_last = true, seed = true, collate = true}
+local allowed = {batch_size = true, shuffle = true, drop_last = true, seed = true, collate = true, transform = true}
 
 local function new(_, ds, opts)
   if not data.is_dataset(ds) then
@@ -96,6 +97,10 @@ local function new(_, ds, opts)
   if opts.seed ~= nil and math.type(opts.seed) ~= "integer" then
     error("DataLoader: seed must be an integer, got " .. type(opts.seed), 2)
   end
+  local tmt = getmetatable(opts.transform)
+  if opts.transform ~= nil and type(opts.transform) ~= "function" and not (type(tmt) == "table" and tmt.__call) then
+    error("DataLoader: transform must be a function or a transform, got " .. type(opts.transform), 2)
+  end
   return setmetatable({
     dataset = ds,
     batch_size = bs,
@@ -103,6 +108,7 @@ local function new(_, ds, opts)
     drop_last = opts.drop_last and true or false,
     seed = opts.seed,
     collate = opts.collate,
+    transform = opts.transform,
   }, DataLoader)
 end
 setmetatable(DataLoader, {__call = new})
@@ -133,6 +139,13 @@ local function unpack_batch(b)
   return table.unpack(b, 1, n)
 end
 
+-- the batch's values, its first one through the loader's transform (drawing
+-- from the loader's generator when it has a seed)
+local function transformed(self, first, ...)
+  if self.transform == nil then return first, ... end
+  return data._with_rng(self, self.transform, first), ...
+end
+
 -- for xb, yb in loader:iter() do ... end
 function DataLoader:iter()
   local ds, bs = self.dataset, self.batch_size
@@ -149,12 +162,12 @@ function DataLoader:iter()
     local idx = order:narrow(1, start, math.min(bs, n - start + 1))
     if fast then
       local out = ds:get_batch(idx)
-      if out then return unpack_batch(out) end
+      if out then return transformed(self, unpack_batch(out)) end
       fast = false
     end
     local samples = {}
     for j = 1, idx:numel() do samples[j] = table.pack(ds:get(idx:get(j))) end
-    return collate(samples)
+    return transformed(self, collate(samples))
   end
 end
 
