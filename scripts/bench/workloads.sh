@@ -8,7 +8,7 @@
 
 # shellcheck shell=bash disable=SC2034 # the variables are run.sh's
 ORDER=(tiny_op matmul64 matmul1024 add1m mlp_step mlp_nn adam_step layers
-  housing_mlp fashion_mlp startup)
+  housing_mlp fashion_mlp conv startup)
 declare -A SCRIPT=()
 
 # scripts here that are no workload of their own
@@ -23,6 +23,7 @@ declare -A ARGS=(
   [mlp_step.lua]=1000 [mlp_step.py]=1000 [mlp_nn.lua]=1000 [mlp_nn.py]=1000
   [adam_step.lua]=500 [adam_step.py]=500
   [housing_mlp.lua]="--epochs 1" [housing_mlp.py]="--epochs 1"
+  [conv.lua]=5 [conv.py]=5
 )
 # further arguments for the first round's one-thread runs only: fashion-mlp's
 # test accuracy after 3 epochs is the same every run (seeded, one thread),
@@ -41,7 +42,7 @@ declare -A RSS=([housing_mlp]=rss)
 
 # entries where threads matter: also measured at each framework's
 # multi-thread settings (below), with wall-clock time
-THREADED=(matmul1024 add1m housing_mlp fashion_mlp)
+THREADED=(matmul1024 add1m housing_mlp fashion_mlp conv)
 
 # The multi-thread settings for T threads (T = the cores online, at most
 # BENCH_MAX_THREADS; none when T is 1): a RESULT impl gets "@<tag>" appended,
