@@ -28,6 +28,17 @@ static void read_sizes(lua_State *L, int arg, int idx, int nd, int64_t *out, con
       luaL_argerror(L, arg, lua_pushfstring(L, "%s must be >= %d, got %d", what, (int)min, (int)out[d]));
 }
 
+/* the number of spatial dims of x [N, C, *spatial] (argument #1): 1 to 3 */
+static int spatial_dims(lua_State *L, const dl_tensor *x) {
+  int nd = x->ndim - 2;
+  if (nd < 1 || nd > DL_CONV_MAX_SPATIAL) {
+    char b[64];
+    luaL_argerror(L, 1, lua_pushfstring(L, "expected [N, C, *spatial] with 1 to %d spatial dims, got %s",
+                                        DL_CONV_MAX_SPATIAL, dl_tensor_shape_str(x, b, sizeof b)));
+  }
+  return nd;
+}
+
 /* option key of the options table at arg into nd sizes (def when absent) */
 static void opt_sizes(lua_State *L, int arg, const char *key, int nd, int64_t *out, int64_t def, int64_t min) {
   for (int d = 0; d < nd; d++) out[d] = def;
@@ -66,12 +77,7 @@ static dl_window read_window(lua_State *L, int nd, int karg, int oarg, const cha
  * [N, C * prod(kernel_size), windows] */
 static int l_im2col(lua_State *L) {
   dl_tensor *x = dlua_checktensor(L, 1);
-  int nd = x->ndim - 2;
-  if (nd < 1 || nd > DL_CONV_MAX_SPATIAL) {
-    char b[64];
-    return luaL_argerror(L, 1, lua_pushfstring(L, "expected [N, C, *spatial] with 1 to %d spatial dims, got %s",
-                                               DL_CONV_MAX_SPATIAL, dl_tensor_shape_str(x, b, sizeof b)));
-  }
+  int nd = spatial_dims(L, x);
   dl_window w = read_window(L, nd, 2, 3, "dl.im2col", true);
   dlua_push_or_error(L, dl_ag_im2col(x, &w));
   return 1;
@@ -101,12 +107,7 @@ static int l_convolution(lua_State *L) {
   static const char *const allowed[] = {"stride", "padding", "padding_end", "dilation", "groups", NULL};
   dl_tensor *x = dlua_checktensor(L, 1), *w = dlua_checktensor(L, 2);
   dl_tensor *b = lua_isnoneornil(L, 3) ? NULL : dlua_checktensor(L, 3);
-  int nd = x->ndim - 2;
-  if (nd < 1 || nd > DL_CONV_MAX_SPATIAL) {
-    char s[64];
-    return luaL_argerror(L, 1, lua_pushfstring(L, "expected [N, C, *spatial] with 1 to %d spatial dims, got %s",
-                                               DL_CONV_MAX_SPATIAL, dl_tensor_shape_str(x, s, sizeof s)));
-  }
+  int nd = spatial_dims(L, x);
   if (!lua_isnoneornil(L, 4) && !dlua_isoptions(L, 4)) luaL_typeerror(L, 4, "options table");
   dlua_checkoptions(L, 4, fn, allowed);
   dl_conv_params p = {.w = {.nd = nd}};
@@ -127,8 +128,25 @@ static int l_convolution(lua_State *L) {
   return 1;
 }
 
+/* dl.max_pool(x, kernel_size, {stride = 1, padding = 0, padding_end =
+ * padding, dilation = 1}): x [N, C, *S] -> the max of each window
+ * [N, C, *out] and its 1-based flat index in its input plane (int64);
+ * padding (at most half the kernel) never wins */
+static int l_max_pool(lua_State *L) {
+  dl_tensor *x = dlua_checktensor(L, 1);
+  int nd = spatial_dims(L, x);
+  dl_window w = read_window(L, nd, 2, 3, "dl.max_pool", false);
+  dl_tensor *idx = NULL;
+  dl_tensor *y = dl_ag_max_pool(x, &w, &idx);
+  if (!y) return dlua_engine_error(L);
+  dlua_pushtensor(L, y);
+  dlua_pushtensor(L, idx);
+  return 2;
+}
+
 static const luaL_Reg functions[] = {
-  {"im2col", l_im2col}, {"col2im", l_col2im}, {"convolution", l_convolution}, {NULL, NULL},
+  {"im2col", l_im2col}, {"col2im", l_col2im}, {"convolution", l_convolution}, {"max_pool", l_max_pool},
+  {NULL, NULL},
 };
 
 void dlua_open_conv(lua_State *L) { dlua_register(L, NULL, functions); }

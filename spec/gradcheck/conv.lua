@@ -19,6 +19,11 @@ return {
     fn = function(x, w, b) return dl.convolution(x, w, b, {stride = {1, 2}, padding = 1, groups = 2}) end,
     inputs = function() return {r(2, 4, 5, 4), r(4, 2, 3, 2), r(4)} end,
   },
+  -- distinct values (no ties), padding, dilation and a ceil-mode end
+  max_pool = {
+    fn = function(x) return (dl.max_pool(x, {3, 2}, {stride = 2, padding = 1, padding_end = {2, 1}, dilation = {1, 2}})) end,
+    inputs = function() return {dl.randperm(120):double():view(2, 3, 5, 4) * 0.1} end,
+  },
   -- the adjoint: overlapping windows summed back into a 1-D image
   col2im = {
     fn = function(c) return dl.col2im(c, {7}, 3, {stride = 2, padding = 1}) end,

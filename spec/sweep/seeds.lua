@@ -162,6 +162,7 @@ for nd = 1, 3 do
   end
 end
 S.calls["dl.im2col"] = function() return {img(2), v(2)} end
+S.calls["dl.max_pool"] = function() return {img(2), v(2)} end
 S.calls["dl.convolution"] = function() return {img(2), function() return dl.randn(3, 2, 3, 3) end} end
 S.calls["dl.F.unfold"] = S.calls["dl.im2col"]
 S.calls["dl.col2im"] = function() return {function() return dl.randn(2, 8, 16) end, v({5, 5}), v(2)} end
@@ -172,6 +173,16 @@ S.calls["Fold:forward"] = function()
 end
 S.calls["BatchNorm2d:forward"] = function() return {function() return dl.nn.BatchNorm2d(2) end, img(2)} end
 S.calls["BatchNorm3d:forward"] = function() return {function() return dl.nn.BatchNorm3d(2) end, img(3)} end
+
+-- image transforms, on a batch of images
+local T = dl.data.transforms
+S.calls["dl.data.transforms.Compose"] = function() return {v({function(x) return x end})} end
+S.instances["dl.data.transforms.Compose"] = function() return T.Compose({T.RandomHorizontalFlip()}) end
+S.calls["Compose:forward"] = function() return {S.instances["dl.data.transforms.Compose"], img(2)} end
+S.calls["Compose:__call"] = S.calls["Compose:forward"]
+S.calls["Normalize:forward"] = function() return {function() return T.Normalize(0.5, 0.25) end, img(2)} end
+S.calls["RandomCrop:forward"] = function() return {function() return T.RandomCrop(4, {padding = 1}) end, img(2)} end
+S.calls["RandomHorizontalFlip:forward"] = function() return {function() return T.RandomHorizontalFlip() end, img(2)} end
 
 -- the scalers: fitted first
 for _, name in ipairs({"StandardScaler", "MinMaxScaler", "PCA", "ZCA"}) do

@@ -11,5 +11,7 @@ dl_tensor *dl_ag_col2im(dl_tensor *cols, const dl_window *w, const int64_t *size
  * kernel is taken from w): fused where the device has it (float32 on the
  * CPU with oneDNN), else composed of im2col and GEMMs */
 dl_tensor *dl_ag_convolution(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_params *params);
+/* max pooling (dl_op_max_pool), differentiable in x; *idx as there */
+dl_tensor *dl_ag_max_pool(dl_tensor *x, const dl_window *w, dl_tensor **idx);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include "../ops/dl_ewise.h"
 #include "dl_ag_ewise.h"
+#include "dl_ag_index.h"
 #include "dl_ag_linalg.h"
 #include "dl_ag_reduce.h"
 #include "dl_ag_view.h"
@@ -280,5 +281,64 @@ dl_tensor *dl_ag_convolution(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_
   return y;
 fail:
   dl_tensor_release(y);
+  return NULL;
+}
+
+/* ==== max pooling: y = x at each window's argmax ====
+ * dx = the output gradient scattered (added) to the argmax positions of
+ * each plane; the jvp = the tangent gathered there. Both are written with
+ * differentiable index ops, so double backward records. */
+
+typedef struct {
+  int64_t NC, plane, L;
+  int ndim;
+  int64_t shape[2 + DL_CONV_MAX_SPATIAL]; /* the input's */
+} pool_ctx;
+
+_Static_assert(sizeof(pool_ctx) <= DL_NODE_CTX_BYTES, "pool_ctx does not fit a node");
+
+static int max_pool_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
+  const pool_ctx *c = (const pool_ctx *)n->ctx;
+  dl_tensor *idx = dl_node_saved(n, 0);
+  if (!idx) return -1;
+  pool p = {.n = 0};
+  dl_tensor *i2 = keep(&p, dl_tensor_reshape(idx, SHAPE(c->NC, c->L)));
+  dl_tensor *g2 = i2 ? keep(&p, dl_ag_reshape(gout[0], SHAPE(c->NC, c->L))) : NULL;
+  dl_tensor *z = g2 ? keep(&p, dl_tensor_zeros(SHAPE(c->NC, c->plane), gout[0]->dtype, dl_tensor_device(gout[0]))) : NULL;
+  dl_tensor *gx = z ? keep(&p, dl_ag_scatter_add(z, 1, i2, g2)) : NULL;
+  gin[0] = gx ? dl_ag_reshape(gx, c->shape, c->ndim) : NULL;
+  drain(&p);
+  dl_tensor_release(idx);
+  return gin[0] ? 0 : -1;
+}
+static const dl_node_type max_pool_type = {"MaxPoolWithIndicesBackward0", max_pool_backward, NULL};
+
+dl_tensor *dl_ag_max_pool(dl_tensor *x, const dl_window *w, dl_tensor **idx) {
+  dl_tensor *y = dl_op_max_pool(x, w, idx);
+  if (!y) return NULL;
+  pool_ctx c = {.NC = x->shape[0] * x->shape[1], .ndim = x->ndim};
+  c.plane = c.NC ? x->numel / c.NC : 0;
+  c.L = c.NC ? y->numel / c.NC : 0;
+  memcpy(c.shape, x->shape, (size_t)x->ndim * sizeof *x->shape);
+  if (dl_ag_needs1(x)) {
+    dl_node *node = dl_ag_record(&max_pool_type, &x, 1, y);
+    if (!node) goto fail;
+    memcpy(node->ctx, &c, sizeof c);
+    dl_node_save(node, *idx);
+  }
+  if (x->tangent) {
+    pool p = {.n = 0};
+    dl_tensor *t2 = keep(&p, dl_tensor_reshape(x->tangent, SHAPE(c.NC, c.plane)));
+    dl_tensor *i2 = t2 ? keep(&p, dl_tensor_reshape(*idx, SHAPE(c.NC, c.L))) : NULL;
+    dl_tensor *g = i2 ? keep(&p, dl_ag_gather(t2, 1, i2)) : NULL;
+    dl_tensor *t = g ? dl_tensor_reshape(g, y->shape, y->ndim) : NULL;
+    drain(&p);
+    if (dl_fw_set(y, t)) goto fail;
+  }
+  return y;
+fail:
+  dl_tensor_release(y);
+  dl_tensor_release(*idx);
+  *idx = NULL;
   return NULL;
 }

@@ -55,6 +55,49 @@ __global__ void col2im_kernel(T *x, const T *cols, int64_t sn, int64_t sr, int64
   }
 }
 
+/* one thread per window: the first maximum of its real taps (the last NaN
+ * wins, as the CPU's and PyTorch's) and its flat index in the plane */
+template <typename T>
+__global__ void max_pool_kernel(T *y, int64_t *idx, const T *x, int64_t NC, dl_window_geo g) {
+  const int64_t L = g.O[0] * g.O[1] * g.O[2], plane = g.S[0] * g.S[1] * g.S[2];
+  DL_CUDA_FOR(e, NC * L) {
+    int64_t l = e % L, nc = e / L;
+    int64_t o2 = l % g.O[2], o1 = (l / g.O[2]) % g.O[1], o0 = l / (g.O[2] * g.O[1]);
+    const T *src = x + nc * plane;
+    T best = -INFINITY;
+    int64_t where = -1;
+    for (int64_t k0 = 0; k0 < g.k[0]; k0++) {
+      int64_t i0 = o0 * g.s[0] + k0 * g.d[0] - g.lo[0];
+      if (i0 < 0 || i0 >= g.S[0]) continue;
+      for (int64_t k1 = 0; k1 < g.k[1]; k1++) {
+        int64_t i1 = o1 * g.s[1] + k1 * g.d[1] - g.lo[1];
+        if (i1 < 0 || i1 >= g.S[1]) continue;
+        for (int64_t k2 = 0; k2 < g.k[2]; k2++) {
+          int64_t i2 = o2 * g.s[2] + k2 * g.d[2] - g.lo[2];
+          if (i2 < 0 || i2 >= g.S[2]) continue;
+          int64_t at = (i0 * g.S[1] + i1) * g.S[2] + i2;
+          T v = src[at];
+          if (where < 0 || v > best || v != v) best = v, where = at;
+        }
+      }
+    }
+    y[e] = best;
+    idx[e] = where + 1; /* 1-based, as the engine's index ops take them */
+  }
+}
+
+int cuda_max_pool(dl_tensor *y, dl_tensor *idx, const dl_tensor *x, int64_t NC, const int64_t *size, const int64_t *out,
+                  const dl_window *w) {
+  DL_CUDA_ENTRY();
+  dl_window_geo g = dl_window_geometry(size, out, w);
+  DL_CUDA_DISPATCH_FLOAT(x->dtype, T,
+                         max_pool_kernel<T><<<dl_cuda_blocks(y->numel), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
+                             (T *)dl_tensor_data(y), (int64_t *)dl_tensor_data(idx), (const T *)dl_tensor_data(x), NC,
+                             g));
+  DL_CUDA_LAUNCHED("max_pool");
+  return dl_cuda_status();
+}
+
 int cuda_im2col(dl_tensor *cols, int64_t sn, int64_t sr, const dl_tensor *x, int64_t N, int64_t C, const int64_t *size,
                 const int64_t *out, const dl_window *w) {
   DL_CUDA_ENTRY();
@@ -83,7 +126,7 @@ int cuda_col2im(dl_tensor *x, const dl_tensor *cols, int64_t sn, int64_t sr, int
 } // namespace
 
 /* the table is filled in member order: a new member must be added below */
-static_assert(sizeof(struct dl_conv_kernels) == 5 * sizeof(void *), "dl_conv_kernels changed: fill its new members");
+static_assert(sizeof(struct dl_conv_kernels) == 6 * sizeof(void *), "dl_conv_kernels changed: fill its new members");
 
 /* no fused convolution yet: the op composes im2col and cuBLAS GEMMs */
-extern "C" const struct dl_conv_kernels dl_cuda_conv = {cuda_im2col, cuda_col2im, NULL, NULL, NULL};
+extern "C" const struct dl_conv_kernels dl_cuda_conv = {cuda_im2col, cuda_col2im, NULL, NULL, NULL, cuda_max_pool};

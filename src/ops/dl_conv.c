@@ -117,6 +117,46 @@ dl_tensor *dl_op_col2im(dl_tensor *cols, const dl_window *w, const int64_t *size
   return x;
 }
 
+/* ---- max pooling ---- */
+
+dl_tensor *dl_op_max_pool(dl_tensor *x, const dl_window *w, dl_tensor **idx) {
+  static const char fn[] = "max_pool";
+  int64_t out[DL_CONV_MAX_SPATIAL];
+  *idx = NULL;
+  if (w->nd < 1 || w->nd > DL_CONV_MAX_SPATIAL) return dl_window_out(fn, w, NULL, x, out), NULL;
+  if (check_image(fn, x, w->nd, 2) || dl_window_out(fn, w, x->shape + 2, x, out)) return NULL;
+  for (int d = 0; d < w->nd; d++)
+    if (2 * w->pad_lo[d] > w->kernel[d]) {
+      dl_error_set("%s: padding %" PRId64 " should be at most half of the kernel size %" PRId64, fn, w->pad_lo[d],
+                   w->kernel[d]);
+      return NULL;
+    }
+  const struct dl_conv_kernels *k = kernels_of(fn, x);
+  if (!k) return NULL;
+  if (!k->max_pool) {
+    dl_error_set("%s: not supported on this device", fn);
+    return NULL;
+  }
+  int64_t shape[2 + DL_CONV_MAX_SPATIAL] = {x->shape[0], x->shape[1]};
+  for (int d = 0; d < w->nd; d++) shape[2 + d] = out[d];
+  dl_device dev = dl_tensor_device(x);
+  dl_tensor *xc = dl_tensor_contiguous(x);
+  dl_tensor *y = xc ? dl_tensor_empty(shape, 2 + w->nd, x->dtype, dev) : NULL;
+  dl_tensor *ix = y ? dl_tensor_empty(shape, 2 + w->nd, DL_INT64, dev) : NULL;
+  if (ix && y->numel > 0 &&
+      dl_kernel_status(fn, k->max_pool(y, ix, xc, x->shape[0] * x->shape[1], x->shape + 2, out, w))) {
+    dl_tensor_release(ix);
+    ix = NULL;
+  }
+  dl_tensor_release(xc);
+  if (!ix) {
+    dl_tensor_release(y);
+    return NULL;
+  }
+  *idx = ix;
+  return y;
+}
+
 /* ---- convolution ---- */
 
 int dl_conv_check(const char *fn, const dl_tensor *x, const dl_tensor *w, const dl_tensor *b, dl_conv_params *p,

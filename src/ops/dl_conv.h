@@ -52,6 +52,13 @@ struct dl_conv_kernels {
   int (*conv_backward_data)(dl_tensor *gx, const dl_tensor *gy, const dl_tensor *w, const struct dl_conv_params *p);
   int (*conv_backward_weights)(dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
                                const struct dl_conv_params *p);
+  /* max pooling of the NC planes of x (contiguous [NC, *size]): y [NC, L]
+   * the first maximum of each window (a NaN wins, the last one, as in
+   * PyTorch's kernels), idx [NC, L]
+   * int64 its 1-based flat index in the plane (the engine's index ops are
+   * 1-based); padding never wins */
+  int (*max_pool)(dl_tensor *y, dl_tensor *idx, const dl_tensor *x, int64_t NC, const int64_t *size,
+                  const int64_t *out, const dl_window *w);
 };
 
 extern const struct dl_conv_kernels dl_cpu_conv;
@@ -86,6 +93,11 @@ dl_tensor *dl_op_im2col(dl_tensor *x, const dl_window *w);
 /* [N, C * prod(kernel), L] -> [N, C, *size]: the sum of every column entry
  * over the pixel it came from (padding dropped) */
 dl_tensor *dl_op_col2im(dl_tensor *cols, const dl_window *w, const int64_t *size);
+
+/* Max pooling of x [N, C, *S] over windows w (pad_value ignored: padding
+ * never wins): [N, C, *out], and *idx (int64, same shape) the 1-based flat
+ * index of each maximum in its input plane. */
+dl_tensor *dl_op_max_pool(dl_tensor *x, const dl_window *w, dl_tensor **idx);
 
 /* Checks a convolution's operands (x [N, C, *S], w [O, C / groups, *k], b
  * [O] or NULL; p->w.kernel is taken from w) and fills p's kernel and *out

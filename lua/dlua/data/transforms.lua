@@ -13,7 +13,6 @@ local T = {}
 dl.data.transforms = T
 
 local Transform = class.root("Transform", "dl.data.transforms.Transform")
-T.Transform = Transform
 Transform.__call = function(self, x) return self:forward(x) end
 
 -- x as a batch [N, C, H, W], and whether it was one image

@@ -4,9 +4,9 @@
 -- A convolution is dl.convolution (src/autograd/grad_conv.c): oneDNN's on
 -- the CPU in float32, else the sliding-window op dl.im2col and one GEMM for
 -- the whole batch (groups as a batch of GEMMs). Pooling is built on
--- dl.im2col too (PyTorch's F.unfold; dl.col2im is F.fold): max pooling
--- reads -inf padding and takes each window's max, average pooling sums each
--- window over its count. The window ops are linear and each other's
+-- dl.im2col (PyTorch's F.unfold; dl.col2im is F.fold): average pooling sums
+-- each window over its count; max pooling is its own op, dl.max_pool (one
+-- pass, the argmax kept for the backward). The window ops are linear and each other's
 -- adjoint, so every layer here is differentiable in reverse and forward
 -- mode, to any order. Weights have PyTorch's layout ([out, in / groups,
 -- *kernel]), so state dicts move between the two.
@@ -16,8 +16,9 @@ local F = nn.functional
 local checks = require "dlua.checks"
 local raise = require("dlua.errors").raise
 
-local im2col, col2im, convolution, is_tensor = dl.im2col, dl.col2im, dl.convolution, dl.is_tensor
-local fmt, huge = string.format, math.huge
+local im2col, col2im, convolution, max_pool_op = dl.im2col, dl.col2im, dl.convolution, dl.max_pool
+local is_tensor = dl.is_tensor
+local fmt = string.format
 local shape_str, check_options = checks.shape_str, checks.options
 local pybool = nn._pybool
 
@@ -314,20 +315,11 @@ local max_opts = {stride = true, padding = true, dilation = true, ceil_mode = tr
 local function max_pool(fn, nd, x, kernel_size, o)
   local planes, unbatched, N, C, S, w = pool_input(fn, nd, x, kernel_size, check_options(fn, o, max_opts), true)
   o = o or {}
-  local cols = im2col(planes, w.kernel, {stride = w.stride, dilation = w.dilation, padding = w.padding,
-    padding_end = w.padding_end, pad_value = -huge}) -- [N C, K, L]
-  local y, at = cols:max(2) -- the first maximum in window order, as PyTorch's
+  local y, idx = max_pool_op(planes, w.kernel, {stride = w.stride, dilation = w.dilation, padding = w.padding,
+    padding_end = w.padding_end}) -- [N C, 1, *out]
   y = spatial_view(y, N, C, w.out)
   if unbatched then y = y:squeeze(1) end
   if not o.return_indices then return y end
-  -- the flat input index each window tap reads, gathered at the argmax
-  local numel = 1
-  for i = 1, nd do numel = numel * S[i] end
-  local shape = {1, 1}
-  for i = 1, nd do shape[2 + i] = S[i] end
-  local where = im2col(dl.arange(1, numel + 1, {dtype = "float64", device = x.device}):view(shape), w.kernel,
-    {stride = w.stride, dilation = w.dilation, padding = w.padding, padding_end = w.padding_end}) -- [1, K, L]
-  local idx = where:expand(N * C, where:size(2), where:size(3)):gather(2, at:unsqueeze(2)):long()
   idx = spatial_view(idx, N, C, w.out)
   if unbatched then idx = idx:squeeze(1) end
   return y, idx
