@@ -19,9 +19,13 @@ function M.options(fn, opts, allowed)
   return opts
 end
 
--- v (a table) as a Lua list: keys 1..#v and nothing else, argument #argn
+-- v (a table) as a Lua list: keys 1..#v and nothing else (no holes),
+-- argument #argn
 function M.list(fn, argn, v)
   local n = #v
+  for i = 1, n do
+    if v[i] == nil then raise(string.format("%s: bad argument #%d (not a list: entry %d is nil)", fn, argn, i)) end
+  end
   for k in pairs(v) do
     if math.type(k) ~= "integer" or k < 1 or k > n then
       raise(string.format("%s: bad argument #%d (not a list: it has the key %s besides its %d entries)", fn, argn,

@@ -184,6 +184,16 @@ S.calls["Normalize:forward"] = function() return {function() return T.Normalize(
 S.calls["RandomCrop:forward"] = function() return {function() return T.RandomCrop(4, {padding = 1}) end, img(2)} end
 S.calls["RandomHorizontalFlip:forward"] = function() return {function() return T.RandomHorizontalFlip() end, img(2)} end
 
+-- normalisation layers and the like
+S.calls["dl.F.dropout2d"] = function() return {img(2)} end
+S.calls["Dropout2d:forward"] = function() return {function() return dl.nn.Dropout2d(0.5) end, img(2)} end
+S.calls["GroupNorm:forward"] = function() return {function() return dl.nn.GroupNorm(1, 2) end, img(2)} end
+S.calls["InstanceNorm1d:forward"] = function() return {function() return dl.nn.InstanceNorm1d(2) end, img(1)} end
+S.calls["InstanceNorm2d:forward"] = function() return {function() return dl.nn.InstanceNorm2d(2) end, img(2)} end
+S.calls["LayerNorm:forward"] = function() return {function() return dl.nn.LayerNorm(5) end, img(2)} end
+S.calls["RMSNorm:forward"] = function() return {function() return dl.nn.RMSNorm(5) end, img(2)} end
+S.calls["Unflatten:forward"] = function() return {function() return dl.nn.Unflatten(2, {1, 2}) end, img(2)} end
+
 -- the scalers: fitted first
 for _, name in ipairs({"StandardScaler", "MinMaxScaler", "PCA", "ZCA"}) do
   local function fitted() local s = dl.data[name](); s:fit(dl.randn(8, 3)); return s end

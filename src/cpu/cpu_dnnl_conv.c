@@ -69,9 +69,12 @@ static void entry_free(entry *e) {
   memset(e, 0, sizeof *e);
 }
 
-static const dnnl_format_tag_t data_tag[] = {dnnl_ncw, dnnl_nchw, dnnl_ncdhw};
-static const dnnl_format_tag_t weight_tag[] = {dnnl_oiw, dnnl_oihw, dnnl_oidhw};
-static const dnnl_format_tag_t gweight_tag[] = {dnnl_goiw, dnnl_goihw, dnnl_goidhw};
+/* the plain layouts of images and weights for nd spatial dims */
+static dnnl_format_tag_t data_tag(int nd) { return nd == 1 ? dnnl_ncw : nd == 2 ? dnnl_nchw : dnnl_ncdhw; }
+static dnnl_format_tag_t weight_tag(int nd, bool grouped) {
+  if (grouped) return nd == 1 ? dnnl_goiw : nd == 2 ? dnnl_goihw : dnnl_goidhw;
+  return nd == 1 ? dnnl_oiw : nd == 2 ? dnnl_oihw : dnnl_oidhw;
+}
 
 /* plain and "any" descriptors of the image, weights and output of key */
 static int descs(const conv_key *k, dnnl_memory_desc_t *src, dnnl_memory_desc_t *wei, dnnl_memory_desc_t *dst,
@@ -91,10 +94,9 @@ static int descs(const conv_key *k, dnnl_memory_desc_t *src, dnnl_memory_desc_t 
   }
   for (int i = 0; i < k->nd; i++) wd[wn + i] = k->k[i];
   bool any = tag == dnnl_format_tag_any;
-  if (dnnl_memory_desc_init_by_tag(src, 2 + k->nd, sd, dnnl_f32, any ? tag : data_tag[k->nd - 1]) ||
-      dnnl_memory_desc_init_by_tag(dst, 2 + k->nd, dd, dnnl_f32, any ? tag : data_tag[k->nd - 1]) ||
-      dnnl_memory_desc_init_by_tag(wei, wn + k->nd, wd, dnnl_f32,
-                                   any ? tag : (k->groups == 1 ? weight_tag : gweight_tag)[k->nd - 1]) ||
+  if (dnnl_memory_desc_init_by_tag(src, 2 + k->nd, sd, dnnl_f32, any ? tag : data_tag(k->nd)) ||
+      dnnl_memory_desc_init_by_tag(dst, 2 + k->nd, dd, dnnl_f32, any ? tag : data_tag(k->nd)) ||
+      dnnl_memory_desc_init_by_tag(wei, wn + k->nd, wd, dnnl_f32, any ? tag : weight_tag(k->nd, k->groups > 1)) ||
       dnnl_memory_desc_init_by_tag(bias, 1, bd, dnnl_f32, dnnl_x)) {
     dl_error_set("cpu: oneDNN memory descriptors failed");
     return -1;

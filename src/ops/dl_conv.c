@@ -97,7 +97,11 @@ dl_tensor *dl_op_col2im(dl_tensor *cols, const dl_window *w, const int64_t *size
     }
   if (dl_window_out(fn, w, size, cols, out)) return NULL;
   int64_t K = 1, L = 1;
-  for (int d = 0; d < w->nd; d++) K *= w->kernel[d], L *= out[d];
+  for (int d = 0; d < w->nd; d++)
+    if (__builtin_mul_overflow(K, w->kernel[d], &K) || __builtin_mul_overflow(L, out[d], &L)) {
+      dl_error_set("%s: the output size and kernel make too many windows", fn);
+      return NULL;
+    }
   int64_t N = cols->shape[0], rows = cols->shape[1];
   if (rows % K != 0 || cols->shape[2] != L) {
     dl_error_set("%s: input %s does not hold [N, C x %" PRId64 " (the kernel), %" PRId64 " (the windows)] columns", fn,

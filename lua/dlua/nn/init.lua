@@ -15,6 +15,7 @@ require "dlua.nn.activation"   -- ReLU, GELU, Softmax, ... and their F forms
 require "dlua.nn.loss"         -- MSELoss, CrossEntropyLoss, ... and their F forms
 require "dlua.nn.layers"       -- Linear, RBF, Dropout, BatchNorm1d/2d/3d and their F forms
 require "dlua.nn.conv"         -- Conv1d/2d/3d, Max/AvgPool1d/2d/3d, Unfold, Fold and their F forms
+require "dlua.nn.norm"         -- LayerNorm, GroupNorm, InstanceNorm, RMSNorm, Dropout2d, Unflatten
 require "dlua.nn.utils"        -- nn.utils: clip_grad_norm_, penalties, ...
 
 return nn

@@ -1,0 +1,111 @@
+-- LayerNorm, GroupNorm, InstanceNorm, RMSNorm, Dropout2d, Unflatten: values
+-- and gradients against PyTorch (spec/fixtures/norm_reference.py, float64),
+-- gradcheck / jvp / double backward of the composed forms, modules, bad input.
+local dl = require "dlua"
+local H = require "spec.helper"
+local ref = require "spec.fixtures.norm_reference"
+local nn, F, A = dl.nn, dl.nn.functional, dl.autograd
+
+local F64 = {dtype = "float64"}
+local function r(...) return dl.randn({...}, F64) end
+local function tensor(t) return dl.tensor(t.values, F64):view(t.shape):requires_grad_() end
+local function case(name) for _, c in ipairs(ref) do if c.name == name then return c end end end
+
+local calls = {
+  layer_norm = function(x, w, b) return F.layer_norm(x, {3, 4}, w, b, 1e-5) end,
+  group_norm = function(x, w, b) return F.group_norm(x, 2, w, b, 1e-5) end,
+  instance_norm = function(x, w, b, ins)
+    local m = nn.InstanceNorm2d(3, {affine = true, dtype = "float64"})
+    -- the module's parameters stand for the fixture's inputs 2 and 3
+    m.weight, m.bias = nn.Parameter(w), nn.Parameter(b)
+    ins[2], ins[3] = m.weight, m.bias
+    return m(x)
+  end,
+  rms_norm = function(x, w) return F.rms_norm(x, 4, w) end,
+}
+
+describe("against PyTorch", function()
+  for _, name in ipairs({"layer_norm", "group_norm", "instance_norm", "rms_norm"}) do
+    it(name, function()
+      local c = case(name)
+      local ins = {}
+      for i = 1, 3 do if c["in" .. i] then ins[i] = tensor(c["in" .. i]) end end
+      local out = calls[name](ins[1], ins[2], ins[3], ins)
+      assert.same(c.out.shape, out:size())
+      H.assert_close(H.flat(out), c.out.values, 1e-10)
+      local grads = {A.grad(out, ins, dl.tensor(c.gout, F64):view(c.out.shape))}
+      for i = 1, #ins do H.assert_close(H.flat(grads[i]), c["in" .. i].grad, 1e-10) end
+    end)
+  end
+end)
+
+describe("under autograd", function()
+  local fns = {
+    ["layer_norm"] = {function(x, w, b) return F.layer_norm(x, 4, w, b) end, function() return {r(3, 4), r(4), r(4)} end},
+    ["group_norm"] = {function(x, w) return F.group_norm(x, 3, w) end, function() return {r(2, 6, 2), r(6)} end},
+    ["rms_norm"] = {function(x, w) return F.rms_norm(x, {2, 3}, w) end, function() return {r(2, 2, 3), r(2, 3)} end},
+  }
+  for _, name in ipairs(H.sorted_keys(fns)) do
+    it(name .. ": gradcheck, jvp and double backward", function()
+      dl.manual_seed(31)
+      local fn, make = fns[name][1], fns[name][2]
+      local ins = make()
+      for _, t in ipairs(ins) do t:requires_grad_() end
+      assert.is_true(A.gradcheck(fn, ins))
+      H.check_jvp(fn, make())
+      local w = r(dl.no_grad(fn, table.unpack(ins)):numel())
+      assert.is_true(A.gradcheck(H.grad_of(fn, w), ins))
+    end)
+  end
+end)
+
+describe("modules", function()
+  it("have PyTorch's parameters and reprs", function()
+    local ln = nn.LayerNorm({3, 4})
+    assert.same({3, 4}, ln.weight:size())
+    assert.same({"weight", "bias"}, nn.state_dict_keys(ln:state_dict()))
+    assert.equal("LayerNorm((3, 4), eps=1e-05, elementwise_affine=True)", tostring(ln))
+    assert.is_nil(nn.LayerNorm(4, {bias = false}).bias)
+    assert.equal("GroupNorm(2, 4, eps=1e-05, affine=True)", tostring(nn.GroupNorm(2, 4)))
+    assert.is_nil(nn.InstanceNorm2d(3).weight)
+    assert.same({"weight"}, nn.state_dict_keys(nn.RMSNorm(4):state_dict()))
+  end)
+  it("InstanceNorm2d normalises each sample's channel; unbatched input too", function()
+    local y = nn.InstanceNorm2d(3, F64)(r(2, 3, 5, 4) * 3 + 2)
+    H.assert_close(y:mean({3, 4}), dl.zeros(2, 3, F64), 1e-12)
+    assert.same({3, 5, 4}, nn.InstanceNorm2d(3)(dl.randn(3, 5, 4)):size())
+  end)
+  it("Dropout2d zeroes whole channels in training and nothing in eval", function()
+    dl.manual_seed(4)
+    local m = nn.Dropout2d(0.5)
+    local y = m(dl.ones(4, 8, 3, 3))
+    local zeroed = 0
+    for n = 1, 4 do
+      for c = 1, 8 do
+        local s = y[n][c]:sum():item()
+        assert.is_true(s == 0 or s == 18, "a channel partly dropped: " .. s)
+        if s == 0 then zeroed = zeroed + 1 end
+      end
+    end
+    assert.is_true(zeroed > 4 and zeroed < 28, "zeroed " .. zeroed)
+    m:eval()
+    assert.is_true(dl.equal(m(dl.ones(2, 3, 2, 2)), dl.ones(2, 3, 2, 2)))
+  end)
+  it("Unflatten splits a dim", function()
+    assert.same({3, 2, 4}, nn.Unflatten(2, {2, -1})(dl.randn(3, 8)):size())
+    assert.same({3, 8, 1, 2}, nn.Unflatten(-1, {1, 2})(dl.randn(3, 8, 2)):size())
+  end)
+end)
+
+describe("bad input", function()
+  it("names the layer and the shapes", function()
+    H.assert_error(function() nn.LayerNorm(5)(dl.randn(2, 4)) end, "LayerNorm", "[2,4]", "normalized_shape [5]")
+    H.assert_error(function() nn.GroupNorm(2, 4)(dl.randn(2, 6, 3)) end, "GroupNorm", "[2,6,3]", "expected 4")
+    H.assert_error(function() nn.GroupNorm(4, 6) end, "dl.nn.GroupNorm", "divisible")
+    H.assert_error(function() F.group_norm(dl.randn(2, 5), 2) end, "dl.F.group_norm", "not divisible by num_groups = 2")
+    H.assert_error(function() nn.InstanceNorm2d(3)(dl.randn(2, 3)) end, "InstanceNorm2d", "expected a 3D")
+    H.assert_error(function() nn.Dropout2d(2) end, "dl.nn.Dropout2d", "between 0 and 1")
+    H.assert_error(function() nn.Unflatten(0, {2}) end, "dl.nn.Unflatten", "non-zero")
+    H.assert_error(function() F.layer_norm("x", 3) end, "dl.F.layer_norm", "input must be a tensor")
+  end)
+end)
