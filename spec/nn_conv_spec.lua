@@ -49,6 +49,28 @@ describe("against PyTorch", function()
       run_case(c, function(ins) return F[c.fn](ins[1], c.kernel, c.opts) end)
     end)
   end
+  local misc = {
+    conv_transpose2d = function(i) return F.conv_transpose2d(i[1], i[2], i[3], {stride = 2, padding = 1, output_padding = 1}) end,
+    conv_transpose1d = function(i) return F.conv_transpose1d(i[1], i[2], nil, {stride = 2, padding = 2, groups = 2, dilation = 2}) end,
+    pad_constant = function(i) return F.pad(i[1], {1, 2, 2, 1}, {value = 0.5}) end,
+    pad_reflect = function(i) return F.pad(i[1], {1, 2, 2, 1}, {mode = "reflect"}) end,
+    pad_replicate = function(i) return F.pad(i[1], {1, 2, 2, 1}, {mode = "replicate"}) end,
+    pad_circular = function(i) return F.pad(i[1], {1, 2, 2, 1}, {mode = "circular"}) end,
+    interpolate_bilinear = function(i) return F.interpolate(i[1], {size = {5, 7}, mode = "bilinear", align_corners = false}) end,
+    interpolate_bilinear_corners = function(i)
+      return F.interpolate(i[1], {size = {5, 7}, mode = "bilinear", align_corners = true})
+    end,
+    interpolate_nearest = function(i) return F.interpolate(i[1], {scale_factor = 2}) end,
+    interpolate_linear = function(i) return F.interpolate(i[1], {scale_factor = 1.5, mode = "linear"}) end,
+    adaptive_avg_pool2d = function(i) return F.adaptive_avg_pool2d(i[1], {3, 2}) end,
+    adaptive_max_pool2d = function(i) return F.adaptive_max_pool2d(i[1], {3, 4}) end,
+    adaptive_avg_pool1d = function(i) return F.adaptive_avg_pool1d(i[1], 4) end,
+    pixel_shuffle = function(i) return F.pixel_shuffle(i[1], 2) end,
+    pixel_unshuffle = function(i) return F.pixel_unshuffle(i[1], 2) end,
+  }
+  for _, c in ipairs(ref.misc) do
+    it(c.fn, function() run_case(c, misc[c.fn]) end)
+  end
   it("unfold", function()
     local c = ref.unfold[1]
     run_case(c, function(ins) return F.unfold(ins[1], c.kernel, c.opts) end)
@@ -83,6 +105,22 @@ local variants = {
   ["max_pool2d with padding and ceil mode (distinct values)"] = {
     fn = function(x) return F.max_pool2d(x, 3, {stride = 2, padding = 1, ceil_mode = true}) end,
     inputs = function() return {dl.randperm(50):double():view(1, 2, 5, 5) * 0.1} end,
+  },
+  ["conv_transpose2d with groups and output padding"] = {
+    fn = function(x, w, b) return F.conv_transpose2d(x, w, b, {stride = 2, padding = 1, output_padding = 1, groups = 2}) end,
+    inputs = function() return {r(2, 4, 3, 2), r(4, 1, 3, 2), r(2)} end,
+  },
+  ["pad reflect then replicate"] = {
+    fn = function(x) return F.pad(F.pad(x, {2, 1}, {mode = "reflect"}), {1, 1, 0, 2}, {mode = "replicate"}) end,
+    inputs = function() return {r(1, 2, 3, 4)} end,
+  },
+  ["interpolate bilinear"] = {
+    fn = function(x) return F.interpolate(x, {size = {4, 5}, mode = "bilinear"}) end,
+    inputs = function() return {r(1, 2, 3, 3)} end,
+  },
+  ["adaptive_avg_pool2d, uneven windows"] = {
+    fn = function(x) return F.adaptive_avg_pool2d(x, {2, 3}) end,
+    inputs = function() return {r(2, 2, 5, 4)} end,
   },
   ["avg_pool2d without the padding in the count"] = {
     fn = function(x) return F.avg_pool2d(x, 3, {stride = 2, padding = 1, count_include_pad = false}) end,
@@ -176,6 +214,45 @@ describe("modules", function()
       last = loss:item()
     end
     assert.is_true(last < first * 0.5, string.format("loss %g -> %g", first, last))
+  end)
+end)
+
+describe("transposed convolution, padding modes, resizing, pixel shuffle", function()
+  it("modules have PyTorch's layouts and shapes", function()
+    local m = nn.ConvTranspose2d(4, 6, 3, {stride = 2, padding = 1, output_padding = 1, groups = 2})
+    assert.same({4, 3, 3, 3}, m.weight:size())
+    assert.equal("ConvTranspose2d(4, 6, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1), groups=2)",
+      tostring(m))
+    assert.same({2, 6, 10, 8}, m(dl.randn(2, 4, 5, 4)):size())
+    -- a convolution's adjoint: <conv(x), y> = <x, conv_transpose(y)>
+    local x, y, w = r(1, 3, 6, 5), r(1, 2, 3, 2), r(2, 3, 2, 2)
+    local lhs = (F.conv2d(x, w, nil, {stride = 2}) * y):sum():item()
+    local rhs = (x * F.conv_transpose2d(y, w, nil, {stride = 2, output_padding = {0, 1}})):sum():item()
+    assert.is_true(math.abs(lhs - rhs) < 1e-10)
+    local c = nn.Conv2d(2, 3, 3, {padding = 1, padding_mode = "circular"})
+    assert.equal("Conv2d(2, 3, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), padding_mode=circular)", tostring(c))
+    local xi = dl.randn(1, 2, 5, 5)
+    H.assert_close(c(xi), F.conv2d(F.pad(xi, {1, 1, 1, 1}, {mode = "circular"}), c.weight, c.bias), 1e-6)
+    assert.same({3, 5, 5}, c(dl.randn(2, 5, 5)):size()) -- unbatched
+    assert.equal("Upsample(scale_factor=2.0, mode='nearest')", tostring(nn.Upsample({scale_factor = 2})))
+    assert.same({1, 2, 6, 8}, nn.Upsample({scale_factor = 2})(dl.randn(1, 2, 3, 4)):size())
+    assert.same({1, 2, 6, 4}, nn.PixelShuffle(2)(dl.randn(1, 8, 3, 2)):size())
+    assert.same({1, 8, 3, 2}, nn.PixelUnshuffle(2)(dl.randn(1, 2, 6, 4)):size())
+    assert.same({2, 3, 1, 1}, nn.AdaptiveAvgPool2d(1)(dl.randn(2, 3, 7, 5)):size())
+    assert.same({3, 2, 2}, nn.AdaptiveMaxPool2d(2)(dl.randn(3, 5, 4)):size())
+  end)
+  it("refuse bad input, naming the function", function()
+    H.assert_error(function() F.pad(dl.randn(1, 2, 3), {3, 0}, {mode = "reflect"}) end, "dl.F.pad", "smaller than the size 3")
+    H.assert_error(function() F.pad(dl.randn(2, 3), {1}) end, "dl.F.pad", "pairs")
+    H.assert_error(function() F.pad(dl.randn(2, 3), {1, 1}, {mode = "wrap"}) end, "dl.F.pad", "mode must be")
+    H.assert_error(function() F.interpolate(dl.randn(1, 2, 3, 3)) end, "dl.F.interpolate", "exactly one of size")
+    H.assert_error(function() F.interpolate(dl.randn(1, 2, 3), {size = 4, mode = "bilinear"}) end, "does not fit")
+    H.assert_error(function() F.pixel_shuffle(dl.randn(1, 6, 2, 2), 2) end, "dl.F.pixel_shuffle", "not divisible by 4")
+    H.assert_error(function() F.conv_transpose2d(dl.randn(1, 3, 4, 4), dl.randn(2, 3, 3, 3)) end,
+      "dl.F.conv_transpose2d", "3 channels")
+    H.assert_error(function() nn.ConvTranspose2d(2, 2, 3, {stride = 2, output_padding = 2}) (dl.randn(1, 2, 4, 4)) end,
+      "ConvTranspose2d(2, 2)", "output_padding")
+    H.assert_error(function() nn.Conv2d(2, 2, 3, {padding_mode = "mirror"}) end, "dl.nn.Conv2d", "padding_mode")
   end)
 end)
 

@@ -184,6 +184,30 @@ S.calls["Normalize:forward"] = function() return {function() return T.Normalize(
 S.calls["RandomCrop:forward"] = function() return {function() return T.RandomCrop(4, {padding = 1}) end, img(2)} end
 S.calls["RandomHorizontalFlip:forward"] = function() return {function() return T.RandomHorizontalFlip() end, img(2)} end
 
+-- transposed convolution, resizing, adaptive pooling
+for nd = 1, 3 do
+  local w = ({{2, 3, 3}, {2, 3, 3, 3}, {2, 3, 2, 2, 2}})[nd]
+  S.calls[("dl.F.conv_transpose%dd"):format(nd)] = function() return {img(nd), function() return dl.randn(w) end} end
+  S.calls[("ConvTranspose%dd:forward"):format(nd)] = function()
+    return {function() return dl.nn[("ConvTranspose%dd"):format(nd)](2, 3, 2) end, img(nd)}
+  end
+end
+for nd = 1, 2 do
+  for _, kind in ipairs({"avg", "max"}) do
+    S.calls[("dl.F.adaptive_%s_pool%dd"):format(kind, nd)] = function() return {img(nd), v(2)} end
+    local cls = ("Adaptive%sPool%dd"):format(kind == "avg" and "Avg" or "Max", nd)
+    S.calls[cls .. ":forward"] = function() return {function() return dl.nn[cls](2) end, img(nd)} end
+  end
+end
+S.calls["dl.F.pad"] = function() return {img(2), v({1, 1})} end
+S.calls["dl.F.interpolate"] = function() return {img(2), v({scale_factor = 2})} end
+S.calls["dl.nn.Upsample"] = function() return {v({scale_factor = 2})} end
+S.calls["Upsample:forward"] = function() return {function() return dl.nn.Upsample({scale_factor = 2}) end, img(2)} end
+S.calls["dl.F.pixel_shuffle"] = function() return {function() return dl.randn(1, 8, 2, 2) end, v(2)} end
+S.calls["dl.F.pixel_unshuffle"] = function() return {function() return dl.randn(1, 2, 4, 4) end, v(2)} end
+S.calls["PixelShuffle:forward"] = function() return {function() return dl.nn.PixelShuffle(2) end, function() return dl.randn(1, 8, 2, 2) end} end
+S.calls["PixelUnshuffle:forward"] = function() return {function() return dl.nn.PixelUnshuffle(2) end, function() return dl.randn(1, 2, 4, 4) end} end
+
 -- normalisation layers and the like
 S.calls["dl.F.dropout2d"] = function() return {img(2)} end
 S.calls["Dropout2d:forward"] = function() return {function() return dl.nn.Dropout2d(0.5) end, img(2)} end

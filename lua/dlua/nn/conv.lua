@@ -1,77 +1,25 @@
--- dlua.nn.conv: convolution and pooling (Conv1d/2d/3d, MaxPool1d/2d/3d,
--- AvgPool1d/2d/3d, Unfold, Fold) and their functional forms in dl.F.
+-- dlua.nn.conv: convolution (Conv1d/2d/3d), Unfold, Fold and their
+-- functional forms in dl.F (pooling is pool.lua).
 --
 -- A convolution is dl.convolution (src/autograd/grad_conv.c): oneDNN's on
 -- the CPU in float32, else the sliding-window op dl.im2col and one GEMM for
--- the whole batch (groups as a batch of GEMMs). Pooling is built on
--- dl.im2col (PyTorch's F.unfold; dl.col2im is F.fold): average pooling sums
--- each window over its count; max pooling is its own op, dl.max_pool (one
--- pass, the argmax kept for the backward). The window ops are linear and each other's
--- adjoint, so every layer here is differentiable in reverse and forward
--- mode, to any order. Weights have PyTorch's layout ([out, in / groups,
+-- the whole batch (groups as a batch of GEMMs). dl.im2col and dl.col2im
+-- are PyTorch's F.unfold and F.fold; linear and each other's adjoint, so
+-- every layer here is differentiable in reverse and forward mode, to any
+-- order. Weights have PyTorch's layout ([out, in / groups,
 -- *kernel]), so state dicts move between the two.
 local dl = require "dlua"
 local nn = dl.nn
 local F = nn.functional
 local checks = require "dlua.checks"
-local raise = require("dlua.errors").raise
 
-local im2col, col2im, convolution, max_pool_op = dl.im2col, dl.col2im, dl.convolution, dl.max_pool
+local im2col, col2im, convolution = dl.im2col, dl.col2im, dl.convolution
 local is_tensor = dl.is_tensor
 local fmt = string.format
 local shape_str, check_options = checks.shape_str, checks.options
-local pybool = nn._pybool
+local S = require "dlua.nn.spatial"
 
--- an error naming fn ("dl.F.conv2d: ..."); a module's forward passes nil
--- and its wrapper names the module ("Conv2d(3, 16): ...")
-local function fail(fn, ...)
-  local msg = fmt(...)
-  raise(fn and fn .. ": " .. msg or msg)
-end
-
--- v (a number or a list of nd integers >= min) as a list of nd, for fn's
--- argument called name
-local function tuple(fn, name, v, nd, min)
-  if math.type(v) == "integer" then
-    if v < min then fail(fn, "%s must be >= %d, got %d", name, min, v) end
-    local t = {}
-    for i = 1, nd do t[i] = v end
-    return t
-  end
-  if type(v) ~= "table" or is_tensor(v) then
-    fail(fn, "%s must be an integer or a list of %d integers, got %s", name, nd,
-      type(v) == "number" and tostring(v) or type(v))
-  end
-  checks.list(fn, 1, v)
-  if #v ~= nd then fail(fn, "%s must have %d values (one per spatial dim), got %d", name, nd, #v) end
-  for i = 1, nd do
-    if math.type(v[i]) ~= "integer" or v[i] < min then
-      fail(fn, "%s must hold integers >= %d, got %s", name, min, tostring(v[i]))
-    end
-  end
-  return v
-end
-
-local function tuple_str(t)
-  if #t == 1 then return fmt("(%d,)", t[1]) end
-  return "(" .. table.concat(t, ", ") .. ")"
-end
-
--- x as [N, C, *S] for nd spatial dims, and whether it came unbatched ([C, *S])
-local function batched(fn, x, nd)
-  if not is_tensor(x) then fail(fn, "input must be a tensor, got %s", type(x)) end
-  local d = x:dim()
-  if d == nd + 2 then return x, false end
-  if d == nd + 1 then return x:unsqueeze(1), true end
-  fail(fn, "expected a %dD (unbatched) or %dD (batched) input, got %s", nd + 1, nd + 2, shape_str(x))
-end
-
--- the spatial sizes of y [N, C, L] as dims of x [N, C, *S] with out sizes
-local function spatial_view(y, N, C, out)
-  local shape = {N, C}
-  for i = 1, #out do shape[2 + i] = out[i] end
-  return y:view(shape)
-end
+local fail, tuple, tuple_str, batched = S.fail, S.tuple, S.tuple_str, S.batched
 
 -- the number of windows along each dim
 local function out_sizes(size, k, s, d, lo, hi)
@@ -186,30 +134,55 @@ for nd = 1, 3 do
 end
 
 local conv_opts = {stride = true, padding = true, dilation = true, groups = true, bias = true, dtype = true,
-  device = true}
+  device = true, padding_mode = true}
+local PADDING_MODES = {zeros = true, reflect = true, replicate = true, circular = true}
+
+-- what ConvNd and ConvTransposeNd check and keep alike: the channels and
+-- groups, the kernel and stride, and the weight [dims[1], dims[2], *kernel]
+-- (dims from the channels) and bias [out]
+local function init_conv(self, fn, nd, in_channels, out_channels, kernel_size, opts, allowed, weight_dims)
+  checks.count(fn, 1, "in_channels", in_channels, 1)
+  checks.count(fn, 2, "out_channels", out_channels, 1)
+  opts = check_options(fn, opts, allowed)
+  local groups = opts.groups or 1
+  checks.count(fn, 4, "groups", groups, 1)
+  if in_channels % groups ~= 0 or out_channels % groups ~= 0 then
+    fail(fn, "in_channels %d and out_channels %d must both be divisible by groups = %d", in_channels, out_channels,
+      groups)
+  end
+  self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+  self.kernel_size = tuple(fn, "kernel_size", kernel_size, nd, 1)
+  self.stride = tuple(fn, "stride", opts.stride or 1, nd, 1)
+  self.dilation = tuple(fn, "dilation", opts.dilation or 1, nd, 1)
+  local shape = weight_dims(in_channels, out_channels, groups)
+  for i = 1, nd do shape[2 + i] = self.kernel_size[i] end
+  local to = {dtype = opts.dtype, device = opts.device}
+  self.weight = nn.Parameter(dl.empty(shape, to))
+  if opts.bias ~= false then
+    self.bias = nn.Parameter(dl.empty(out_channels, to))
+  else
+    self:register_parameter("bias", nil)
+  end
+  return opts
+end
 
 -- ConvNd(in, out, kernel_size, {stride, padding, dilation, groups, bias =
--- true, dtype, device}): weight [out, in / groups, *kernel], bias [out],
--- initialised as PyTorch's (uniform in +-1/sqrt(fan_in))
+-- true, padding_mode = "zeros", dtype, device}): weight [out, in / groups,
+-- *kernel], bias [out], initialised as PyTorch's (uniform in
+-- +-1/sqrt(fan_in)); padding_mode reflect, replicate or circular pads with
+-- F.pad first
 local function conv_class(nd)
   local name = fmt("Conv%dd", nd)
   local fn = "dl.nn." .. name
   local M = nn.Module:extend(name)
   nn[name] = M
   function M:init(in_channels, out_channels, kernel_size, opts)
-    checks.count(fn, 1, "in_channels", in_channels, 1)
-    checks.count(fn, 2, "out_channels", out_channels, 1)
-    opts = check_options(fn, opts, conv_opts)
-    local groups = opts.groups or 1
-    checks.count(fn, 4, "groups", groups, 1)
-    if in_channels % groups ~= 0 or out_channels % groups ~= 0 then
-      fail(fn, "in_channels %d and out_channels %d must both be divisible by groups = %d", in_channels,
-        out_channels, groups)
+    opts = init_conv(self, fn, nd, in_channels, out_channels, kernel_size, opts, conv_opts,
+      function(i, o, g) return {o, i // g} end)
+    self.padding_mode = opts.padding_mode or "zeros"
+    if not PADDING_MODES[self.padding_mode] then
+      fail(fn, "padding_mode must be zeros, reflect, replicate or circular, got %s", tostring(self.padding_mode))
     end
-    self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-    self.kernel_size = tuple(fn, "kernel_size", kernel_size, nd, 1)
-    self.stride = tuple(fn, "stride", opts.stride or 1, nd, 1)
-    self.dilation = tuple(fn, "dilation", opts.dilation or 1, nd, 1)
     local p = opts.padding or 0
     if p == "same" or p == "valid" then
       if p == "same" then
@@ -221,21 +194,30 @@ local function conv_class(nd)
     else
       self.padding = tuple(fn, "padding", p, nd, 0)
     end
-    local shape = {out_channels, in_channels // groups}
-    for i = 1, nd do shape[2 + i] = self.kernel_size[i] end
-    local to = {dtype = opts.dtype, device = opts.device}
-    self.weight = nn.Parameter(dl.empty(shape, to))
-    if opts.bias ~= false then
-      self.bias = nn.Parameter(dl.empty(out_channels, to))
-    else
-      self:register_parameter("bias", nil)
-    end
     self:reset_parameters()
   end
   function M:reset_parameters() nn._reset_uniform(self, self.weight:numel() // self.out_channels) end
   local call = {}
   function M:forward(x)
     call.stride, call.padding, call.dilation, call.groups = self.stride, self.padding, self.dilation, self.groups
+    if self.padding_mode ~= "zeros" and self.padding ~= "valid" then
+      -- F.pad's list: the last dim first, (before, after) each
+      local pads = {}
+      for i = nd, 1, -1 do
+        local lo, hi
+        if self.padding == "same" then
+          local total = self.dilation[i] * (self.kernel_size[i] - 1)
+          lo, hi = total // 2, total - total // 2
+        else
+          lo, hi = self.padding[i], self.padding[i]
+        end
+        pads[#pads + 1], pads[#pads + 2] = lo, hi
+      end
+      local xb, unbatched = batched(nil, x, nd)
+      call.padding = 0
+      local y = conv(nil, nd, F.pad(xb, pads, {mode = self.padding_mode}), self.weight, self.bias, call)
+      return unbatched and y:squeeze(1) or y
+    end
     return conv(nil, nd, x, self.weight, self.bias, call)
   end
   function M:_label() return fmt("%s(%d, %d)", name, self.in_channels, self.out_channels) end
@@ -255,148 +237,124 @@ local function conv_class(nd)
     end
     if self.groups ~= 1 then parts[#parts + 1] = fmt("groups=%d", self.groups) end
     if not self.bias then parts[#parts + 1] = "bias=False" end
+    if self.padding_mode ~= "zeros" then parts[#parts + 1] = fmt("padding_mode=%s", self.padding_mode) end
     return table.concat(parts, ", ")
   end
 end
 for nd = 1, 3 do conv_class(nd) end
 
 ---------------------------------------------------------------------------
--- Pooling
+-- Transposed convolution: the adjoint of a convolution (the gradient of
+-- conv w.r.t. its input), as one GEMM and dl.col2im:
+--   cols [C_out K, N L] = W^T @ x (per group), y = col2im(cols) + b
 ---------------------------------------------------------------------------
 
--- the window of a pooling layer: kernel, stride (default: the kernel),
--- padding (at most half the kernel), dilation, and in ceil mode the extra
--- padding at the end that makes the floor count the ceil one (a last window
--- must still start inside the input or its left padding)
-local function pool_window(fn, nd, S, kernel_size, o, dilated)
-  local k = tuple(fn, "kernel_size", kernel_size, nd, 1)
-  local s = tuple(fn, "stride", o.stride or k, nd, 1)
-  local p = tuple(fn, "padding", o.padding or 0, nd, 0)
-  local d = dilated and tuple(fn, "dilation", o.dilation or 1, nd, 1) or tuple(fn, "dilation", 1, nd, 1)
-  local hi, out = {}, {}
-  for i = 1, nd do
-    if 2 * p[i] > k[i] then
-      fail(fn, "padding %s should be at most half of the kernel size %s", tuple_str(p), tuple_str(k))
-    end
-    local span = d[i] * (k[i] - 1) + 1
-    local room = S[i] + 2 * p[i] - span
-    if room < 0 then
-      fail(fn, "input spatial size %d (padded: %d) in dim %d is smaller than the kernel (%d)", S[i],
-        S[i] + 2 * p[i], i, span)
-    end
-    local n = room // s[i] + 1
-    if o.ceil_mode and room % s[i] ~= 0 then
-      n = n + 1
-      -- the last window must start inside the input or the left padding
-      if (n - 1) * s[i] >= S[i] + p[i] then n = n - 1 end
-    end
-    out[i] = n
-    hi[i] = p[i] + math.max(0, (n - 1) * s[i] + span - (S[i] + 2 * p[i]))
-  end
-  return {kernel = k, stride = s, padding = p, padding_end = hi, dilation = d, out = out}
-end
+local convt_fopts = {stride = true, padding = true, output_padding = true, groups = true, dilation = true}
 
--- a pooling layer's input as planes [N C, 1, *S] (each channel pooled on
--- its own), whether it came unbatched, N, C, S and the window
-local function pool_input(fn, nd, x, kernel_size, o, dilated)
+-- x [N, C_in, *S] (or [C_in, *S]), w [C_in, C_out / groups, *k]
+local function conv_transpose(fn, nd, x, w, b, o)
+  o = check_options(fn, o, convt_fopts)
   local xb, unbatched = batched(fn, x, nd)
-  local N, C, S = xb:size(1), xb:size(2), {}
-  for i = 1, nd do S[i] = xb:size(2 + i) end
-  local w = pool_window(fn, nd, S, kernel_size, o, dilated)
-  local planes = {N * C, 1}
-  for i = 1, nd do planes[2 + i] = S[i] end
-  return xb:reshape(planes), unbatched, N, C, S, w
-end
-
-local max_opts = {stride = true, padding = true, dilation = true, ceil_mode = true, return_indices = true}
-
--- max pooling over nd spatial dims; with return_indices also the 1-based
--- flat index of each maximum in its input plane (PyTorch's are 0-based)
-local function max_pool(fn, nd, x, kernel_size, o)
-  local planes, unbatched, N, C, S, w = pool_input(fn, nd, x, kernel_size, check_options(fn, o, max_opts), true)
-  o = o or {}
-  local y, idx = max_pool_op(planes, w.kernel, {stride = w.stride, dilation = w.dilation, padding = w.padding,
-    padding_end = w.padding_end}) -- [N C, 1, *out]
-  y = spatial_view(y, N, C, w.out)
-  if unbatched then y = y:squeeze(1) end
-  if not o.return_indices then return y end
-  idx = spatial_view(idx, N, C, w.out)
-  if unbatched then idx = idx:squeeze(1) end
-  return y, idx
-end
-
-local avg_opts = {stride = true, padding = true, ceil_mode = true, count_include_pad = true, divisor_override = true}
-
--- average pooling: the sum of each window over its count (the padded
--- input's taps with count_include_pad, else the input's; never the extra
--- taps of ceil mode), or over divisor_override
-local function avg_pool(fn, nd, x, kernel_size, o)
-  local planes, unbatched, N, C, S, w = pool_input(fn, nd, x, kernel_size, check_options(fn, o, avg_opts), false)
-  o = o or {}
-  local win = {stride = w.stride, padding = w.padding, padding_end = w.padding_end}
-  local sums = im2col(planes, w.kernel, win):sum(2) -- [N C, L]
-  local div = o.divisor_override
-  if div ~= nil then
-    if math.type(div) ~= "integer" or div < 1 then
-      fail(fn, "divisor_override must be an integer >= 1, got %s", tostring(div))
-    end
-  else
-    -- the count of each window: taps on ones (the padded input's, or the input's)
-    local include = o.count_include_pad ~= false
-    local shape, extra = {1, 1}, {}
-    for i = 1, nd do
-      shape[2 + i] = include and S[i] + 2 * w.padding[i] or S[i]
-      extra[i] = w.padding_end[i] - w.padding[i]
-    end
-    local ones = dl.ones(shape, {dtype = x.dtype, device = x.device})
-    local cw = include and {stride = w.stride, padding = 0, padding_end = extra}
-      or {stride = w.stride, padding = w.padding, padding_end = w.padding_end}
-    div = im2col(ones, w.kernel, cw):sum(2) -- [1, L]
+  if not is_tensor(w) or w:dim() ~= nd + 2 then
+    fail(fn, "weight must be a %dD tensor [in, out / groups, *kernel], got %s", nd + 2,
+      is_tensor(w) and shape_str(w) or type(w))
   end
-  local y = spatial_view(sums / div, N, C, w.out)
+  local G = o.groups or 1
+  if math.type(G) ~= "integer" or G < 1 then fail(fn, "groups must be an integer >= 1, got %s", tostring(G)) end
+  local N, Cin = xb:size(1), xb:size(2)
+  if Cin ~= w:size(1) or Cin % G ~= 0 then
+    fail(fn, "input %s has %d channels, but weight %s with groups = %d expects %d", shape_str(x), Cin, shape_str(w),
+      G, w:size(1))
+  end
+  local Cout = w:size(2) * G
+  if b ~= nil and (not is_tensor(b) or b:dim() ~= 1 or b:size(1) ~= Cout) then
+    fail(fn, "bias must be a tensor [%d], got %s", Cout, is_tensor(b) and shape_str(b) or type(b))
+  end
+  local s = tuple(fn, "stride", o.stride or 1, nd, 1)
+  local d = tuple(fn, "dilation", o.dilation or 1, nd, 1)
+  local p = tuple(fn, "padding", o.padding or 0, nd, 0)
+  local op = tuple(fn, "output_padding", o.output_padding or 0, nd, 0)
+  local k, size, L, K = {}, {}, 1, 1
+  for i = 1, nd do
+    if op[i] >= s[i] and op[i] >= d[i] then
+      fail(fn, "output_padding %s must be smaller than stride %s or dilation %s", tuple_str(op), tuple_str(s), tuple_str(d))
+    end
+    k[i] = w:size(2 + i)
+    size[i] = (xb:size(2 + i) - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + op[i] + 1
+    if size[i] < 1 then fail(fn, "input %s gives an empty output in spatial dim %d", shape_str(x), i) end
+    L, K = L * xb:size(2 + i), K * k[i]
+  end
+  local rows = xb:reshape(N, Cin, L):transpose(1, 2):reshape(Cin, N * L) -- [C_in, N L]
+  local cols
+  if G == 1 then
+    cols = w:reshape(Cin, Cout * K):t():mm(rows) -- [C_out K, N L]
+  else
+    local wg = w:reshape(G, Cin // G, (Cout // G) * K):transpose(2, 3)
+    cols = wg:bmm(rows:reshape(G, Cin // G, N * L)):reshape(Cout * K, N * L)
+  end
+  -- the windows of the output, padded by p, are the input's positions (the
+  -- output_padding rows at the end lie past the last window)
+  local y = col2im(cols:reshape(Cout * K, N, L):transpose(1, 2), size, k,
+    {stride = s, dilation = d, padding = p, padding_end = p})
+  if b ~= nil then
+    local shape = {1, Cout}
+    for _ = 1, nd do shape[#shape + 1] = 1 end
+    y = y + b:view(shape)
+  end
   if unbatched then y = y:squeeze(1) end
   return y
 end
 
+-- F.conv_transpose1d/2d/3d(x, weight, bias, {stride = 1, padding = 0,
+-- output_padding = 0, groups = 1, dilation = 1})
 for nd = 1, 3 do
-  local mfn, afn = fmt("dl.F.max_pool%dd", nd), fmt("dl.F.avg_pool%dd", nd)
-  -- F.max_poolNd(x, kernel_size, {stride = kernel_size, padding = 0,
-  -- dilation = 1, ceil_mode = false, return_indices = false})
-  F[fmt("max_pool%dd", nd)] = function(x, kernel_size, opts) return max_pool(mfn, nd, x, kernel_size, opts) end
-  -- F.avg_poolNd(x, kernel_size, {stride = kernel_size, padding = 0,
-  -- ceil_mode = false, count_include_pad = true, divisor_override})
-  F[fmt("avg_pool%dd", nd)] = function(x, kernel_size, opts) return avg_pool(afn, nd, x, kernel_size, opts) end
+  local fn = fmt("dl.F.conv_transpose%dd", nd)
+  F[fmt("conv_transpose%dd", nd)] = function(x, w, b, opts) return conv_transpose(fn, nd, x, w, b, opts) end
 end
 
-local function pool_class(kind, nd, allowed, pool)
-  local name = fmt("%sPool%dd", kind, nd)
+local convt_opts = {stride = true, padding = true, output_padding = true, groups = true, dilation = true, bias = true,
+  dtype = true, device = true}
+
+-- ConvTransposeNd(in, out, kernel_size, {stride, padding, output_padding,
+-- groups, dilation, bias = true, dtype, device}): weight [in, out / groups,
+-- *kernel] (PyTorch's layout), bias [out]
+for nd = 1, 3 do
+  local name = fmt("ConvTranspose%dd", nd)
   local fn = "dl.nn." .. name
   local M = nn.Module:extend(name)
   nn[name] = M
-  function M:init(kernel_size, opts)
-    self.kernel_size = tuple(fn, "kernel_size", kernel_size, nd, 1)
-    self.opts = check_options(fn, opts, allowed)
-    tuple(fn, "stride", self.opts.stride or 1, nd, 1)
-    tuple(fn, "padding", self.opts.padding or 0, nd, 0)
+  function M:init(in_channels, out_channels, kernel_size, opts)
+    opts = init_conv(self, fn, nd, in_channels, out_channels, kernel_size, opts, convt_opts,
+      function(i, o, g) return {i, o // g} end)
+    self.padding = tuple(fn, "padding", opts.padding or 0, nd, 0)
+    self.output_padding = tuple(fn, "output_padding", opts.output_padding or 0, nd, 0)
+    self:reset_parameters()
   end
-  function M:forward(x) return pool(nil, nd, x, self.kernel_size, self.opts) end
+  -- PyTorch's fan_in of this weight layout: dim 2 times the kernel
+  function M:reset_parameters() nn._reset_uniform(self, self.weight:numel() // self.in_channels) end
+  local call = {}
+  function M:forward(x)
+    call.stride, call.padding, call.output_padding = self.stride, self.padding, self.output_padding
+    call.dilation, call.groups = self.dilation, self.groups
+    return conv_transpose(nil, nd, x, self.weight, self.bias, call)
+  end
+  function M:_label() return fmt("%s(%d, %d)", name, self.in_channels, self.out_channels) end
   function M:extra_repr()
-    local o = self.opts
-    local parts = {fmt("kernel_size=%s, stride=%s, padding=%s", tuple_str(self.kernel_size),
-      tuple_str(tuple(fn, "stride", o.stride or self.kernel_size, nd, 1)), tuple_str(tuple(fn, "padding", o.padding or 0, nd, 0)))}
-    if kind == "Max" then
-      parts[#parts + 1] = fmt("dilation=%s, ceil_mode=%s", tuple_str(tuple(fn, "dilation", o.dilation or 1, nd, 1)),
-        pybool(o.ceil_mode == true))
-    else
-      parts[#parts + 1] = fmt("ceil_mode=%s, count_include_pad=%s", pybool(o.ceil_mode == true),
-        pybool(o.count_include_pad ~= false))
+    local parts = {fmt("%d, %d, kernel_size=%s, stride=%s", self.in_channels, self.out_channels,
+      tuple_str(self.kernel_size), tuple_str(self.stride))}
+    for i = 1, nd do
+      if self.padding[i] ~= 0 then parts[#parts + 1] = fmt("padding=%s", tuple_str(self.padding)); break end
     end
+    for i = 1, nd do
+      if self.output_padding[i] ~= 0 then
+        parts[#parts + 1] = fmt("output_padding=%s", tuple_str(self.output_padding))
+        break
+      end
+    end
+    if self.groups ~= 1 then parts[#parts + 1] = fmt("groups=%d", self.groups) end
+    if not self.bias then parts[#parts + 1] = "bias=False" end
     return table.concat(parts, ", ")
   end
-end
-for nd = 1, 3 do
-  pool_class("Max", nd, max_opts, max_pool)
-  pool_class("Avg", nd, avg_opts, avg_pool)
 end
 
 return nn

@@ -14,7 +14,9 @@ require "dlua.nn.initializers" -- nn.init
 require "dlua.nn.activation"   -- ReLU, GELU, Softmax, ... and their F forms
 require "dlua.nn.loss"         -- MSELoss, CrossEntropyLoss, ... and their F forms
 require "dlua.nn.layers"       -- Linear, RBF, Dropout, BatchNorm1d/2d/3d and their F forms
-require "dlua.nn.conv"         -- Conv1d/2d/3d, Max/AvgPool1d/2d/3d, Unfold, Fold and their F forms
+require "dlua.nn.conv"         -- Conv1d/2d/3d, ConvTranspose1d/2d, Unfold, Fold and their F forms
+require "dlua.nn.pool"         -- Max/AvgPool1d/2d/3d, adaptive pools and their F forms
+require "dlua.nn.resample"     -- F.pad, F.interpolate / Upsample, PixelShuffle / PixelUnshuffle
 require "dlua.nn.norm"         -- LayerNorm, GroupNorm, InstanceNorm, RMSNorm, Dropout2d, Unflatten
 require "dlua.nn.utils"        -- nn.utils: clip_grad_norm_, penalties, ...
 
