@@ -117,6 +117,40 @@ static int cpu_rbf_backward(dl_tensor *gx, dl_tensor *gc, dl_tensor *gs, const d
 /* element (i, c, l) of a contiguous [N, C, L] tensor */
 #define AT(p, i, c, l) (p)[((i) * C + (c)) * L + (l)]
 
+/* sums over a run of n in double with 8 independent accumulators, so the
+ * adds pipeline and vectorise (one chain of double adds costs a latency per
+ * element: BatchNorm2d's statistics were 0.6x PyTorch's) */
+#define BN_LANES(S, T)                                                                                        \
+  static inline double lane_sum_##S(const T *a, int64_t n, double mu) { /* sum (a - mu) */                    \
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                                 \
+    int64_t i = 0;                                                                                            \
+    for (; i + 8 <= n; i += 8)                                                                                \
+      for (int j = 0; j < 8; j++) acc[j] += (double)a[i + j] - mu;                                            \
+    for (; i < n; i++) acc[0] += (double)a[i] - mu;                                                           \
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));                 \
+  }                                                                                                           \
+  static inline double lane_sqdev_##S(const T *a, int64_t n, double mu) { /* sum (a - mu)^2 */               \
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                                 \
+    int64_t i = 0;                                                                                            \
+    for (; i + 8 <= n; i += 8)                                                                                \
+      for (int j = 0; j < 8; j++) {                                                                           \
+        double d = (double)a[i + j] - mu;                                                                     \
+        acc[j] += d * d;                                                                                      \
+      }                                                                                                       \
+    for (; i < n; i++) acc[0] += ((double)a[i] - mu) * ((double)a[i] - mu);                                   \
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));                 \
+  }                                                                                                           \
+  static inline double lane_dot_##S(const T *g, const T *a, int64_t n, double mu) { /* sum g (a - mu) */      \
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                                 \
+    int64_t i = 0;                                                                                            \
+    for (; i + 8 <= n; i += 8)                                                                                \
+      for (int j = 0; j < 8; j++) acc[j] += (double)g[i + j] * ((double)a[i + j] - mu);                       \
+    for (; i < n; i++) acc[0] += (double)g[i] * ((double)a[i] - mu);                                          \
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));                 \
+  }
+BN_LANES(float, float)
+BN_LANES(double, double)
+
 #define BN_STATS(T)                                                                                          \
   do {                                                                                                        \
     const T *xp = dl_tensor_data(x);                                                                          \
@@ -124,14 +158,9 @@ static int cpu_rbf_backward(dl_tensor *gx, dl_tensor *gc, dl_tensor *gs, const d
     double M = (double)(N * L);                                                                               \
     _Pragma("omp parallel for if (N * C * L > DL_PARALLEL_GRAIN)") for (int64_t c = 0; c < C; c++) {         \
       double s = 0, q = 0;                                                                                    \
-      for (int64_t i = 0; i < N; i++)                                                                         \
-        for (int64_t l = 0; l < L; l++) s += AT(xp, i, c, l);                                                 \
+      for (int64_t i = 0; i < N; i++) s += lane_sum_##T(&AT(xp, i, c, 0), L, 0);                              \
       double mu = M > 0 ? s / M : 0;                                                                          \
-      for (int64_t i = 0; i < N; i++)                                                                         \
-        for (int64_t l = 0; l < L; l++) {                                                                     \
-          double d = AT(xp, i, c, l) - mu;                                                                    \
-          q += d * d;                                                                                         \
-        }                                                                                                     \
+      for (int64_t i = 0; i < N; i++) q += lane_sqdev_##T(&AT(xp, i, c, 0), L, mu);                           \
       double v = M > 0 ? q / M : 0;                                                                           \
       mp[c] = (T)mu;                                                                                          \
       vp[c] = (T)v;                                                                                           \
@@ -242,12 +271,11 @@ static int cpu_bn_apply(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C
     double M = (double)(N * L);                                                                                \
     _Pragma("omp parallel for if (N * C * L > DL_PARALLEL_GRAIN)") for (int64_t c = 0; c < C; c++) {          \
       double mu = mp[c], r = rp[c], sg = 0, sgx = 0;                                                           \
-      for (int64_t i = 0; i < N; i++)                                                                          \
-        for (int64_t l = 0; l < L; l++) {                                                                      \
-          double g = AT(gyp, i, c, l);                                                                         \
-          sg += g;                                                                                             \
-          sgx += g * (AT(xp, i, c, l) - mu) * r;                                                               \
-        }                                                                                                      \
+      for (int64_t i = 0; i < N; i++) {                                                                        \
+        sg += lane_sum_##T(&AT(gyp, i, c, 0), L, 0);                                                           \
+        sgx += lane_dot_##T(&AT(gyp, i, c, 0), &AT(xp, i, c, 0), L, mu);                                       \
+      }                                                                                                        \
+      sgx *= r;                                                                                                \
       if (gwp) gwp[c] = (T)sgx;                                                                                \
       if (gbp) gbp[c] = (T)sg;                                                                                 \
       if (gxp) {                                                                                               \
