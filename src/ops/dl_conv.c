@@ -137,10 +137,6 @@ dl_tensor *dl_op_max_pool(dl_tensor *x, const dl_window *w, dl_tensor **idx) {
     }
   const struct dl_conv_kernels *k = kernels_of(fn, x);
   if (!k) return NULL;
-  if (!k->max_pool) {
-    dl_error_set("%s: not supported on this device", fn);
-    return NULL;
-  }
   int64_t shape[2 + DL_CONV_MAX_SPATIAL] = {x->shape[0], x->shape[1]};
   for (int d = 0; d < w->nd; d++) shape[2 + d] = out[d];
   dl_device dev = dl_tensor_device(x);
