@@ -578,6 +578,32 @@ local MODULES = {
   {"SiLU", function() return nn.SiLU() end, function() return r(4, 5) end, EXACT},
   {"Softplus", function() return nn.Softplus({beta = 2, threshold = 3}) end, function() return r(4, 5) * 2 end,
     EXACT},
+  -- the convolutional family (fused oneDNN on the CPU, im2col + cuBLAS on the device)
+  {"Conv2d with groups and stride", function() return nn.Conv2d(4, 6, 3, {stride = 2, padding = 1, groups = 2}) end,
+    function() return r(2, 4, 7, 6) end, GEMM},
+  {"Conv1d 'same', reflect padding", function() return nn.Conv1d(3, 2, 4, {padding = "same", padding_mode = "reflect"}) end,
+    function() return r(2, 3, 9) end, GEMM},
+  {"Conv3d", function() return nn.Conv3d(2, 3, 2) end, function() return r(1, 2, 4, 3, 5) end, GEMM},
+  {"ConvTranspose2d", function() return nn.ConvTranspose2d(4, 3, 3, {stride = 2, padding = 1, output_padding = 1}) end,
+    function() return r(2, 4, 3, 4) end, GEMM},
+  {"MaxPool2d ceil mode", function() return nn.MaxPool2d(3, {stride = 2, padding = 1, ceil_mode = true}) end,
+    function() return r(2, 3, 7, 6) end, EXACT},
+  {"AvgPool2d without the padding", function() return nn.AvgPool2d(3, {stride = 2, padding = 1, count_include_pad = false}) end,
+    function() return r(2, 3, 7, 6) end, EXACT},
+  {"AdaptiveAvgPool2d and AdaptiveMaxPool1d", function()
+    return nn.Sequential(nn.AdaptiveAvgPool2d({3, 2}), nn.Flatten(3), nn.AdaptiveMaxPool1d(4))
+  end, function() return r(2, 3, 7, 5) end, EXACT},
+  {"BatchNorm2d training", function() return nn.BatchNorm2d(3) end, function() return r(4, 3, 5, 4) * 2 + 1 end, EXACT},
+  {"LayerNorm", function() return nn.LayerNorm({3, 4}) end, function() return r(2, 5, 3, 4) end, EXACT},
+  {"GroupNorm", function() return nn.GroupNorm(2, 4) end, function() return r(3, 4, 5) end, EXACT},
+  {"InstanceNorm2d affine", function() return nn.InstanceNorm2d(3, {affine = true}) end,
+    function() return r(2, 3, 4, 5) end, EXACT},
+  {"RMSNorm", function() return nn.RMSNorm(5) end, function() return r(3, 4, 5) end, EXACT},
+  {"Dropout2d in training mode", function() return nn.Dropout2d(0.4) end, function() return r(3, 6, 2, 2) end, EXACT},
+  {"Upsample bilinear and PixelShuffle", function()
+    return nn.Sequential(nn.Upsample({scale_factor = 2, mode = "bilinear"}), nn.PixelUnshuffle(2), nn.PixelShuffle(2),
+      nn.Unflatten(2, {2, 2}))
+  end, function() return r(2, 4, 3, 5) end, EXACT},
 }
 
 -- forward + backward of m on dev: output, input gradient, parameter

@@ -65,6 +65,14 @@ describe("against PyTorch", function()
     adaptive_avg_pool2d = function(i) return F.adaptive_avg_pool2d(i[1], {3, 2}) end,
     adaptive_max_pool2d = function(i) return F.adaptive_max_pool2d(i[1], {3, 4}) end,
     adaptive_avg_pool1d = function(i) return F.adaptive_avg_pool1d(i[1], 4) end,
+    conv_transpose3d = function(i)
+      return F.conv_transpose3d(i[1], i[2], i[3], {stride = {2, 1, 1}, padding = {0, 1, 0}})
+    end,
+    max_pool3d = function(i) return F.max_pool3d(i[1], 2, {stride = {1, 2, 2}, padding = 1}) end,
+    avg_pool3d = function(i) return F.avg_pool3d(i[1], {2, 3, 2}, {stride = 2, padding = 1, count_include_pad = false}) end,
+    adaptive_max_pool1d = function(i) return F.adaptive_max_pool1d(i[1], 3) end,
+    interpolate_trilinear = function(i) return F.interpolate(i[1], {size = {3, 4, 5}, mode = "trilinear"}) end,
+    instance_norm1d = function(i) return nn.InstanceNorm1d(3, {dtype = "float64"})(i[1]) end,
     pixel_shuffle = function(i) return F.pixel_shuffle(i[1], 2) end,
     pixel_unshuffle = function(i) return F.pixel_unshuffle(i[1], 2) end,
   }
@@ -121,6 +129,20 @@ local variants = {
   ["adaptive_avg_pool2d, uneven windows"] = {
     fn = function(x) return F.adaptive_avg_pool2d(x, {2, 3}) end,
     inputs = function() return {r(2, 2, 5, 4)} end,
+  },
+  ["max_pool3d, pixel shuffle and nearest upsampling"] = {
+    fn = function(x)
+      local y = F.interpolate(F.max_pool3d(x, 2, {stride = 1}):squeeze(1), {scale_factor = 2})
+      return F.pixel_unshuffle(F.pixel_shuffle(y:reshape(1, 8, 3, 4), 2), 2)
+    end,
+    inputs = function() return {dl.randperm(60):double():view(1, 1, 3, 4, 5) * 0.1} end,
+  },
+  ["instance norm, dropout2d (a fixed mask) and adaptive max pooling"] = {
+    fn = function(x)
+      dl.manual_seed(5)
+      return F.adaptive_max_pool2d(F.dropout2d(nn.InstanceNorm2d(2, F64)(x), 0.3), {2, 1})
+    end,
+    inputs = function() return {dl.randperm(40):double():view(2, 2, 5, 2) * 0.1} end,
   },
   ["avg_pool2d without the padding in the count"] = {
     fn = function(x) return F.avg_pool2d(x, 3, {stride = 2, padding = 1, count_include_pad = false}) end,
