@@ -38,6 +38,8 @@ int dlua_checkoption(lua_State *L, int arg, const char *def, const char *const l
 /* the registered name of the running C function ("dl.zeros", "Tensor:view"),
  * or NULL; the string stays on the stack (for an error about to be raised) */
 const char *dlua_function_name(lua_State *L);
+/* the part of "dl.nn.x" / "Tensor:x" after its last '.' or ':' */
+const char *dlua_short_name(const char *name);
 /* luaL_error naming the function the user called ("dl.clip: ..."), or
  * fallback where it has no registered name */
 int dlua_error_named(lua_State *L, const char *fallback, const char *fmt, ...);

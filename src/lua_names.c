@@ -125,8 +125,7 @@ const char *dlua_function_name(lua_State *L) {
   return name;
 }
 
-/* the part of "dl.nn.x" / "Tensor:x" after its last '.' or ':' */
-static const char *short_name(const char *name) {
+const char *dlua_short_name(const char *name) {
   const char *sep = strrchr(name, ':'), *dot = strrchr(name, '.');
   return sep && (!dot || sep > dot) ? sep + 1 : dot ? dot + 1 : name;
 }
@@ -134,7 +133,7 @@ static const char *short_name(const char *name) {
 int dlua_error_named(lua_State *L, const char *fallback, const char *fmt, ...) {
   const char *fn = dlua_function_name(L);
   /* t:clamp() says "dl.clamp", as the op's own errors do; t:clip() says "Tensor:clip" */
-  if (fn && strcmp(short_name(fn), short_name(fallback)) == 0) fn = NULL;
+  if (fn && strcmp(dlua_short_name(fn), dlua_short_name(fallback)) == 0) fn = NULL;
   va_list ap;
   va_start(ap, fmt);
   const char *msg = lua_pushvfstring(L, fmt, ap);

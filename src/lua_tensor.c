@@ -93,8 +93,7 @@ int dlua_engine_error(lua_State *L) {
   bool named = n > 0 && msg[n] == ':' && msg[n + 1] == ' ';
   const char *fn = dlua_function_name(L);
   if (named && fn) {
-    const char *sep = strrchr(fn, ':'), *dot = strrchr(fn, '.');
-    const char *shortname = sep && (!dot || sep > dot) ? sep + 1 : dot ? dot + 1 : fn;
+    const char *shortname = dlua_short_name(fn);
     bool property = strncmp(fn, "Tensor.", 7) == 0; /* t.grad = ...: "Tensor.grad: ..." */
     bool same = strlen(shortname) == n && strncmp(shortname, msg, n) == 0;
     if (!property && same) return luaL_error(L, "dl.%s", msg);

@@ -12,6 +12,7 @@
 #include "dl_ag_linalg.h"
 #include "dl_ag_reduce.h"
 #include "dl_ag_view.h"
+#include "dl_ag_scope.h"
 #include "dl_autograd.h"
 
 #include <string.h>
@@ -97,53 +98,36 @@ dl_tensor *dl_ag_col2im(dl_tensor *cols, const dl_window *w, const int64_t *size
  *   dx = col2im(W^T @ dy), dW = dy @ rows^T, db = sum(dy),
  * per group with groups > 1 (a batch of GEMMs). */
 
-/* temporaries released together */
-#define POOL_MAX 24
-typedef struct {
-  dl_tensor *t[POOL_MAX];
-  int n;
-  bool failed;
-} pool;
-
-static dl_tensor *keep(pool *p, dl_tensor *t) {
-  if (!t) p->failed = true;
-  else if (p->n < POOL_MAX) p->t[p->n++] = t;
-  return t;
-}
-static void drain(pool *p) {
-  for (int i = 0; i < p->n; i++) dl_tensor_release(p->t[i]);
-  p->n = 0;
-}
 
 /* one shape from dims (up to 5) */
 #define SHAPE(...) ((const int64_t[]){__VA_ARGS__}), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t))
 
 /* a new reference to t (kept in p) */
-static dl_tensor *out_of(pool *p, dl_tensor *t) { return t ? dl_tensor_retain(t) : (p->failed = true, NULL); }
+static dl_tensor *out_of(dl_ag_scope *p, dl_tensor *t) { return t ? dl_tensor_retain(t) : (p->failed = true, NULL); }
 
 /* rows [C K, N L] (or [G, C K / G, N L]) of x's columns */
-static dl_tensor *rows_of(pool *p, dl_tensor *x, const dl_conv_params *c, int64_t L) {
-  dl_tensor *cols = keep(p, dl_ag_im2col(x, &c->w));
+static dl_tensor *rows_of(dl_ag_scope *p, dl_tensor *x, const dl_conv_params *c, int64_t L) {
+  dl_tensor *cols = dl_ag_keep(p, dl_ag_im2col(x, &c->w));
   if (!cols) return NULL;
   int64_t N = x->shape[0], CK = cols->shape[1], G = c->groups;
-  dl_tensor *rows = keep(p, dl_ag_transpose(cols, 0, 1)); /* [C K, N, L]: im2col's storage, contiguous */
+  dl_tensor *rows = dl_ag_keep(p, dl_ag_transpose(cols, 0, 1)); /* [C K, N, L]: im2col's storage, contiguous */
   if (!rows) return NULL;
-  return G == 1 ? keep(p, dl_ag_reshape(rows, SHAPE(CK, N * L))) : keep(p, dl_ag_reshape(rows, SHAPE(G, CK / G, N * L)));
+  return G == 1 ? dl_ag_keep(p, dl_ag_reshape(rows, SHAPE(CK, N * L))) : dl_ag_keep(p, dl_ag_reshape(rows, SHAPE(G, CK / G, N * L)));
 }
 
 /* dy [N, O, *out] as [O, N L] (or [G, O / G, N L]) */
-static dl_tensor *grad_rows(pool *p, dl_tensor *gy, const dl_conv_params *c, int64_t L) {
+static dl_tensor *grad_rows(dl_ag_scope *p, dl_tensor *gy, const dl_conv_params *c, int64_t L) {
   int64_t N = gy->shape[0], O = gy->shape[1], G = c->groups;
-  dl_tensor *g3 = keep(p, dl_ag_reshape(gy, SHAPE(N, O, L)));
-  dl_tensor *gt = g3 ? keep(p, dl_ag_transpose(g3, 0, 1)) : NULL;
+  dl_tensor *g3 = dl_ag_keep(p, dl_ag_reshape(gy, SHAPE(N, O, L)));
+  dl_tensor *gt = g3 ? dl_ag_keep(p, dl_ag_transpose(g3, 0, 1)) : NULL;
   if (!gt) return NULL;
-  return G == 1 ? keep(p, dl_ag_reshape(gt, SHAPE(O, N * L))) : keep(p, dl_ag_reshape(gt, SHAPE(G, O / G, N * L)));
+  return G == 1 ? dl_ag_keep(p, dl_ag_reshape(gt, SHAPE(O, N * L))) : dl_ag_keep(p, dl_ag_reshape(gt, SHAPE(G, O / G, N * L)));
 }
 
 /* w as [O, C K] (or [G, O / G, C K / G]) */
-static dl_tensor *weight_rows(pool *p, dl_tensor *w, int64_t G) {
+static dl_tensor *weight_rows(dl_ag_scope *p, dl_tensor *w, int64_t G) {
   int64_t O = w->shape[0], CKg = w->numel / (O ? O : 1);
-  return G == 1 ? keep(p, dl_ag_reshape(w, SHAPE(O, CKg))) : keep(p, dl_ag_reshape(w, SHAPE(G, O / G, CKg)));
+  return G == 1 ? dl_ag_keep(p, dl_ag_reshape(w, SHAPE(O, CKg))) : dl_ag_keep(p, dl_ag_reshape(w, SHAPE(G, O / G, CKg)));
 }
 
 static int64_t windows(const int64_t *out, int nd) {
@@ -153,50 +137,50 @@ static int64_t windows(const int64_t *out, int nd) {
 }
 
 static dl_tensor *composed(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_params *c, const int64_t *out) {
-  pool p = {.n = 0};
+  dl_ag_scope p = {.n = 0};
   int64_t N = x->shape[0], O = w->shape[0], L = windows(out, c->w.nd);
   dl_tensor *y = NULL, *rows = rows_of(&p, x, c, L), *w2 = rows ? weight_rows(&p, w, c->groups) : NULL;
   if (w2) {
-    dl_tensor *m = keep(&p, c->groups == 1 ? dl_ag_mm(w2, rows) : dl_ag_bmm(w2, rows)); /* [O, N L] */
-    dl_tensor *m3 = m ? keep(&p, dl_ag_reshape(m, SHAPE(O, N, L))) : NULL;
-    dl_tensor *yt = m3 ? keep(&p, dl_ag_transpose(m3, 0, 1)) : NULL; /* [N, O, L] */
-    dl_tensor *b3 = b && yt ? keep(&p, dl_ag_reshape(b, SHAPE(1, O, 1))) : NULL;
-    dl_tensor *y3 = yt && (!b || b3) ? keep(&p, b ? dl_ag_add(yt, b3) : dl_ag_contiguous(yt)) : NULL;
+    dl_tensor *m = dl_ag_keep(&p, c->groups == 1 ? dl_ag_mm(w2, rows) : dl_ag_bmm(w2, rows)); /* [O, N L] */
+    dl_tensor *m3 = m ? dl_ag_keep(&p, dl_ag_reshape(m, SHAPE(O, N, L))) : NULL;
+    dl_tensor *yt = m3 ? dl_ag_keep(&p, dl_ag_transpose(m3, 0, 1)) : NULL; /* [N, O, L] */
+    dl_tensor *b3 = b && yt ? dl_ag_keep(&p, dl_ag_reshape(b, SHAPE(1, O, 1))) : NULL;
+    dl_tensor *y3 = yt && (!b || b3) ? dl_ag_keep(&p, b ? dl_ag_add(yt, b3) : dl_ag_contiguous(yt)) : NULL;
     int64_t shape[2 + DL_CONV_MAX_SPATIAL] = {N, O};
     for (int d = 0; d < c->w.nd; d++) shape[2 + d] = out[d];
     if (y3) y = dl_ag_reshape(y3, shape, 2 + c->w.nd);
   }
-  drain(&p);
+  dl_ag_scope_end(&p);
   return y;
 }
 
 /* the gradients by the composed formulas, with differentiable ops */
 static int composed_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *w, bool has_bias, const dl_conv_params *c,
                              dl_tensor **gx, dl_tensor **gw, dl_tensor **gb) {
-  pool p = {.n = 0};
+  dl_ag_scope p = {.n = 0};
   int64_t N = x->shape[0], NO = N * gy->shape[1], L = NO > 0 ? gy->numel / NO : 0, G = c->groups;
   dl_tensor *gr = grad_rows(&p, gy, c, L), *w2 = gr ? weight_rows(&p, w, G) : NULL;
   if (gx && w2) {
     int64_t CK = w->numel / w->shape[0] * G;
-    dl_tensor *wt = keep(&p, G == 1 ? dl_ag_transpose(w2, 0, 1) : dl_ag_transpose(w2, 1, 2));
-    dl_tensor *gc = wt ? keep(&p, G == 1 ? dl_ag_mm(wt, gr) : dl_ag_bmm(wt, gr)) : NULL; /* [C K, N L] */
-    dl_tensor *g3 = gc ? keep(&p, dl_ag_reshape(gc, SHAPE(CK, N, L))) : NULL;
-    dl_tensor *cols = g3 ? keep(&p, dl_ag_transpose(g3, 0, 1)) : NULL;
-    *gx = cols ? out_of(&p, keep(&p, dl_ag_col2im(cols, &c->w, x->shape + 2))) : NULL;
+    dl_tensor *wt = dl_ag_keep(&p, G == 1 ? dl_ag_transpose(w2, 0, 1) : dl_ag_transpose(w2, 1, 2));
+    dl_tensor *gc = wt ? dl_ag_keep(&p, G == 1 ? dl_ag_mm(wt, gr) : dl_ag_bmm(wt, gr)) : NULL; /* [C K, N L] */
+    dl_tensor *g3 = gc ? dl_ag_keep(&p, dl_ag_reshape(gc, SHAPE(CK, N, L))) : NULL;
+    dl_tensor *cols = g3 ? dl_ag_keep(&p, dl_ag_transpose(g3, 0, 1)) : NULL;
+    *gx = cols ? out_of(&p, dl_ag_keep(&p, dl_ag_col2im(cols, &c->w, x->shape + 2))) : NULL;
   }
   if (gw && w2) {
     dl_tensor *rows = rows_of(&p, x, c, L);
-    dl_tensor *rt = rows ? keep(&p, G == 1 ? dl_ag_transpose(rows, 0, 1) : dl_ag_transpose(rows, 1, 2)) : NULL;
-    dl_tensor *g2 = rt ? keep(&p, G == 1 ? dl_ag_mm(gr, rt) : dl_ag_bmm(gr, rt)) : NULL;
-    *gw = g2 ? out_of(&p, keep(&p, dl_ag_reshape(g2, w->shape, w->ndim))) : NULL;
+    dl_tensor *rt = rows ? dl_ag_keep(&p, G == 1 ? dl_ag_transpose(rows, 0, 1) : dl_ag_transpose(rows, 1, 2)) : NULL;
+    dl_tensor *g2 = rt ? dl_ag_keep(&p, G == 1 ? dl_ag_mm(gr, rt) : dl_ag_bmm(gr, rt)) : NULL;
+    *gw = g2 ? out_of(&p, dl_ag_keep(&p, dl_ag_reshape(g2, w->shape, w->ndim))) : NULL;
   }
   if (gb && has_bias) {
     int dims[1 + DL_CONV_MAX_SPATIAL] = {0};
     for (int d = 0; d < c->w.nd; d++) dims[1 + d] = 2 + d;
-    *gb = out_of(&p, keep(&p, dl_ag_sum(gy, dims, 1 + c->w.nd, false)));
+    *gb = out_of(&p, dl_ag_keep(&p, dl_ag_sum(gy, dims, 1 + c->w.nd, false)));
   }
   bool failed = p.failed;
-  drain(&p);
+  dl_ag_scope_end(&p);
   if (failed) {
     if (gx) dl_tensor_release(*gx), *gx = NULL;
     if (gw) dl_tensor_release(*gw), *gw = NULL;
@@ -301,13 +285,13 @@ static int max_pool_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin
   const pool_ctx *c = (const pool_ctx *)n->ctx;
   dl_tensor *idx = dl_node_saved(n, 0);
   if (!idx) return -1;
-  pool p = {.n = 0};
-  dl_tensor *i2 = keep(&p, dl_tensor_reshape(idx, SHAPE(c->NC, c->L)));
-  dl_tensor *g2 = i2 ? keep(&p, dl_ag_reshape(gout[0], SHAPE(c->NC, c->L))) : NULL;
-  dl_tensor *z = g2 ? keep(&p, dl_tensor_zeros(SHAPE(c->NC, c->plane), gout[0]->dtype, dl_tensor_device(gout[0]))) : NULL;
-  dl_tensor *gx = z ? keep(&p, dl_ag_scatter_add(z, 1, i2, g2)) : NULL;
+  dl_ag_scope p = {.n = 0};
+  dl_tensor *i2 = dl_ag_keep(&p, dl_tensor_reshape(idx, SHAPE(c->NC, c->L)));
+  dl_tensor *g2 = i2 ? dl_ag_keep(&p, dl_ag_reshape(gout[0], SHAPE(c->NC, c->L))) : NULL;
+  dl_tensor *z = g2 ? dl_ag_keep(&p, dl_tensor_zeros(SHAPE(c->NC, c->plane), gout[0]->dtype, dl_tensor_device(gout[0]))) : NULL;
+  dl_tensor *gx = z ? dl_ag_keep(&p, dl_ag_scatter_add(z, 1, i2, g2)) : NULL;
   gin[0] = gx ? dl_ag_reshape(gx, c->shape, c->ndim) : NULL;
-  drain(&p);
+  dl_ag_scope_end(&p);
   dl_tensor_release(idx);
   return gin[0] ? 0 : -1;
 }
@@ -327,12 +311,12 @@ dl_tensor *dl_ag_max_pool(dl_tensor *x, const dl_window *w, dl_tensor **idx) {
     dl_node_save(node, *idx);
   }
   if (x->tangent) {
-    pool p = {.n = 0};
-    dl_tensor *t2 = keep(&p, dl_tensor_reshape(x->tangent, SHAPE(c.NC, c.plane)));
-    dl_tensor *i2 = t2 ? keep(&p, dl_tensor_reshape(*idx, SHAPE(c.NC, c.L))) : NULL;
-    dl_tensor *g = i2 ? keep(&p, dl_ag_gather(t2, 1, i2)) : NULL;
+    dl_ag_scope p = {.n = 0};
+    dl_tensor *t2 = dl_ag_keep(&p, dl_tensor_reshape(x->tangent, SHAPE(c.NC, c.plane)));
+    dl_tensor *i2 = t2 ? dl_ag_keep(&p, dl_tensor_reshape(*idx, SHAPE(c.NC, c.L))) : NULL;
+    dl_tensor *g = i2 ? dl_ag_keep(&p, dl_ag_gather(t2, 1, i2)) : NULL;
     dl_tensor *t = g ? dl_tensor_reshape(g, y->shape, y->ndim) : NULL;
-    drain(&p);
+    dl_ag_scope_end(&p);
     if (dl_fw_set(y, t)) goto fail;
   }
   return y;

@@ -11,27 +11,13 @@
 #include "dl_ag_linalg.h"
 #include "dl_ag_reduce.h"
 #include "dl_ag_view.h"
+#include "dl_ag_scope.h"
 #include "dl_autograd.h"
 
 #include <string.h>
 
 static bool wants(const dl_node *n, int i) { return n->edges[i].fn || n->edges[i].leaf; }
 
-/* temporaries released together */
-#define POOL_MAX 40
-typedef struct {
-  dl_tensor *t[POOL_MAX];
-  int n;
-} pool;
-
-static dl_tensor *keep(pool *p, dl_tensor *t) {
-  if (t) p->t[p->n++] = t;
-  return t;
-}
-static void drain(pool *p) {
-  for (int i = 0; i < p->n; i++) dl_tensor_release(p->t[i]);
-  p->n = 0;
-}
 
 static dl_tensor *sum1(dl_tensor *t, int dim, bool keepdim) { return dl_ag_sum(t, &dim, 1, keepdim); }
 
@@ -48,26 +34,26 @@ typedef struct {
 } rbf_ctx;
 
 /* D = |x|^2 + |c|^2 - 2 x c^T, [N, n] */
-static dl_tensor *sqdist(pool *p, dl_tensor *x, dl_tensor *c) {
+static dl_tensor *sqdist(dl_ag_scope *p, dl_tensor *x, dl_tensor *c) {
   dl_tensor *x2, *c2, *ct, *s;
-  if (!(x2 = keep(p, dl_ag_square(x))) || !(x2 = keep(p, sum1(x2, 1, true)))) return NULL;
-  if (!(c2 = keep(p, dl_ag_square(c))) || !(c2 = keep(p, sum1(c2, 1, false)))) return NULL;
-  if (!(ct = keep(p, dl_ag_transpose(c, 0, 1))) || !(s = keep(p, dl_ag_add(x2, c2)))) return NULL;
-  return keep(p, dl_ag_addmm(s, x, ct, 1, -2));
+  if (!(x2 = dl_ag_keep(p, dl_ag_square(x))) || !(x2 = dl_ag_keep(p, sum1(x2, 1, true)))) return NULL;
+  if (!(c2 = dl_ag_keep(p, dl_ag_square(c))) || !(c2 = dl_ag_keep(p, sum1(c2, 1, false)))) return NULL;
+  if (!(ct = dl_ag_keep(p, dl_ag_transpose(c, 0, 1))) || !(s = dl_ag_keep(p, dl_ag_add(x2, c2)))) return NULL;
+  return dl_ag_keep(p, dl_ag_addmm(s, x, ct, 1, -2));
 }
 
 /* the feature columns of an [N, n (+1)] tensor */
-static dl_tensor *features(pool *p, const rbf_ctx *c, dl_tensor *t) {
-  return keep(p, c->bias_unit ? dl_ag_narrow(t, 1, 1, c->n) : dl_tensor_retain(t));
+static dl_tensor *features(dl_ag_scope *p, const rbf_ctx *c, dl_tensor *t) {
+  return dl_ag_keep(p, c->bias_unit ? dl_ag_narrow(t, 1, 1, c->n) : dl_tensor_retain(t));
 }
 
 static int rbf_backward(dl_node *nd, dl_tensor *const *gout, dl_tensor **gin) {
   const rbf_ctx *c = (const rbf_ctx *)nd->ctx;
-  pool p = {.n = 0};
+  dl_ag_scope p = {.n = 0};
   int rc = -1;
   dl_tensor *x, *mu, *s, *out, *phi, *g, *gp, *s2, *A, *t1, *t2;
-  if (!(x = keep(&p, dl_node_saved(nd, 0))) || !(mu = keep(&p, dl_node_saved(nd, 1))) ||
-      !(s = keep(&p, dl_node_saved(nd, 2))) || !(out = keep(&p, dl_node_saved(nd, 3))))
+  if (!(x = dl_ag_keep(&p, dl_node_saved(nd, 0))) || !(mu = dl_ag_keep(&p, dl_node_saved(nd, 1))) ||
+      !(s = dl_ag_keep(&p, dl_node_saved(nd, 2))) || !(out = dl_ag_keep(&p, dl_node_saved(nd, 3))))
     goto done;
   if (!dl_grad_enabled()) { /* no graph to record: the fused kernel */
     rc = dl_op_rbf_backward(gout[0], out, x, mu, s, c->bias_unit, wants(nd, 0) ? &gin[0] : NULL,
@@ -75,56 +61,56 @@ static int rbf_backward(dl_node *nd, dl_tensor *const *gout, dl_tensor **gin) {
     goto done;
   }
   if (!(phi = features(&p, c, out)) || !(g = features(&p, c, gout[0]))) goto done;
-  if (!(gp = keep(&p, dl_ag_mul(g, phi))) || !(s2 = keep(&p, dl_ag_square(s))) ||
-      !(A = keep(&p, dl_ag_div(gp, s2))))
+  if (!(gp = dl_ag_keep(&p, dl_ag_mul(g, phi))) || !(s2 = dl_ag_keep(&p, dl_ag_square(s))) ||
+      !(A = dl_ag_keep(&p, dl_ag_div(gp, s2))))
     goto done;
   if (wants(nd, 0)) {
-    if (!(t1 = keep(&p, dl_ag_mm(A, mu))) || !(t2 = keep(&p, sum1(A, 1, true))) ||
-        !(t2 = keep(&p, dl_ag_mul(t2, x))) || !(gin[0] = dl_ag_sub(t1, t2)))
+    if (!(t1 = dl_ag_keep(&p, dl_ag_mm(A, mu))) || !(t2 = dl_ag_keep(&p, sum1(A, 1, true))) ||
+        !(t2 = dl_ag_keep(&p, dl_ag_mul(t2, x))) || !(gin[0] = dl_ag_sub(t1, t2)))
       goto done;
   }
   if (wants(nd, 1)) {
-    if (!(t1 = keep(&p, dl_ag_transpose(A, 0, 1))) || !(t1 = keep(&p, dl_ag_mm(t1, x))) ||
-        !(t2 = keep(&p, sum1(A, 0, false))) || !(t2 = keep(&p, dl_ag_unsqueeze(t2, 1))) ||
-        !(t2 = keep(&p, dl_ag_mul(t2, mu))) || !(gin[1] = dl_ag_sub(t1, t2)))
+    if (!(t1 = dl_ag_keep(&p, dl_ag_transpose(A, 0, 1))) || !(t1 = dl_ag_keep(&p, dl_ag_mm(t1, x))) ||
+        !(t2 = dl_ag_keep(&p, sum1(A, 0, false))) || !(t2 = dl_ag_keep(&p, dl_ag_unsqueeze(t2, 1))) ||
+        !(t2 = dl_ag_keep(&p, dl_ag_mul(t2, mu))) || !(gin[1] = dl_ag_sub(t1, t2)))
       goto done;
   }
   if (wants(nd, 2)) {
     dl_tensor *D = sqdist(&p, x, mu);
-    if (!D || !(t1 = keep(&p, dl_ag_mul(gp, D))) || !(t1 = keep(&p, sum1(t1, 0, false))) ||
-        !(t2 = keep(&p, dl_ag_mul(s2, s))) || !(gin[2] = dl_ag_div(t1, t2)))
+    if (!D || !(t1 = dl_ag_keep(&p, dl_ag_mul(gp, D))) || !(t1 = dl_ag_keep(&p, sum1(t1, 0, false))) ||
+        !(t2 = dl_ag_keep(&p, dl_ag_mul(s2, s))) || !(gin[2] = dl_ag_div(t1, t2)))
       goto done;
   }
   rc = 0;
 done:
-  drain(&p);
+  dl_ag_scope_end(&p);
   return rc;
 }
 static const dl_node_type rbf_type = {"RbfBackward0", rbf_backward, NULL};
 
-static dl_tensor *rbf_tangent(pool *p, const rbf_ctx *c, dl_tensor *x0, dl_tensor *mu0, dl_tensor *s0,
+static dl_tensor *rbf_tangent(dl_ag_scope *p, const rbf_ctx *c, dl_tensor *x0, dl_tensor *mu0, dl_tensor *s0,
                               dl_tensor *out) {
   dl_tensor *x, *mu, *s, *tx, *tm, *ts, *phi, *D, *a, *b, *dD, *t;
-  if (!(x = keep(p, dl_tensor_detach(x0))) || !(mu = keep(p, dl_tensor_detach(mu0))) ||
-      !(s = keep(p, dl_tensor_detach(s0))))
+  if (!(x = dl_ag_keep(p, dl_tensor_detach(x0))) || !(mu = dl_ag_keep(p, dl_tensor_detach(mu0))) ||
+      !(s = dl_ag_keep(p, dl_tensor_detach(s0))))
     return NULL;
-  if (!(tx = keep(p, dl_fw_tangent_or_zeros(x0))) || !(tm = keep(p, dl_fw_tangent_or_zeros(mu0))) ||
-      !(ts = keep(p, dl_fw_tangent_or_zeros(s0))))
+  if (!(tx = dl_ag_keep(p, dl_fw_tangent_or_zeros(x0))) || !(tm = dl_ag_keep(p, dl_fw_tangent_or_zeros(mu0))) ||
+      !(ts = dl_ag_keep(p, dl_fw_tangent_or_zeros(s0))))
     return NULL;
   if (!(phi = features(p, c, out)) || !(D = sqdist(p, x, mu))) return NULL;
   /* dD / 2 = x.tx + c.tc - x @ tc^T - tx @ c^T */
-  if (!(a = keep(p, dl_ag_mul(x, tx))) || !(a = keep(p, sum1(a, 1, true))) || !(b = keep(p, dl_ag_mul(mu, tm))) ||
-      !(b = keep(p, sum1(b, 1, false))) || !(dD = keep(p, dl_ag_add(a, b))))
+  if (!(a = dl_ag_keep(p, dl_ag_mul(x, tx))) || !(a = dl_ag_keep(p, sum1(a, 1, true))) || !(b = dl_ag_keep(p, dl_ag_mul(mu, tm))) ||
+      !(b = dl_ag_keep(p, sum1(b, 1, false))) || !(dD = dl_ag_keep(p, dl_ag_add(a, b))))
     return NULL;
-  if (!(a = keep(p, dl_ag_transpose(tm, 0, 1))) || !(dD = keep(p, dl_ag_addmm(dD, x, a, 1, -1)))) return NULL;
-  if (!(a = keep(p, dl_ag_transpose(mu, 0, 1))) || !(dD = keep(p, dl_ag_addmm(dD, tx, a, 1, -1)))) return NULL;
+  if (!(a = dl_ag_keep(p, dl_ag_transpose(tm, 0, 1))) || !(dD = dl_ag_keep(p, dl_ag_addmm(dD, x, a, 1, -1)))) return NULL;
+  if (!(a = dl_ag_keep(p, dl_ag_transpose(mu, 0, 1))) || !(dD = dl_ag_keep(p, dl_ag_addmm(dD, tx, a, 1, -1)))) return NULL;
   /* phi (D ts / s - dD / 2) / s^2 */
-  if (!(a = keep(p, dl_ag_div(ts, s))) || !(a = keep(p, dl_ag_mul(D, a))) || !(t = keep(p, dl_ag_sub(a, dD))) ||
-      !(b = keep(p, dl_ag_square(s))) || !(t = keep(p, dl_ag_div(t, b))) || !(t = keep(p, dl_ag_mul(phi, t))))
+  if (!(a = dl_ag_keep(p, dl_ag_div(ts, s))) || !(a = dl_ag_keep(p, dl_ag_mul(D, a))) || !(t = dl_ag_keep(p, dl_ag_sub(a, dD))) ||
+      !(b = dl_ag_keep(p, dl_ag_square(s))) || !(t = dl_ag_keep(p, dl_ag_div(t, b))) || !(t = dl_ag_keep(p, dl_ag_mul(phi, t))))
     return NULL;
   if (!c->bias_unit) return dl_tensor_retain(t);
   dl_tensor *full = dl_tensor_zeros(out->shape, out->ndim, out->dtype, dl_tensor_device(out));
-  dl_tensor *v = full ? keep(p, dl_tensor_narrow(full, 1, 1, c->n)) : NULL;
+  dl_tensor *v = full ? dl_ag_keep(p, dl_tensor_narrow(full, 1, 1, c->n)) : NULL;
   if (!v || dl_tensor_copy_(v, t)) {
     dl_tensor_release(full);
     return NULL;
@@ -145,11 +131,11 @@ dl_tensor *dl_ag_rbf(dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas, bool b
     memcpy(node->ctx, &c, sizeof c);
   }
   if (dl_fw_any(in, 3)) {
-    pool p = {.n = 0};
+    dl_ag_scope p = {.n = 0};
     bool prev = dl_set_grad_enabled(false);
     dl_tensor *t = rbf_tangent(&p, &c, x, centers, sigmas, out);
     dl_set_grad_enabled(prev);
-    drain(&p);
+    dl_ag_scope_end(&p);
     if (dl_fw_set(out, t)) goto fail;
   }
   return out;
@@ -217,43 +203,43 @@ static int bn_dims(const bn_ctx *c, int *dims, int64_t *bshape) {
 }
 
 /* a [C] vector shaped to broadcast against the input */
-static dl_tensor *bcast(pool *p, const bn_ctx *c, dl_tensor *v) {
+static dl_tensor *bcast(dl_ag_scope *p, const bn_ctx *c, dl_tensor *v) {
   int dims[2];
   int64_t bshape[3];
   bn_dims(c, dims, bshape);
-  return keep(p, dl_ag_reshape(v, bshape, c->ndim));
+  return dl_ag_keep(p, dl_ag_reshape(v, bshape, c->ndim));
 }
 
 /* xhat from x and the [C] mean / invstd */
-static dl_tensor *bn_xhat(pool *p, const bn_ctx *c, dl_tensor *x, dl_tensor *mean, dl_tensor *invstd) {
+static dl_tensor *bn_xhat(dl_ag_scope *p, const bn_ctx *c, dl_tensor *x, dl_tensor *mean, dl_tensor *invstd) {
   dl_tensor *m, *r, *t;
-  if (!(m = bcast(p, c, mean)) || !(r = bcast(p, c, invstd)) || !(t = keep(p, dl_ag_sub(x, m)))) return NULL;
-  return keep(p, dl_ag_mul(t, r));
+  if (!(m = bcast(p, c, mean)) || !(r = bcast(p, c, invstd)) || !(t = dl_ag_keep(p, dl_ag_sub(x, m)))) return NULL;
+  return dl_ag_keep(p, dl_ag_mul(t, r));
 }
 
 /* v - mean(v) - xhat mean(xhat v) over the reduced dims */
-static dl_tensor *bn_center(pool *p, const bn_ctx *c, dl_tensor *v, dl_tensor *xhat) {
+static dl_tensor *bn_center(dl_ag_scope *p, const bn_ctx *c, dl_tensor *v, dl_tensor *xhat) {
   int dims[2];
   int64_t bshape[3];
   int nd = bn_dims(c, dims, bshape);
   dl_tensor *a, *b, *t;
-  if (!(a = keep(p, dl_ag_mean(v, dims, nd, true))) || !(t = keep(p, dl_ag_sub(v, a))) ||
-      !(b = keep(p, dl_ag_mul(xhat, v))) || !(b = keep(p, dl_ag_mean(b, dims, nd, true))) ||
-      !(b = keep(p, dl_ag_mul(xhat, b))))
+  if (!(a = dl_ag_keep(p, dl_ag_mean(v, dims, nd, true))) || !(t = dl_ag_keep(p, dl_ag_sub(v, a))) ||
+      !(b = dl_ag_keep(p, dl_ag_mul(xhat, v))) || !(b = dl_ag_keep(p, dl_ag_mean(b, dims, nd, true))) ||
+      !(b = dl_ag_keep(p, dl_ag_mul(xhat, b))))
     return NULL;
-  return keep(p, dl_ag_sub(t, b));
+  return dl_ag_keep(p, dl_ag_sub(t, b));
 }
 
 static int bn_backward(dl_node *nd, dl_tensor *const *gout, dl_tensor **gin) {
   const bn_ctx *c = (const bn_ctx *)nd->ctx;
   dl_tensor *g = gout[0];
-  pool p = {.n = 0};
+  dl_ag_scope p = {.n = 0};
   int rc = -1, dims[2];
   int64_t bshape[3];
   int ndims = bn_dims(c, dims, bshape);
   dl_tensor *x, *mean, *invstd, *w = NULL, *xhat, *r, *t;
-  if (!(x = keep(&p, dl_node_saved(nd, 0))) || !(mean = keep(&p, dl_node_saved(nd, 1))) ||
-      !(invstd = keep(&p, dl_node_saved(nd, 2))) || (c->has_weight && !(w = keep(&p, dl_node_saved(nd, 3)))))
+  if (!(x = dl_ag_keep(&p, dl_node_saved(nd, 0))) || !(mean = dl_ag_keep(&p, dl_node_saved(nd, 1))) ||
+      !(invstd = dl_ag_keep(&p, dl_node_saved(nd, 2))) || (c->has_weight && !(w = dl_ag_keep(&p, dl_node_saved(nd, 3)))))
     goto done;
   if (c->training && !dl_grad_enabled()) { /* no graph to record: the fused kernel */
     rc = dl_op_batch_norm_backward(g, x, mean, invstd, w, wants(nd, 0) ? &gin[0] : NULL,
@@ -262,46 +248,46 @@ static int bn_backward(dl_node *nd, dl_tensor *const *gout, dl_tensor **gin) {
   }
   if (c->training) { /* statistics recomputed differentiably from x */
     dl_tensor *v;
-    if (!(mean = keep(&p, dl_ag_mean(x, dims, ndims, false))) || !(t = bcast(&p, c, mean)) ||
-        !(t = keep(&p, dl_ag_sub(x, t))) || !(v = keep(&p, dl_ag_square(t))) ||
-        !(v = keep(&p, dl_ag_mean(v, dims, ndims, false))) ||
-        !(v = keep(&p, dl_ag_add_scalar(v, dl_scalar_f(c->eps)))) || !(invstd = keep(&p, dl_ag_rsqrt(v))))
+    if (!(mean = dl_ag_keep(&p, dl_ag_mean(x, dims, ndims, false))) || !(t = bcast(&p, c, mean)) ||
+        !(t = dl_ag_keep(&p, dl_ag_sub(x, t))) || !(v = dl_ag_keep(&p, dl_ag_square(t))) ||
+        !(v = dl_ag_keep(&p, dl_ag_mean(v, dims, ndims, false))) ||
+        !(v = dl_ag_keep(&p, dl_ag_add_scalar(v, dl_scalar_f(c->eps)))) || !(invstd = dl_ag_keep(&p, dl_ag_rsqrt(v))))
       goto done;
   }
   if (!(xhat = bn_xhat(&p, c, x, mean, invstd)) || !(r = bcast(&p, c, invstd))) goto done;
   if (wants(nd, 0)) {
     dl_tensor *k = r;
-    if (w && (!(k = bcast(&p, c, w)) || !(k = keep(&p, dl_ag_mul(k, r))))) goto done;
+    if (w && (!(k = bcast(&p, c, w)) || !(k = dl_ag_keep(&p, dl_ag_mul(k, r))))) goto done;
     if (!(t = c->training ? bn_center(&p, c, g, xhat) : g) || !(gin[0] = dl_ag_mul(t, k))) goto done;
   }
-  if (wants(nd, 1) && (!(t = keep(&p, dl_ag_mul(g, xhat))) || !(gin[1] = dl_ag_sum(t, dims, ndims, false))))
+  if (wants(nd, 1) && (!(t = dl_ag_keep(&p, dl_ag_mul(g, xhat))) || !(gin[1] = dl_ag_sum(t, dims, ndims, false))))
     goto done;
   if (wants(nd, 2) && !(gin[2] = dl_ag_sum(g, dims, ndims, false))) goto done;
   rc = 0;
 done:
-  drain(&p);
+  dl_ag_scope_end(&p);
   return rc;
 }
 static const dl_node_type bn_type = {"NativeBatchNormBackward0", bn_backward, NULL};
 
 /* w t_xhat + tw xhat + tb, terms without a tangent skipped */
-static dl_tensor *bn_tangent(pool *p, const bn_ctx *c, dl_tensor *x0, dl_tensor *w0, dl_tensor *b0,
+static dl_tensor *bn_tangent(dl_ag_scope *p, const bn_ctx *c, dl_tensor *x0, dl_tensor *w0, dl_tensor *b0,
                              dl_tensor *mean, dl_tensor *invstd) {
   dl_tensor *x, *xhat, *t, *a;
-  if (!(x = keep(p, dl_tensor_detach(x0))) || !(xhat = bn_xhat(p, c, x, mean, invstd))) return NULL;
-  if (!(t = keep(p, dl_tensor_zeros(x->shape, x->ndim, x->dtype, dl_tensor_device(x))))) return NULL;
+  if (!(x = dl_ag_keep(p, dl_tensor_detach(x0))) || !(xhat = bn_xhat(p, c, x, mean, invstd))) return NULL;
+  if (!(t = dl_ag_keep(p, dl_tensor_zeros(x->shape, x->ndim, x->dtype, dl_tensor_device(x))))) return NULL;
   if (x0->tangent) {
     dl_tensor *tx = x0->tangent, *r;
     if (c->training && !(tx = bn_center(p, c, tx, xhat))) return NULL;
-    if (!(r = bcast(p, c, invstd)) || !(a = keep(p, dl_ag_mul(tx, r)))) return NULL;
-    if (w0 && (!(r = keep(p, dl_tensor_detach(w0))) || !(r = bcast(p, c, r)) || !(a = keep(p, dl_ag_mul(a, r)))))
+    if (!(r = bcast(p, c, invstd)) || !(a = dl_ag_keep(p, dl_ag_mul(tx, r)))) return NULL;
+    if (w0 && (!(r = dl_ag_keep(p, dl_tensor_detach(w0))) || !(r = bcast(p, c, r)) || !(a = dl_ag_keep(p, dl_ag_mul(a, r)))))
       return NULL;
-    if (!(t = keep(p, dl_ag_add(t, a)))) return NULL;
+    if (!(t = dl_ag_keep(p, dl_ag_add(t, a)))) return NULL;
   }
   if (w0 && w0->tangent &&
-      (!(a = bcast(p, c, w0->tangent)) || !(a = keep(p, dl_ag_mul(a, xhat))) || !(t = keep(p, dl_ag_add(t, a)))))
+      (!(a = bcast(p, c, w0->tangent)) || !(a = dl_ag_keep(p, dl_ag_mul(a, xhat))) || !(t = dl_ag_keep(p, dl_ag_add(t, a)))))
     return NULL;
-  if (b0 && b0->tangent && (!(a = bcast(p, c, b0->tangent)) || !(t = keep(p, dl_ag_add(t, a))))) return NULL;
+  if (b0 && b0->tangent && (!(a = bcast(p, c, b0->tangent)) || !(t = dl_ag_keep(p, dl_ag_add(t, a))))) return NULL;
   return dl_tensor_retain(t);
 }
 
@@ -327,11 +313,11 @@ dl_tensor *dl_ag_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl
     memcpy(node->ctx, &c, sizeof c);
   }
   if (dl_fw_any(in, 3)) {
-    pool p = {.n = 0};
+    dl_ag_scope p = {.n = 0};
     bool prev = dl_set_grad_enabled(false);
     dl_tensor *t = bn_tangent(&p, &c, x, weight, bias, mean, invstd);
     dl_set_grad_enabled(prev);
-    drain(&p);
+    dl_ag_scope_end(&p);
     if (dl_fw_set(out, t)) goto fail;
   }
   dl_tensor_release(mean);

@@ -10,36 +10,13 @@
 #include "dl_ag_ewise.h"
 #include "dl_ag_reduce.h"
 #include "dl_ag_view.h"
+#include "dl_ag_scope.h"
 #include "dl_autograd.h"
 
 #include <math.h>
 #include <string.h>
 
 /* ---- helpers ---- */
-
-/* Temporaries of a composition, released together. */
-#define MAX_TMP 24
-typedef struct {
-  dl_tensor *t[MAX_TMP];
-  int n;
-  bool failed;
-} scope;
-
-/* keeps t for release at the end; NULL marks the scope failed */
-static dl_tensor *keep(scope *s, dl_tensor *t) {
-  if (t && s->n == MAX_TMP) { /* a composition longer than the scope: a bug, but no overflow */
-    dl_tensor_release(t);
-    dl_error_set("loss: internal error (too many temporaries)");
-    t = NULL;
-  }
-  if (!t) s->failed = true;
-  else s->t[s->n++] = t;
-  return t;
-}
-static void scope_end(scope *s) {
-  for (int i = 0; i < s->n; i++) dl_tensor_release(s->t[i]);
-  s->n = 0;
-}
 
 /* w (named what) must be a float tensor broadcasting to x's shape */
 static int check_bcast(const char *fn, const char *what, const dl_tensor *x, const dl_tensor *w) {
@@ -71,9 +48,9 @@ static dl_tensor *reduce(dl_tensor *l, dl_reduction red) {
 }
 
 /* the scope's last tensor, retained, then the scope's end (NULL on failure) */
-static dl_tensor *finish(scope *s) {
+static dl_tensor *finish(dl_ag_scope *s) {
   dl_tensor *out = s->failed ? NULL : dl_tensor_retain(s->t[s->n - 1]);
-  scope_end(s);
+  dl_ag_scope_end(s);
   return out;
 }
 
@@ -249,13 +226,13 @@ static dl_tensor *clamped_log(dl_tensor *x) {
  * want[i] selects which; w may be NULL. 0 ok, -1 with an error. */
 static int bce_partials(dl_tensor *x, dl_tensor *t, dl_tensor *w, const bool want[3], dl_tensor *out[3]) {
   out[0] = out[1] = out[2] = NULL;
-  scope s = {.n = 0};
+  dl_ag_scope s = {.n = 0};
   if (want[0]) {
     dl_operand eps = dl_operand_scalar(dl_scalar_f(1e-12));
-    dl_tensor *om = keep(&s, dl_ag_rsub_scalar(dl_scalar_f(1), x));
-    dl_tensor *v = om ? keep(&s, dl_ag_mul(x, om)) : NULL;
-    dl_tensor *vc = v ? keep(&s, dl_ag_clamp(v, &eps, NULL)) : NULL;
-    dl_tensor *d = vc ? keep(&s, dl_ag_sub(x, t)) : NULL;
+    dl_tensor *om = dl_ag_keep(&s, dl_ag_rsub_scalar(dl_scalar_f(1), x));
+    dl_tensor *v = om ? dl_ag_keep(&s, dl_ag_mul(x, om)) : NULL;
+    dl_tensor *vc = v ? dl_ag_keep(&s, dl_ag_clamp(v, &eps, NULL)) : NULL;
+    dl_tensor *d = vc ? dl_ag_keep(&s, dl_ag_sub(x, t)) : NULL;
     out[0] = d ? dl_ag_div(d, vc) : NULL;
     if (out[0] && w) {
       dl_tensor *o = dl_ag_mul(out[0], w);
@@ -265,9 +242,9 @@ static int bce_partials(dl_tensor *x, dl_tensor *t, dl_tensor *w, const bool wan
     if (!out[0]) s.failed = true;
   }
   if (!s.failed && (want[1] || want[2])) {
-    dl_tensor *om = keep(&s, dl_ag_rsub_scalar(dl_scalar_f(1), x));
-    dl_tensor *l1 = om ? keep(&s, clamped_log(x)) : NULL;
-    dl_tensor *l2 = l1 ? keep(&s, clamped_log(om)) : NULL;
+    dl_tensor *om = dl_ag_keep(&s, dl_ag_rsub_scalar(dl_scalar_f(1), x));
+    dl_tensor *l1 = om ? dl_ag_keep(&s, clamped_log(x)) : NULL;
+    dl_tensor *l2 = l1 ? dl_ag_keep(&s, clamped_log(om)) : NULL;
     if (l2 && want[1]) {
       out[1] = dl_ag_sub(l2, l1);
       if (out[1] && w) {
@@ -278,15 +255,15 @@ static int bce_partials(dl_tensor *x, dl_tensor *t, dl_tensor *w, const bool wan
       if (!out[1]) s.failed = true;
     }
     if (l2 && !s.failed && want[2]) {
-      dl_tensor *diff = keep(&s, dl_ag_sub(l1, l2));
-      dl_tensor *td = diff ? keep(&s, dl_ag_mul(t, diff)) : NULL;
-      dl_tensor *sum = td ? keep(&s, dl_ag_add(l2, td)) : NULL;
+      dl_tensor *diff = dl_ag_keep(&s, dl_ag_sub(l1, l2));
+      dl_tensor *td = diff ? dl_ag_keep(&s, dl_ag_mul(t, diff)) : NULL;
+      dl_tensor *sum = td ? dl_ag_keep(&s, dl_ag_add(l2, td)) : NULL;
       out[2] = sum ? dl_ag_neg(sum) : NULL;
       if (!out[2]) s.failed = true;
     }
   }
   bool failed = s.failed;
-  scope_end(&s);
+  dl_ag_scope_end(&s);
   if (failed) {
     for (int i = 0; i < 3; i++)
       if (out[i]) dl_tensor_release(out[i]), out[i] = NULL;
@@ -436,22 +413,22 @@ dl_tensor *dl_ag_binary_cross_entropy_with_logits(dl_tensor *input, dl_tensor *t
   if (dl_loss_check_pair(fn, input, target) || check_bcast(fn, "weight", input, weight) ||
       check_bcast(fn, "pos_weight", input, pos_weight))
     return NULL;
-  scope s = {.n = 0};
-  dl_tensor *nx = keep(&s, dl_ag_neg(input));
-  dl_tensor *soft = nx ? keep(&s, dl_ag_act(DL_ACT_SOFTPLUS, nx, 1.0, HUGE_VAL)) : NULL; /* log(1 + exp(-x)) */
-  dl_tensor *omt = soft ? keep(&s, dl_ag_rsub_scalar(dl_scalar_f(1), target)) : NULL;
-  dl_tensor *a = omt ? keep(&s, dl_ag_mul(omt, input)) : NULL;
+  dl_ag_scope s = {.n = 0};
+  dl_tensor *nx = dl_ag_keep(&s, dl_ag_neg(input));
+  dl_tensor *soft = nx ? dl_ag_keep(&s, dl_ag_act(DL_ACT_SOFTPLUS, nx, 1.0, HUGE_VAL)) : NULL; /* log(1 + exp(-x)) */
+  dl_tensor *omt = soft ? dl_ag_keep(&s, dl_ag_rsub_scalar(dl_scalar_f(1), target)) : NULL;
+  dl_tensor *a = omt ? dl_ag_keep(&s, dl_ag_mul(omt, input)) : NULL;
   dl_tensor *l = NULL;
   if (a && !pos_weight) {
-    l = keep(&s, dl_ag_add(a, soft));
+    l = dl_ag_keep(&s, dl_ag_add(a, soft));
   } else if (a) {
-    dl_tensor *pw1 = keep(&s, dl_ag_add_scalar(pos_weight, dl_scalar_f(-1)));
-    dl_tensor *pwt = pw1 ? keep(&s, dl_ag_mul(pw1, target)) : NULL;
-    dl_tensor *lw = pwt ? keep(&s, dl_ag_add_scalar(pwt, dl_scalar_f(1))) : NULL;
-    dl_tensor *b = lw ? keep(&s, dl_ag_mul(lw, soft)) : NULL;
-    l = b ? keep(&s, dl_ag_add(a, b)) : NULL;
+    dl_tensor *pw1 = dl_ag_keep(&s, dl_ag_add_scalar(pos_weight, dl_scalar_f(-1)));
+    dl_tensor *pwt = pw1 ? dl_ag_keep(&s, dl_ag_mul(pw1, target)) : NULL;
+    dl_tensor *lw = pwt ? dl_ag_keep(&s, dl_ag_add_scalar(pwt, dl_scalar_f(1))) : NULL;
+    dl_tensor *b = lw ? dl_ag_keep(&s, dl_ag_mul(lw, soft)) : NULL;
+    l = b ? dl_ag_keep(&s, dl_ag_add(a, b)) : NULL;
   }
-  if (l && weight) keep(&s, dl_ag_mul(l, weight));
+  if (l && weight) dl_ag_keep(&s, dl_ag_mul(l, weight));
   return reduce(finish(&s), red);
 }
 
@@ -494,30 +471,30 @@ static dl_tensor *cross_entropy_probs(dl_tensor *x, dl_tensor *t, dl_tensor *wei
     dl_error_set("%s: label_smoothing must be in [0, 1], got %g", fn, smoothing);
     return NULL;
   }
-  scope s = {.n = 0};
-  dl_tensor *lse = keep(&s, dl_ag_logsumexp(x, &cd, 1, true));
-  dl_tensor *logp = lse ? keep(&s, dl_ag_sub(x, lse)) : NULL;
+  dl_ag_scope s = {.n = 0};
+  dl_tensor *lse = dl_ag_keep(&s, dl_ag_logsumexp(x, &cd, 1, true));
+  dl_tensor *logp = lse ? dl_ag_keep(&s, dl_ag_sub(x, lse)) : NULL;
   dl_tensor *tt = t;
   if (logp && smoothing > 0) {
-    dl_tensor *ts = keep(&s, dl_ag_mul_scalar(t, dl_scalar_f(1.0 - smoothing)));
-    tt = ts ? keep(&s, dl_ag_add_scalar(ts, dl_scalar_f(smoothing / (double)C))) : NULL;
+    dl_tensor *ts = dl_ag_keep(&s, dl_ag_mul_scalar(t, dl_scalar_f(1.0 - smoothing)));
+    tt = ts ? dl_ag_keep(&s, dl_ag_add_scalar(ts, dl_scalar_f(smoothing / (double)C))) : NULL;
   }
-  dl_tensor *prod = tt ? keep(&s, dl_ag_mul(logp, tt)) : NULL;
+  dl_tensor *prod = tt ? dl_ag_keep(&s, dl_ag_mul(logp, tt)) : NULL;
   if (prod && weight) {
     /* [C] -> [C, 1, ...] so it lines up with the class dim */
     int64_t ws[DL_MAX_DIMS];
     ws[0] = C;
     for (int k = 1; k < x->ndim - cd; k++) ws[k] = 1;
-    dl_tensor *wv = keep(&s, dl_ag_reshape(weight, ws, x->ndim - cd));
-    prod = wv ? keep(&s, dl_ag_mul(prod, wv)) : NULL;
+    dl_tensor *wv = dl_ag_keep(&s, dl_ag_reshape(weight, ws, x->ndim - cd));
+    prod = wv ? dl_ag_keep(&s, dl_ag_mul(prod, wv)) : NULL;
   }
-  dl_tensor *rs = prod ? keep(&s, dl_ag_sum(prod, &cd, 1, false)) : NULL;
-  dl_tensor *l = rs ? keep(&s, dl_ag_neg(rs)) : NULL;
+  dl_tensor *rs = prod ? dl_ag_keep(&s, dl_ag_sum(prod, &cd, 1, false)) : NULL;
+  dl_tensor *l = rs ? dl_ag_keep(&s, dl_ag_neg(rs)) : NULL;
   if (l && red == DL_REDUCTION_MEAN) {
-    dl_tensor *tot = keep(&s, dl_ag_sum(l, NULL, 0, false));
-    if (tot) keep(&s, dl_ag_div_scalar(tot, dl_scalar_f((double)(x->numel / C))));
+    dl_tensor *tot = dl_ag_keep(&s, dl_ag_sum(l, NULL, 0, false));
+    if (tot) dl_ag_keep(&s, dl_ag_div_scalar(tot, dl_scalar_f((double)(x->numel / C))));
   } else if (l && red == DL_REDUCTION_SUM) {
-    keep(&s, dl_ag_sum(l, NULL, 0, false));
+    dl_ag_keep(&s, dl_ag_sum(l, NULL, 0, false));
   }
   return finish(&s);
 }
@@ -547,27 +524,27 @@ static int class_dim(const dl_tensor *x) { return x->ndim == 1 ? 0 : 1; }
 /* d loss / d input under create_graph, from differentiable ops:
  * g * (softmax(x) * sum(q) - q), or -q * g for NLL (q is a constant) */
 static dl_tensor *class_grad_composed(const class_ctx *c, dl_tensor *x, dl_tensor *t, dl_tensor *gs) {
-  scope s = {.n = 0};
+  dl_ag_scope s = {.n = 0};
   int cd = class_dim(x);
-  dl_tensor *one = keep(&s, dl_tensor_scalar(dl_scalar_f(1), x->dtype, dl_tensor_device(x)));
-  dl_tensor *qneg = one ? keep(&s, dl_op_class_loss_backward(class_name(c), one, x, t, c->weight, NULL,
+  dl_tensor *one = dl_ag_keep(&s, dl_tensor_scalar(dl_scalar_f(1), x->dtype, dl_tensor_device(x)));
+  dl_tensor *qneg = one ? dl_ag_keep(&s, dl_op_class_loss_backward(class_name(c), one, x, t, c->weight, NULL,
                                                              c->ignore_index, c->smoothing, false))
                         : NULL;
   dl_tensor *gx = qneg;
   if (qneg && c->log_softmax) {
-    dl_tensor *nqs = keep(&s, dl_op_sum(qneg, &cd, 1, true));
-    dl_tensor *qs = nqs ? keep(&s, dl_op_unary(DL_UN_NEG, nqs)) : NULL;
-    dl_tensor *lse = qs ? keep(&s, dl_ag_logsumexp(x, &cd, 1, true)) : NULL;
-    dl_tensor *logp = lse ? keep(&s, dl_ag_sub(x, lse)) : NULL;
-    dl_tensor *p = logp ? keep(&s, dl_ag_exp(logp)) : NULL;
-    dl_tensor *pq = p ? keep(&s, dl_ag_mul(p, qs)) : NULL;
-    gx = pq ? keep(&s, dl_ag_add(pq, qneg)) : NULL;
+    dl_tensor *nqs = dl_ag_keep(&s, dl_op_sum(qneg, &cd, 1, true));
+    dl_tensor *qs = nqs ? dl_ag_keep(&s, dl_op_unary(DL_UN_NEG, nqs)) : NULL;
+    dl_tensor *lse = qs ? dl_ag_keep(&s, dl_ag_logsumexp(x, &cd, 1, true)) : NULL;
+    dl_tensor *logp = lse ? dl_ag_keep(&s, dl_ag_sub(x, lse)) : NULL;
+    dl_tensor *p = logp ? dl_ag_keep(&s, dl_ag_exp(logp)) : NULL;
+    dl_tensor *pq = p ? dl_ag_keep(&s, dl_ag_mul(p, qs)) : NULL;
+    gx = pq ? dl_ag_keep(&s, dl_ag_add(pq, qneg)) : NULL;
   }
   /* per-element gradients [N, d...] line up with [N, C, d...] after
    * unsqueezing the class dim */
   dl_tensor *gb = gs;
-  if (gx && gs->ndim > 0 && cd == 1) gb = keep(&s, dl_ag_unsqueeze(gs, 1));
-  if (gx && gb) keep(&s, dl_ag_mul(gx, gb));
+  if (gx && gs->ndim > 0 && cd == 1) gb = dl_ag_keep(&s, dl_ag_unsqueeze(gs, 1));
+  if (gx && gb) dl_ag_keep(&s, dl_ag_mul(gx, gb));
   return finish(&s);
 }
 
@@ -608,17 +585,17 @@ static const dl_node_type ce_type = {"CrossEntropyLossBackward0", class_backward
 
 /* tangent: sum_c (d l_i / d x_ic) v_ic per element, then the reduction */
 static dl_tensor *class_jvp(const class_ctx *c, dl_tensor *x, dl_tensor *t, dl_tensor *lse, dl_tensor *ws) {
-  scope s = {.n = 0};
+  dl_ag_scope s = {.n = 0};
   int cd = class_dim(x);
-  dl_tensor *one = keep(&s, dl_tensor_scalar(dl_scalar_f(1), x->dtype, dl_tensor_device(x)));
-  dl_tensor *G = one ? keep(&s, dl_op_class_loss_backward(class_name(c), one, x, t, c->weight, lse,
+  dl_tensor *one = dl_ag_keep(&s, dl_tensor_scalar(dl_scalar_f(1), x->dtype, dl_tensor_device(x)));
+  dl_tensor *G = one ? dl_ag_keep(&s, dl_op_class_loss_backward(class_name(c), one, x, t, c->weight, lse,
                                                           c->ignore_index, c->smoothing, c->log_softmax))
                      : NULL;
-  dl_tensor *gv = G ? keep(&s, dl_op_binary(DL_BIN_MUL, G, x->tangent, dl_scalar_i(1))) : NULL;
-  dl_tensor *te = gv ? keep(&s, dl_op_sum(gv, &cd, 1, false)) : NULL;
+  dl_tensor *gv = G ? dl_ag_keep(&s, dl_op_binary(DL_BIN_MUL, G, x->tangent, dl_scalar_i(1))) : NULL;
+  dl_tensor *te = gv ? dl_ag_keep(&s, dl_op_sum(gv, &cd, 1, false)) : NULL;
   if (te && c->red != DL_REDUCTION_NONE) {
-    dl_tensor *tot = keep(&s, dl_op_sum(te, NULL, 0, false));
-    if (tot && ws) keep(&s, dl_op_binary(DL_BIN_DIV, tot, ws, dl_scalar_i(1)));
+    dl_tensor *tot = dl_ag_keep(&s, dl_op_sum(te, NULL, 0, false));
+    if (tot && ws) dl_ag_keep(&s, dl_op_binary(DL_BIN_DIV, tot, ws, dl_scalar_i(1)));
   }
   return finish(&s);
 }

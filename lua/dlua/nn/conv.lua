@@ -70,18 +70,31 @@ function Fold:forward(x) return col2im(x, self.output_size, self.kernel_size, se
 
 local conv_fopts = {stride = true, padding = true, dilation = true, groups = true}
 
--- conv over nd spatial dims: x [N, C, *S] (or [C, *S]), w [O, C / groups, *k], b [O] or nil
-local function conv(fn, nd, x, w, b, o)
-  o = check_options(fn, o, conv_fopts)
-  local xb, unbatched = batched(fn, x, nd)
+-- the weight ((nd + 2)-D, its layout named for the message) and the groups
+-- option of a convolution or a transposed one
+local function check_weight(fn, nd, w, layout, o)
   if not is_tensor(w) or w:dim() ~= nd + 2 then
-    fail(fn, "weight must be a %dD tensor [out, in / groups, *kernel], got %s", nd + 2,
-      is_tensor(w) and shape_str(w) or type(w))
+    fail(fn, "weight must be a %dD tensor [%s], got %s", nd + 2, layout, is_tensor(w) and shape_str(w) or type(w))
   end
   local groups = o.groups or 1
   if math.type(groups) ~= "integer" or groups < 1 then
     fail(fn, "groups must be an integer >= 1, got %s", tostring(groups))
   end
+  return groups
+end
+
+-- the bias: nil or a tensor [n]
+local function check_bias(fn, b, n)
+  if b ~= nil and (not is_tensor(b) or b:dim() ~= 1 or b:size(1) ~= n) then
+    fail(fn, "bias must be a tensor [%d], got %s", n, is_tensor(b) and shape_str(b) or type(b))
+  end
+end
+
+-- conv over nd spatial dims: x [N, C, *S] (or [C, *S]), w [O, C / groups, *k], b [O] or nil
+local function conv(fn, nd, x, w, b, o)
+  o = check_options(fn, o, conv_fopts)
+  local xb, unbatched = batched(fn, x, nd)
+  local groups = check_weight(fn, nd, w, "out, in / groups, *kernel", o)
   local N, C, O = xb:size(1), xb:size(2), w:size(1)
   if C ~= w:size(2) * groups then
     fail(fn, "input %s has %d channels, but weight %s with groups = %d expects %d", shape_str(x), C,
@@ -90,9 +103,7 @@ local function conv(fn, nd, x, w, b, o)
   if O % groups ~= 0 then
     fail(fn, "out channels %d (weight %s) are not divisible by groups = %d", O, shape_str(w), groups)
   end
-  if b ~= nil and (not is_tensor(b) or b:dim() ~= 1 or b:size(1) ~= O) then
-    fail(fn, "bias must be a tensor [%d], got %s", O, is_tensor(b) and shape_str(b) or type(b))
-  end
+  check_bias(fn, b, O)
   local k, S = {}, {}
   for i = 1, nd do k[i], S[i] = w:size(2 + i), xb:size(2 + i) end
   local s = tuple(fn, "stride", o.stride or 1, nd, 1)
@@ -255,21 +266,14 @@ local convt_fopts = {stride = true, padding = true, output_padding = true, group
 local function conv_transpose(fn, nd, x, w, b, o)
   o = check_options(fn, o, convt_fopts)
   local xb, unbatched = batched(fn, x, nd)
-  if not is_tensor(w) or w:dim() ~= nd + 2 then
-    fail(fn, "weight must be a %dD tensor [in, out / groups, *kernel], got %s", nd + 2,
-      is_tensor(w) and shape_str(w) or type(w))
-  end
-  local G = o.groups or 1
-  if math.type(G) ~= "integer" or G < 1 then fail(fn, "groups must be an integer >= 1, got %s", tostring(G)) end
+  local G = check_weight(fn, nd, w, "in, out / groups, *kernel", o)
   local N, Cin = xb:size(1), xb:size(2)
   if Cin ~= w:size(1) or Cin % G ~= 0 then
     fail(fn, "input %s has %d channels, but weight %s with groups = %d expects %d", shape_str(x), Cin, shape_str(w),
       G, w:size(1))
   end
   local Cout = w:size(2) * G
-  if b ~= nil and (not is_tensor(b) or b:dim() ~= 1 or b:size(1) ~= Cout) then
-    fail(fn, "bias must be a tensor [%d], got %s", Cout, is_tensor(b) and shape_str(b) or type(b))
-  end
+  check_bias(fn, b, Cout)
   local s = tuple(fn, "stride", o.stride or 1, nd, 1)
   local d = tuple(fn, "dilation", o.dilation or 1, nd, 1)
   local p = tuple(fn, "padding", o.padding or 0, nd, 0)

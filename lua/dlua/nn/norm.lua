@@ -35,8 +35,8 @@ local function sizes(fn, name, v)
   return v
 end
 
--- x normalised over its last #shape dims (which must be shape): mean 0, variance 1
-local function normalize_last(fn, x, shape, eps)
+-- the last #shape dims of x, which must be shape
+local function last_dims(fn, x, shape)
   local nd, k = x:dim(), #shape
   if nd < k then fail(fn, "input %s has fewer dims than normalized_shape [%s]", shape_str(x), table.concat(shape, ",")) end
   local dims = {}
@@ -46,6 +46,12 @@ local function normalize_last(fn, x, shape, eps)
     end
     dims[i] = nd - k + i
   end
+  return dims
+end
+
+-- x normalised over its last #shape dims (which must be shape): mean 0, variance 1
+local function normalize_last(fn, x, shape, eps)
+  local dims = last_dims(fn, x, shape)
   local mean = x:mean(dims, true)
   local c = x - mean
   local var = (c * c):mean(dims, true)
@@ -107,15 +113,7 @@ end
 local EPS = {float32 = 2 ^ -23, float64 = 2 ^ -52}
 
 local function rms_norm(fn, x, shape, weight, eps)
-  local nd, k = x:dim(), #shape
-  if nd < k then fail(fn, "input %s has fewer dims than normalized_shape [%s]", shape_str(x), table.concat(shape, ",")) end
-  local dims = {}
-  for i = 1, k do
-    if x:size(nd - k + i) ~= shape[i] then
-      fail(fn, "input %s does not end in normalized_shape [%s]", shape_str(x), table.concat(shape, ","))
-    end
-    dims[i] = nd - k + i
-  end
+  local dims = last_dims(fn, x, shape)
   local y = x * ((x * x):mean(dims, true) + (eps or EPS[x.dtype] or 2 ^ -23)):rsqrt()
   return check_affine(fn, y, weight, nil)
 end

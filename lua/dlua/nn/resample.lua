@@ -194,13 +194,18 @@ end
 -- PixelShuffle(r): [N, C r^2, H, W] -> [N, C, H r, W r]; PixelUnshuffle(r)
 -- the inverse
 
-local function pixel_shuffle(fn, x, r)
+-- x [*, C, H, W] checked: its rank, C, H, W and the product of its leading dims
+local function image_of(fn, x, key, r)
   if not is_tensor(x) or x:dim() < 3 then fail(fn, "expected an input [*, C, H, W]") end
-  checks.count(fn, 2, "upscale_factor", r, 1)
+  checks.count(fn, 2, key, r, 1)
   local nd = x:dim()
   local C, H, W = x:size(nd - 2), x:size(nd - 1), x:size(nd)
+  return nd, C, H, W, x:numel() // math.max(1, C * H * W)
+end
+
+local function pixel_shuffle(fn, x, r)
+  local nd, C, H, W, lead = image_of(fn, x, "upscale_factor", r)
   if C % (r * r) ~= 0 then fail(fn, "input %s: %d channels are not divisible by %d", shape_str(x), C, r * r) end
-  local lead = x:numel() // (C * H * W)
   local c = C // (r * r)
   local y = x:reshape(lead, c, r, r, H, W):permute(1, 2, 5, 3, 6, 4)
   local shape = x:size()
@@ -209,12 +214,8 @@ local function pixel_shuffle(fn, x, r)
 end
 
 local function pixel_unshuffle(fn, x, r)
-  if not is_tensor(x) or x:dim() < 3 then fail(fn, "expected an input [*, C, H, W]") end
-  checks.count(fn, 2, "downscale_factor", r, 1)
-  local nd = x:dim()
-  local C, H, W = x:size(nd - 2), x:size(nd - 1), x:size(nd)
+  local nd, C, H, W, lead = image_of(fn, x, "downscale_factor", r)
   if H % r ~= 0 or W % r ~= 0 then fail(fn, "input %s: %dx%d is not divisible by %d", shape_str(x), H, W, r) end
-  local lead = x:numel() // (C * H * W)
   local y = x:reshape(lead, C, H // r, r, W // r, r):permute(1, 2, 4, 6, 3, 5)
   local shape = x:size()
   shape[nd - 2], shape[nd - 1], shape[nd] = C * r * r, H // r, W // r
