@@ -183,6 +183,47 @@ describe("the window ops", function()
     y:sum():backward()
     assert.same({1, 1, 1, 1}, H.flat(x.grad))
   end)
+  -- 2x2 windows of stride 2 take a row kernel (vectorised for float32, 8
+  -- windows a step, the last few from the next rows or a padded copy):
+  -- checked window by window against a plain loop over the taps, with rows
+  -- of 3, 7, 8, 14 and 17 windows, odd sizes, padding and NaNs
+  it("the 2x2 stride-2 row path: maxima, first-maximum indices and NaNs as the taps say", function()
+    dl.manual_seed(11)
+    for _, dtype in ipairs{"float32", "float64"} do
+      for _, c in ipairs{{2, 3, 6, 6, 0}, {3, 2, 14, 14, 0}, {2, 2, 16, 16, 0}, {1, 2, 28, 28, 1},
+                         {2, 1, 9, 35, 0}, {1, 1, 5, 33, 1}} do
+        local N, C, Hh, W, pad = table.unpack(c)
+        local x = dl.randn({N, C, Hh, W}, {dtype = dtype}):mul(4):round() -- ties: the first maximum wins
+        x = dl.where(dl.rand({N, C, Hh, W}):lt(0.02), dl.full({N, C, Hh, W}, 0 / 0, {dtype = dtype}), x)
+        local y, idx = F.max_pool2d(x, 2, {padding = pad, return_indices = true})
+        local xs, ys, is = H.flat(x), H.flat(y), H.flat(idx)
+        local OH, OW = y:size(3), y:size(4)
+        for p = 0, N * C - 1 do
+          for oh = 0, OH - 1 do
+            for ow = 0, OW - 1 do
+              local best, at, seen_nan
+              for kh = 0, 1 do
+                for kw = 0, 1 do
+                  local h, w = 2 * oh - pad + kh, 2 * ow - pad + kw
+                  if h >= 0 and h < Hh and w >= 0 and w < W then
+                    local i = h * W + w + 1
+                    local v = xs[p * Hh * W + i]
+                    if v ~= v then best, at, seen_nan = v, i, true -- PyTorch: the last NaN
+                    elseif not seen_nan and (best == nil or v > best) then best, at = v, i end
+                  end
+                end
+              end
+              local o = p * OH * OW + oh * OW + ow + 1
+              local what = string.format("%s %s window %d (%d, %d)", dtype, table.concat(c, "x"), p, oh, ow)
+              assert.equal(at, is[o], what .. " index")
+              if best ~= best then assert(ys[o] ~= ys[o], what .. ": NaN expected")
+              else assert.equal(best, ys[o], what) end
+            end
+          end
+        end
+      end
+    end
+  end)
 end)
 
 describe("modules", function()

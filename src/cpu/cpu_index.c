@@ -268,6 +268,14 @@ static typed_value to_typed(dl_dtype dt, dl_scalar v) {
   static void NAME(char **p, const int64_t *s, int64_t n, void *ctx) {    \
     const scatter_ctx *c = ctx;                                           \
     T a = (T)c->v.FIELD;                                                  \
+    if (s[0] == 0 && s[1] == sizeof(int64_t) && s[2] == sizeof(T)) {      \
+      /* a row scattered into one row (max pooling's backward) */         \
+      T *d = (T *)p[0];                                                   \
+      const int64_t *ix = (const int64_t *)p[1], ds = c->dstride / (int64_t)sizeof(T); \
+      const T *x = (const T *)p[2];                                       \
+      for (int64_t i = 0; i < n; i++) d[(ix[i] - 1) * ds] = OP(d[(ix[i] - 1) * ds], a, x[i]); \
+      return;                                                             \
+    }                                                                     \
     for (int64_t i = 0; i < n; i++) {                                     \
       int64_t j = *(const int64_t *)(p[1] + i * s[1]) - 1;                \
       T *d = (T *)(p[0] + i * s[0] + j * c->dstride);                     \
