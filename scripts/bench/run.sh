@@ -59,8 +59,9 @@ bash "$root/scripts/install-deps.sh" --bench
 
 # One thread everywhere unless a setting says otherwise: OpenMP loops,
 # OpenBLAS (both its OpenMP build, which dlua links, and the pthreads build
-# PyTorch loads) and MKL if present. OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE
-# are left as the machine has them.
+# PyTorch loads) and MKL if present. OPENBLAS_L2_SIZE is left as the
+# machine has it; OPENBLAS_CORETYPE too, or else set below to the kernels
+# dlua selects for this CPU, so PyTorch's OpenBLAS runs the same ones.
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 BENCH_THREADS=1 BENCH_CLOCK=cpu
 # importing bench_util.py must leave no __pycache__ in the tree
 export PYTHONDONTWRITEBYTECODE=1
@@ -78,6 +79,15 @@ raw=$tmp/raw
 
 arch=$(cc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 blas_dir=/usr/lib/$arch/openblas-openmp
+
+# the OpenBLAS dlua runs, with the kernels dlua selects at load
+# (src/cpu/cpu_blas_core.c); PyTorch's OpenBLAS is given the same core
+blas="OpenBLAS: unknown (blas_info.c did not build)"
+if "${CC:-cc}" -std=gnu11 -O2 -o "$tmp/blas_info" "$here/blas_info.c" "$root/src/cpu/cpu_blas_core.c" \
+  -L"$blas_dir" -Wl,-rpath,"$blas_dir" -lopenblas; then
+  blas=$("$tmp/blas_info")
+  [ -n "${OPENBLAS_CORETYPE:-}" ] || export OPENBLAS_CORETYPE="$("$tmp/blas_info" --core)"
+fi
 gnu_time=/usr/bin/time
 [ -x "$gnu_time" ] || gnu_time=""
 
@@ -234,11 +244,6 @@ table=$(lua5.4 "$here/report.lua" "$raw" "$tmp/ratios") || status=1
 
 # what the figures were measured on
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
-blas="OpenBLAS: unknown (blas_info.c did not build)"
-if "${CC:-cc}" -std=gnu11 -O2 -o "$tmp/blas_info" "$here/blas_info.c" \
-  -L"$blas_dir" -Wl,-rpath,"$blas_dir" -lopenblas; then
-  blas=$("$tmp/blas_info")
-fi
 torch_blas=$("$python" "$here/torch_info.py" 2>/dev/null || echo "PyTorch: not importable")
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
 blas_env=""

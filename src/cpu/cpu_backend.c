@@ -42,6 +42,10 @@ static int host_copy(void *dst, const void *src, size_t n) {
   return 0;
 }
 
+/* a reference that keeps cpu_blas_core.o, whose constructor must run, in
+ * programs linked against the static library */
+void (*const dl_cpu_blas_core_keep)(void) = dl_cpu_blas_core_fix;
+
 const dl_backend dl_cpu_backend = {
   .name = "cpu",
   .supports_op = cpu_supports_op,
