@@ -593,6 +593,15 @@ local MODULES = {
   {"AdaptiveAvgPool2d and AdaptiveMaxPool1d", function()
     return nn.Sequential(nn.AdaptiveAvgPool2d({3, 2}), nn.Flatten(3), nn.AdaptiveMaxPool1d(4))
   end, function() return r(2, 3, 7, 5) end, EXACT},
+  {"AdaptiveMaxPool2d with indices (the values scaled by the indices, so both must agree)", function()
+    local M = nn.Module:extend("MaxWithIndices")
+    function M:init() self.pool = nn.AdaptiveMaxPool2d({2, 3}, {return_indices = true}) end
+    function M:forward(x)
+      local y, idx = self.pool(x)
+      return y * idx:to(y.dtype)
+    end
+    return M()
+  end, function() return r(2, 3, 7, 5) end, EXACT},
   {"BatchNorm2d training", function() return nn.BatchNorm2d(3) end, function() return r(4, 3, 5, 4) * 2 + 1 end, EXACT},
   {"LayerNorm", function() return nn.LayerNorm({3, 4}) end, function() return r(2, 5, 3, 4) end, EXACT},
   {"GroupNorm", function() return nn.GroupNorm(2, 4) end, function() return r(3, 4, 5) end, EXACT},

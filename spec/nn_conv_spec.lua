@@ -75,6 +75,9 @@ describe("against PyTorch", function()
     instance_norm1d = function(i) return nn.InstanceNorm1d(3, {dtype = "float64"})(i[1]) end,
     pixel_shuffle = function(i) return F.pixel_shuffle(i[1], 2) end,
     pixel_unshuffle = function(i) return F.pixel_unshuffle(i[1], 2) end,
+    adaptive_max_pool2d_indices = function(i) return F.adaptive_max_pool2d(i[1], {3, 4}, {return_indices = true}) end,
+    adaptive_max_pool2d_ties = function(i) return nn.AdaptiveMaxPool2d({2, 3}, {return_indices = true})(i[1]) end,
+    adaptive_max_pool1d_indices = function(i) return F.adaptive_max_pool1d(i[1], 3, {return_indices = true}) end,
   }
   for _, c in ipairs(ref.misc) do
     it(c.fn, function() run_case(c, misc[c.fn]) end)

@@ -156,48 +156,105 @@ end
 ---------------------------------------------------------------------------
 -- Adaptive pooling: output sizes given, window i of a dim covering
 -- [floor(i n / m), ceil((i + 1) n / m)) (PyTorch's); separable, so each
--- spatial dim is pooled in turn (one narrow and one reduction per window)
+-- spatial dim is pooled in turn (one narrow and one reduction per window),
+-- the last dim first: a max then goes to the first maximum in row-major
+-- order, as PyTorch's loops pick it. With indices, each step also keeps
+-- where along its dim the kept element came from; earlier steps' positions
+-- follow by gather, and the end gives the 1-based flat index in the plane.
 
-local function adaptive(fn, nd, x, output_size, reduce)
+-- 1-based positions along dim of a tensor shaped like `like` (size n there),
+-- (j - 1) * step added at position j
+local function positions(like, dim, n, step)
+  local shape = {}
+  for d = 1, like:dim() do shape[d] = 1 end
+  shape[dim] = n
+  return (dl.arange(0, n, {device = like.device}) * step):view(shape):expand(like:size())
+end
+
+local function adaptive(fn, nd, x, output_size, reduce, want_idx)
   local xb, unbatched = batched(fn, x, nd)
   local out = tuple(fn, "output_size", output_size, nd, 1)
-  local y = xb
-  for i = 1, nd do
+  local y, at = xb, {}
+  for i = nd, 1, -1 do
     local dim, n, m = 2 + i, xb:size(2 + i), out[i]
     if n == 0 then fail(fn, "input %s is empty in spatial dim %d", checks.shape_str(x), i) end
-    if n % m == 0 then
+    local pos -- with indices: the 1-based position along dim of each kept element
+    if m == n then
+      if want_idx then pos = positions(y, dim, n, 1) + 1 end
+    elseif n % m == 0 then
       -- equal windows: one reshape and one reduction
       local shape = y:size()
       shape[dim] = m
       table.insert(shape, dim + 1, n // m)
-      y = reduce(y:reshape(shape), dim + 1)
-    elseif m ~= n then
-      local parts = {}
+      local v, a = reduce(y:reshape(shape), dim + 1)
+      if want_idx then pos = a + positions(v, dim, m, n // m) end
+      y = v
+    else
+      local parts, where = {}, {}
       for j = 0, m - 1 do
-        local a, b = (j * n) // m, -((-(j + 1) * n) // m)
-        parts[j + 1] = reduce(y:narrow(dim, a + 1, b - a), dim):unsqueeze(dim)
+        local lo, hi = (j * n) // m, -((-(j + 1) * n) // m)
+        local v, a = reduce(y:narrow(dim, lo + 1, hi - lo), dim)
+        parts[j + 1] = v:unsqueeze(dim)
+        if want_idx then where[j + 1] = (a + lo):unsqueeze(dim) end
       end
       y = dl.cat(parts, dim)
+      if want_idx then pos = dl.cat(where, dim) end
+    end
+    if want_idx then
+      for d, p in pairs(at) do at[d] = p:gather(dim, pos) end
+      at[i] = pos
     end
   end
+  local idx
+  if want_idx then
+    local stride = 1
+    idx = at[nd]
+    for i = nd - 1, 1, -1 do
+      stride = stride * xb:size(3 + i)
+      idx = idx + (at[i] - 1) * stride
+    end
+    if unbatched then idx = idx:squeeze(1) end
+  end
   if unbatched then y = y:squeeze(1) end
-  return y
+  return y, idx
 end
 
 local function mean_of(t, dim) return t:mean(dim) end
-local function max_of(t, dim) return (t:max(dim)) end -- the gradient to the first maximum, as PyTorch's
+local function max_of(t, dim) return t:max(dim) end -- values and 1-based positions; the gradient to the first maximum
+
+local adaptive_max_opts = {return_indices = true}
 
 for nd = 1, 2 do
   local afn, mfn = fmt("dl.F.adaptive_avg_pool%dd", nd), fmt("dl.F.adaptive_max_pool%dd", nd)
-  -- F.adaptive_avg_poolNd(x, output_size), F.adaptive_max_poolNd(x, output_size)
-  F[fmt("adaptive_avg_pool%dd", nd)] = function(x, output_size) return adaptive(afn, nd, x, output_size, mean_of) end
-  F[fmt("adaptive_max_pool%dd", nd)] = function(x, output_size) return adaptive(mfn, nd, x, output_size, max_of) end
+  -- F.adaptive_avg_poolNd(x, output_size)
+  F[fmt("adaptive_avg_pool%dd", nd)] = function(x, output_size) return (adaptive(afn, nd, x, output_size, mean_of)) end
+  -- F.adaptive_max_poolNd(x, output_size, {return_indices = false}): with
+  -- return_indices also the 1-based flat index of each maximum in its plane
+  F[fmt("adaptive_max_pool%dd", nd)] = function(x, output_size, opts)
+    local o = check_options(mfn, opts, adaptive_max_opts)
+    local y, idx = adaptive(mfn, nd, x, output_size, max_of, o.return_indices)
+    if o.return_indices then return y, idx end
+    return y
+  end
   for kind, reduce in pairs({Avg = mean_of, Max = max_of}) do
     local name = fmt("Adaptive%sPool%dd", kind, nd)
     local M = nn.Module:extend(name)
     nn[name] = M
-    function M:init(output_size) self.output_size = tuple("dl.nn." .. name, "output_size", output_size, nd, 1) end
-    function M:forward(x) return adaptive(nil, nd, x, self.output_size, reduce) end
+    if kind == "Max" then
+      -- AdaptiveMaxPoolNd(output_size, {return_indices = false})
+      function M:init(output_size, opts)
+        self.output_size = tuple("dl.nn." .. name, "output_size", output_size, nd, 1)
+        self.return_indices = check_options("dl.nn." .. name, opts, adaptive_max_opts).return_indices == true
+      end
+      function M:forward(x)
+        local y, idx = adaptive(nil, nd, x, self.output_size, reduce, self.return_indices)
+        if self.return_indices then return y, idx end
+        return y
+      end
+    else
+      function M:init(output_size) self.output_size = tuple("dl.nn." .. name, "output_size", output_size, nd, 1) end
+      function M:forward(x) return (adaptive(nil, nd, x, self.output_size, reduce)) end
+    end
     function M:extra_repr() return fmt("output_size=%s", tuple_str(self.output_size)) end
   end
 end
