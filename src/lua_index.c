@@ -340,6 +340,17 @@ static int l_flip(lua_State *L) {
   return 1;
 }
 
+/* t:triu(k = 0), t:tril(k = 0): the last two dims' upper / lower triangle
+ * from diagonal k on (k > 0 above the main diagonal) */
+static int tri(lua_State *L, bool upper) {
+  dl_tensor *t = dlua_checktensor(L, 1);
+  int64_t k = luaL_optinteger(L, 2, 0);
+  dlua_push_or_error(L, dl_ag_tri(t, k, upper));
+  return 1;
+}
+static int l_triu(lua_State *L) { return tri(L, true); }
+static int l_tril(lua_State *L) { return tri(L, false); }
+
 /* t:roll(shifts [, dims]): numbers or tables of numbers */
 static int l_roll(lua_State *L) {
   dl_tensor *t = dlua_checktensor(L, 1);
@@ -365,7 +376,7 @@ static const luaL_Reg methods[] = {
   {"scatter_add_", l_scatter_add_}, {"index_add", l_index_add}, {"index_add_", l_index_add_},
   {"index_copy", l_index_copy}, {"index_copy_", l_index_copy_}, {"index_fill", l_index_fill},
   {"index_fill_", l_index_fill_}, {"sort", l_sort}, {"argsort", l_argsort}, {"topk", l_topk},
-  {"flip", l_flip}, {"roll", l_roll}, {NULL, NULL},
+  {"flip", l_flip}, {"roll", l_roll}, {"triu", l_triu}, {"tril", l_tril}, {NULL, NULL},
 };
 
 static const luaL_Reg functions[] = {
@@ -373,7 +384,7 @@ static const luaL_Reg functions[] = {
   {"gather", l_gather}, {"masked_select", l_masked_select}, {"nonzero", l_nonzero}, {"scatter", l_scatter},
   {"scatter_add", l_scatter_add}, {"index_add", l_index_add}, {"index_copy", l_index_copy},
   {"index_fill", l_index_fill}, {"sort", l_sort}, {"argsort", l_argsort}, {"topk", l_topk},
-  {"one_hot", l_one_hot}, {"flip", l_flip}, {"roll", l_roll}, {NULL, NULL},
+  {"one_hot", l_one_hot}, {"flip", l_flip}, {"roll", l_roll}, {"triu", l_triu}, {"tril", l_tril}, {NULL, NULL},
 };
 
 void dlua_open_index(lua_State *L) { dlua_register(L, methods, functions); }

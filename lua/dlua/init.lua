@@ -21,6 +21,7 @@ require "dlua.cluster"       -- dl.cluster.kmeans
 require "dlua.metrics"       -- dl.metrics
 require "dlua.utils"         -- dl.utils: progress, EarlyStopping
 require "dlua.plot"          -- dl.plot
+require "dlua.sampling"      -- dl.multinomial
 
 -- every public function, method and constructor written in Lua names
 -- itself in the errors raised below it (the C functions already do)

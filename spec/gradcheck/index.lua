@@ -86,6 +86,12 @@ local cases = {
   {op = "roll", desc = "the flattened tensor", make = function()
     return {leaf(randn(2, 3):t())}
   end, fn = function(x) return dl.roll(x, 4) end},
+  {op = "triu", desc = "a batch of transposed matrices, above the diagonal", make = function()
+    return {leaf(randn(2, 4, 3):transpose(2, 3))}
+  end, fn = function(x) return x:triu(1) end},
+  {op = "tril", desc = "below a negative diagonal", make = function()
+    return {leaf(randn(4, 5))}
+  end, fn = function(x) return dl.tril(x, -1) end},
   {op = "scatter_", desc = "src form in place on a clone", make = function()
     return {leaf(randn(3, 4)), leaf(randn(2, 4))}
   end, fn = function(s, src)

@@ -200,6 +200,11 @@ for nd = 1, 2 do
   end
 end
 S.calls["dl.F.pad"] = function() return {img(2), v({1, 1})} end
+-- sequences: an embedding and its lookups, sampling
+local function emb() return dl.nn.Embedding(5, 3) end
+S.calls["Embedding:forward"] = function() return {emb, idx23} end
+S.calls["Embedding:from_pretrained"] = function() return {function() return dl.randn(4, 3) end} end
+S.calls["dl.multinomial"] = function() return {P, v(2)} end
 S.calls["dl.F.interpolate"] = function() return {img(2), v({scale_factor = 2})} end
 S.calls["dl.nn.Upsample"] = function() return {v({scale_factor = 2})} end
 S.calls["Upsample:forward"] = function() return {function() return dl.nn.Upsample({scale_factor = 2}) end, img(2)} end

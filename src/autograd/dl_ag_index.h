@@ -36,6 +36,7 @@ int dl_ag_index_fill_(dl_tensor *self, int dim, dl_tensor *idx, dl_scalar value)
 /* reordering */
 dl_tensor *dl_ag_flip(dl_tensor *t, const int *dims, int n);
 dl_tensor *dl_ag_roll(dl_tensor *t, const int64_t *shifts, int nshifts, const int *dims, int ndims);
+dl_tensor *dl_ag_tri(dl_tensor *t, int64_t k, bool upper);
 
 /* sorting: values are differentiable, indices are not */
 int dl_ag_sort(dl_tensor *t, int dim, bool descending, dl_tensor **values, dl_tensor **indices);

@@ -1,4 +1,5 @@
-/* grad_index.c — gathering, scattering, masked_select and sorting: forward,
+/* grad_index.c — gathering, scattering, masking (masked_select, triu/tril)
+ * and sorting: forward,
  * backward rule and jvp rule of each, side by side. gather/scatter_add and
  * index_select/index_add are each other's backward, so every rule here is
  * written with these differentiable ops and second derivatives follow.
@@ -401,3 +402,31 @@ int dl_ag_topk(dl_tensor *t, int64_t k, int dim, bool largest, bool sorted, dl_t
   return finish_values(&topk_type, t, dim, values, indices);
 }
 
+
+/* ---- triu / tril: the gradient and the tangent masked the same way ---- */
+
+typedef struct {
+  int64_t k;
+  bool upper;
+} tri_ctx;
+
+static int tri_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
+  const tri_ctx *c = (const tri_ctx *)n->ctx;
+  gin[0] = dl_ag_tri(gout[0], c->k, c->upper);
+  return gin[0] ? 0 : -1;
+}
+static const dl_node_type triu_type = {"TriuBackward0", tri_backward, NULL};
+static const dl_node_type tril_type = {"TrilBackward0", tri_backward, NULL};
+
+dl_tensor *dl_ag_tri(dl_tensor *t, int64_t k, bool upper) {
+  dl_tensor *out = dl_op_tri(t, k, upper);
+  if (!out) return NULL;
+  if (dl_ag_needs1(t)) {
+    dl_node *node = dl_ag_record(upper ? &triu_type : &tril_type, &t, 1, out);
+    if (!node) return fail(out);
+    tri_ctx c = {k, upper};
+    memcpy(node->ctx, &c, sizeof c);
+  }
+  if (t->tangent && dl_fw_set(out, dl_op_tri(t->tangent, k, upper))) return fail(out);
+  return out;
+}

@@ -4,6 +4,8 @@
 #include "dl_index.h"
 
 #include "../dl_backend.h"
+#include "dl_create.h"
+#include "dl_ewise.h"
 
 #include <math.h>
 
@@ -525,4 +527,36 @@ dl_tensor *dl_op_roll(dl_tensor *t, const int64_t *shifts, int nshifts, const in
     return dl_tensor_clone(t);
   }
   return cur;
+}
+
+/* ---- triu / tril ---- */
+
+/* Over the last two dims, the elements with column - row >= k (triu) or
+ * <= k (tril) are kept and the others zeroed (false for bool). Composed
+ * from ops every backend has: the [R, C] mask of dropped elements from
+ * two aranges, then one masked fill, so no kernel of its own. */
+dl_tensor *dl_op_tri(dl_tensor *t, int64_t k, bool upper) {
+  const char *fn = upper ? "triu" : "tril";
+  if (t->ndim < 2) {
+    dl_error_set("%s: input must have at least 2 dims, got %d", fn, t->ndim);
+    return NULL;
+  }
+  int64_t R = t->shape[t->ndim - 2], C = t->shape[t->ndim - 1];
+  dl_device dev = dl_tensor_device(t);
+  dl_tensor *rows = NULL, *cols = NULL, *r2 = NULL, *diff = NULL, *drop = NULL, *out = NULL;
+  rows = dl_op_arange(dl_scalar_i(0), dl_scalar_i(R), dl_scalar_i(1), DL_INT64, dev);
+  cols = rows ? dl_op_arange(dl_scalar_i(0), dl_scalar_i(C), dl_scalar_i(1), DL_INT64, dev) : NULL;
+  r2 = cols ? dl_tensor_reshape(rows, (int64_t[]){R, 1}, 2) : NULL;
+  diff = r2 ? dl_op_binary(DL_BIN_SUB, cols, r2, dl_scalar_i(1)) : NULL; /* [R, C]: column - row */
+  drop = diff ? dl_op_binary_ex(upper ? DL_BIN_LT : DL_BIN_GT, dl_operand_tensor(diff),
+                                dl_operand_scalar(dl_scalar_i(k)), dl_scalar_i(1))
+              : NULL;
+  out = drop ? dl_op_masked_fill(t, drop, dl_operand_scalar(dl_scalar_i(0))) : NULL;
+  dl_tensor_release(rows);
+  dl_tensor_release(cols);
+  dl_tensor_release(r2);
+  dl_tensor_release(diff);
+  dl_tensor_release(drop);
+  if (!out) dl_error_prefix(fn);
+  return out;
 }

@@ -85,6 +85,9 @@ dl_tensor *dl_op_flip(dl_tensor *t, const int *dims, int n);
 /* Rolls by shifts[i] along dims[i]; ndims == 0 rolls the flattened tensor
  * by shifts[0] (nshifts must then be 1). */
 dl_tensor *dl_op_roll(dl_tensor *t, const int64_t *shifts, int nshifts, const int *dims, int ndims);
+/* triu (upper) / tril of the last two dims: column - row >= k (<= k) kept,
+ * the rest zero */
+dl_tensor *dl_op_tri(dl_tensor *t, int64_t k, bool upper);
 
 /* ---- sorting (dl_sort.c) ---- */
 /* Stable; NaN sorts last ascending, first descending. 0 ok, -1 on error;

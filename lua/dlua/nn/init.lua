@@ -18,6 +18,7 @@ require "dlua.nn.conv"         -- Conv1d/2d/3d, ConvTranspose1d/2d, Unfold, Fold
 require "dlua.nn.pool"         -- Max/AvgPool1d/2d/3d, adaptive pools and their F forms
 require "dlua.nn.resample"     -- F.pad, F.interpolate / Upsample, PixelShuffle / PixelUnshuffle
 require "dlua.nn.norm"         -- LayerNorm, GroupNorm, InstanceNorm, RMSNorm, Dropout2d, Unflatten
+require "dlua.nn.embedding"    -- Embedding, F.embedding, F.one_hot
 require "dlua.nn.utils"        -- nn.utils: clip_grad_norm_, penalties, ...
 
 return nn
