@@ -29,7 +29,7 @@ local cases = require "spec.gradcheck.index"
 local names = {
   "cat", "stack", "index_select", "gather", "masked_select", "scatter", "scatter_", "scatter_add",
   "scatter_add_", "index_add", "index_add_", "index_copy", "index_copy_", "index_fill", "index_fill_",
-  "sort", "topk", "flip", "roll",
+  "sort", "topk", "flip", "roll", "triu", "tril",
 }
 
 describe("index-family autograd: coverage", function()

@@ -30,4 +30,11 @@ int dl_ag_fill_(dl_tensor *dst, dl_scalar v);
 dl_tensor *dl_ag_embed(dl_tensor *g, const int64_t *shape, int ndim, int dim, int64_t start);
 
 
+/* For the engine's backward: true when n is a narrow or select node (a
+ * region cut out of its one input); dl_ag_view_region gives that region
+ * of `full`, a tensor shaped as the input (a view; NULL on error). */
+struct dl_node;
+bool dl_ag_cuts_region(const struct dl_node *n);
+dl_tensor *dl_ag_view_region(const struct dl_node *n, dl_tensor *full);
+
 #endif

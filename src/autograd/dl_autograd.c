@@ -4,6 +4,8 @@
 
 #include "../dl_alloc.h"
 #include "dl_autograd_ops.h"
+#include "dl_ag_view.h"
+#include "../ops/dl_ewise.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -263,6 +265,52 @@ static int accumulate(dl_tensor **acc, dl_tensor *g) {
   return 0;
 }
 
+/* g (taken over) into output k's gradient buffer of node m. A buffer the engine owns
+ * (made or summed by it, never a tensor someone else holds) takes g in
+ * place when no graph of the gradients is recorded. */
+static int accumulate_buf(dl_node *m, int k, dl_tensor *g, bool create_graph) {
+  dl_tensor **acc = &m->gbuf[k];
+  uint8_t bit = (uint8_t)(1u << k);
+  if (*acc && (m->gbuf_owned & bit) && !create_graph && g->dtype == (*acc)->dtype) {
+    int rc = dl_op_binary_(DL_BIN_ADD, *acc, dl_operand_tensor(g), dl_scalar_i(1));
+    dl_tensor_release(g);
+    return rc;
+  }
+  bool summed = *acc != NULL;
+  if (accumulate(acc, g)) return -1;
+  if (summed && !create_graph) m->gbuf_owned |= bit;
+  else m->gbuf_owned &= (uint8_t)~bit;
+  return 0;
+}
+
+/* A narrow or select node's gradient goes straight into its region of the
+ * input's gradient buffer (made the engine's own first: zeros, or a copy
+ * of a gradient it was handed), instead of being embedded into a zero
+ * tensor of the input's size and summed with the others: a loop over x[t]
+ * or x:narrow(...) costs O(size of x) in backward, not O(T * size of x).
+ * Not while recording a graph of the gradients (the embed is then the
+ * differentiable rule). 1 done, 0 not applicable, -1 error. */
+static int add_into_region(dl_node *n, dl_tensor *g, bool create_graph) {
+  if (create_graph || n->nedges != 1 || !n->edges[0].fn || !dl_ag_cuts_region(n)) return 0;
+  dl_node *m = n->edges[0].fn;
+  int k = n->edges[0].output_nr;
+  uint8_t bit = (uint8_t)(1u << k);
+  if (g->dtype != m->out[k].dtype) return 0;
+  dl_tensor **buf = &m->gbuf[k];
+  if (!*buf || !(m->gbuf_owned & bit)) {
+    dl_tensor *own = *buf ? dl_tensor_clone(*buf)
+                          : dl_tensor_zeros(m->out[k].shape, m->out[k].ndim, m->out[k].dtype, m->out_device);
+    if (!own) return -1;
+    dl_tensor_release(*buf);
+    *buf = own;
+    m->gbuf_owned |= bit;
+  }
+  dl_tensor *region = dl_ag_view_region(n, *buf);
+  int rc = region ? dl_op_binary_(DL_BIN_ADD, region, dl_operand_tensor(g), dl_scalar_i(1)) : -1;
+  dl_tensor_release(region);
+  return rc ? -1 : 1;
+}
+
 static int check_grad_shape(const char *who, const dl_tensor *g, const int64_t *shape, int ndim) {
   bool same = g->ndim == ndim;
   for (int d = 0; same && d < ndim; d++) same = g->shape[d] == shape[d];
@@ -371,7 +419,7 @@ static int run_backward(dl_tensor *const *roots, dl_tensor *const *grads, int nr
       if (!g) goto done;
     }
     if (r->grad_fn) {
-      if (accumulate(&r->grad_fn->gbuf[r->output_nr], g)) goto done;
+      if (accumulate_buf(r->grad_fn, r->output_nr, g, create_graph)) goto done;
     } else if (cap) {
       int crc = capture_grad(cap, r, g);
       dl_tensor_release(g);
@@ -393,6 +441,7 @@ static int run_backward(dl_tensor *const *roots, dl_tensor *const *grads, int nr
     bool any = false;
     for (int k = 0; k < n->noutputs; k++) any = any || n->gbuf[k];
     if (any) {
+      n->gbuf_owned = 0;
       for (int k = 0; k < n->noutputs; k++) {
         gout[k] = n->gbuf[k] ? n->gbuf[k] : zeros_for_output(n, k);
         n->gbuf[k] = NULL;
@@ -419,18 +468,20 @@ static int run_backward(dl_tensor *const *roots, dl_tensor *const *grads, int nr
           goto node_fail;
         }
       }
-      if (n->type->backward(n, gout, gin)) goto node_fail;
+      int cut = add_into_region(n, gout[0], create_graph);
+      if (cut < 0) goto node_fail;
+      if (!cut && n->type->backward(n, gout, gin)) goto node_fail;
       for (int i = 0; i < n->nedges; i++) {
         dl_tensor *g = gin[i];
         gin[i] = NULL;
         if (!g) continue;
         dl_edge *e = &n->edges[i];
         if (e->fn) {
-          if (check_grad_shape(n->type->name, g, e->fn->out[e->output_nr].shape, e->fn->out[e->output_nr].ndim) ||
-              accumulate(&e->fn->gbuf[e->output_nr], g)) {
+          if (check_grad_shape(n->type->name, g, e->fn->out[e->output_nr].shape, e->fn->out[e->output_nr].ndim)) {
             dl_tensor_release(g);
             goto node_fail;
           }
+          if (accumulate_buf(e->fn, e->output_nr, g, create_graph)) goto node_fail; /* g taken over */
         } else if (e->leaf) {
           int lrc;
           if (cap) {
@@ -472,6 +523,7 @@ done:
       dl_tensor_release(n->gbuf[k]);
       n->gbuf[k] = NULL;
     }
+    n->gbuf_owned = 0;
   }
   free(todo.items);
   free(visited.items);

@@ -68,6 +68,7 @@ typedef struct dl_node {
   uint64_t walk_id;
   int deps;
   dl_tensor *gbuf[DL_NODE_MAX_OUTPUTS];
+  uint8_t gbuf_owned; /* bit k: gbuf[k] is the engine's own (may be added to in place) */
   /* op-specific: sizes, dims, scalars */
   _Alignas(16) unsigned char ctx[DL_NODE_CTX_BYTES];
 } dl_node;

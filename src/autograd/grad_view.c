@@ -167,6 +167,14 @@ static int select_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) 
 }
 static const dl_node_type select_type = {"SelectBackward0", select_backward, NULL};
 
+bool dl_ag_cuts_region(const dl_node *n) { return n->type == &narrow_type || n->type == &select_type; }
+
+dl_tensor *dl_ag_view_region(const dl_node *n, dl_tensor *full) {
+  const narrow_ctx *c = (const narrow_ctx *)n->ctx;
+  if (n->type == &select_type) return dl_tensor_select(full, c->dim, c->start);
+  return dl_tensor_narrow(full, c->dim, c->start, c->len);
+}
+
 dl_tensor *dl_ag_select(dl_tensor *t, int dim, int64_t index) {
   dl_tensor *out = dl_tensor_select(t, dim, index);
   if (!out) return NULL;
