@@ -609,6 +609,61 @@ local MODULES = {
     function() return r(2, 3, 4, 5) end, EXACT},
   {"RMSNorm", function() return nn.RMSNorm(5) end, function() return r(3, 4, 5) end, EXACT},
   {"Dropout2d in training mode", function() return nn.Dropout2d(0.4) end, function() return r(3, 6, 2, 2) end, EXACT},
+  -- sequences: embeddings, the recurrent family (one GEMM per layer and direction for the inputs, one addmm
+  -- per step), attention (batched GEMMs around a masked softmax, dropout on the weights)
+  {"Embedding with a padding row", function()
+    local M = nn.Module:extend("Lookup")
+    function M:init() self.emb = nn.Embedding(7, 3, {padding_idx = 2}) end
+    function M:forward(x) return self.emb(dl.tensor({{1, 2, 5}, {7, 2, 1}}):to(x.device)) * x end
+    return M()
+  end, function() return r(2, 3, 3) end, EXACT},
+  {"LSTM 2 layers bidirectional", function() return nn.LSTM(5, 4, {num_layers = 2, bidirectional = true}) end,
+    function() return r(6, 3, 5) end, GEMM},
+  {"LSTM with projections, batch first", function() return nn.LSTM(5, 4, {proj_size = 2, batch_first = true}) end,
+    function() return r(3, 6, 5) end, GEMM},
+  {"LSTM dropout between layers in training mode", function() return nn.LSTM(5, 4, {num_layers = 2, dropout = 0.3}) end,
+    function() return r(6, 3, 5) end, GEMM},
+  {"GRU batch first, bidirectional", function() return nn.GRU(5, 4, {batch_first = true, bidirectional = true}) end,
+    function() return r(3, 6, 5) end, GEMM},
+  {"RNN relu, 2 layers, no bias", function() return nn.RNN(5, 4, {nonlinearity = "relu", num_layers = 2, bias = false}) end,
+    function() return r(6, 3, 5) end, GEMM},
+  {"RNN tanh unbatched", function() return nn.RNN(5, 4) end, function() return r(6, 5) end, GEMM},
+  {"LSTMCell", function() return nn.LSTMCell(5, 4) end, function() return r(3, 5) end, GEMM},
+  {"GRUCell unbatched", function() return nn.GRUCell(5, 4) end, function() return r(5) end, GEMM},
+  {"RNNCell relu", function() return nn.RNNCell(5, 4, {nonlinearity = "relu"}) end, function() return r(3, 5) end, GEMM},
+  {"MultiheadAttention, batch first, key padding mask, per-head weights", function()
+    local M = nn.Module:extend("SelfAttention")
+    function M:init() self.attn = nn.MultiheadAttention(8, 2, {batch_first = true}) end
+    function M:forward(x)
+      local kpm = dl.tensor({{false, false, false, true, true}, {false, false, false, false, false}}):to(x.device)
+      local out, w = self.attn(x, x, x, {key_padding_mask = kpm, average_attn_weights = false})
+      return dl.cat({out, w:mean(2)}, 3) -- the weights checked too
+    end
+    return M()
+  end, function() return r(2, 5, 8) end, GEMM},
+  {"MultiheadAttention cross-attention, kdim/vdim, causal, dropout in training", function()
+    local M = nn.Module:extend("CrossAttention")
+    function M:init()
+      self.attn = nn.MultiheadAttention(8, 2, {kdim = 6, vdim = 4, dropout = 0.2})
+      self.mem = nn.Parameter(dl.randn(7, 3, 10))
+    end
+    function M:forward(x)
+      return (self.attn(x, self.mem:narrow(3, 1, 6), self.mem:narrow(3, 7, 4), {is_causal = true}))
+    end
+    return M()
+  end, function() return r(5, 3, 8) end, GEMM},
+  {"TransformerEncoderLayer pre-norm, GELU, causal, dropout in training", function()
+    local M = nn.Module:extend("CausalEncoderLayer")
+    function M:init()
+      self.layer = nn.TransformerEncoderLayer(8, 2, {dim_feedforward = 16, activation = "gelu", norm_first = true})
+    end
+    function M:forward(x) return self.layer(x, {is_causal = true}) end
+    return M()
+  end, function() return r(6, 2, 8) end, GEMM},
+  {"TransformerEncoder of two post-norm layers", function()
+    return nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, {dim_feedforward = 16, batch_first = true}), 2,
+      {norm = nn.LayerNorm(8)})
+  end, function() return r(3, 5, 8) end, GEMM},
   {"Upsample bilinear and PixelShuffle", function()
     return nn.Sequential(nn.Upsample({scale_factor = 2, mode = "bilinear"}), nn.PixelUnshuffle(2), nn.PixelShuffle(2),
       nn.Unflatten(2, {2, 2}))

@@ -3,6 +3,12 @@
 -- Keys: "<name> #<argument> <bad value>", or "<name> #<argument> *" for every
 -- bad value at that position.
 return {
+  ["RNN:forward #3 nil"] = "no initial state: zeros, as PyTorch's RNN(x) with hx = None",
+  ["LSTM:forward #3 nil"] = "no initial state: zeros, as PyTorch's LSTM(x) with hx = None",
+  ["GRU:forward #3 nil"] = "no initial state: zeros, as PyTorch's GRU(x) with hx = None",
+  ["RNNCell:forward #3 nil"] = "no initial state: zeros, as PyTorch's RNNCell(x) with hx = None",
+  ["LSTMCell:forward #3 nil"] = "no initial state: zeros, as PyTorch's LSTMCell(x) with hx = None",
+  ["GRUCell:forward #3 nil"] = "no initial state: zeros, as PyTorch's GRUCell(x) with hx = None",
   ["dl.save #2 *"] = "dl.save stores any Lua value (tensors, tables, strings, numbers), as torch.save stores any object",
   ["dl.optim.Optimizer #2 *"] = "the defaults table: any name = value pairs (subclasses read theirs)",
   ["dl.nn.state_dict_keys #1 *"] = "a state dict is a table of name = value pairs; {} and any names are valid",

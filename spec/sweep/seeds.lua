@@ -213,6 +213,42 @@ S.calls["dl.F.pixel_unshuffle"] = function() return {function() return dl.randn(
 S.calls["PixelShuffle:forward"] = function() return {function() return dl.nn.PixelShuffle(2) end, function() return dl.randn(1, 8, 2, 2) end} end
 S.calls["PixelUnshuffle:forward"] = function() return {function() return dl.nn.PixelUnshuffle(2) end, function() return dl.randn(1, 2, 4, 4) end} end
 
+-- recurrent layers (nn/rnn.lua): input [T, B, in] = [4, 2, 3], state [layers * dirs, B, hidden]
+local function seq() return dl.randn(4, 2, 3) end
+local function h14() return dl.zeros(1, 2, 4) end
+local function x23() return dl.randn(2, 3) end
+S.calls["RNN:forward"] = function() return {function() return dl.nn.RNN(3, 4) end, seq, h14} end
+S.calls["GRU:forward"] = function() return {function() return dl.nn.GRU(3, 4) end, seq, h14} end
+S.calls["LSTM:forward"] = function()
+  return {function() return dl.nn.LSTM(3, 4) end, seq, function() return {h14(), h14()} end}
+end
+S.calls["RNNCell:forward"] = function()
+  return {function() return dl.nn.RNNCell(3, 4) end, x23, function() return dl.zeros(2, 4) end}
+end
+S.calls["GRUCell:forward"] = function()
+  return {function() return dl.nn.GRUCell(3, 4) end, x23, function() return dl.zeros(2, 4) end}
+end
+S.calls["LSTMCell:forward"] = function()
+  return {function() return dl.nn.LSTMCell(3, 4) end, x23, function() return {dl.zeros(2, 4), dl.zeros(2, 4)} end}
+end
+
+-- attention and Transformer layers: sequences [L, B, E] with E = 4
+local function seq4() return dl.randn(3, 2, 4) end
+local function mha() return dl.nn.MultiheadAttention(4, 2) end
+local function enc_layer() return dl.nn.TransformerEncoderLayer(4, 2, {dim_feedforward = 8}) end
+local function dec_layer() return dl.nn.TransformerDecoderLayer(4, 2, {dim_feedforward = 8}) end
+S.calls["MultiheadAttention:forward"] = function() return {mha, seq4, seq4, seq4} end
+S.calls["TransformerEncoderLayer:forward"] = function() return {enc_layer, seq4} end
+S.calls["TransformerDecoderLayer:forward"] = function() return {dec_layer, seq4, seq4} end
+S.calls["dl.nn.TransformerEncoder"] = function() return {enc_layer, v(2)} end
+S.calls["dl.nn.TransformerDecoder"] = function() return {dec_layer, v(2)} end
+S.calls["TransformerEncoder:forward"] = function()
+  return {function() return dl.nn.TransformerEncoder(enc_layer(), 2) end, seq4}
+end
+S.calls["TransformerDecoder:forward"] = function()
+  return {function() return dl.nn.TransformerDecoder(dec_layer(), 2) end, seq4, seq4}
+end
+
 -- normalisation layers and the like
 S.calls["dl.F.dropout2d"] = function() return {img(2)} end
 S.calls["Dropout2d:forward"] = function() return {function() return dl.nn.Dropout2d(0.5) end, img(2)} end

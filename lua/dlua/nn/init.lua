@@ -19,6 +19,9 @@ require "dlua.nn.pool"         -- Max/AvgPool1d/2d/3d, adaptive pools and their 
 require "dlua.nn.resample"     -- F.pad, F.interpolate / Upsample, PixelShuffle / PixelUnshuffle
 require "dlua.nn.norm"         -- LayerNorm, GroupNorm, InstanceNorm, RMSNorm, Dropout2d, Unflatten
 require "dlua.nn.embedding"    -- Embedding, F.embedding, F.one_hot
+require "dlua.nn.rnn"          -- RNN, LSTM, GRU and their cells
+require "dlua.nn.attention"    -- F.scaled_dot_product_attention, MultiheadAttention
+require "dlua.nn.transformer"  -- TransformerEncoderLayer / DecoderLayer, TransformerEncoder
 require "dlua.nn.utils"        -- nn.utils: clip_grad_norm_, penalties, ...
 
 return nn
