@@ -226,6 +226,7 @@ static int l_backward(lua_State *L) {
   bool create = dlua_optbool(L, opts, "create_graph", false);
   bool retain = dlua_optbool(L, opts, "retain_graph", create);
   dlua_check_status(L, dl_backward(&t, &g, 1, retain, create));
+  dlua_gc_after_backward(L);
   return 0;
 }
 

@@ -74,6 +74,8 @@ void dlua_heap_track(lua_State *L, dlua_tensor_ud *u);
  * runs the collection dlua_pushtensor found due (see lua_tensor.c). */
 extern _Thread_local bool dlua_gc_due;
 void dlua_gc_collect(lua_State *L);
+/* a full collection after a big training step's backward (lua_tensor.c) */
+void dlua_gc_after_backward(lua_State *L);
 static inline void dlua_gc_point(lua_State *L) {
   if (dlua_gc_due) dlua_gc_collect(L);
 }
