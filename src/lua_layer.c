@@ -59,8 +59,25 @@ static int l_batch_norm(lua_State *L) {
   return 1;
 }
 
+/* dl.lstm_cell(gates, c) -> h, c1: gates [B, 4H] pre-activations (i, f, g, o), c [B, H] */
+static int l_lstm_cell(lua_State *L) {
+  dl_tensor *gates = dlua_checktensor(L, 1), *c = dlua_checktensor(L, 2), *h, *c1;
+  dlua_check_status(L, dl_ag_lstm_cell(gates, c, &h, &c1));
+  dlua_pushtensor(L, h);
+  dlua_pushtensor(L, c1);
+  return 2;
+}
+
+/* dl.gru_cell(gi, gh, h) -> h1: gi, gh [B, 3H] (r, z, n), h [B, H] */
+static int l_gru_cell(lua_State *L) {
+  dl_tensor *gi = dlua_checktensor(L, 1), *gh = dlua_checktensor(L, 2), *h = dlua_checktensor(L, 3);
+  dlua_push_or_error(L, dl_ag_gru_cell(gi, gh, h));
+  return 1;
+}
+
 static const luaL_Reg functions[] = {
-  {"rbf", l_rbf}, {"dropout", l_dropout}, {"batch_norm", l_batch_norm}, {NULL, NULL},
+  {"rbf", l_rbf}, {"dropout", l_dropout}, {"batch_norm", l_batch_norm}, {"lstm_cell", l_lstm_cell},
+  {"gru_cell", l_gru_cell}, {NULL, NULL},
 };
 
 void dlua_open_layer(lua_State *L) { dlua_register(L, NULL, functions); }

@@ -1,4 +1,4 @@
--- Differentiable layer ops (src/autograd/grad_layer.c): each entry is
+-- Differentiable layer ops (src/autograd/grad_layer.c, grad_rnn.c): each entry is
 -- checked by spec/autograd_layer_spec.lua (gradcheck + jvp) and counted by
 -- the coverage spec in spec/autograd_spec.lua.
 local dl = require "dlua"
@@ -23,5 +23,18 @@ return {
   batch_norm = {
     fn = function(x, w, b) return dl.batch_norm(x, nil, nil, {weight = w, bias = b, training = true}) end,
     inputs = function() return {r(3, 4, 2):transpose(1, 3):transpose(2, 3), r(3), r(3)} end,
+  },
+  -- the fused LSTM cell: both outputs (h and the new cell state), transposed gates
+  lstm_cell = {
+    fn = function(g, c)
+      local h, c1 = dl.lstm_cell(g, c)
+      return dl.cat({h, c1 * 0.5}, 2)
+    end,
+    inputs = function() return {r(12, 3):t() * 2, r(3, 3)} end,
+  },
+  -- the fused GRU cell, unbatched
+  gru_cell = {
+    fn = function(gi, gh, h) return dl.gru_cell(gi, gh, h) end,
+    inputs = function() return {r(9) * 2, r(9) * 2, r(3)} end,
   },
 }

@@ -205,6 +205,10 @@ local function emb() return dl.nn.Embedding(5, 3) end
 S.calls["Embedding:forward"] = function() return {emb, idx23} end
 S.calls["Embedding:from_pretrained"] = function() return {function() return dl.randn(4, 3) end} end
 S.calls["dl.multinomial"] = function() return {P, v(2)} end
+S.calls["dl.lstm_cell"] = function() return {function() return dl.randn(2, 8) end, function() return dl.randn(2, 2) end} end
+S.calls["dl.gru_cell"] = function()
+  return {function() return dl.randn(2, 6) end, function() return dl.randn(2, 6) end, function() return dl.randn(2, 2) end}
+end
 S.calls["dl.F.interpolate"] = function() return {img(2), v({scale_factor = 2})} end
 S.calls["dl.nn.Upsample"] = function() return {v({scale_factor = 2})} end
 S.calls["Upsample:forward"] = function() return {function() return dl.nn.Upsample({scale_factor = 2}) end, img(2)} end

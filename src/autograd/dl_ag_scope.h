@@ -7,7 +7,7 @@
 #include "../dl_tensor.h"
 #include "../dl_core.h"
 
-#define DL_AG_SCOPE_MAX 40
+#define DL_AG_SCOPE_MAX 64
 typedef struct {
   dl_tensor *t[DL_AG_SCOPE_MAX];
   int n;

@@ -4,6 +4,7 @@
  * are contiguous and of one float dtype; sums accumulate in double. */
 #include "../ops/dl_layer.h"
 #include "cpu_iter.h"
+#include "cpu_rnn.h"
 
 #include <cblas.h>
 #include "cpu_vecmath.h"
@@ -347,4 +348,8 @@ const struct dl_layer_kernels dl_cpu_layer = {
   .bn_stats = cpu_bn_stats,
   .bn_apply = cpu_bn_apply,
   .bn_backward = cpu_bn_backward,
+  .lstm_cell = dl_cpu_lstm_cell,
+  .lstm_cell_backward = dl_cpu_lstm_cell_backward,
+  .gru_cell = dl_cpu_gru_cell,
+  .gru_cell_backward = dl_cpu_gru_cell_backward,
 };

@@ -264,10 +264,141 @@ static int cuda_bn_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const d
   return dl_cuda_status();
 }
 
+/* ---- recurrent cells: one thread per (row, unit), the CPU's formulas ---- */
+
+template <typename T> __device__ T sig(T z) {
+  T e = exp(-fabs(z)), r = (T)1 / ((T)1 + e);
+  return z >= 0 ? r : e * r;
+}
+
+template <typename T> __global__ void lstm_cell_kernel(T *h, T *c1, const T *gates, const T *c, int64_t B, int64_t H) {
+  DL_CUDA_FOR(e, B * H) {
+    const int64_t b = e / H, j = e % H;
+    const T *g = gates + b * 4 * H;
+    const T i = sig(g[j]), f = sig(g[H + j]), gg = tanh(g[2 * H + j]), o = sig(g[3 * H + j]);
+    const T cn = f * c[e] + i * gg;
+    c1[e] = cn;
+    h[e] = o * tanh(cn);
+  }
+}
+
+template <typename T>
+__global__ void lstm_cell_backward_kernel(T *dgates, T *dc, const T *gh, const T *gc1, const T *gates, const T *c,
+                                          const T *c1, int64_t B, int64_t H) {
+  DL_CUDA_FOR(e, B * H) {
+    const int64_t b = e / H, j = e % H;
+    const T *g = gates + b * 4 * H;
+    T *d = dgates + b * 4 * H;
+    const T i = sig(g[j]), f = sig(g[H + j]), gg = tanh(g[2 * H + j]), o = sig(g[3 * H + j]);
+    const T tc = tanh(c1[e]), dh = gh ? gh[e] : (T)0;
+    const T dcn = (gc1 ? gc1[e] : (T)0) + dh * o * ((T)1 - tc * tc);
+    d[j] = dcn * gg * i * ((T)1 - i);
+    d[H + j] = dcn * c[e] * f * ((T)1 - f);
+    d[2 * H + j] = dcn * i * ((T)1 - gg * gg);
+    d[3 * H + j] = dh * tc * o * ((T)1 - o);
+    dc[e] = dcn * f;
+  }
+}
+
+template <typename T> __global__ void gru_cell_kernel(T *h1, const T *gi, const T *gh, const T *h, int64_t B, int64_t H) {
+  DL_CUDA_FOR(e, B * H) {
+    const int64_t b = e / H, j = e % H;
+    const T *a = gi + b * 3 * H, *q = gh + b * 3 * H;
+    const T r = sig(a[j] + q[j]), z = sig(a[H + j] + q[H + j]);
+    const T n = tanh(a[2 * H + j] + r * q[2 * H + j]);
+    h1[e] = n + z * (h[e] - n);
+  }
+}
+
+template <typename T>
+__global__ void gru_cell_backward_kernel(T *dgi, T *dgh, T *dh, const T *g, const T *gi, const T *gh, const T *h,
+                                         int64_t B, int64_t H) {
+  DL_CUDA_FOR(e, B * H) {
+    const int64_t b = e / H, j = e % H;
+    const T *a = gi + b * 3 * H, *q = gh + b * 3 * H;
+    T *da = dgi + b * 3 * H, *dq = dgh + b * 3 * H;
+    const T r = sig(a[j] + q[j]), z = sig(a[H + j] + q[H + j]);
+    const T n = tanh(a[2 * H + j] + r * q[2 * H + j]), go = g[e];
+    const T dn = go * ((T)1 - z) * ((T)1 - n * n);
+    const T dr = dn * q[2 * H + j] * r * ((T)1 - r), dz = go * (h[e] - n) * z * ((T)1 - z);
+    da[j] = dq[j] = dr;
+    da[H + j] = dq[H + j] = dz;
+    da[2 * H + j] = dn;
+    dq[2 * H + j] = dn * r;
+    dh[e] = go * z;
+  }
+}
+
+/* rows and units of a [B, H] or [H] state */
+static void rows_units(const dl_tensor *s, int64_t *B, int64_t *H) {
+  *B = s->ndim == 2 ? s->shape[0] : 1;
+  *H = s->shape[s->ndim - 1];
+}
+
+#define DATA(t) ((T *)dl_tensor_data(t))
+#define CDATA(t) ((const T *)dl_tensor_data(t))
+
+static int cuda_lstm_cell(dl_tensor *h, dl_tensor *c1, const dl_tensor *gates, const dl_tensor *c) {
+  DL_CUDA_ENTRY();
+  int64_t B, H;
+  rows_units(c, &B, &H);
+  if (B * H == 0) return dl_cuda_status();
+  DL_CUDA_DISPATCH_FLOAT(c->dtype, T,
+                         lstm_cell_kernel<T><<<dl_cuda_grid_items(B * H), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
+                             DATA(h), DATA(c1), CDATA(gates), CDATA(c), B, H));
+  DL_CUDA_LAUNCHED("lstm_cell");
+  return dl_cuda_status();
+}
+
+static int cuda_lstm_cell_backward(dl_tensor *dgates, dl_tensor *dc, const dl_tensor *gh, const dl_tensor *gc1,
+                                    const dl_tensor *gates, const dl_tensor *c, const dl_tensor *c1) {
+  DL_CUDA_ENTRY();
+  int64_t B, H;
+  rows_units(c, &B, &H);
+  if (B * H == 0) return dl_cuda_status();
+  DL_CUDA_DISPATCH_FLOAT(
+      c->dtype, T,
+      lstm_cell_backward_kernel<T><<<dl_cuda_grid_items(B * H), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
+          DATA(dgates), DATA(dc), gh ? CDATA(gh) : NULL, gc1 ? CDATA(gc1) : NULL, CDATA(gates), CDATA(c), CDATA(c1),
+          B, H));
+  DL_CUDA_LAUNCHED("lstm_cell backward");
+  return dl_cuda_status();
+}
+
+static int cuda_gru_cell(dl_tensor *h1, const dl_tensor *gi, const dl_tensor *gh, const dl_tensor *h) {
+  DL_CUDA_ENTRY();
+  int64_t B, H;
+  rows_units(h, &B, &H);
+  if (B * H == 0) return dl_cuda_status();
+  DL_CUDA_DISPATCH_FLOAT(h->dtype, T,
+                         gru_cell_kernel<T><<<dl_cuda_grid_items(B * H), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
+                             DATA(h1), CDATA(gi), CDATA(gh), CDATA(h), B, H));
+  DL_CUDA_LAUNCHED("gru_cell");
+  return dl_cuda_status();
+}
+
+static int cuda_gru_cell_backward(dl_tensor *dgi, dl_tensor *dgh, dl_tensor *dh, const dl_tensor *g,
+                                   const dl_tensor *gi, const dl_tensor *gh, const dl_tensor *h) {
+  DL_CUDA_ENTRY();
+  int64_t B, H;
+  rows_units(h, &B, &H);
+  if (B * H == 0) return dl_cuda_status();
+  DL_CUDA_DISPATCH_FLOAT(
+      h->dtype, T,
+      gru_cell_backward_kernel<T><<<dl_cuda_grid_items(B * H), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
+          DATA(dgi), DATA(dgh), DATA(dh), CDATA(g), CDATA(gi), CDATA(gh), CDATA(h), B, H));
+  DL_CUDA_LAUNCHED("gru_cell backward");
+  return dl_cuda_status();
+}
+
+#undef DATA
+#undef CDATA
+
 /* the table is filled in member order: a new member must be added below */
-static_assert(sizeof(struct dl_layer_kernels) == 5 * sizeof(void *),
+static_assert(sizeof(struct dl_layer_kernels) == 9 * sizeof(void *),
               "dl_layer_kernels changed: fill its new members");
 
 extern "C" const struct dl_layer_kernels dl_cuda_layer = {
-    cuda_rbf_forward, cuda_rbf_backward, cuda_bn_stats, cuda_bn_apply, cuda_bn_backward,
+    cuda_rbf_forward, cuda_rbf_backward, cuda_bn_stats,           cuda_bn_apply,          cuda_bn_backward,
+    cuda_lstm_cell,   cuda_lstm_cell_backward, cuda_gru_cell, cuda_gru_cell_backward,
 };

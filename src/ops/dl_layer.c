@@ -242,6 +242,122 @@ done:
   return rc;
 }
 
+/* ---- recurrent cells ---- */
+
+/* t is [B, n H] (or [n H] unbatched) for state s [B, H] ([H]), of s's dtype
+ * and device */
+static int check_rows(const char *fn, const char *what, const dl_tensor *t, const dl_tensor *s, int n) {
+  if (check_like(fn, what, t, s)) return -1;
+  int64_t H = s->ndim ? s->shape[s->ndim - 1] : 0;
+  bool ok = t->ndim == s->ndim && t->shape[t->ndim - 1] == n * H && (s->ndim == 1 || t->shape[0] == s->shape[0]);
+  if (ok) return 0;
+  char b1[64], b2[64];
+  dl_error_set("%s: %s %s does not fit the state %s (expected [B, %d H] for a state [B, H])", fn, what,
+               dl_tensor_shape_str(t, b1, sizeof b1), dl_tensor_shape_str(s, b2, sizeof b2), n);
+  return -1;
+}
+
+static int check_state(const char *fn, const char *what, const dl_tensor *s) {
+  if (check_float(fn, what, s)) return -1;
+  if (s->ndim == 1 || s->ndim == 2) return 0;
+  char b[64];
+  dl_error_set("%s: %s must be [B, H] or [H], got %s", fn, what, dl_tensor_shape_str(s, b, sizeof b));
+  return -1;
+}
+
+int dl_op_lstm_cell(dl_tensor *gates, dl_tensor *c, dl_tensor **h, dl_tensor **c1) {
+  static const char fn[] = "lstm_cell";
+  *h = *c1 = NULL;
+  if (check_state(fn, "cell state", c) || check_rows(fn, "gates", gates, c, 4)) return -1;
+  const struct dl_layer_kernels *k = kernels_of(fn, c);
+  if (!k) return -1;
+  dl_device dev = dl_tensor_device(c);
+  dl_tensor *t[2] = {dl_tensor_contiguous(gates), dl_tensor_contiguous(c)};
+  dl_tensor *o[2] = {NULL, NULL};
+  if (t[0] && t[1]) {
+    o[0] = dl_tensor_empty(c->shape, c->ndim, c->dtype, dev);
+    o[1] = o[0] ? dl_tensor_empty(c->shape, c->ndim, c->dtype, dev) : NULL;
+  }
+  int rc = o[1] ? dl_kernel_status(fn, k->lstm_cell(o[0], o[1], t[0], t[1])) : -1;
+  release_all(t, 2);
+  if (rc) {
+    release_all(o, 2);
+    return -1;
+  }
+  *h = o[0], *c1 = o[1];
+  return 0;
+}
+
+int dl_op_lstm_cell_backward(dl_tensor *gh, dl_tensor *gc1, dl_tensor *gates, dl_tensor *c, dl_tensor *c1,
+                             dl_tensor **dgates, dl_tensor **dc) {
+  static const char fn[] = "lstm_cell_backward";
+  *dgates = *dc = NULL;
+  if (check_state(fn, "cell state", c) || check_rows(fn, "gates", gates, c, 4) ||
+      check_rows(fn, "new cell state", c1, c, 1) || (gh && check_rows(fn, "gradient of h", gh, c, 1)) ||
+      (gc1 && check_rows(fn, "gradient of c", gc1, c, 1)))
+    return -1;
+  const struct dl_layer_kernels *k = kernels_of(fn, c);
+  if (!k) return -1;
+  dl_device dev = dl_tensor_device(c);
+  dl_tensor *t[5] = {gh ? dl_tensor_contiguous(gh) : NULL, gc1 ? dl_tensor_contiguous(gc1) : NULL,
+                     dl_tensor_contiguous(gates), dl_tensor_contiguous(c), dl_tensor_contiguous(c1)};
+  dl_tensor *o[2] = {NULL, NULL};
+  if ((!gh || t[0]) && (!gc1 || t[1]) && t[2] && t[3] && t[4]) {
+    o[0] = dl_tensor_empty(gates->shape, gates->ndim, c->dtype, dev);
+    o[1] = o[0] ? dl_tensor_empty(c->shape, c->ndim, c->dtype, dev) : NULL;
+  }
+  int rc = o[1] ? dl_kernel_status(fn, k->lstm_cell_backward(o[0], o[1], t[0], t[1], t[2], t[3], t[4])) : -1;
+  release_all(t, 5);
+  if (rc) {
+    release_all(o, 2);
+    return -1;
+  }
+  *dgates = o[0], *dc = o[1];
+  return 0;
+}
+
+dl_tensor *dl_op_gru_cell(dl_tensor *gi, dl_tensor *gh, dl_tensor *h) {
+  static const char fn[] = "gru_cell";
+  if (check_state(fn, "hidden state", h) || check_rows(fn, "input gates", gi, h, 3) ||
+      check_rows(fn, "hidden gates", gh, h, 3))
+    return NULL;
+  const struct dl_layer_kernels *k = kernels_of(fn, h);
+  if (!k) return NULL;
+  dl_tensor *t[3] = {dl_tensor_contiguous(gi), dl_tensor_contiguous(gh), dl_tensor_contiguous(h)};
+  dl_tensor *out = t[0] && t[1] && t[2] ? dl_tensor_empty(h->shape, h->ndim, h->dtype, dl_tensor_device(h)) : NULL;
+  if (out) out = dl_kernel_result(fn, out, k->gru_cell(out, t[0], t[1], t[2]));
+  release_all(t, 3);
+  return out;
+}
+
+int dl_op_gru_cell_backward(dl_tensor *g, dl_tensor *gi, dl_tensor *gh, dl_tensor *h, dl_tensor **dgi,
+                            dl_tensor **dgh, dl_tensor **dh) {
+  static const char fn[] = "gru_cell_backward";
+  *dgi = *dgh = *dh = NULL;
+  if (check_state(fn, "hidden state", h) || check_rows(fn, "input gates", gi, h, 3) ||
+      check_rows(fn, "hidden gates", gh, h, 3) || check_rows(fn, "gradient", g, h, 1))
+    return -1;
+  const struct dl_layer_kernels *k = kernels_of(fn, h);
+  if (!k) return -1;
+  dl_device dev = dl_tensor_device(h);
+  dl_tensor *t[4] = {dl_tensor_contiguous(g), dl_tensor_contiguous(gi), dl_tensor_contiguous(gh),
+                     dl_tensor_contiguous(h)};
+  dl_tensor *o[3] = {NULL, NULL, NULL};
+  if (t[0] && t[1] && t[2] && t[3]) {
+    o[0] = dl_tensor_empty(gi->shape, gi->ndim, h->dtype, dev);
+    o[1] = o[0] ? dl_tensor_empty(gh->shape, gh->ndim, h->dtype, dev) : NULL;
+    o[2] = o[1] ? dl_tensor_empty(h->shape, h->ndim, h->dtype, dev) : NULL;
+  }
+  int rc = o[2] ? dl_kernel_status(fn, k->gru_cell_backward(o[0], o[1], o[2], t[0], t[1], t[2], t[3])) : -1;
+  release_all(t, 4);
+  if (rc) {
+    release_all(o, 3);
+    return -1;
+  }
+  *dgi = o[0], *dgh = o[1], *dh = o[2];
+  return 0;
+}
+
 /* ---- dropout ---- */
 
 int dl_op_dropout(dl_tensor *x, double p, dl_tensor **out, dl_tensor **mask) {

@@ -34,6 +34,20 @@ struct dl_layer_kernels {
   int (*bn_backward)(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
                       int64_t N, int64_t C, int64_t L, const dl_tensor *mean, const dl_tensor *invstd,
                       const dl_tensor *weight);
+  /* LSTM cell, per row of B: gates [B, 4H] pre-activations in PyTorch's
+   * order i, f, g, o, c [B, H]: c1 = sig(f) c + sig(i) tanh(g) and
+   * h = sig(o) tanh(c1), into h and c1 [B, H] */
+  int (*lstm_cell)(dl_tensor *h, dl_tensor *c1, const dl_tensor *gates, const dl_tensor *c);
+  /* its gradients from gh, gc1 (of h and c1): dgates [B, 4H], dc [B, H] */
+  int (*lstm_cell_backward)(dl_tensor *dgates, dl_tensor *dc, const dl_tensor *gh, const dl_tensor *gc1,
+                             const dl_tensor *gates, const dl_tensor *c, const dl_tensor *c1);
+  /* GRU cell: gi = x W_ih^T + b_ih, gh = h W_hh^T + b_hh [B, 3H] (r, z, n),
+   * h [B, H]: r = sig(gi_r + gh_r), z = sig(gi_z + gh_z),
+   * n = tanh(gi_n + r gh_n), h1 = n + z (h - n) */
+  int (*gru_cell)(dl_tensor *h1, const dl_tensor *gi, const dl_tensor *gh, const dl_tensor *h);
+  /* its gradients from g (of h1): dgi, dgh [B, 3H], dh [B, H] */
+  int (*gru_cell_backward)(dl_tensor *dgi, dl_tensor *dgh, dl_tensor *dh, const dl_tensor *g, const dl_tensor *gi,
+                            const dl_tensor *gh, const dl_tensor *h);
 };
 
 extern const struct dl_layer_kernels dl_cpu_layer;
@@ -60,6 +74,15 @@ int dl_op_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor
 /* The training-mode gradients (fused); gx/gw/gb NULL pointers skip them. */
 int dl_op_batch_norm_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *mean, dl_tensor *invstd, dl_tensor *weight,
                            dl_tensor **gx, dl_tensor **gw, dl_tensor **gb);
+
+/* The recurrent cells (the kernels' formulas above), each one pass over
+ * its rows; operands of one float dtype and device, any strides. */
+int dl_op_lstm_cell(dl_tensor *gates, dl_tensor *c, dl_tensor **h, dl_tensor **c1);
+int dl_op_lstm_cell_backward(dl_tensor *gh, dl_tensor *gc1, dl_tensor *gates, dl_tensor *c, dl_tensor *c1,
+                             dl_tensor **dgates, dl_tensor **dc);
+dl_tensor *dl_op_gru_cell(dl_tensor *gi, dl_tensor *gh, dl_tensor *h);
+int dl_op_gru_cell_backward(dl_tensor *g, dl_tensor *gi, dl_tensor *gh, dl_tensor *h, dl_tensor **dgi,
+                            dl_tensor **dgh, dl_tensor **dh);
 
 /* Inverted dropout of a float tensor: each element kept with probability
  * 1 - p (Philox draws) and scaled by 1 / (1 - p); *mask gets the scaled

@@ -6,9 +6,9 @@
 -- A layer runs each (layer, direction) over the sequence as
 --   * the input projection of every step at once: one GEMM
 --     (x [T*B, in] @ W_ih^T + b_ih, dl.addmm);
---   * per step, one addmm for the hidden projection, then the cell math in
---     one small local function per kind (rnn_tanh_step, rnn_relu_step,
---     lstm_cell_step, gru_cell_step), whose body a fused kernel may replace.
+--   * per step, one addmm for the hidden projection, then the cell math:
+--     tanh / relu for the RNNs, and one fused kernel for the LSTM and GRU
+--     cells (dl.lstm_cell, dl.gru_cell: one pass, one graph node).
 -- RNN and LSTM add b_hh to b_ih in the input projection (the sum is the
 -- same), so their step is one addmm; GRU keeps b_hh in the hidden
 -- projection, which r gates: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)).
@@ -32,22 +32,14 @@ local function rnn_tanh_step(pre) return pre:tanh() end
 local function rnn_relu_step(pre) return pre:relu() end
 
 -- gates [B, 4H] = x W_ih^T + b_ih + h W_hh^T + b_hh, in PyTorch's order
--- i, f, g, o; c [B, H] -> h, c
-local function lstm_cell_step(gates, c)
-  local q = gates:chunk(4, 2)
-  local c1 = q[2]:sigmoid() * c + q[1]:sigmoid() * q[3]:tanh()
-  return q[4]:sigmoid() * c1:tanh(), c1
-end
+-- i, f, g, o; c [B, H] -> h, c: one fused kernel and one graph node
+-- (dl.lstm_cell: c1 = s(f) c + s(i) tanh(g), h = s(o) tanh(c1))
+local lstm_cell_step = dl.lstm_cell
 
 -- gi = x W_ih^T + b_ih and gh = h W_hh^T + b_hh [B, 3H], in PyTorch's order
--- r, z, n; h [B, H] -> h
-local function gru_cell_step(gi, gh, h)
-  local i, g = gi:chunk(3, 2), gh:chunk(3, 2)
-  local r = (i[1] + g[1]):sigmoid()
-  local z = (i[2] + g[2]):sigmoid()
-  local n = (i[3] + r * g[3]):tanh()
-  return n + z * (h - n) -- (1 - z) n + z h
-end
+-- r, z, n; h [B, H] -> h (dl.gru_cell: r = s(gi_r + gh_r), z likewise,
+-- n = tanh(gi_n + r gh_n), h1 = (1 - z) n + z h)
+local gru_cell_step = dl.gru_cell
 
 -- gates per hidden unit, and the step of the plain RNNs
 local MODES = {
