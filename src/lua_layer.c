@@ -75,9 +75,19 @@ static int l_gru_cell(lua_State *L) {
   return 1;
 }
 
+/* dl.attention_softmax(scores, scale = 1, is_causal = false): softmax over the
+ * last dim of scale * scores, keys after the query left out when causal */
+static int l_attention_softmax(lua_State *L) {
+  dl_tensor *x = dlua_checktensor(L, 1);
+  double scale = luaL_optnumber(L, 2, 1.0);
+  bool causal = lua_isnoneornil(L, 3) ? false : (luaL_checktype(L, 3, LUA_TBOOLEAN), lua_toboolean(L, 3));
+  dlua_push_or_error(L, dl_ag_attn_softmax(x, scale, causal));
+  return 1;
+}
+
 static const luaL_Reg functions[] = {
   {"rbf", l_rbf}, {"dropout", l_dropout}, {"batch_norm", l_batch_norm}, {"lstm_cell", l_lstm_cell},
-  {"gru_cell", l_gru_cell}, {NULL, NULL},
+  {"gru_cell", l_gru_cell}, {"attention_softmax", l_attention_softmax}, {NULL, NULL},
 };
 
 void dlua_open_layer(lua_State *L) { dlua_register(L, NULL, functions); }

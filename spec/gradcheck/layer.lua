@@ -1,4 +1,4 @@
--- Differentiable layer ops (src/autograd/grad_layer.c, grad_rnn.c): each entry is
+-- Differentiable layer ops (src/autograd/grad_layer.c, grad_rnn.c, grad_attention.c): each entry is
 -- checked by spec/autograd_layer_spec.lua (gradcheck + jvp) and counted by
 -- the coverage spec in spec/autograd_spec.lua.
 local dl = require "dlua"
@@ -31,6 +31,11 @@ return {
       return dl.cat({h, c1 * 0.5}, 2)
     end,
     inputs = function() return {r(12, 3):t() * 2, r(3, 3)} end,
+  },
+  -- attention weights: scaled, causal, more keys than queries, a transposed input
+  attention_softmax = {
+    fn = function(x) return dl.attention_softmax(x, 0.8, true) end,
+    inputs = function() return {r(2, 5, 3):transpose(2, 3)} end,
   },
   -- the fused GRU cell, unbatched
   gru_cell = {

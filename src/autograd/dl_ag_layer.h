@@ -15,5 +15,7 @@ dl_tensor *dl_ag_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl
 /* the recurrent cells (grad_rnn.c): *h and *c1 new references, 0 / -1 */
 int dl_ag_lstm_cell(dl_tensor *gates, dl_tensor *c, dl_tensor **h, dl_tensor **c1);
 dl_tensor *dl_ag_gru_cell(dl_tensor *gi, dl_tensor *gh, dl_tensor *h);
+/* attention weights (grad_attention.c) */
+dl_tensor *dl_ag_attn_softmax(dl_tensor *x, double scale, bool causal);
 
 #endif

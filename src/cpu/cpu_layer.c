@@ -4,6 +4,7 @@
  * are contiguous and of one float dtype; sums accumulate in double. */
 #include "../ops/dl_layer.h"
 #include "cpu_iter.h"
+#include "cpu_attention.h"
 #include "cpu_rnn.h"
 
 #include <cblas.h>
@@ -352,4 +353,6 @@ const struct dl_layer_kernels dl_cpu_layer = {
   .lstm_cell_backward = dl_cpu_lstm_cell_backward,
   .gru_cell = dl_cpu_gru_cell,
   .gru_cell_backward = dl_cpu_gru_cell_backward,
+  .attn_softmax = dl_cpu_attn_softmax,
+  .attn_softmax_backward = dl_cpu_attn_softmax_backward,
 };

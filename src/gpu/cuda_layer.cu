@@ -391,14 +391,77 @@ static int cuda_gru_cell_backward(dl_tensor *dgi, dl_tensor *dgh, dl_tensor *dh,
   return dl_cuda_status();
 }
 
+/* ---- attention weights: one block per row, a causal row stopping at its query ---- */
+
+template <typename T>
+__global__ void attn_softmax_kernel(T *y, const T *x, int64_t R, int64_t L, int64_t S, T scale, bool causal) {
+  __shared__ double shd[32];
+  __shared__ T sht[32];
+  for (int64_t r = blockIdx.x; r < R; r += gridDim.x) {
+    const T *xr = x + r * S;
+    T *yr = y + r * S;
+    const int64_t n = causal && r % L + 1 < S ? r % L + 1 : S;
+    T m = scale * xr[0];
+    for (int64_t k = threadIdx.x; k < n; k += blockDim.x) m = scale * xr[k] > m ? scale * xr[k] : m;
+    m = dl_block_max<T>(m, scale * xr[0], sht);
+    double sum = 0;
+    for (int64_t k = threadIdx.x; k < n; k += blockDim.x) {
+      T e = exp(scale * xr[k] - m);
+      yr[k] = e;
+      sum += (double)e;
+    }
+    sum = dl_block_sum(sum, shd);
+    T inv = (T)(1.0 / sum);
+    for (int64_t k = threadIdx.x; k < S; k += blockDim.x) yr[k] = k < n ? yr[k] * inv : (T)0;
+  }
+}
+
+template <typename T> __global__ void attn_softmax_bwd_kernel(T *gx, const T *g, const T *y, int64_t R, int64_t S, T scale) {
+  __shared__ double shd[32];
+  for (int64_t r = blockIdx.x; r < R; r += gridDim.x) {
+    const T *gr = g + r * S, *yr = y + r * S;
+    double dot = 0;
+    for (int64_t k = threadIdx.x; k < S; k += blockDim.x) dot += (double)gr[k] * yr[k];
+    T d = (T)dl_block_sum(dot, shd);
+    for (int64_t k = threadIdx.x; k < S; k += blockDim.x) gx[r * S + k] = scale * (yr[k] * (gr[k] - d));
+  }
+}
+
+static unsigned attn_threads(int64_t S) {
+  unsigned t = 32;
+  while (t < 512 && (int64_t)t < S) t *= 2;
+  return t;
+}
+
+static int cuda_attn_softmax(dl_tensor *y, const dl_tensor *x, int64_t L, int64_t S, double scale, bool causal) {
+  DL_CUDA_ENTRY();
+  const int64_t R = x->numel / S;
+  DL_CUDA_DISPATCH_FLOAT(x->dtype, T,
+                         attn_softmax_kernel<T><<<dl_cuda_grid_items(R), attn_threads(S), 0, dl_cuda_stream()>>>(
+                             DATA(y), CDATA(x), R, L, S, (T)scale, causal));
+  DL_CUDA_LAUNCHED("attention_softmax");
+  return dl_cuda_status();
+}
+
+static int cuda_attn_softmax_backward(dl_tensor *gx, const dl_tensor *g, const dl_tensor *y, int64_t S, double scale) {
+  DL_CUDA_ENTRY();
+  const int64_t R = y->numel / S;
+  DL_CUDA_DISPATCH_FLOAT(y->dtype, T,
+                         attn_softmax_bwd_kernel<T><<<dl_cuda_grid_items(R), attn_threads(S), 0, dl_cuda_stream()>>>(
+                             DATA(gx), CDATA(g), CDATA(y), R, S, (T)scale));
+  DL_CUDA_LAUNCHED("attention_softmax backward");
+  return dl_cuda_status();
+}
+
 #undef DATA
 #undef CDATA
 
 /* the table is filled in member order: a new member must be added below */
-static_assert(sizeof(struct dl_layer_kernels) == 9 * sizeof(void *),
+static_assert(sizeof(struct dl_layer_kernels) == 11 * sizeof(void *),
               "dl_layer_kernels changed: fill its new members");
 
 extern "C" const struct dl_layer_kernels dl_cuda_layer = {
-    cuda_rbf_forward, cuda_rbf_backward, cuda_bn_stats,           cuda_bn_apply,          cuda_bn_backward,
-    cuda_lstm_cell,   cuda_lstm_cell_backward, cuda_gru_cell, cuda_gru_cell_backward,
+    cuda_rbf_forward,  cuda_rbf_backward,          cuda_bn_stats, cuda_bn_apply,         cuda_bn_backward,
+    cuda_lstm_cell,    cuda_lstm_cell_backward,    cuda_gru_cell, cuda_gru_cell_backward, cuda_attn_softmax,
+    cuda_attn_softmax_backward,
 };

@@ -6,6 +6,8 @@
 #include "dl_random.h"
 
 #include <inttypes.h>
+#include <math.h>
+#include <string.h>
 
 static const struct dl_layer_kernels *kernels_of(const char *fn, const dl_tensor *t) {
   return DL_KERNELS(fn, dl_tensor_device(t), layer);
@@ -356,6 +358,49 @@ int dl_op_gru_cell_backward(dl_tensor *g, dl_tensor *gi, dl_tensor *gh, dl_tenso
   }
   *dgi = o[0], *dgh = o[1], *dh = o[2];
   return 0;
+}
+
+/* ---- attention weights ---- */
+
+dl_tensor *dl_op_attn_softmax(dl_tensor *x, double scale, bool causal) {
+  static const char fn[] = "attention_softmax";
+  if (check_float(fn, "scores", x)) return NULL;
+  if (x->ndim < 2) {
+    char b[64];
+    dl_error_set("%s: scores must be [..., L, S], got %s", fn, dl_tensor_shape_str(x, b, sizeof b));
+    return NULL;
+  }
+  if (!isfinite(scale)) {
+    dl_error_set("%s: scale must be finite, got %g", fn, scale);
+    return NULL;
+  }
+  const struct dl_layer_kernels *k = kernels_of(fn, x);
+  if (!k) return NULL;
+  dl_tensor *xc = dl_tensor_contiguous(x);
+  dl_tensor *y = xc ? dl_tensor_empty(x->shape, x->ndim, x->dtype, dl_tensor_device(x)) : NULL;
+  if (y && y->numel)
+    y = dl_kernel_result(fn, y, k->attn_softmax(y, xc, x->shape[x->ndim - 2], x->shape[x->ndim - 1], scale, causal));
+  dl_tensor_release(xc);
+  return y;
+}
+
+dl_tensor *dl_op_attn_softmax_backward(dl_tensor *g, dl_tensor *y, double scale) {
+  static const char fn[] = "attention_softmax_backward";
+  if (check_float(fn, "weights", y) || check_like(fn, "gradient", g, y)) return NULL;
+  if (y->ndim < 2 || g->ndim != y->ndim || memcmp(g->shape, y->shape, sizeof(int64_t) * (size_t)y->ndim) != 0) {
+    char b1[64], b2[64];
+    dl_error_set("%s: gradient %s does not match the weights %s", fn, dl_tensor_shape_str(g, b1, sizeof b1),
+                 dl_tensor_shape_str(y, b2, sizeof b2));
+    return NULL;
+  }
+  const struct dl_layer_kernels *k = kernels_of(fn, y);
+  if (!k) return NULL;
+  dl_tensor *gc = dl_tensor_contiguous(g), *yc = gc ? dl_tensor_contiguous(y) : NULL;
+  dl_tensor *gx = yc ? dl_tensor_empty(y->shape, y->ndim, y->dtype, dl_tensor_device(y)) : NULL;
+  if (gx && gx->numel) gx = dl_kernel_result(fn, gx, k->attn_softmax_backward(gx, gc, yc, y->shape[y->ndim - 1], scale));
+  dl_tensor_release(gc);
+  dl_tensor_release(yc);
+  return gx;
 }
 
 /* ---- dropout ---- */

@@ -48,6 +48,12 @@ struct dl_layer_kernels {
   /* its gradients from g (of h1): dgi, dgh [B, 3H], dh [B, H] */
   int (*gru_cell_backward)(dl_tensor *dgi, dl_tensor *dgh, dl_tensor *dh, const dl_tensor *g, const dl_tensor *gi,
                             const dl_tensor *gh, const dl_tensor *h);
+  /* attention weights: x seen as rows of S (R = numel / S rows), row r the
+   * query r % L: y = softmax(scale x) over the row, with causal the columns
+   * j > r % L left out (0) */
+  int (*attn_softmax)(dl_tensor *y, const dl_tensor *x, int64_t L, int64_t S, double scale, bool causal);
+  /* gx = scale y (g - sum(g y)) per row of S */
+  int (*attn_softmax_backward)(dl_tensor *gx, const dl_tensor *g, const dl_tensor *y, int64_t S, double scale);
 };
 
 extern const struct dl_layer_kernels dl_cpu_layer;
@@ -83,6 +89,13 @@ int dl_op_lstm_cell_backward(dl_tensor *gh, dl_tensor *gc1, dl_tensor *gates, dl
 dl_tensor *dl_op_gru_cell(dl_tensor *gi, dl_tensor *gh, dl_tensor *h);
 int dl_op_gru_cell_backward(dl_tensor *g, dl_tensor *gi, dl_tensor *gh, dl_tensor *h, dl_tensor **dgi,
                             dl_tensor **dgh, dl_tensor **dh);
+
+/* Attention weights from scores [..., L, S] (at least 2-D): softmax over
+ * the last dim of scale * scores; with causal, key j > query i is left out
+ * (weight 0; top-left aligned when L != S), with no mask tensor. */
+dl_tensor *dl_op_attn_softmax(dl_tensor *scores, double scale, bool causal);
+/* its gradient (and tangent): scale y (g - sum(g y)) over the last dim */
+dl_tensor *dl_op_attn_softmax_backward(dl_tensor *g, dl_tensor *y, double scale);
 
 /* Inverted dropout of a float tensor: each element kept with probability
  * 1 - p (Philox draws) and scaled by 1 / (1 - p); *mask gets the scaled

@@ -31,7 +31,8 @@ local FLOAT = {float32 = true, float64 = true}
 ---------------------------------------------------------------------------
 
 -- [L, S] bool, true where key j > query i (top-left aligned, as PyTorch's
--- is_causal), kept per shape and device while in use
+-- is_causal), kept per shape and device while in use: only for a causal
+-- cut together with a caller's mask
 local causal_cache = setmetatable({}, {__mode = "v"})
 local function causal_mask(L, S, device)
   local key = fmt("%d,%d,%s", L, S, device)
@@ -43,9 +44,14 @@ local function causal_mask(L, S, device)
   return m
 end
 
--- softmax over the keys of scores * scale, masked: the one step a fused
--- kernel replaces (the causal mask is its own, never the caller's)
+-- softmax over the keys of scores * scale, masked. Without a caller's mask
+-- it is one fused op (dl.attention_softmax: scale, the causal cut and the
+-- softmax in one pass, no mask tensor); a mask is applied to the scaled
+-- scores first (a float mask is added to them, so it cannot come before
+-- the scale)
+local attention_softmax = dl.attention_softmax
 local function masked_softmax(scores, scale, mask, causal)
+  if not mask then return attention_softmax(scores, scale, causal) end
   local s = scores * scale
   if causal then
     local nd = s:dim()

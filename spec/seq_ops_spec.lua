@@ -1,8 +1,10 @@
--- The fused recurrent cells dl.lstm_cell and dl.gru_cell (src/cpu/cpu_rnn.c,
--- src/autograd/grad_rnn.c): the same values as the cell written from
--- element-wise ops, gradients from the fused backward and from the recorded
--- one (create_graph) alike, second derivatives, tangents, bad input. The
--- layers built on them are checked against PyTorch in nn_rnn_spec.lua.
+-- The fused sequence ops: the recurrent cells dl.lstm_cell and dl.gru_cell
+-- (src/cpu/cpu_rnn.c, src/autograd/grad_rnn.c) and the attention weights
+-- dl.attention_softmax (cpu_attention.c, grad_attention.c): the same values
+-- as the ops written from element-wise ones, gradients from the fused
+-- backward and from the recorded one (create_graph) alike, second
+-- derivatives, tangents, bad input. The layers built on them are checked
+-- against PyTorch in nn_rnn_spec.lua and nn_attention_spec.lua.
 local dl = require "dlua"
 local H = require "spec.helper"
 local A = dl.autograd
@@ -79,5 +81,48 @@ describe("fused recurrent cells", function()
     H.assert_error(function() dl.lstm_cell(r(3, 8), dl.zeros({3, 2}, {dtype = "int64"})) end, "dl.lstm_cell")
     H.assert_error(function() dl.gru_cell(r(3, 6), r(3, 9), r(3, 2)) end, "dl.gru_cell", "hidden gates [3,9]")
     H.assert_error(function() dl.gru_cell(r(3, 6), r(3, 6)) end, "dl.gru_cell")
+  end)
+end)
+
+describe("dl.attention_softmax", function()
+  local function ref(x, scale, causal)
+    local s = x * scale
+    if causal then s = s:masked_fill(dl.ones(x:size(-2), x:size(-1)):bool():triu(1), -math.huge) end
+    return dl.F.softmax(s, -1)
+  end
+
+  it("is softmax of the scaled scores with the keys after each query cut (top-left when L ~= S)", function()
+    for _, dt in ipairs({"float32", "float64"}) do
+      local tol = dt == "float32" and 1e-6 or 1e-15
+      for _, shape in ipairs({{2, 3, 5, 7}, {6, 4}, {3, 2, 9, 1}, {1, 300}}) do
+        for _, causal in ipairs({false, true}) do
+          local x = dl.randn(shape, {dtype = dt}) * 3
+          H.assert_close(dl.attention_softmax(x, 0.37, causal), ref(x, 0.37, causal), tol)
+        end
+      end
+    end
+    local w = dl.attention_softmax(dl.zeros(3, 5), 1, true)
+    H.assert_close(w[1], dl.tensor({1, 0, 0, 0, 0}), 0)
+    H.assert_close(w[3], dl.tensor({1 / 3, 1 / 3, 1 / 3, 0, 0}), 1e-7)
+  end)
+
+  it("has the composed op's gradients by both routes, second derivatives and tangents", function()
+    local x, g = r(2, 4, 6), r(2, 4, 6)
+    local fast = A.grad((dl.attention_softmax(x:requires_grad_(), 0.5, true) * g):sum(), {x})
+    local rec = A.grad((dl.attention_softmax(x, 0.5, true) * g):sum(), {x}, nil, {create_graph = true})
+    local want = A.grad((ref(x, 0.5, true) * g):sum(), {x})
+    H.assert_close(fast, want, 1e-13)
+    H.assert_close(rec, want, 1e-13)
+    local f = function(t) return dl.attention_softmax(t, -1.5, true) end
+    assert.is_true(A.gradcheck(H.grad_of(f, r(12)), {r(3, 4):requires_grad_()}))
+    H.check_jvp(f, {r(2, 3, 4)})
+    assert.equal("AttentionSoftmaxBackward0", f(r(2, 2):requires_grad_()).grad_fn:name())
+  end)
+
+  it("refuses integer scores, fewer than 2 dims and a non-finite scale", function()
+    H.assert_error(function() dl.attention_softmax(dl.ones({2, 2}, {dtype = "int64"})) end, "dl.attention_softmax", "float")
+    H.assert_error(function() dl.attention_softmax(dl.randn(4)) end, "dl.attention_softmax", "[..., L, S]")
+    H.assert_error(function() dl.attention_softmax(dl.randn(2, 2), 0 / 0) end, "dl.attention_softmax", "finite")
+    H.assert_error(function() dl.attention_softmax(dl.randn(2, 2), 1, "yes") end, "dl.attention_softmax")
   end)
 end)

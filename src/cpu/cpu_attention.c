@@ -1,0 +1,60 @@
+/* cpu_attention.c — CPU kernels of the attention weights
+ * (src/ops/dl_layer.h): softmax of the scaled scores row by row, a causal
+ * row stopping at its query's position (the rest written 0), so neither a
+ * scaled copy of the scores nor a [L, S] mask is ever made; its backward
+ * scale y (g - sum(g y)). Sums in double, 8 independent accumulators. */
+#include "../ops/dl_layer.h"
+#include "cpu_attention.h"
+#include "cpu_iter.h"
+#include "cpu_vecmath.h"
+
+#define ATTN_FUNCS(S_, T, EXP)                                                                     \
+  static double rowsum_##S_(const T *a, const T *b, int64_t n) { /* sum a (b ? b : 1) */             \
+    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                        \
+    int64_t i = 0;                                                                                 \
+    for (; i + 8 <= n; i += 8)                                                                     \
+      for (int j = 0; j < 8; j++) s[j] += (double)a[i + j] * (b ? (double)b[i + j] : 1.0);        \
+    for (; i < n; i++) s[0] += (double)a[i] * (b ? (double)b[i] : 1.0);                            \
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));                      \
+  }                                                                                                \
+  static void attn_rows_##S_(T *y, const T *x, int64_t R, int64_t L, int64_t S, T scale, bool causal) { \
+    _Pragma("omp parallel for if (R * S > DL_PARALLEL_GRAIN)") for (int64_t r = 0; r < R; r++) {   \
+      const T *xr = x + r * S;                                                                     \
+      T *yr = y + r * S;                                                                           \
+      const int64_t n = causal && r % L + 1 < S ? r % L + 1 : S; /* the columns taking part */      \
+      T m = scale * xr[0];                                                                         \
+      for (int64_t k = 0; k < n; k++) {                                                            \
+        yr[k] = scale * xr[k];                                                                     \
+        m = yr[k] > m ? yr[k] : m;                                                                 \
+      }                                                                                            \
+      for (int64_t k = 0; k < n; k++) yr[k] = EXP(yr[k] - m);                                      \
+      const T inv = (T)(1.0 / rowsum_##S_(yr, NULL, n));                                           \
+      for (int64_t k = 0; k < n; k++) yr[k] *= inv;                                                \
+      for (int64_t k = n; k < S; k++) yr[k] = 0;                                                   \
+    }                                                                                              \
+  }                                                                                                \
+  static void attn_bwd_rows_##S_(T *gx, const T *g, const T *y, int64_t R, int64_t S, T scale) {   \
+    _Pragma("omp parallel for if (R * S > DL_PARALLEL_GRAIN)") for (int64_t r = 0; r < R; r++) {   \
+      const T *gr = g + r * S, *yr = y + r * S;                                                    \
+      const T dot = (T)rowsum_##S_(gr, yr, S);                                                     \
+      T *o = gx + r * S;                                                                           \
+      for (int64_t k = 0; k < S; k++) o[k] = scale * (yr[k] * (gr[k] - dot));                     \
+    }                                                                                              \
+  }
+
+ATTN_FUNCS(f, float, expf)
+ATTN_FUNCS(d, double, exp)
+
+int dl_cpu_attn_softmax(dl_tensor *y, const dl_tensor *x, int64_t L, int64_t S, double scale, bool causal) {
+  const int64_t R = x->numel / S;
+  if (x->dtype == DL_FLOAT32) attn_rows_f(dl_tensor_data(y), dl_tensor_data(x), R, L, S, (float)scale, causal);
+  else attn_rows_d(dl_tensor_data(y), dl_tensor_data(x), R, L, S, scale, causal);
+  return DL_KERNEL_OK;
+}
+
+int dl_cpu_attn_softmax_backward(dl_tensor *gx, const dl_tensor *g, const dl_tensor *y, int64_t S, double scale) {
+  const int64_t R = y->numel / S;
+  if (y->dtype == DL_FLOAT32) attn_bwd_rows_f(dl_tensor_data(gx), dl_tensor_data(g), dl_tensor_data(y), R, S, (float)scale);
+  else attn_bwd_rows_d(dl_tensor_data(gx), dl_tensor_data(g), dl_tensor_data(y), R, S, scale);
+  return DL_KERNEL_OK;
+}
