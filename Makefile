@@ -77,7 +77,7 @@ LIBDIR ?= lib
 BINDIR ?= bin
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps test sanitize bench demo demo-cnn install clean ctest fuzz fuzz-san sweep
+.PHONY: all deps test sanitize bench demo demo-cnn demo-lm install clean ctest fuzz fuzz-san sweep
 
 PLUGIN := $(if $(CUDA_OBJ),$(LIBDIR)/libdlua_cuda.so)
 
@@ -209,6 +209,9 @@ demo: $(BINDIR)/dlua
 # OneCycleLR (scripts/train_fashion_cnn.lua)
 demo-cnn: $(BINDIR)/dlua
 	bash scripts/install-deps.sh && $(BINDIR)/dlua scripts/train_fashion_cnn.lua
+
+demo-lm: $(BINDIR)/dlua
+	bash scripts/install-deps.sh && $(BINDIR)/dlua scripts/train_charlm.lua
 
 PREFIX ?= /usr/local
 install: all

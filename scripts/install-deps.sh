@@ -11,6 +11,7 @@ pkgs=(
   zlib1g-dev libedit-dev
   tmux
   dataset-fashion-mnist gnuplot-nox
+  fortunes
 )
 # `make bench` compares against Debian's PyTorch
 if [ "${1:-}" = "--bench" ]; then
