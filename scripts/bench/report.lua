@@ -32,6 +32,17 @@ local function mlp_flops(sizes, rows)
   return 3 * fwd - 2 * rows * sizes[1] * sizes[2]
 end
 
+-- the same count for the demo CNN (scripts/train_fashion_cnn.lua), its
+-- convolutions as GEMMs: {in, out, taps, output pixels} per layer, the
+-- first one's input gradient not needed
+local function cnn_flops(images)
+  local layers = {{1, 32, 9, 28 * 28}, {32, 64, 9, 14 * 14}, {64, 64, 9, 7 * 7}, {3136, 128, 1, 1}, {128, 10, 1, 1}}
+  local fwd = 0
+  for _, l in ipairs(layers) do fwd = fwd + 2 * l[1] * l[2] * l[3] * l[4] end
+  local first = layers[1]
+  return images * (3 * fwd - 2 * first[1] * first[2] * first[3] * first[4])
+end
+
 -- FLOPs per unit of each workload's figure (per op, step or epoch); the
 -- floor is these over the sgemm rate of the same run (matmul-1024, dlua,
 -- at the same thread count)
@@ -42,6 +53,7 @@ local FLOPS = {
   ["mlp-nn"] = mlp_flops({8, 64, 64, 64, 1}, 64),
   ["housing-mlp"] = mlp_flops({8, 64, 64, 64, 1}, 20640),
   ["fashion-mlp"] = mlp_flops({784, 256, 128, 100, 10}, 60000),
+  ["cnn-epoch"] = cnn_flops(469 * 128),
 }
 local SGEMM = "matmul-1024"
 
@@ -57,6 +69,15 @@ local TARGETS = {
   ["housing-mlp (index)"] = {ratio = 5},
   ["fashion-mlp"] = {best = 1.4, best_floor = 0.8},
   ["fashion-mlp (accuracy)"] = {points = 1},
+  ["conv-lenet"] = {ratio = 1.5, best = 1.5},
+  ["conv-resblock"] = {ratio = 1.5, best = 1.5},
+  ["conv-depthwise"] = {ratio = 1.5, best = 1.5},
+  ["bn2d-step"] = {ratio = 1.5, best = 1.5},
+  ["cnn-epoch"] = {ratio = 1.5, best = 1.5, best_floor = 0.6},
+  ["seq-lstm"] = {ratio = 2, best = 2},
+  ["seq-gru"] = {ratio = 2, best = 2},
+  ["seq-transformer"] = {ratio = 2, best = 2},
+  ["seq-generate"] = {ratio = 2, best = 2},
 }
 
 -- comparisons within one side: {workload, variant, against, at most}

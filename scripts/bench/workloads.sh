@@ -8,7 +8,7 @@
 
 # shellcheck shell=bash disable=SC2034 # the variables are run.sh's
 ORDER=(tiny_op matmul64 matmul1024 add1m mlp_step mlp_nn adam_step layers
-  housing_mlp fashion_mlp conv startup)
+  housing_mlp fashion_mlp conv seq startup)
 declare -A SCRIPT=()
 
 # scripts here that are no workload of their own
@@ -24,6 +24,7 @@ declare -A ARGS=(
   [adam_step.lua]=500 [adam_step.py]=500
   [housing_mlp.lua]="--epochs 1" [housing_mlp.py]="--epochs 1"
   [conv.lua]=5 [conv.py]=5
+  [seq.lua]=5 [seq.py]=5
 )
 # further arguments for the first round's one-thread runs only: fashion-mlp's
 # test accuracy after 3 epochs is the same every run (seeded, one thread),
@@ -31,7 +32,7 @@ declare -A ARGS=(
 declare -A FIRST_ARGS=([fashion_mlp.lua]=--accuracy [fashion_mlp.py]=--accuracy)
 
 # entries measured fewer (or more) times than BENCH_ROUNDS
-declare -A ROUNDS=()
+declare -A ROUNDS=([conv]=3 [seq]=3)
 
 # startup.py's runs per side (the median is reported)
 STARTUP_RUNS=7
@@ -42,7 +43,7 @@ declare -A RSS=([housing_mlp]=rss)
 
 # entries where threads matter: also measured at each framework's
 # multi-thread settings (below), with wall-clock time
-THREADED=(matmul1024 add1m housing_mlp fashion_mlp conv)
+THREADED=(matmul1024 add1m housing_mlp fashion_mlp conv seq)
 
 # The multi-thread settings for T threads (T = the cores online, at most
 # BENCH_MAX_THREADS; none when T is 1): a RESULT impl gets "@<tag>" appended,
