@@ -87,16 +87,19 @@ function Block:attend(x, cache)
   local q, k, v = table.unpack(self.qkv(self.ln1(x)):chunk(3, 3))
   local function split(t) return t:reshape(B, T, h, d // h):transpose(2, 3) end -- [B, h, T, hd]
   q, k, v = split(q), split(k), split(v)
-  local causal = T > 1
+  local causal, mask = T > 1, nil
   if cache then
     local n = cache.n
     cache.k:narrow(3, n + 1, T):copy_(k)
     cache.v:narrow(3, n + 1, T):copy_(v)
     cache.n = n + T
     k, v = cache.k:narrow(3, 1, n + T), cache.v:narrow(3, 1, n + T)
-    causal = n == 0 and T > 1 -- a prompt fills an empty cache causally; one new token sees all
+    if n > 0 and T > 1 then
+      -- new query i (at position n + i) sees keys j <= n + i: causal aligned bottom-right (true = masked)
+      causal, mask = false, dl.arange(1, n + T + 1):view(1, -1):gt(dl.arange(n + 1, n + T + 1):view(-1, 1))
+    end -- else: a prompt into an empty cache (causal), or one token that sees everything cached
   end
-  local y = F.scaled_dot_product_attention(q, k, v, {is_causal = causal})
+  local y = F.scaled_dot_product_attention(q, k, v, {is_causal = causal, attn_mask = mask})
   return self.drop(self.proj(y:transpose(2, 3):reshape(B, T, d)))
 end
 
@@ -237,9 +240,10 @@ local function generate()
   model:load_state_dict(saved.model)
   model:eval()
   dl.manual_seed(O.seed)
+  if O.generate == "" then error("train_charlm.lua: --generate needs a non-empty prompt", 0) end
   local prompt = encode(O.generate, vocab):view(1, -1)
   local n = prompt:size(2)
-  local max = n + O.tokens
+  local max = n + O.tokens - 1 -- the last token sampled is never fed back
   if cfg.kind ~= "lstm" and max > cfg.context then
     error(string.format("train_charlm.lua: prompt + tokens = %d exceeds the model's context of %d", max,
       cfg.context), 0)
@@ -249,11 +253,11 @@ local function generate()
   dl.no_grad(function()
     local state = model:new_state(1, max)
     local logits = model:step(prompt, state) -- the prompt, once, into the cache
-    for _ = 1, O.tokens do
+    for t = 1, O.tokens do
       local nxt = sample(logits, O.temperature, O.top_k)
       local c = nxt:item()
       out[#out + 1] = vocab:sub(c, c)
-      logits = model:step(nxt, state) -- one token: attends to the cache
+      if t < O.tokens then logits = model:step(nxt, state) end -- one token: attends to the cache
     end
   end)
   local dt = dl._time() - t0

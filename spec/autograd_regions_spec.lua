@@ -47,4 +47,12 @@ describe("gradients of regions", function()
     H.assert_close(z.grad, want, 0)
     H.assert_close(x.grad, want, 0)
   end)
+
+  it("two leaves handed views of one gradient get .grad tensors of their own", function()
+    local a, b = dl.randn(2, 3):requires_grad_(), dl.randn(2, 3):requires_grad_()
+    ;(a:view(-1) + b:view(-1)):sum():backward()
+    a.grad:mul_(5) -- as clip_grad_norm_ scales each in place
+    H.assert_close(b.grad, dl.ones(2, 3), 0)
+    H.assert_close(a.grad, dl.full({2, 3}, 5.0), 0)
+  end)
 end)

@@ -29,7 +29,7 @@ function dl.multinomial(probs, n, opts)
   local p = nd == 1 and probs:view(1, -1) or probs
   local B, K = p:size(1), p:size(2)
   if K == 0 then raise(fmt("%s: no categories in %s", fn, checks.shape_str(probs))) end
-  if B == 0 then return dl.empty(nd == 1 and {n} or {0, n}, {dtype = "int64", device = probs.device}) end
+  if B == 0 then return dl.empty({0, n}, {dtype = "int64", device = probs.device}) end -- a [0, K] input
   if not (p:isfinite():all():item() and p:ge(0):all():item()) then
     raise(fmt("%s: probabilities must be finite and >= 0", fn))
   end
@@ -48,7 +48,9 @@ function dl.multinomial(probs, n, opts)
     local last = (p:gt(0):long() * dl.arange(1, K + 1, {device = p.device})):amax(2, true)
     idx = dl.minimum(idx + 1, last)
   else
-    local u = dl.rand({B, K}, {dtype = p.dtype, device = p.device})
+    -- u in (0, 1): a draw of exactly 0 would give the key -inf of a zero weight
+    local tiny = p.dtype == "float32" and 1.1754943508222875e-38 or 2.2250738585072014e-308
+    local u = dl.rand({B, K}, {dtype = p.dtype, device = p.device}):clamp_min(tiny)
     local keys = p:log() - (-u:log()):log()                  -- log p + Gumbel noise
     local _, top = keys:topk(n, 2)
     idx = top

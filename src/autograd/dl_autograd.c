@@ -295,8 +295,9 @@ static int add_into_region(dl_node *n, dl_tensor *g, bool create_graph) {
   dl_node *m = n->edges[0].fn;
   int k = n->edges[0].output_nr;
   uint8_t bit = (uint8_t)(1u << k);
-  if (g->dtype != m->out[k].dtype) return 0;
   dl_tensor **buf = &m->gbuf[k];
+  /* a buffer of another precision than the output's sums by promotion instead */
+  if (g->dtype != m->out[k].dtype || (*buf && (*buf)->dtype != m->out[k].dtype)) return 0;
   if (!*buf || !(m->gbuf_owned & bit)) {
     dl_tensor *own = *buf ? dl_tensor_clone(*buf)
                           : dl_tensor_zeros(m->out[k].shape, m->out[k].ndim, m->out[k].dtype, m->out_device);
@@ -329,7 +330,10 @@ static int accumulate_leaf(dl_tensor *leaf, dl_tensor *g, bool create_graph) {
     return -1;
   }
   if (!leaf->grad) {
-    if (g->refcount == 1 && !g->grad_fn && dl_tensor_is_contiguous(g) && g->dtype == leaf->dtype) {
+    /* taken over only when nothing else can see its storage (a view of a
+     * shared gradient has a refcount of its own) */
+    if (g->refcount == 1 && g->storage->refcount == 1 && !g->grad_fn && dl_tensor_is_contiguous(g) &&
+        g->dtype == leaf->dtype) {
       leaf->grad = g;
       return 0;
     }

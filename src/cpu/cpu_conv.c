@@ -200,7 +200,9 @@ typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 typedef int64_t v8l __attribute__((vector_size(64)));
 
-static inline v8f pick(v8i m, v8f a, v8f b) { return (v8f)(((v8i)a & m) | ((v8i)b & ~m)); }
+/* lanes of a where m is set, else of b (a macro: vectors passed by value
+ * would change the ABI in builds without AVX) */
+#define PICK(m, a, b) ((v8f)(((v8i)(a) & (m)) | ((v8i)(b) & ~(m))))
 
 /* the 8 windows whose taps are p0[0..15] (row 0) and p1[0..15] (row 1):
  * their max into *best, the winning tap's offset (0, 1, S2, S2 + 1) into
@@ -213,9 +215,9 @@ static inline void max8_2x2(const float *p0, const float *p1, int32_t S2, v8f *b
   const v8f v2 = __builtin_shuffle(c, d, even), v3 = __builtin_shuffle(c, d, odd);
   v8f m = v0;
   v8i w = {0}, gt = v1 > m;
-  w = (gt & 1) | (w & ~gt), m = pick(gt, v1, m);
-  gt = v2 > m, w = (gt & S2) | (w & ~gt), m = pick(gt, v2, m);
-  gt = v3 > m, w = (gt & (S2 + 1)) | (w & ~gt), m = pick(gt, v3, m);
+  w = (gt & 1) | (w & ~gt), m = PICK(gt, v1, m);
+  gt = v2 > m, w = (gt & S2) | (w & ~gt), m = PICK(gt, v2, m);
+  gt = v3 > m, w = (gt & (S2 + 1)) | (w & ~gt), m = PICK(gt, v3, m);
   *nan |= (v0 != v0) | (v1 != v1) | (v2 != v2) | (v3 != v3);
   *best = m, *k = w;
 }

@@ -344,7 +344,7 @@ static int cuda_lstm_cell(dl_tensor *h, dl_tensor *c1, const dl_tensor *gates, c
   rows_units(c, &B, &H);
   if (B * H == 0) return dl_cuda_status();
   DL_CUDA_DISPATCH_FLOAT(c->dtype, T,
-                         lstm_cell_kernel<T><<<dl_cuda_grid_items(B * H), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
+                         lstm_cell_kernel<T><<<dl_cuda_blocks(B * H), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
                              DATA(h), DATA(c1), CDATA(gates), CDATA(c), B, H));
   DL_CUDA_LAUNCHED("lstm_cell");
   return dl_cuda_status();
@@ -358,7 +358,7 @@ static int cuda_lstm_cell_backward(dl_tensor *dgates, dl_tensor *dc, const dl_te
   if (B * H == 0) return dl_cuda_status();
   DL_CUDA_DISPATCH_FLOAT(
       c->dtype, T,
-      lstm_cell_backward_kernel<T><<<dl_cuda_grid_items(B * H), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
+      lstm_cell_backward_kernel<T><<<dl_cuda_blocks(B * H), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
           DATA(dgates), DATA(dc), gh ? CDATA(gh) : NULL, gc1 ? CDATA(gc1) : NULL, CDATA(gates), CDATA(c), CDATA(c1),
           B, H));
   DL_CUDA_LAUNCHED("lstm_cell backward");
@@ -371,7 +371,7 @@ static int cuda_gru_cell(dl_tensor *h1, const dl_tensor *gi, const dl_tensor *gh
   rows_units(h, &B, &H);
   if (B * H == 0) return dl_cuda_status();
   DL_CUDA_DISPATCH_FLOAT(h->dtype, T,
-                         gru_cell_kernel<T><<<dl_cuda_grid_items(B * H), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
+                         gru_cell_kernel<T><<<dl_cuda_blocks(B * H), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
                              DATA(h1), CDATA(gi), CDATA(gh), CDATA(h), B, H));
   DL_CUDA_LAUNCHED("gru_cell");
   return dl_cuda_status();
@@ -385,7 +385,7 @@ static int cuda_gru_cell_backward(dl_tensor *dgi, dl_tensor *dgh, dl_tensor *dh,
   if (B * H == 0) return dl_cuda_status();
   DL_CUDA_DISPATCH_FLOAT(
       h->dtype, T,
-      gru_cell_backward_kernel<T><<<dl_cuda_grid_items(B * H), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
+      gru_cell_backward_kernel<T><<<dl_cuda_blocks(B * H), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
           DATA(dgi), DATA(dgh), DATA(dh), CDATA(g), CDATA(gi), CDATA(gh), CDATA(h), B, H));
   DL_CUDA_LAUNCHED("gru_cell backward");
   return dl_cuda_status();

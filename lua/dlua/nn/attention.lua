@@ -57,9 +57,7 @@ local function masked_softmax(scores, scale, mask, causal)
     local nd = s:dim()
     s = s:masked_fill(causal_mask(s:size(nd - 1), s:size(nd), s.device), -huge)
   end
-  if mask then
-    if mask.dtype == "bool" then s = s:masked_fill(mask, -huge) else s = s + mask end
-  end
+  if mask.dtype == "bool" then s = s:masked_fill(mask, -huge) else s = s + mask end
   return softmax(s, -1)
 end
 

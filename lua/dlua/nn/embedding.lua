@@ -99,7 +99,12 @@ function Embedding:init(num_embeddings, embedding_dim, opts)
   self.padding_idx = padding_row("dl.nn.Embedding", opts.padding_idx, num_embeddings)
   self.max_norm, self.norm_type = opts.max_norm, opts.norm_type or 2
   if opts._weight then
-    self.weight = nn.Parameter(opts._weight, opts.freeze ~= true)
+    local w = opts._weight
+    if not dl.is_tensor(w) or w:dim() ~= 2 or w:size(1) ~= num_embeddings or w:size(2) ~= embedding_dim then
+      raise(fmt("dl.nn.Embedding: _weight must be [%d, %d], got %s", num_embeddings, embedding_dim,
+        dl.is_tensor(w) and shape_str(w) or type(w)))
+    end
+    self.weight = nn.Parameter(w, opts.freeze ~= true)
   else
     self.weight = nn.Parameter(dl.empty(num_embeddings, embedding_dim, {dtype = opts.dtype, device = opts.device}))
     self:reset_parameters()
