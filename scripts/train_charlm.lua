@@ -12,7 +12,10 @@
 --   dlua scripts/train_charlm.lua [--lstm] --generate "PROMPT" [--tokens N] [--temperature T] [--top-k K]
 --
 -- The text: every fortune file (not the offensive ones), in name order,
--- bytes as characters; the last 10% is the held-out split.
+-- bytes as characters; the last 10% is the held-out split. Defaults: 2000
+-- steps of 16 windows of 256 characters, peak lr 3e-3. On 2 cores: the
+-- Transformer (855k parameters) 2.654 bits/char held out in 544 s, the
+-- LSTM (893k) 2.510 in 1206 s, against the unigram baseline's 4.844.
 local dl = require "dlua"
 local nn, F, optim = dl.nn, dl.F, dl.optim
 
