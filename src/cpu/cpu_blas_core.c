@@ -54,3 +54,14 @@ __attribute__((constructor)) void dl_cpu_blas_core_fix(void) {
   if (user) setenv("OPENBLAS_CORETYPE", user, 1);
   else unsetenv("OPENBLAS_CORETYPE");
 }
+
+/* whether OpenBLAS runs AVX-512 kernels (its SkylakeX family of cores) */
+bool dl_cpu_blas_avx512(void) {
+  static int known = -1;
+  if (known < 0) {
+    const char *core = openblas_get_corename();
+    known = core && (strcasecmp(core, "SkylakeX") == 0 || strcasecmp(core, "Cooperlake") == 0 ||
+                     strcasecmp(core, "SapphireRapids") == 0);
+  }
+  return known == 1;
+}

@@ -290,8 +290,8 @@ __global__ void lstm_cell_backward_kernel(T *dgates, T *dc, const T *gh, const T
     const T *g = gates + b * 4 * H;
     T *d = dgates + b * 4 * H;
     const T i = sig(g[j]), f = sig(g[H + j]), gg = tanh(g[2 * H + j]), o = sig(g[3 * H + j]);
-    const T tc = tanh(c1[e]), dh = gh ? gh[e] : (T)0;
-    const T dcn = (gc1 ? gc1[e] : (T)0) + dh * o * ((T)1 - tc * tc);
+    const T tc = tanh(c1[e]), dh = gh[e];
+    const T dcn = gc1[e] + dh * o * ((T)1 - tc * tc);
     d[j] = dcn * gg * i * ((T)1 - i);
     d[H + j] = dcn * c[e] * f * ((T)1 - f);
     d[2 * H + j] = dcn * i * ((T)1 - gg * gg);
@@ -359,7 +359,7 @@ static int cuda_lstm_cell_backward(dl_tensor *dgates, dl_tensor *dc, const dl_te
   DL_CUDA_DISPATCH_FLOAT(
       c->dtype, T,
       lstm_cell_backward_kernel<T><<<dl_cuda_blocks(B * H), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
-          DATA(dgates), DATA(dc), gh ? CDATA(gh) : NULL, gc1 ? CDATA(gc1) : NULL, CDATA(gates), CDATA(c), CDATA(c1),
+          DATA(dgates), DATA(dc), CDATA(gh), CDATA(gc1), CDATA(gates), CDATA(c), CDATA(c1),
           B, H));
   DL_CUDA_LAUNCHED("lstm_cell backward");
   return dl_cuda_status();

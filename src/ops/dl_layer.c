@@ -295,16 +295,16 @@ int dl_op_lstm_cell_backward(dl_tensor *gh, dl_tensor *gc1, dl_tensor *gates, dl
   static const char fn[] = "lstm_cell_backward";
   *dgates = *dc = NULL;
   if (check_state(fn, "cell state", c) || check_rows(fn, "gates", gates, c, 4) ||
-      check_rows(fn, "new cell state", c1, c, 1) || (gh && check_rows(fn, "gradient of h", gh, c, 1)) ||
-      (gc1 && check_rows(fn, "gradient of c", gc1, c, 1)))
+      check_rows(fn, "new cell state", c1, c, 1) || check_rows(fn, "gradient of h", gh, c, 1) ||
+      check_rows(fn, "gradient of c", gc1, c, 1))
     return -1;
   const struct dl_layer_kernels *k = kernels_of(fn, c);
   if (!k) return -1;
   dl_device dev = dl_tensor_device(c);
-  dl_tensor *t[5] = {gh ? dl_tensor_contiguous(gh) : NULL, gc1 ? dl_tensor_contiguous(gc1) : NULL,
-                     dl_tensor_contiguous(gates), dl_tensor_contiguous(c), dl_tensor_contiguous(c1)};
+  dl_tensor *t[5] = {dl_tensor_contiguous(gh), dl_tensor_contiguous(gc1), dl_tensor_contiguous(gates),
+                     dl_tensor_contiguous(c), dl_tensor_contiguous(c1)};
   dl_tensor *o[2] = {NULL, NULL};
-  if ((!gh || t[0]) && (!gc1 || t[1]) && t[2] && t[3] && t[4]) {
+  if (t[0] && t[1] && t[2] && t[3] && t[4]) {
     o[0] = dl_tensor_empty(gates->shape, gates->ndim, c->dtype, dev);
     o[1] = o[0] ? dl_tensor_empty(c->shape, c->ndim, c->dtype, dev) : NULL;
   }

@@ -38,7 +38,7 @@ struct dl_layer_kernels {
    * order i, f, g, o, c [B, H]: c1 = sig(f) c + sig(i) tanh(g) and
    * h = sig(o) tanh(c1), into h and c1 [B, H] */
   int (*lstm_cell)(dl_tensor *h, dl_tensor *c1, const dl_tensor *gates, const dl_tensor *c);
-  /* its gradients from gh, gc1 (of h and c1): dgates [B, 4H], dc [B, H] */
+  /* its gradients from gh, gc1 (of h and c1, both given): dgates [B, 4H], dc [B, H] */
   int (*lstm_cell_backward)(dl_tensor *dgates, dl_tensor *dc, const dl_tensor *gh, const dl_tensor *gc1,
                              const dl_tensor *gates, const dl_tensor *c, const dl_tensor *c1);
   /* GRU cell: gi = x W_ih^T + b_ih, gh = h W_hh^T + b_hh [B, 3H] (r, z, n),
