@@ -21,50 +21,17 @@ local nn, F, optim = dl.nn, dl.F, dl.optim
 
 local t_start = dl._time()
 
-local function usage(msg)
-  io.stderr:write("train_charlm.lua: " .. msg .. "\n" ..
-    "usage: dlua scripts/train_charlm.lua [--lstm] [--quick] [--steps N] [--out DIR] [--seed S]\n" ..
-    "       dlua scripts/train_charlm.lua [--lstm] --generate PROMPT [--tokens N] [--temperature T] [--top-k K]\n")
-  os.exit(2)
-end
-
-local script_dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-local repo = script_dir:match("^(.*)/scripts$") or (script_dir == "scripts" and ".") or (script_dir .. "/..")
-
-local O = {lstm = false, quick = false, steps = 2000, out = repo .. "/runs/charlm", seed = 1, tokens = 200,
-  temperature = 0.8, top_k = 10, batch_size = 16, context = 256, lr = 3e-3}
-do
-  local i = 1
-  local function value(name)
-    i = i + 1
-    if arg[i] == nil then usage(name .. " needs a value") end
-    return arg[i]
-  end
-  local function number(name, integer)
-    local v = tonumber(value(name))
-    if v == nil or (integer and (v ~= math.floor(v) or v < 1)) or v <= 0 then
-      usage(name .. " needs a positive " .. (integer and "integer" or "number"))
-    end
-    return integer and math.tointeger(v) or v
-  end
-  local steps_given = false
-  while arg[i] do
-    local a = arg[i]
-    if a == "--lstm" then O.lstm = true
-    elseif a == "--quick" then O.quick = true
-    elseif a == "--steps" then O.steps, steps_given = number(a, true), true
-    elseif a == "--out" then O.out = value(a)
-    elseif a == "--seed" then O.seed = number(a, true)
-    elseif a == "--generate" then O.generate = value(a)
-    elseif a == "--tokens" then O.tokens = number(a, true)
-    elseif a == "--temperature" then O.temperature = number(a)
-    elseif a == "--top-k" then O.top_k = number(a, true)
-    elseif a == "-h" or a == "--help" then usage("help")
-    else usage("unknown argument " .. a) end
-    i = i + 1
-  end
-  if O.quick and not steps_given then O.steps = 30 end
-end
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local cli = require "demo_cli"
+local O, given = cli.parse("train_charlm.lua",
+  "usage: dlua scripts/train_charlm.lua [--lstm] [--quick] [--steps N] [--out DIR] [--seed S]\n" ..
+  "       dlua scripts/train_charlm.lua [--lstm] --generate PROMPT [--tokens N] [--temperature T] [--top-k K]",
+  {{"--lstm", "lstm", "flag"}, {"--quick", "quick", "flag"}, {"--steps", "steps", "count"}, {"--out", "out", "string"},
+   {"--seed", "seed", "count"}, {"--generate", "generate", "string"}, {"--tokens", "tokens", "count"},
+   {"--temperature", "temperature", "number"}, {"--top-k", "top_k", "count"}},
+  {lstm = false, quick = false, steps = 2000, out = cli.repo() .. "/runs/charlm", seed = 1, tokens = 200,
+   temperature = 0.8, top_k = 10, batch_size = 16, context = 256, lr = 3e-3})
+if O.quick and not given.steps then O.steps = 30 end
 local name = O.lstm and "charlm_lstm" or "charlm"
 local ckpt = O.out .. "/" .. name .. ".ckpt"
 

@@ -23,50 +23,17 @@ local t_start = dl._time()
 ---------------------------------------------------------------------------
 -- options
 
-local function usage(msg)
-  io.stderr:write("train_fashion.lua: " .. msg .. "\n" ..
-    "usage: dlua scripts/train_fashion.lua [--quick] [--epochs N] [--out DIR] " ..
-    "[--batch-size B] [--lr LR] [--seed S] [--eval CHECKPOINT]\n")
-  os.exit(2)
-end
-
-local script_dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-local repo = script_dir:match("^(.*)/scripts$") or (script_dir == "scripts" and ".") or (script_dir .. "/..")
-
-local O = {
-  quick = false, epochs = 15, out = repo .. "/runs/fashion", batch_size = 128,
-  lr = 1e-3, seed = 1, patience = 5, val = 5000, eval = nil,
-}
-do
-  local i = 1
-  local function value(name)
-    i = i + 1
-    if arg[i] == nil then usage(name .. " needs a value") end
-    return arg[i]
-  end
-  local function number(name, integer)
-    local v = tonumber(value(name))
-    if v == nil or (integer and (v ~= math.floor(v) or v < 1)) or v <= 0 then
-      usage(name .. " needs a positive " .. (integer and "integer" or "number"))
-    end
-    return integer and math.tointeger(v) or v
-  end
-  local epochs_given = false
-  while arg[i] do
-    local a = arg[i]
-    if a == "--quick" then O.quick = true
-    elseif a == "--epochs" then O.epochs, epochs_given = number(a, true), true
-    elseif a == "--out" then O.out = value(a)
-    elseif a == "--batch-size" then O.batch_size = number(a, true)
-    elseif a == "--lr" then O.lr = number(a)
-    elseif a == "--seed" then O.seed = number(a, true)
-    elseif a == "--eval" then O.eval = value(a)
-    elseif a == "-h" or a == "--help" then usage("help")
-    else usage("unknown argument " .. a) end
-    i = i + 1
-  end
-  if O.quick and not epochs_given then O.epochs = 1 end
-end
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local cli = require "demo_cli"
+local O, given = cli.parse("train_fashion.lua",
+  "usage: dlua scripts/train_fashion.lua [--quick] [--epochs N] [--out DIR] [--batch-size B] [--lr LR] [--seed S] " ..
+  "[--eval CHECKPOINT]",
+  {{"--quick", "quick", "flag"}, {"--epochs", "epochs", "count"}, {"--out", "out", "string"},
+   {"--batch-size", "batch_size", "count"}, {"--lr", "lr", "number"}, {"--seed", "seed", "count"},
+   {"--eval", "eval", "string"}},
+  {quick = false, epochs = 15, out = cli.repo() .. "/runs/fashion", batch_size = 128, lr = 1e-3, seed = 1,
+   patience = 5, val = 5000})
+if O.quick and not given.epochs then O.epochs = 1 end
 
 ---------------------------------------------------------------------------
 -- data

@@ -18,46 +18,14 @@ local nn, optim, T = dl.nn, dl.optim, dl.data.transforms
 
 local t_start = dl._time()
 
-local function usage(msg)
-  io.stderr:write("train_fashion_cnn.lua: " .. msg .. "\n" ..
-    "usage: dlua scripts/train_fashion_cnn.lua [--quick] [--epochs N] [--out DIR] [--batch-size B] [--lr LR] " ..
-    "[--seed S]\n")
-  os.exit(2)
-end
-
-local script_dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
-local repo = script_dir:match("^(.*)/scripts$") or (script_dir == "scripts" and ".") or (script_dir .. "/..")
-
-local O = {quick = false, epochs = 20, out = repo .. "/runs/fashion_cnn", batch_size = 128, lr = 3e-3, seed = 1}
-do
-  local i = 1
-  local function value(name)
-    i = i + 1
-    if arg[i] == nil then usage(name .. " needs a value") end
-    return arg[i]
-  end
-  local function number(name, integer)
-    local v = tonumber(value(name))
-    if v == nil or (integer and (v ~= math.floor(v) or v < 1)) or v <= 0 then
-      usage(name .. " needs a positive " .. (integer and "integer" or "number"))
-    end
-    return integer and math.tointeger(v) or v
-  end
-  local epochs_given = false
-  while arg[i] do
-    local a = arg[i]
-    if a == "--quick" then O.quick = true
-    elseif a == "--epochs" then O.epochs, epochs_given = number(a, true), true
-    elseif a == "--out" then O.out = value(a)
-    elseif a == "--batch-size" then O.batch_size = number(a, true)
-    elseif a == "--lr" then O.lr = number(a)
-    elseif a == "--seed" then O.seed = number(a, true)
-    elseif a == "-h" or a == "--help" then usage("help")
-    else usage("unknown argument " .. a) end
-    i = i + 1
-  end
-  if O.quick and not epochs_given then O.epochs = 1 end
-end
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local cli = require "demo_cli"
+local O, given = cli.parse("train_fashion_cnn.lua",
+  "usage: dlua scripts/train_fashion_cnn.lua [--quick] [--epochs N] [--out DIR] [--batch-size B] [--lr LR] [--seed S]",
+  {{"--quick", "quick", "flag"}, {"--epochs", "epochs", "count"}, {"--out", "out", "string"},
+   {"--batch-size", "batch_size", "count"}, {"--lr", "lr", "number"}, {"--seed", "seed", "count"}},
+  {quick = false, epochs = 20, out = cli.repo() .. "/runs/fashion_cnn", batch_size = 128, lr = 3e-3, seed = 1})
+if O.quick and not given.epochs then O.epochs = 1 end
 
 -- images [N, 1, 28, 28] float32 in [0, 1] and labels [N] int64 (1..10)
 local function load_split(split, n)

@@ -124,4 +124,28 @@ function H.grad_of(fn, w)
   end
 end
 
+-- every element of got (a tensor) within rtol (default 1e-10) of a PyTorch
+-- fixture's flat list want, relative to max(1, |want|)
+function H.assert_pytorch(got, want, what, rtol)
+  rtol = rtol or 1e-10
+  local g = H.flat(got)
+  assert(#g == #want, string.format("%s: size %d, PyTorch %d", what, #g, #want))
+  for i = 1, #want do
+    assert(math.abs(g[i] - want[i]) <= rtol * math.max(1, math.abs(want[i])),
+      string.format("%s[%d]: got %.17g, PyTorch %.17g", what, i, g[i], want[i]))
+  end
+end
+
+-- gradcheck, jvp against reverse mode, and double backward of fn on the
+-- float64 inputs make() returns (fresh ones each call)
+function H.check_derivatives(fn, make)
+  local A = dl.autograd
+  local ins = make()
+  for _, t in ipairs(ins) do t:requires_grad_() end
+  assert(A.gradcheck(fn, ins) == true, "gradcheck failed")
+  H.check_jvp(fn, make())
+  local w = dl.randn({dl.no_grad(fn, table.unpack(ins)):numel()}, {dtype = "float64"})
+  assert(A.gradcheck(H.grad_of(fn, w), ins) == true, "gradcheck of the gradient (double backward) failed")
+end
+
 return H

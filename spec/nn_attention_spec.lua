@@ -19,14 +19,7 @@ local function tensor(e)
   return t
 end
 
-local function close(got, want, what)
-  local g = H.flat(got)
-  assert.equal(#want, #g, what .. ": size")
-  for i = 1, #want do
-    assert(math.abs(g[i] - want[i]) <= 1e-10 * math.max(1, math.abs(want[i])),
-      string.format("%s[%d]: got %.17g, PyTorch %.17g", what, i, g[i], want[i]))
-  end
-end
+local close = H.assert_pytorch
 
 local function layer_opts(c)
   return {dim_feedforward = c.dim_feedforward, dropout = c.dropout, activation = c.activation,
@@ -115,13 +108,7 @@ describe("under autograd", function()
   for _, name in ipairs(H.sorted_keys(fns)) do
     it(name .. ": gradcheck, jvp and double backward", function()
       dl.manual_seed(41)
-      local fn, make = fns[name][1], fns[name][2]
-      local ins = make()
-      for _, t in ipairs(ins) do t:requires_grad_() end
-      assert.is_true(A.gradcheck(fn, ins))
-      H.check_jvp(fn, make())
-      local w = r(dl.no_grad(fn, table.unpack(ins)):numel())
-      assert.is_true(A.gradcheck(H.grad_of(fn, w), ins))
+      H.check_derivatives(fns[name][1], fns[name][2])
     end)
   end
 
@@ -133,13 +120,7 @@ describe("under autograd", function()
       local out, w = m(q, k, v, {attn_mask = mask})
       return dl.cat({out:reshape(-1), w:reshape(-1)}, 1)
     end
-    local make = function() return {r(2, 2, 4), r(3, 2, 3), r(3, 2, 4)} end
-    local ins = make()
-    for _, t in ipairs(ins) do t:requires_grad_() end
-    assert.is_true(A.gradcheck(fn, ins))
-    H.check_jvp(fn, make())
-    local w = r(dl.no_grad(fn, table.unpack(ins)):numel())
-    assert.is_true(A.gradcheck(H.grad_of(fn, w), ins))
+    H.check_derivatives(fn, function() return {r(2, 2, 4), r(3, 2, 3), r(3, 2, 4)} end)
   end)
 
   it("a TransformerEncoderLayer: gradcheck w.r.t. its input", function()

@@ -12,14 +12,7 @@ local function r(...) return dl.randn({...}, F64) end
 
 local function tensor(t) return dl.tensor(t.values, F64):view(t.shape):requires_grad_() end
 
-local function close(got, want, what)
-  local g = H.flat(got)
-  assert.equal(#want, #g, what .. ": size")
-  for i = 1, #want do
-    assert(math.abs(g[i] - want[i]) <= 1e-10 * math.max(1, math.abs(want[i])),
-      string.format("%s[%d]: got %.17g, PyTorch %.17g", what, i, g[i], want[i]))
-  end
-end
+local close = H.assert_pytorch
 
 local function run_case(c, call)
   local ins = {}

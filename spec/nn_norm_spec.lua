@@ -48,13 +48,7 @@ describe("under autograd", function()
   for _, name in ipairs(H.sorted_keys(fns)) do
     it(name .. ": gradcheck, jvp and double backward", function()
       dl.manual_seed(31)
-      local fn, make = fns[name][1], fns[name][2]
-      local ins = make()
-      for _, t in ipairs(ins) do t:requires_grad_() end
-      assert.is_true(A.gradcheck(fn, ins))
-      H.check_jvp(fn, make())
-      local w = r(dl.no_grad(fn, table.unpack(ins)):numel())
-      assert.is_true(A.gradcheck(H.grad_of(fn, w), ins))
+      H.check_derivatives(fns[name][1], fns[name][2])
     end)
   end
 end)

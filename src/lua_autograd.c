@@ -253,6 +253,7 @@ static int l_autograd_grad(lua_State *L) {
   bool unused = dlua_optbool(L, opts, "allow_unused", false);
   dl_tensor *res[MAX_ROOTS];
   if (dl_autograd_grad(outs, gouts, no, ins, ni, retain, create, unused, res)) return dlua_engine_error(L);
+  dlua_gc_after_backward(L); /* a training step can end here too (res are held by C until pushed) */
   luaL_checkstack(L, ni, "too many inputs");
   for (int i = 0; i < ni; i++) {
     if (res[i]) dlua_pushtensor(L, res[i]);

@@ -33,11 +33,11 @@ function dl.multinomial(probs, n, opts)
   if not (p:isfinite():all():item() and p:ge(0):all():item()) then
     raise(fmt("%s: probabilities must be finite and >= 0", fn))
   end
-  local positive = p:gt(0):sum(2) -- [B] categories that can be drawn
-  if positive:min():item() == 0 then raise(fmt("%s: a row of probabilities sums to 0", fn)) end
-  if not replacement and positive:min():item() < n then
+  local fewest = p:gt(0):sum(2):min():item() -- the fewest categories a row can draw
+  if fewest == 0 then raise(fmt("%s: a row of probabilities sums to 0", fn)) end
+  if not replacement and fewest < n then
     raise(fmt("%s: cannot draw %d samples without replacement from a row with %d nonzero probabilities",
-      fn, n, positive:min():item()))
+      fn, n, fewest))
   end
   local idx
   if replacement then

@@ -23,13 +23,18 @@ char *openblas_get_corename(void);
 void gotoblas_dynamic_init(void) __attribute__((weak));
 void gotoblas_dynamic_quit(void) __attribute__((weak));
 
-/* cores whose kernels use AVX2 + FMA or wider: nothing to gain */
-static bool modern_core(const char *name) {
-  static const char *const modern[] = {"Haswell", "Zen", "SkylakeX", "Cooperlake", "SapphireRapids"};
-  for (size_t i = 0; i < sizeof modern / sizeof *modern; i++)
-    if (strcasecmp(name, modern[i]) == 0) return true;
+/* OpenBLAS's cores by vector unit: AVX-512 kernels, AVX2 + FMA kernels */
+static const char *const avx512_cores[] = {"SkylakeX", "Cooperlake", "SapphireRapids", NULL};
+static const char *const avx2_cores[] = {"Haswell", "Zen", NULL};
+
+static bool core_in(const char *name, const char *const *list) {
+  for (; *list; list++)
+    if (strcasecmp(name, *list) == 0) return true;
   return false;
 }
+
+/* cores whose kernels use AVX2 + FMA or wider: nothing to gain */
+static bool modern_core(const char *name) { return core_in(name, avx512_cores) || core_in(name, avx2_cores); }
 
 /* the OpenBLAS core for this CPU's vector unit, or NULL */
 static const char *core_for_cpu(void) {
@@ -60,8 +65,7 @@ bool dl_cpu_blas_avx512(void) {
   static int known = -1;
   if (known < 0) {
     const char *core = openblas_get_corename();
-    known = core && (strcasecmp(core, "SkylakeX") == 0 || strcasecmp(core, "Cooperlake") == 0 ||
-                     strcasecmp(core, "SapphireRapids") == 0);
+    known = core && core_in(core, avx512_cores);
   }
   return known == 1;
 }

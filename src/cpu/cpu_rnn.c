@@ -9,7 +9,6 @@
 #include "cpu_vecmath.h"
 
 /* sigmoid as t:sigmoid() computes it (one exp of -|z|, never overflowing) */
-#define SIG(T, z) sig_##T(z)
 static inline float sig_float(float z) {
   float e = expf(-fabsf(z)), r = 1.0f / (1.0f + e);
   return z >= 0 ? r : e * r;

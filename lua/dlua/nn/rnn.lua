@@ -151,6 +151,26 @@ local function state_pair(label, state)
   return state[1], state[2]
 end
 
+-- the state a caller gave ({h, c} for an LSTM, h otherwise) checked against
+-- want_h / want_c, named names[1] / names[2] in errors; unbatched, the batch
+-- dim is put back at bdim
+local function given_state(label, lstm, state, names, want_h, want_c, input, layout, batched, bdim)
+  local h, c
+  if lstm then
+    h, c = state_pair(label, state)
+    check_state(label, names[1], h, want_h, input, layout)
+    check_state(label, names[2], c, want_c, input, layout)
+  else
+    if not is_tensor(state) then raise(fmt("%s: state %s must be a tensor, got %s", label, names[1], type(state))) end
+    h = check_state(label, names[1], state, want_h, input, layout)
+  end
+  if not batched then
+    h = h:unsqueeze(bdim)
+    c = c and c:unsqueeze(bdim)
+  end
+  return h, c
+end
+
 -- Python's repr of a float (dropout=0.5, dropout=1.0)
 local function pyfloat(v)
   for digits = 1, 17 do
@@ -238,20 +258,8 @@ local function layer_state(self, label, state, batched, B, input)
   local Hout = self.proj_size > 0 and self.proj_size or self.hidden_size
   local function want(n) return batched and {LD, B, n} or {LD, n} end
   local layout = batched and "[num_layers * num_directions, batch, hidden]" or "[num_layers * num_directions, hidden]"
-  local h, c
-  if self.mode == "LSTM" then
-    h, c = state_pair(label, state)
-    check_state(label, "h_0", h, want(Hout), input, layout)
-    check_state(label, "c_0", c, want(self.hidden_size), input, layout)
-  else
-    if not is_tensor(state) then raise(fmt("%s: state h_0 must be a tensor, got %s", label, type(state))) end
-    h = check_state(label, "h_0", state, want(Hout), input, layout)
-  end
-  if not batched then
-    h = h:unsqueeze(2)
-    c = c and c:unsqueeze(2)
-  end
-  return h, c
+  return given_state(label, self.mode == "LSTM", state, {"h_0", "c_0"}, want(Hout), want(self.hidden_size), input,
+    layout, batched, 2)
 end
 
 local function layer_forward(self, input, state)
@@ -350,26 +358,11 @@ local function cell_state(self, label, state, batched, B, input)
   local H = self.hidden_size
   local want = batched and {B, H} or {H}
   local layout = batched and "[batch, hidden_size]" or "[hidden_size]"
-  local h, c
   if state == nil then
     local to = {dtype = input.dtype, device = input.device}
-    h = zeros(B, H, to)
-    if self.mode == "LSTM" then c = zeros(B, H, to) end
-    return h, c
+    return zeros(B, H, to), self.mode == "LSTM" and zeros(B, H, to) or nil
   end
-  if self.mode == "LSTM" then
-    h, c = state_pair(label, state)
-    check_state(label, "h", h, want, input, layout)
-    check_state(label, "c", c, want, input, layout)
-  else
-    if not is_tensor(state) then raise(fmt("%s: state h must be a tensor, got %s", label, type(state))) end
-    h = check_state(label, "h", state, want, input, layout)
-  end
-  if not batched then
-    h = h:unsqueeze(1)
-    c = c and c:unsqueeze(1)
-  end
-  return h, c
+  return given_state(label, self.mode == "LSTM", state, {"h", "c"}, want, want, input, layout, batched, 1)
 end
 
 local function cell_forward(self, input, state)
