@@ -660,6 +660,16 @@ local MODULES = {
     function M:forward(x) return self.layer(x, {is_causal = true}) end
     return M()
   end, function() return r(6, 2, 8) end, GEMM},
+  {"TransformerDecoder of two pre-norm GELU layers over a fixed memory", function()
+    local M = nn.Module:extend("DecoderStack")
+    function M:init()
+      self.dec = nn.TransformerDecoder(nn.TransformerDecoderLayer(8, 2, {dim_feedforward = 16, norm_first = true,
+        activation = "gelu", batch_first = true}), 2)
+      self.memory = nn.Parameter(dl.randn(3, 4, 8))
+    end
+    function M:forward(x) return self.dec(x, self.memory, {tgt_is_causal = true}) end
+    return M()
+  end, function() return r(3, 5, 8) end, GEMM},
   {"TransformerEncoder of two post-norm layers", function()
     return nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, {dim_feedforward = 16, batch_first = true}), 2,
       {norm = nn.LayerNorm(8)})
