@@ -81,8 +81,16 @@ DEPS_STAMP := $(BUILD)/.deps-ok
 
 PLUGIN := $(if $(CUDA_OBJ),$(LIBDIR)/libdlua_cuda.so)
 
+# MPI: the transport of dl.dist, the plugin lib/libdlua_mpi.so that
+# dl.dist.init opens (src/dl_dist.c), so libdlua never needs MPI to load.
+# Open MPI comes from scripts/install-deps.sh; mpicc is asked for its flags
+# when the plugin is built (after the deps are installed), not when make
+# reads this file. MPI=0 builds without it (dl.dist.init then says so).
+MPI ?= $(if $(DEPS_PREFIX),0,1)
+MPI_PLUGIN := $(if $(filter 1,$(MPI)),$(LIBDIR)/libdlua_mpi.so)
+
 all: $(BINDIR)/dlua $(LIBDIR)/libdlua.a $(LIBDIR)/libdlua.so $(LIBDIR)/lua/5.4/dlua.so $(BUILD)/host_example \
-     $(BUILD)/host_train $(PLUGIN)
+     $(BUILD)/host_train $(PLUGIN) $(MPI_PLUGIN)
 
 deps: $(DEPS_STAMP)
 $(DEPS_STAMP): scripts/install-deps.sh
@@ -136,6 +144,11 @@ $(LIBDIR)/lua/5.4/dlua.so: $(LIB_OBJ)
 $(LIBDIR)/libdlua_cuda.so: $(CUDA_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared -o $@ $^ $(LDLIBS_CUDA)
+
+# one exported symbol; the engine's come from the program that opens it
+$(LIBDIR)/libdlua_mpi.so: src/mpi/dl_mpi.c $(wildcard src/*.h) $(DEPS_STAMP) $(CONFIG)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $$(mpicc --showme:compile) -fvisibility=hidden -shared -o $@ $< $$(mpicc --showme:link)
 
 $(BINDIR)/dlua: $(BUILD)/src/dlua.o $(BUILD)/src/dlua_repl.o $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -217,7 +230,7 @@ PREFIX ?= /usr/local
 install: all
 	install -d $(PREFIX)/bin $(PREFIX)/lib $(PREFIX)/include $(PREFIX)/lib/lua/5.4 $(PREFIX)/lib/pkgconfig
 	install -m 755 $(BINDIR)/dlua $(PREFIX)/bin/dlua
-	install -m 644 $(LIBDIR)/libdlua.a $(LIBDIR)/libdlua.so $(PLUGIN) $(PREFIX)/lib/
+	install -m 644 $(LIBDIR)/libdlua.a $(LIBDIR)/libdlua.so $(PLUGIN) $(MPI_PLUGIN) $(PREFIX)/lib/
 	install -m 644 $(LIBDIR)/lua/5.4/dlua.so $(PREFIX)/lib/lua/5.4/dlua.so
 	install -m 644 src/dlua.h src/dl_core.h src/dl_tensor.h $(PREFIX)/include/
 	sed -e 's|@PREFIX@|$(PREFIX)|' scripts/dlua.pc.in > $(PREFIX)/lib/pkgconfig/dlua.pc

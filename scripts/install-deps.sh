@@ -12,6 +12,7 @@ pkgs=(
   tmux
   dataset-fashion-mnist gnuplot-nox
   fortunes
+  openmpi-bin libopenmpi-dev
 )
 # `make bench` compares against Debian's PyTorch
 if [ "${1:-}" = "--bench" ]; then

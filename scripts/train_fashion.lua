@@ -6,6 +6,8 @@
 --   dlua scripts/train_fashion.lua [--quick] [--epochs N] [--out DIR]
 --                                  [--batch-size B] [--lr LR] [--seed S]
 --   dlua scripts/train_fashion.lua --eval CHECKPOINT   (test accuracy of a saved model)
+--   dlua scripts/train_fashion.lua --nproc 2 ...        (data parallel: 2 processes,
+--        nn.DistributedDataParallel over dl.dist, each on half of every batch)
 --
 -- Defaults: 55,000 training and 5,000 validation images, batch 128, Adam lr
 -- 1e-3 halved every 4 epochs, at most 15 epochs, early stopping with patience
@@ -27,13 +29,38 @@ package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.pat
 local cli = require "demo_cli"
 local O, given = cli.parse("train_fashion.lua",
   "usage: dlua scripts/train_fashion.lua [--quick] [--epochs N] [--out DIR] [--batch-size B] [--lr LR] [--seed S] " ..
-  "[--eval CHECKPOINT]",
+  "[--eval CHECKPOINT] [--nproc N]",
   {{"--quick", "quick", "flag"}, {"--epochs", "epochs", "count"}, {"--out", "out", "string"},
    {"--batch-size", "batch_size", "count"}, {"--lr", "lr", "number"}, {"--seed", "seed", "count"},
-   {"--eval", "eval", "string"}},
+   {"--eval", "eval", "string"}, {"--nproc", "nproc", "count"}},
   {quick = false, epochs = 15, out = cli.repo() .. "/runs/fashion", batch_size = 128, lr = 1e-3, seed = 1,
-   patience = 5, val = 5000})
+   patience = 5, val = 5000, nproc = 1})
 if O.quick and not given.epochs then O.epochs = 1 end
+
+-- --nproc N: data parallel over N processes of this machine (dl.dist):
+-- this script again under `dlua --nproc N`, each rank training on its
+-- share of every batch of --batch-size (the global batch stays the same)
+local under_mpi = os.getenv("OMPI_COMM_WORLD_SIZE") ~= nil
+if O.nproc > 1 and not under_mpi then
+  local words = {}
+  local i = 1
+  while arg[i] do
+    if arg[i] == "--nproc" then i = i + 1 else words[#words + 1] = "'" .. arg[i]:gsub("'", "'\\''") .. "'" end
+    i = i + 1
+  end
+  local ok, _, code = os.execute(string.format("'%s' --nproc %d '%s' %s", arg[-1], O.nproc, arg[0],
+    table.concat(words, " ")))
+  os.exit(ok and 0 or code or 1)
+end
+if under_mpi then dl.dist.init() end
+local world = dl.dist.size()
+if O.batch_size % world ~= 0 then
+  io.stderr:write(string.format("train_fashion.lua: --batch-size %d does not split into %d processes\n", O.batch_size,
+    world))
+  os.exit(2)
+end
+-- every line of the log once: rank 0's
+local print = dl.dist.print
 
 ---------------------------------------------------------------------------
 -- data
@@ -133,10 +160,14 @@ Xva, Xte = scaler:transform(Xva), scaler:transform(Xte)
 collectgarbage()
 dl.empty_cache()
 
-local loader = dl.data.DataLoader(dl.data.TensorDataset(Xtr, ytr),
-  {batch_size = O.batch_size, shuffle = true, seed = O.seed})
+local train_set = dl.data.TensorDataset(Xtr, ytr)
+local sampler = world > 1 and dl.data.DistributedSampler(train_set, {seed = O.seed}) or nil
+local loader = dl.data.DataLoader(train_set, {batch_size = O.batch_size // world, shuffle = sampler == nil,
+  seed = sampler == nil and O.seed or nil, sampler = sampler})
 
 local model = make_model()
+-- the gradients averaged over the processes during backward
+local net = world > 1 and nn.DistributedDataParallel(model) or model
 local loss_fn = nn.CrossEntropyLoss()
 local opt = optim.Adam(model:parameters(), {lr = O.lr})
 -- halve the step size every 4 epochs: the late epochs refine instead of bouncing
@@ -146,22 +177,28 @@ local best_path = O.out .. "/best_model.safetensors"
 -- (over-confidence) epochs before the accuracy stops improving
 local es = dl.utils.EarlyStopping({patience = O.patience, path = best_path, mode = "max"})
 
-print(string.format("Fashion-MNIST MLP 784-256-128-100-10: %d train, %d validation, %d test images; %d parameters",
-  n_train, n_val, Xte:size(1), model:num_parameters()))
+print(string.format("Fashion-MNIST MLP 784-256-128-100-10: %d train, %d validation, %d test images; %d parameters%s",
+  n_train, n_val, Xte:size(1), model:num_parameters(), world > 1 and string.format("; %d processes", world) or ""))
 
 local hist = {train_loss = {}, val_loss = {}, val_acc = {}}
 local epochs_run = 0
 for epoch = 1, O.epochs do
+  if sampler then sampler:set_epoch(epoch) end
   local bar = dl.utils.progress(loader:iter(), {total = #loader, desc = string.format("epoch %d/%d", epoch, O.epochs)})
   local sum, count = 0, 0
   for xb, yb in bar do
-    local loss = loss_fn(model(xb), yb)
+    local loss = loss_fn(net(xb), yb)
     opt:zero_grad()
     loss:backward()
     opt:step()
     local l = loss:item()
     sum, count = sum + l * xb:size(1), count + xb:size(1)
     bar:set_postfix({loss = sum / count})
+  end
+  if world > 1 then -- the epoch's mean loss over every rank's samples
+    local t = dl.tensor({sum, count}, {dtype = "float64"})
+    dl.dist.all_reduce(t)
+    sum, count = t[1]:item(), t[2]:item()
   end
   sched:step()
   epochs_run = epoch
@@ -179,14 +216,14 @@ end
 es:load_best(model)
 local ckpt = O.out .. "/fashion_mlp.safetensors"
 dl.save(ckpt, prefixed("scaler.", scaler:state_dict(), prefixed("model.", model:state_dict(), {})))
-os.remove(best_path)
+if dl.dist.is_main() then os.remove(best_path) end
 local test_acc = accuracy(model, Xte, yte)
 
 local plot = O.out .. "/fashion_curves.png"
-dl.plot.lines({
+if dl.dist.is_main() then dl.plot.lines({
   ["train loss"] = hist.train_loss, ["validation loss"] = hist.val_loss, ["validation accuracy"] = hist.val_acc,
 }, {file = plot, title = "Fashion-MNIST MLP 256-128-100", xlabel = "epoch", ylabel = "cross-entropy",
-    y2 = {"validation accuracy"}, y2label = "accuracy"})
+    y2 = {"validation accuracy"}, y2label = "accuracy"}) end
 
 print(string.format("test accuracy: %.4f (%d images, best epoch %d of %d)", test_acc, Xte:size(1), es.best_step, epochs_run))
 print("checkpoint: " .. ckpt)

@@ -95,12 +95,7 @@ end)
 describe("the CUDA plugin", function()
   local lib = (os.getenv("DLUA_LIBDIR") or "lib")
   local bin = os.getenv("DLUA_BIN") or "bin/dlua"
-  local function sh(cmd)
-    local p = io.popen(cmd .. " 2>&1")
-    local out = p:read("a")
-    local ok, _, code = p:close()
-    return out, ok and 0 or code
-  end
+  local sh = H.sh
   it("is not needed by libdlua: the CUDA runtime is the plugin's alone", function()
     local out = sh("readelf -d " .. lib .. "/libdlua.so")
     assert.matches("NEEDED", out)

@@ -3,6 +3,14 @@ local dl = require "dlua"
 local H = {}
 
 -- max |a - b| over all elements of two tensors or tables
+-- runs a shell command: its stdout and stderr together, and its exit code
+function H.sh(cmd)
+  local p = io.popen(cmd .. " 2>&1")
+  local out = p:read("a")
+  local ok, _, code = p:close()
+  return out, ok and 0 or code
+end
+
 function H.max_abs_diff(a, b)
   local ta = dl.is_tensor(a) and a:double():totable() or a
   local tb = dl.is_tensor(b) and b:double():totable() or b

@@ -1,21 +1,15 @@
-/* dl_cuda.c — finding and opening the CUDA plugin (dl_cuda.h), and the
- * management API that forwards to it. The plugin is looked for beside the
- * object that holds the engine: lib/libdlua_cuda.so next to libdlua.so,
- * from bin/dlua one directory up, from the Lua module lib/lua/5.4/dlua.so
- * two up; DLUA_CUDA_PLUGIN names it outright, and the loader's search path
- * is the last resort (an installed dlua). The engine's own symbols are made
- * global first, so the plugin resolves them even when the engine itself was
- * opened RTLD_LOCAL (require "dlua" from lua5.4). */
+/* dl_cuda.c — opening the CUDA plugin (found as dl_plugin.h says;
+ * DLUA_CUDA_PLUGIN names it outright) and the management API that forwards
+ * to it (dl_cuda.h). */
 #define _GNU_SOURCE
 #include "dl_cuda.h"
 
+#include "dl_plugin.h"
+
 #include <dlfcn.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define PLUGIN_NAME "libdlua_cuda.so"
 
@@ -23,45 +17,10 @@ static const dl_cuda_plugin *plugin;
 static char reason[512];
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-/* the directory of the object holding this code, into dir */
-static bool own_dir(char *dir, size_t n, char *self, size_t m) {
-  Dl_info info;
-  char path[PATH_MAX];
-  if (!dladdr((void *)own_dir, &info) || !info.dli_fname) return false;
-  const char *f = info.dli_fname;
-  if (!strchr(f, '/')) { /* the main program: its path from /proc */
-    ssize_t k = readlink("/proc/self/exe", path, sizeof path - 1);
-    if (k <= 0) return false;
-    path[k] = 0;
-    f = path;
-  }
-  char real[PATH_MAX];
-  if (!realpath(f, real)) return false;
-  snprintf(self, m, "%s", real);
-  char *slash = strrchr(real, '/');
-  if (!slash) return false;
-  *slash = 0;
-  snprintf(dir, n, "%s", real);
-  return true;
-}
-
 static void load(void) {
-  char dir[PATH_MAX], self[PATH_MAX], path[PATH_MAX + 64];
-  bool have_dir = own_dir(dir, sizeof dir, self, sizeof self);
-  if (have_dir) dlopen(self, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL); /* our symbols, for the plugin */
-  const char *found = getenv("DLUA_CUDA_PLUGIN");
-  if (found && !*found) found = NULL;
-  static const char *const rel[] = {"/" PLUGIN_NAME, "/../lib/" PLUGIN_NAME, "/../../" PLUGIN_NAME};
-  for (size_t i = 0; !found && have_dir && i < sizeof rel / sizeof rel[0]; i++) {
-    snprintf(path, sizeof path, "%s%s", dir, rel[i]);
-    if (access(path, F_OK) == 0) found = path;
-  }
-  void *h = dlopen(found ? found : PLUGIN_NAME, RTLD_NOW | RTLD_LOCAL);
-  if (!h) {
-    if (found) snprintf(reason, sizeof reason, "the CUDA plugin failed to load: %s", dlerror());
-    else snprintf(reason, sizeof reason, "dlua built without CUDA: no %s", PLUGIN_NAME);
-    return;
-  }
+  void *h = dl_plugin_open(PLUGIN_NAME, "the CUDA plugin", "DLUA_CUDA_PLUGIN",
+                           "dlua built without CUDA: no " PLUGIN_NAME, reason, sizeof reason);
+  if (!h) return;
   const dl_cuda_plugin *(*entry)(void) = (const dl_cuda_plugin *(*)(void))dlsym(h, DL_CUDA_PLUGIN_SYMBOL);
   const dl_cuda_plugin *p = entry ? entry() : NULL;
   if (!p || p->abi != DL_CUDA_PLUGIN_ABI || p->backend_size != sizeof(dl_backend) || p->nops != DL_NOPS) {
@@ -92,6 +51,15 @@ size_t dl_cuda_max_memory_allocated(int index) { return get() ? plugin->max_memo
 
 void dl_cuda_reset_peak_memory_stats(int index) {
   if (get()) plugin->reset_peak_memory_stats(index);
+}
+
+const dl_cuda_nccl *dl_cuda_nccl_get(void) {
+  if (!get()) {
+    dl_error_set("dl.dist: no NCCL: %s", reason);
+    return NULL;
+  }
+  if (!plugin->nccl) dl_error_set("dl.dist: the CUDA plugin was built without NCCL");
+  return plugin->nccl;
 }
 
 static void no_device(int index) {

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "dl_backend.h"
+#include "dl_dist.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -33,13 +34,26 @@ void dl_cuda_reset_peak_memory_stats(int index);
 int dl_cuda_device_name(int index, char *buf, size_t n);
 /* the backend of cuda:index, or NULL with an error */
 const dl_backend *dl_cuda_backend_get(int index);
+/* the plugin's NCCL, or NULL with an error saying why there is none */
+typedef struct dl_cuda_nccl_s dl_cuda_nccl;
+const dl_cuda_nccl *dl_cuda_nccl_get(void);
 
 /* ---- the plugin's side ----
  * libdlua_cuda.so exports one symbol, DL_CUDA_PLUGIN_SYMBOL, a function
  * returning this table; abi and the struct sizes must match the engine's,
  * or the plugin is refused (it was built from other headers). */
-#define DL_CUDA_PLUGIN_ABI 1
+#define DL_CUDA_PLUGIN_ABI 2
 #define DL_CUDA_PLUGIN_SYMBOL "dl_cuda_plugin_v1"
+/* NCCL for dl.dist (libnccl opened on first use): the communicator of this
+ * process on `device`, made from a unique id that rank 0 drew and every
+ * rank received over MPI; collectives on the plugin's stream of that
+ * device, the blocking ones waited for. */
+struct dl_cuda_nccl_s {
+  size_t id_bytes; /* sizeof(ncclUniqueId) */
+  int (*unique_id)(void *id);
+  int (*init)(int device, int rank, int size, const void *id);
+  const dl_dist_transport *transport;
+};
 typedef struct {
   int abi;
   size_t backend_size, nops; /* sizeof(dl_backend), DL_NOPS */
@@ -52,6 +66,7 @@ typedef struct {
   size_t (*max_memory_allocated)(int index);
   void (*reset_peak_memory_stats)(int index);
   int (*device_name)(int index, char *buf, size_t n);
+  const dl_cuda_nccl *nccl; /* NULL: built without NCCL */
 } dl_cuda_plugin;
 
 #ifdef __cplusplus

@@ -40,6 +40,8 @@ typedef struct dl_tensor {
   struct dl_tensor *grad;
   struct dl_node *grad_fn;
   struct dl_tensor *tangent; /* forward mode */
+  /* called when backward has finished this leaf's .grad (not owned) */
+  struct dl_grad_hook *grad_hook;
   /* the tensor a recorded view was taken from (owns it), so in-place writes
    * through the view can rebase the base's history */
   struct dl_tensor *base;

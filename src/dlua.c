@@ -1,5 +1,6 @@
 /* dlua.c — the dlua program: `lua` with the `dl` library preloaded.
  *   dlua script.lua args...   dlua -e 'stat'   dlua -i script   dlua -   dlua -v
+ *   dlua --nproc N script.lua args...   (N ranks of dl.dist under mpirun)
  * With no script and a terminal on stdin: the REPL; otherwise stdin runs as a
  * script. Options, `arg`, LUA_INIT and exit statuses follow lua.c (5.4). */
 #include <lauxlib.h>
@@ -30,6 +31,7 @@ static void print_usage(const char *badopt) {
           "  -E        ignore environment variables\n"
           "  -W        turn warnings on\n"
           "  --        stop handling options\n"
+          "  --nproc N run N processes under mpirun (dl.dist; first option only)\n"
           "  -         execute stdin and stop handling options\n",
           progname);
   fflush(stderr);
@@ -226,8 +228,41 @@ static int pmain(lua_State *L) {
   return 1;
 }
 
+/* dlua --nproc N [options] script args: mpirun -np N of this program on
+ * this machine (dl.dist's ranks), oversubscribed only past the cores */
+static int launch(int argc, char **argv) {
+  char *end = NULL;
+  long n = argc > 2 ? strtol(argv[2], &end, 10) : 0;
+  if (argc < 4 || !end || *end || n < 1 || n > 4096) {
+    fprintf(stderr, "%s: --nproc needs a number of processes (1 to 4096) and a script\n", progname);
+    return EXIT_FAILURE;
+  }
+  char self[4096];
+  ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (k <= 0) {
+    fprintf(stderr, "%s: --nproc: cannot find this program's path\n", progname);
+    return EXIT_FAILURE;
+  }
+  self[k] = 0;
+  char **args = calloc((size_t)argc + 8, sizeof *args);
+  if (!args) return EXIT_FAILURE;
+  int a = 0;
+  args[a++] = "mpirun";
+  args[a++] = "-np";
+  args[a++] = argv[2];
+  if (n > sysconf(_SC_NPROCESSORS_ONLN)) args[a++] = "--oversubscribe";
+  if (geteuid() == 0) args[a++] = "--allow-run-as-root";
+  args[a++] = self;
+  for (int i = 3; i < argc; i++) args[a++] = argv[i];
+  execvp("mpirun", args);
+  fprintf(stderr, "%s: --nproc starts mpirun, which was not found (Open MPI: the openmpi-bin package)\n", progname);
+  free(args);
+  return EXIT_FAILURE;
+}
+
 int main(int argc, char **argv) {
   if (argv[0] && argv[0][0]) progname = argv[0];
+  if (argc > 1 && strcmp(argv[1], "--nproc") == 0) return launch(argc, argv);
   lua_State *L = dlua_state_new();
   if (L == NULL) {
     fprintf(stderr, "%s: cannot create state: not enough memory\n", progname);

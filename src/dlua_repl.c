@@ -14,6 +14,7 @@
 
 #include <editline/readline.h>
 
+#include "dl_dist.h"
 #include "dlua.h"
 
 /* ---- calls and errors ---- */
@@ -61,6 +62,7 @@ int dlua_report(lua_State *L, int status) {
   const char *msg = lua_tostring(L, -1);
   if (msg == NULL) msg = "(error object is not a string)";
   if (in_repl) fprintf(stderr, "%s\n", msg);
+  else if (dl_dist_size() > 1) fprintf(stderr, "dlua: rank %d: %s\n", dl_dist_rank(), msg);
   else fprintf(stderr, "dlua: %s\n", msg);
   fflush(stderr);
   lua_pop(L, 1);

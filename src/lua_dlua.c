@@ -126,6 +126,7 @@ int luaopen_dlua(lua_State *L) {
   dlua_open_decomp(L);
   dlua_open_sys(L);
   dlua_open_cuda(L);
+  dlua_open_dist(L);
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, "dlua.module");
   install_preloads(L);

@@ -142,6 +142,7 @@ dlua_tensor_options dlua_opttensoroptions(lua_State *L, int arg, dl_dtype def_dt
 void dlua_pushshape(lua_State *L, const int64_t *shape, int ndim);
 
 /* family openers, called by luaopen_dlua with the dl table on top */
+void dlua_open_dist(lua_State *L);
 void dlua_open_tensor(lua_State *L);
 void dlua_open_view(lua_State *L);
 void dlua_open_create(lua_State *L);

@@ -249,9 +249,19 @@ local function decode(s, tensors, path)
   return v
 end
 
-function dl.save(path, obj)
+-- dl.save(path, obj, {all_ranks = false}) -> whether this process wrote:
+-- in a dl.dist job only rank 0 writes (one checkpoint, not one a rank
+-- racing for the same file) unless all_ranks
+function dl.save(path, obj, opts)
   if type(path) ~= "string" then argerror("dl.save", 1, "string", type(path)) end
   if obj == nil then argerror("dl.save", 2, "a tensor or a table", "nil") end
+  if opts ~= nil then
+    if type(opts) ~= "table" or dl.is_tensor(opts) then argerror("dl.save", 3, "options table", typename(opts)) end
+    for k in pairs(opts) do
+      if k ~= "all_ranks" then error("dl.save: unknown option '" .. tostring(k) .. "' (all_ranks)", 2) end
+    end
+  end
+  if not (opts and opts.all_ranks) and not dl.dist.is_main() then return false end
   local ext = (path:match("%.([%w_]+)$") or ""):lower()
   if ext == "npy" then
     if not dl.is_tensor(obj) then argerror("dl.save", 2, "tensor (for a .npy file)", typename(obj)) end
@@ -264,6 +274,7 @@ function dl.save(path, obj)
   else
     save_checkpoint(path, obj)
   end
+  return true
 end
 
 function dl.load(path)

@@ -43,7 +43,7 @@ Progress.__name = "dl.utils.progress"
 
 local progress_opts = {
   total = true, desc = true, file = true, tty = true, width = true,
-  mininterval = true, interval = true, leave = true, disable = true, clock = true,
+  mininterval = true, interval = true, leave = true, disable = true, clock = true, all_ranks = true,
 }
 
 local function check_opts(fn, opts, allowed)
@@ -65,7 +65,8 @@ end
 -- or the loop is left by break.
 -- Options: total, desc, file (stderr), tty (auto: isatty(2)), width (auto),
 -- mininterval (TTY redraw period, 0.1 s), interval (plain-line period when
--- not a TTY, 10 s), leave (keep the finished bar, true), disable, clock.
+-- not a TTY, 10 s), leave (keep the finished bar, true), disable, clock,
+-- all_ranks (in a dl.dist job every rank draws a bar; default rank 0 only).
 function utils.progress(src, opts)
   local fn = "dl.utils.progress"
   opts = check_opts(fn, opts, progress_opts)
@@ -121,7 +122,8 @@ function utils.progress(src, opts)
   if type(self.file) ~= "userdata" and type(self.file) ~= "table" then
     error(fn .. ": option 'file' must be a file or an object with write(), got " .. type(self.file), 2)
   end
-  self.disable = opts.disable == true
+  -- in a dl.dist job one bar, rank 0's, unless every rank asks for its own
+  self.disable = opts.disable == true or (not opts.all_ranks and not dl.dist.is_main())
   self.leave = opts.leave ~= false
   if opts.tty ~= nil then
     self.tty = opts.tty and true or false
@@ -283,6 +285,15 @@ EarlyStopping.__name = "dl.utils.EarlyStopping"
 
 local es_opts = {patience = true, min_delta = true, path = true, mode = true, verbose = true}
 
+-- in a dl.dist job every rank must take the same decision: the metric is
+-- averaged over the ranks first (a collective: every rank calls step)
+local function same_on_every_rank(v)
+  if dl.dist.size() < 2 then return v end
+  local t = dl.tensor({v}, {dtype = "float64"})
+  dl.dist.all_reduce(t, "avg")
+  return t:item()
+end
+
 -- EarlyStopping({patience = 5, min_delta = 0, path = "best.ckpt", mode = "min",
 -- verbose = false}). Without path the best state is kept in memory (cloned).
 function utils.EarlyStopping(opts)
@@ -335,6 +346,7 @@ function EarlyStopping:step(metric, model)
   if model ~= nil and not (dl.nn and dl.nn.is_module(model)) then
     error(fn .. ": bad argument #2 (module expected, got " .. type(model) .. ")", 2)
   end
+  v = same_on_every_rank(v)
   self.steps = self.steps + 1
   local improved
   if v ~= v then
@@ -350,16 +362,16 @@ function EarlyStopping:step(metric, model)
     self.best, self.best_step, self.counter = v, self.steps, 0
     if model ~= nil then
       local sd = model:state_dict()
-      if self.path then
+      if self.path and dl.dist.is_main() then
         dl.save(self.path, sd)
-      else
+      else -- ranks other than 0 of a dl.dist job keep theirs in memory
         local copy = {}
         for k, t in pairs(sd) do copy[k] = t:clone() end
         self._best_state = copy
       end
       self._saved = true
     end
-    if self.verbose then
+    if self.verbose and dl.dist.is_main() then
       io.stderr:write(string.format("EarlyStopping: new best %.6g at step %d\n", v, self.steps))
     end
   else
@@ -378,7 +390,7 @@ function EarlyStopping:load_best(model)
   if not self._saved then
     error(fn .. ": no state saved yet (call step(metric, model) first)", 2)
   end
-  local sd = self.path and dl.load(self.path) or self._best_state
+  local sd = self._best_state or dl.load(self.path)
   model:load_state_dict(sd)
   return model
 end

@@ -12,7 +12,11 @@
 -- --synthetic: the same model and loop over 60,000 uniform random rows and
 -- labels, for a machine without the dataset (a bare GPU machine):
 --   RESULT fashion-mlp-synthetic dlua <s> s/epoch
--- Usage: dlua fashion_mlp.lua [--epochs E] [--accuracy | --synthetic] [--device cuda]
+-- --ddp (under mpirun, dist.lua runs it): the same global batches split
+-- over the ranks, nn.DistributedDataParallel averaging the gradients;
+-- rank 0 prints
+--   RESULT fashion-mlp-ranks dlua_<ranks>x<threads> <s> s/epoch
+-- Usage: dlua fashion_mlp.lua [--epochs E] [--accuracy | --synthetic | --ddp] [--device cuda]
 package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
 local B = require "bench_util"
 local dl = require "dlua"
@@ -23,7 +27,10 @@ local accuracy = B.flag(arg, "--accuracy")
 local synthetic = B.flag(arg, "--synthetic")
 if accuracy and synthetic then error("fashion_mlp.lua: --accuracy needs the real data, not --synthetic", 0) end
 local NAME = synthetic and "fashion-mlp-synthetic" or "fashion-mlp"
+local ddp = B.flag(arg, "--ddp")
 local device, sync = B.device(arg)
+if ddp then dl.dist.init() end
+local rank, world = dl.dist.rank(), dl.dist.size()
 dl.manual_seed(0)
 
 local BATCH = 128
@@ -47,6 +54,7 @@ local model = nn.Sequential(
 if device ~= "cpu" then model:to(device) end
 local loss_fn = nn.CrossEntropyLoss()
 local opt = dl.optim.Adam(model:parameters(), {lr = 1e-3})
+local net = ddp and nn.DistributedDataParallel(model) or model
 
 -- one pass over the data in a fresh random order; limit (optional) stops
 -- after that many batches (a warm-up)
@@ -57,8 +65,12 @@ local function epoch(limit)
   for b, i in ipairs(starts) do
     if limit and b > limit then break end
     local idx = perm:narrow(1, i, math.min(BATCH, N - i + 1))
+    if world > 1 then -- this rank's share of the global batch
+      local per = idx:numel() // world
+      idx = idx:narrow(1, rank * per + 1, per)
+    end
     local xb, yb = X:index_select(1, idx), Y:index_select(1, idx)
-    loss = loss_fn(model(xb), yb)
+    loss = loss_fn(net(xb), yb)
     opt:zero_grad()
     loss:backward()
     opt:step()
@@ -92,4 +104,8 @@ else
   epoch(WARMUP)
   for _ = 1, epochs do best = math.min(best, timed_epoch()) end
 end
-print(string.format("RESULT %s dlua %.4f s/epoch", NAME, best))
+if ddp then
+  dl.dist.print(string.format("RESULT fashion-mlp-ranks dlua_%dx%d %.4f s/epoch", world, B.threads, best))
+else
+  print(string.format("RESULT %s dlua %.4f s/epoch", NAME, best))
+end

@@ -8,7 +8,7 @@
 
 # shellcheck shell=bash disable=SC2034 # the variables are run.sh's
 ORDER=(tiny_op matmul64 matmul1024 add1m mlp_step mlp_nn adam_step layers
-  housing_mlp fashion_mlp conv seq startup)
+  housing_mlp fashion_mlp conv seq dist startup)
 declare -A SCRIPT=()
 
 # scripts here that are no workload of their own
@@ -32,7 +32,7 @@ declare -A ARGS=(
 declare -A FIRST_ARGS=([fashion_mlp.lua]=--accuracy [fashion_mlp.py]=--accuracy)
 
 # entries measured fewer (or more) times than BENCH_ROUNDS
-declare -A ROUNDS=([conv]=3 [seq]=3)
+declare -A ROUNDS=([conv]=3 [seq]=3 [dist]=3)
 
 # startup.py's runs per side (the median is reported)
 STARTUP_RUNS=7

@@ -123,6 +123,6 @@ static int device_name(int index, char *buf, size_t n) {
 
 __attribute__((visibility("default"))) const dl_cuda_plugin *dl_cuda_plugin_v1(void) {
   static const dl_cuda_plugin p = {DL_CUDA_PLUGIN_ABI, sizeof(dl_backend), DL_NOPS, backend_get, device_count,
-                                   reason, synchronize, empty_cache, memory, memory, reset, device_name};
+                                   reason, synchronize, empty_cache, memory, memory, reset, device_name, NULL};
   return &p;
 }

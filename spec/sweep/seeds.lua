@@ -22,6 +22,13 @@ local function square(x) return (x * x):sum() end
 local function lin() return dl.nn.Linear(3, 2) end
 local function opt() return dl.optim.SGD(params(), {lr = 0.1}) end
 local function ds() return dl.data.TensorDataset(dl.randn(4, 3), dl.randn(4)) end
+-- dl.dist's calls need it started: a world of one, this process
+local function dist(maker)
+  return function()
+    dl.dist.init()
+    return maker()
+  end
+end
 
 S.instances = {
   -- the instance a base class's methods are swept on
@@ -35,6 +42,22 @@ S.instances = {
 S.calls = {
   -- classes
   ["dl.data.DataLoader"] = function() return {ds, v({batch_size = 2})} end,
+  ["dl.data.DistributedSampler"] = function() return {ds, v({num_replicas = 2, rank = 1})} end,
+  ["dl.nn.DistributedDataParallel"] = dist(function() return {lin} end),
+  ["dl.dist.init"] = function() return {v({timeout = 60})} end,
+  -- ends MPI for the process, which cannot start it again: never called here
+  -- (spec/dist_spec.lua's scripts call it; it takes no argument)
+  ["dl.dist.finalize"] = false,
+  ["dl.dist.destroy_process_group"] = false,
+  ["dl.dist.all_reduce"] = dist(function() return {T} end),
+  ["dl.dist.broadcast"] = dist(function() return {T} end),
+  ["dl.dist.all_gather"] = dist(function() return {T} end),
+  ["dl.dist.reduce_scatter"] = dist(function() return {T} end),
+  ["dl.dist.barrier"] = dist(function() return {} end),
+  ["dl.dist._reducer"] = dist(function() return {params, v(1024)} end),
+  ["DistributedDataParallel:no_sync"] = dist(function()
+    return {function() return dl.nn.DistributedDataParallel(lin()) end, v(function() end)}
+  end),
   ["dl.data.Subset"] = function() return {ds, v({1, 2})} end,
   ["dl.nn.Residual"] = function() return {function() return dl.nn.Linear(3, 3) end} end,
   ["dl.optim.SGD"] = function() return {params, v({lr = 0.1})} end,

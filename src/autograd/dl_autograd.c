@@ -371,11 +371,32 @@ static dl_tensor *zeros_for_output(dl_node *n, int k) {
   return dl_tensor_zeros(n->out[k].shape, n->out[k].ndim, n->out[k].dtype, n->out_device);
 }
 
+/* counts, in discovery, a contribution to a hooked leaf's .grad */
+static void hook_expect(dl_tensor *leaf, uint64_t walk) {
+  dl_grad_hook *h = leaf->grad_hook;
+  if (!h) return;
+  if (h->walk != walk) {
+    h->walk = walk;
+    h->pending = 0;
+  }
+  h->pending++;
+}
+
+/* one contribution done (given or not): the hook runs after the last */
+static int hook_done(dl_tensor *leaf, uint64_t walk, ptr_stack *groups) {
+  dl_grad_hook *h = leaf->grad_hook;
+  if (!h || h->walk != walk || --h->pending != 0) return 0;
+  bool seen = false;
+  for (size_t i = 0; i < groups->n && !seen; i++) seen = groups->items[i] == h->group;
+  if (!seen && h->group && stack_push(groups, h->group)) return -1;
+  return h->ready(h, leaf);
+}
+
 static int run_backward(dl_tensor *const *roots, dl_tensor *const *grads, int nroots, bool retain_graph,
                         bool create_graph, const capture *cap) {
   bool prev_mode = dl_set_grad_enabled(create_graph);
   uint64_t walk = ++walk_counter;
-  ptr_stack todo = {0}, visited = {0}, ready = {0};
+  ptr_stack todo = {0}, visited = {0}, ready = {0}, groups = {0};
   int rc = -1;
 
   /* discover the graph and count, for each node, the edges that reach it */
@@ -391,6 +412,7 @@ static int run_backward(dl_tensor *const *roots, dl_tensor *const *grads, int nr
     dl_node *n = todo.items[--todo.n];
     for (int i = 0; i < n->nedges; i++) {
       dl_node *m = n->edges[i].fn;
+      if (!m && n->edges[i].leaf && !cap) hook_expect(n->edges[i].leaf, walk);
       if (!m) continue;
       if (m->walk_id != walk) {
         m->walk_id = walk;
@@ -428,8 +450,9 @@ static int run_backward(dl_tensor *const *roots, dl_tensor *const *grads, int nr
       int crc = capture_grad(cap, r, g);
       dl_tensor_release(g);
       if (crc) goto done;
-    } else if (accumulate_leaf(r, g, create_graph)) {
-      goto done;
+    } else {
+      hook_expect(r, walk);
+      if (accumulate_leaf(r, g, create_graph) || hook_done(r, walk, &groups)) goto done;
     }
   }
   for (size_t i = 0; i < visited.n; i++) {
@@ -506,6 +529,8 @@ static int run_backward(dl_tensor *const *roots, dl_tensor *const *grads, int nr
     }
     for (int k = 0; k < n->noutputs; k++) dl_tensor_release(gout[k]);
     if (gin != gin_inline) free(gin);
+    for (int i = 0; i < n->nedges && !cap; i++)
+      if (n->edges[i].leaf && hook_done(n->edges[i].leaf, walk, &groups)) goto done;
     if (!retain_graph) {
       free_saved(n);
       n->freed = true;
@@ -520,6 +545,11 @@ static int run_backward(dl_tensor *const *roots, dl_tensor *const *grads, int nr
   rc = 0;
 
 done:
+  for (size_t i = 0; i < groups.n; i++) {
+    dl_grad_hook_group *g = groups.items[i];
+    if (g->finish(g, rc == 0)) rc = -1;
+  }
+  free(groups.items);
   /* leftover buffers after an error */
   for (size_t i = 0; i < visited.n; i++) {
     dl_node *n = visited.items[i];

@@ -111,6 +111,24 @@ int dl_backward(dl_tensor *const *roots, dl_tensor *const *grads, int nroots, bo
 int dl_autograd_grad(dl_tensor *const *roots, dl_tensor *const *grads, int nroots, dl_tensor *const *inputs,
                      int ninputs, bool retain_graph, bool create_graph, bool allow_unused, dl_tensor **out);
 
+/* ---- gradient hooks ----
+ * A leaf's grad_hook is told when a backward pass has accumulated the last
+ * contribution it makes to the leaf's .grad (PyTorch's post-accumulate-grad
+ * hook; DistributedDataParallel starts communication from it). The group's
+ * finish runs once at the end of every backward pass in which a member's
+ * ready ran (ok false when the pass failed). autograd.grad, which does not
+ * touch .grad, calls neither. */
+typedef struct dl_grad_hook_group {
+  int (*finish)(struct dl_grad_hook_group *g, bool ok);
+} dl_grad_hook_group;
+typedef struct dl_grad_hook {
+  int (*ready)(struct dl_grad_hook *h, dl_tensor *leaf);
+  dl_grad_hook_group *group;
+  /* the engine's scratch: contributions still to come in pass `walk` */
+  uint64_t walk;
+  int pending;
+} dl_grad_hook;
+
 /* ---- tensor-level helpers ---- */
 /* A view sharing storage, with no grad_fn and requires_grad false. */
 dl_tensor *dl_tensor_detach(dl_tensor *t);

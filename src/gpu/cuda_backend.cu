@@ -193,6 +193,8 @@ extern "C" int dl_cuda_device_name(int index, char *buf, size_t n) {
   return 0;
 }
 
+extern "C" const dl_cuda_nccl *dl_cuda_nccl_table(void);
+
 /* the plugin's one exported symbol (the objects are built with hidden
  * visibility): the engine's loader checks abi and the struct sizes */
 extern "C" __attribute__((visibility("default"))) const dl_cuda_plugin *dl_cuda_plugin_v1(void) {
@@ -209,6 +211,7 @@ extern "C" __attribute__((visibility("default"))) const dl_cuda_plugin *dl_cuda_
     dl_cuda_max_memory_allocated,
     dl_cuda_reset_peak_memory_stats,
     dl_cuda_device_name,
+    dl_cuda_nccl_table(),
   };
   return &plugin;
 }

@@ -258,5 +258,6 @@ end
 
 require "dlua.data.loader"
 require "dlua.data.transforms"
+require "dlua.data.sampler"   -- DistributedSampler
 
 return data

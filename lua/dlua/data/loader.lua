@@ -67,14 +67,15 @@ end
 
 ---------------------------------------------------------------------------
 -- DataLoader(ds, {batch_size = 1, shuffle = false, drop_last = false,
--- seed, collate})
+-- seed, collate, transform, sampler})
 ---------------------------------------------------------------------------
 
 local DataLoader = {__name = "DataLoader"}
 DataLoader.__index = DataLoader
 data.DataLoader = DataLoader
 
-local allowed = {batch_size = true, shuffle = true, drop_last = true, seed = true, collate = true, transform = true}
+local allowed = {batch_size = true, shuffle = true, drop_last = true, seed = true, collate = true, transform = true,
+  sampler = true}
 
 local function new(_, ds, opts)
   if not data.is_dataset(ds) then
@@ -97,6 +98,13 @@ local function new(_, ds, opts)
   if opts.seed ~= nil and math.type(opts.seed) ~= "integer" then
     error("DataLoader: seed must be an integer, got " .. type(opts.seed), 2)
   end
+  local s = opts.sampler
+  if s ~= nil and not (type(s) == "table" and type(s.indices) == "function") then
+    error("DataLoader: sampler must have an indices() method (a dl.data.DistributedSampler), got " .. type(s), 2)
+  end
+  if s ~= nil and opts.shuffle then
+    error("DataLoader: options 'sampler' and 'shuffle' exclude each other (the sampler shuffles)", 2)
+  end
   local tmt = getmetatable(opts.transform)
   if opts.transform ~= nil and type(opts.transform) ~= "function" and not (type(tmt) == "table" and tmt.__call) then
     error("DataLoader: transform must be a function or a transform, got " .. type(opts.transform), 2)
@@ -109,12 +117,19 @@ local function new(_, ds, opts)
     seed = opts.seed,
     collate = opts.collate,
     transform = opts.transform,
+    sampler = s,
   }, DataLoader)
 end
 setmetatable(DataLoader, {__call = new})
 
+-- samples an epoch: the sampler's share, or the whole dataset
+local function epoch_size(self)
+  if self.sampler then return #self.sampler end
+  return self.dataset:len()
+end
+
 function DataLoader:__len()
-  local n = self.dataset:len()
+  local n = epoch_size(self)
   if self.drop_last then return n // self.batch_size end
   return (n + self.batch_size - 1) // self.batch_size
 end
@@ -124,9 +139,11 @@ function DataLoader:__tostring()
     self.batch_size, tostring(self.shuffle), tostring(self.drop_last))
 end
 
--- The sample order of one epoch: a fresh permutation when shuffling (from
--- the loader's own generator when it has a seed), else 1..n (cached).
+-- The sample order of one epoch: the sampler's indices, a fresh permutation
+-- when shuffling (from the loader's own generator when it has a seed), else
+-- 1..n (cached).
 function DataLoader:_order(n)
+  if self.sampler then return self.sampler:indices() end
   if self.shuffle then return data._with_rng(self, dl.randperm, n) end
   if not self._arange or self._arange:numel() ~= n then self._arange = dl.arange(1, n + 1) end
   return self._arange
@@ -149,7 +166,7 @@ end
 -- for xb, yb in loader:iter() do ... end
 function DataLoader:iter()
   local ds, bs = self.dataset, self.batch_size
-  local n = ds:len()
+  local n = epoch_size(self)
   local nb = #self
   local order = self:_order(n)
   local collate = self.collate or data.default_collate

@@ -23,5 +23,6 @@ require "dlua.nn.rnn"          -- RNN, LSTM, GRU and their cells
 require "dlua.nn.attention"    -- F.scaled_dot_product_attention, MultiheadAttention
 require "dlua.nn.transformer"  -- TransformerEncoderLayer / DecoderLayer, TransformerEncoder
 require "dlua.nn.utils"        -- nn.utils: clip_grad_norm_, penalties, ...
+require "dlua.nn.parallel"     -- DistributedDataParallel
 
 return nn

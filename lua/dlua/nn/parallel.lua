@@ -1,0 +1,82 @@
+-- dlua.nn.parallel: dl.nn.DistributedDataParallel, data parallelism over
+-- dl.dist. Each rank holds the whole model and a share of each batch; the
+-- gradients are averaged across ranks during backward, bucket by bucket as
+-- autograd finishes them (src/dl_dist_reducer.c), so every rank takes the
+-- same optimizer step as one process on the global batch would.
+local dl = require "dlua"
+local nn = dl.nn
+
+local DDP = nn.Module:extend("DistributedDataParallel")
+nn.DistributedDataParallel = DDP
+
+local allowed = {bucket_mb = true, broadcast_buffers = true}
+
+-- DistributedDataParallel(model, {bucket_mb = 25, broadcast_buffers = true}).
+-- Wrap after moving the model to its device and before building the
+-- optimizer's state. Rank 0's parameters and buffers are copied to every
+-- rank now; with broadcast_buffers, its buffers (BatchNorm's running
+-- statistics) again before each forward.
+function DDP:init(model, opts)
+  local fn = "dl.nn.DistributedDataParallel"
+  if not nn.is_module(model) then
+    error(fn .. ": bad argument #1 (module expected, got " .. type(model) .. ")", 3)
+  end
+  if opts ~= nil and type(opts) ~= "table" then
+    error(fn .. ": bad argument #2 (options table expected, got " .. type(opts) .. ")", 3)
+  end
+  opts = opts or {}
+  for k in pairs(opts) do
+    if not allowed[k] then
+      error(string.format("%s: unknown option '%s' (bucket_mb, broadcast_buffers)", fn, tostring(k)), 3)
+    end
+  end
+  local mb = opts.bucket_mb == nil and 25 or opts.bucket_mb
+  if type(mb) ~= "number" or not (mb > 0) or mb == math.huge then
+    error(fn .. ": option 'bucket_mb' must be a positive number, got " .. tostring(mb), 3)
+  end
+  if not dl.dist.is_initialized() then
+    error(fn .. ": call dl.dist.init() first", 3)
+  end
+  self.module = model
+  rawset(self, "broadcast_buffers", opts.broadcast_buffers ~= false)
+  rawset(self, "bucket_mb", mb)
+  local params = {}
+  for _, p in ipairs(model:parameters()) do
+    dl.dist.broadcast(p.data, 0)
+    if p.requires_grad then params[#params + 1] = p end
+  end
+  for _, b in ipairs(model:buffers()) do dl.dist.broadcast(b, 0) end
+  rawset(self, "_reducer", dl.dist._reducer(params, math.max(1, math.floor(mb * 1024 * 1024))))
+end
+
+function DDP:forward(...)
+  if self.broadcast_buffers and dl.dist.size() > 1 then
+    dl.no_grad(function()
+      for _, b in ipairs(self.module:buffers()) do dl.dist.broadcast(b, 0) end
+    end)
+  end
+  return self.module(...)
+end
+
+-- ddp:no_sync(fn): backward passes inside fn accumulate .grad locally and
+-- communicate nothing; the next backward outside averages the total, as
+-- PyTorch's `with ddp.no_sync():` does for gradient accumulation.
+function DDP:no_sync(fn)
+  if type(fn) ~= "function" then
+    error("dl.nn.DistributedDataParallel:no_sync: bad argument #1 (function expected, got " .. type(fn) .. ")", 2)
+  end
+  self._reducer:set_sync(false)
+  local r = table.pack(pcall(fn))
+  self._reducer:set_sync(true)
+  if not r[1] then error(r[2], 0) end
+  return table.unpack(r, 2, r.n)
+end
+
+-- the number of gradient buckets (one all-reduce each per step)
+function DDP:num_buckets() return self._reducer:nbuckets() end
+
+function DDP:extra_repr()
+  return string.format("bucket_mb=%g, broadcast_buffers=%s", self.bucket_mb, tostring(self.broadcast_buffers))
+end
+
+return DDP
