@@ -2,7 +2,7 @@
 # gpu-bundle.sh — run here, before a GPU check: fetches the Debian packages
 # that building dlua and running its specs need beyond a CUDA toolkit and a
 # C compiler (Lua 5.4 and its headers, the OpenMP OpenBLAS, libedit, zlib's
-# headers, busted and the Lua modules it loads) into .gpu-bundle/ (ignored
+# headers, busted and the Lua modules it loads, Open MPI) into .gpu-bundle/ (ignored
 # by git, carried to the GPU machine), so that
 #   scripts/gpu-check.sh --bundle .gpu-bundle
 # builds and tests there with no package registry: it unpacks them with
@@ -17,6 +17,11 @@ pkgs=(
   zlib1g-dev
   lua-busted lua-cliargs lua-dkjson lua-filesystem lua-luassert lua-mediator lua-penlight lua-say lua-system
   lua-term lua-inifile lua-yaml libyaml-0-2
+  # Open MPI for dl.dist (the multi-GPU NCCL spec bootstraps through it):
+  # the runtime and mpicc, relocated by OPAL_PREFIX in gpu-check.sh
+  openmpi-bin openmpi-common libopenmpi3 libopenmpi-dev libpmix2 libhwloc15 libhwloc-plugins libevent-2.1-7
+  libevent-core-2.1-7 libevent-pthreads-2.1-7 libfabric1 libucx0 libibverbs1 librdmacm1 libnl-3-200
+  libnl-route-3-200 libpsm2-2 libpsm-infinipath1 libnuma1 libltdl7 libxnvctrl0 libmunge2 libpciaccess0
 )
 [ "$(dpkg --print-architecture)" = amd64 ] || { echo "gpu-bundle: the GPU machines are amd64; this is not" >&2; exit 1; }
 rm -rf "$dir"

@@ -63,6 +63,13 @@ if [ -n "$bundle" ]; then
   export LUA_PATH="$prefix/usr/share/lua/5.4/?.lua;$prefix/usr/share/lua/5.4/?/init.lua;;"
   export LUA_CPATH="$prefix/usr/lib/$ma/lua/5.4/?.so;;"
   MAKEVARS=(DEPS_PREFIX="$prefix")
+  # Open MPI from the bundle: Debian names its tools through alternatives
+  # (mpicc -> mpicc.openmpi), and OPAL_PREFIX relocates its /usr
+  if [ -x "$prefix/usr/bin/mpicc.openmpi" ]; then
+    for t in mpicc mpirun; do ln -sf "$t.openmpi" "$prefix/usr/bin/$t"; done
+    export OPAL_PREFIX="$prefix/usr"
+    MAKEVARS+=(MPI=1)
+  fi
 fi
 has_gpu=1
 if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then has_gpu=0; fi
@@ -107,12 +114,13 @@ name=$("$DLUA" -e 'local ok, n = pcall(function() return dl.cuda.get_device_name
 [ -n "$name" ] && card=$name
 
 # ---- 2. specs
-say "GPU specs (spec/cuda_spec.lua, spec/cuda_api_spec.lua)"
+say "GPU specs (spec/cuda_spec.lua, spec/cuda_api_spec.lua, spec/dist_spec.lua: NCCL)"
 gpu_specs="not run"
 if [ -z "$busted_bin" ]; then
   fail "busted is not installed"
 else
-  timeout 150 "$DLUA" "$busted_bin" -o TAP spec/cuda_spec.lua spec/cuda_api_spec.lua >"$out/cuda_spec.tap" 2>&1
+  timeout 150 "$DLUA" "$busted_bin" -o TAP spec/cuda_spec.lua spec/cuda_api_spec.lua spec/dist_spec.lua \
+    >"$out/cuda_spec.tap" 2>&1
   src=$?
   ok=$(grep -cE '^ok ' "$out/cuda_spec.tap")
   skip=$(grep -cE '^ok [0-9]+ - # SKIP' "$out/cuda_spec.tap")

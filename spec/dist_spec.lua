@@ -54,6 +54,11 @@ describe_mpi("dl.dist over MPI, two ranks", function()
     assert.matches("buckets 4", out) -- the small bucket size made several
   end)
 
+  it("DistributedDataParallel: models that differ, unused parameters, two models in a pass, nested no_sync", function()
+    local out, code = run2("ddp_cases.lua")
+    assert_all_ok(out, code, 2 * 11)
+  end)
+
   it("has rank-aware tools: sampler, EarlyStopping, progress, dl.save", function()
     local dir = os.tmpname()
     os.remove(dir)
@@ -119,6 +124,7 @@ describe("dl.dist in one process", function()
     H.assert_error(function() dl.dist.all_reduce(dl.ones(2), {op = "mean"}) end, "unknown op 'mean'")
     H.assert_error(function() dl.dist.broadcast(dl.ones(2), 1) end, "root is not a rank")
     H.assert_error(function() dl.dist._reducer({}, 0) end, "bucket size must be positive")
+    H.assert_error(function() dl.dist.init({timeout = 0 / 0}) end, "option 'timeout' must be a number, got NaN")
   end)
 
   local it_mpi = plugin and it or pending
@@ -127,11 +133,15 @@ describe("dl.dist in one process", function()
       print(dl.dist.rank(), dl.dist.size(), t[1]:item(), dl.dist.all_gather(t):size(1));
       local ok, e = pcall(dl.dist.all_reduce, dl.ones(2, {dtype = 'int64'}), 'avg'); print(e)
       local m = dl.nn.DistributedDataParallel(dl.nn.Linear(3, 1)); m(dl.ones(2, 3)):sum():backward()
-      print(m.module.weight.grad:sum():item())"]])
+      print(m.module.weight.grad:sum():item())
+      local p = dl.nn.Parameter(dl.ones(2)); print(pcall(dl.dist._reducer, {p, p}, 64))
+      dl.dist.finalize(); print(pcall(function() m(dl.ones(2, 3)):sum():backward() end))"]])
     assert.equal(0, code, out)
     assert.matches("0\t1\t1.5\t1", out)
     assert.matches("op 'avg' needs a floating%-point tensor, got int64", out)
     assert.matches("\n%-?%d", out)
+    assert.matches("parameters 1 and 2 are the same tensor", out)
+    assert.matches("dl.dist was finalized; the gradients cannot be averaged", out)
   end)
 
   it("says when it was built without MPI", function()

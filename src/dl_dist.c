@@ -49,7 +49,7 @@ static int64_t now_ns(void) {
 static void *watchdog(void *arg) {
   (void)arg;
   for (;;) {
-    double poll = timeout_s / 10 < 0.1 ? timeout_s / 10 : 0.1;
+    double poll = timeout_s / 10 < 0.1 ? timeout_s / 10 : 0.1; /* timeout_s < NO_TIMEOUT when armed */
     struct timespec nap = {(time_t)poll, (long)((poll - (double)(time_t)poll) * 1e9)};
     nanosleep(&nap, NULL);
     const char *what = atomic_load(&wd_what);
@@ -79,7 +79,11 @@ static int start_watchdog(void) {
   return 0;
 }
 
+/* a timeout this long (or infinite) means no watchdog */
+#define NO_TIMEOUT 1e9
+
 void dl_dist_arm(const char *what) {
+  if (timeout_s >= NO_TIMEOUT) return;
   atomic_store(&wd_deadline, now_ns() + (int64_t)(timeout_s * 1e9));
   atomic_store(&wd_what, what);
 }
@@ -105,7 +109,7 @@ static void at_exit(int status, void *arg) {
 void dl_dist_set_checks(bool on) { checks = on; }
 
 int dl_dist_init(double timeout) {
-  if (!(timeout > 0)) {
+  if (!(timeout > 0)) { /* math.huge: no watchdog */
     dl_error_set("dl.dist.init: timeout must be a positive number of seconds, got %g", timeout);
     return -1;
   }
@@ -215,6 +219,7 @@ int dl_dist_agree(const char *fn, int kind, dl_dist_op op, const dl_tensor *t, i
     else
       dl_error_set("%s: the ranks disagree: rank 0 called %s, rank %d %s", fn, a, r, b);
     rc = -1;
+    break; /* the first rank that differs */
   }
   if (rc == 0) dl_error_set("%s: the ranks disagree (their signatures' hashes differ)", fn);
   free(all);
@@ -255,10 +260,12 @@ int dl_dist_divide(dl_tensor *t, int by) {
 
 int dl_dist_all_reduce(const char *fn, dl_tensor *t, dl_dist_op op) {
   if (dl_dist_check_init(fn) || check_avg(fn, t, op)) return -1;
-  const dl_dist_transport *tr = dl_dist_transport_for(fn, t);
-  if (!tr) return -1;
+  /* the ranks agree first (over MPI), so a rank with a CUDA tensor never
+   * starts NCCL's bootstrap while another has a CPU one */
   dl_dist_arm(fn);
   int rc = dl_dist_agree(fn, DL_DIST_KIND_ALL_REDUCE, op, t, 0);
+  const dl_dist_transport *tr = rc ? NULL : dl_dist_transport_for(fn, t);
+  if (!tr) rc = -1;
   dl_tensor *c = rc ? NULL : staged(t);
   if (!rc && !c) rc = -1;
   if (!rc) rc = tr->all_reduce(dl_tensor_data(c), (size_t)c->numel, c->dtype, op == DL_DIST_AVG ? DL_DIST_SUM : op);
@@ -275,10 +282,10 @@ int dl_dist_broadcast(const char *fn, dl_tensor *t, int root) {
     dl_error_set("%s: root %d is not a rank (0 to %d)", fn, root, world - 1);
     return -1;
   }
-  const dl_dist_transport *tr = dl_dist_transport_for(fn, t);
-  if (!tr) return -1;
   dl_dist_arm(fn);
   int rc = dl_dist_agree(fn, DL_DIST_KIND_BROADCAST, DL_DIST_SUM, t, root);
+  const dl_dist_transport *tr = rc ? NULL : dl_dist_transport_for(fn, t);
+  if (!tr) rc = -1;
   dl_tensor *c = rc ? NULL : staged(t);
   if (!rc && !c) rc = -1;
   if (!rc) rc = tr->broadcast(dl_tensor_data(c), (size_t)c->numel * dl_dtype_size(c->dtype), root);
@@ -294,8 +301,6 @@ dl_tensor *dl_dist_all_gather(const char *fn, dl_tensor *t) {
     dl_error_set("%s: a %d-dim tensor gathers into %d dims, more than %d", fn, t->ndim, t->ndim + 1, DL_MAX_DIMS);
     return NULL;
   }
-  const dl_dist_transport *tr = dl_dist_transport_for(fn, t);
-  if (!tr) return NULL;
   int64_t shape[DL_MAX_DIMS];
   shape[0] = world;
   memcpy(shape + 1, t->shape, (size_t)t->ndim * sizeof(int64_t));
@@ -307,6 +312,8 @@ dl_tensor *dl_dist_all_gather(const char *fn, dl_tensor *t) {
   }
   dl_dist_arm(fn);
   int rc = dl_dist_agree(fn, DL_DIST_KIND_ALL_GATHER, DL_DIST_SUM, t, 0);
+  const dl_dist_transport *tr = rc ? NULL : dl_dist_transport_for(fn, t);
+  if (!tr) rc = -1;
   if (!rc) rc = tr->all_gather(dl_tensor_data(c), dl_tensor_data(out), (size_t)c->numel * dl_dtype_size(c->dtype));
   dl_dist_disarm();
   dl_tensor_release(c);
@@ -325,8 +332,6 @@ dl_tensor *dl_dist_reduce_scatter(const char *fn, dl_tensor *t, dl_dist_op op) {
                  dl_tensor_shape_str(t, b, sizeof b), world);
     return NULL;
   }
-  const dl_dist_transport *tr = dl_dist_transport_for(fn, t);
-  if (!tr) return NULL;
   int64_t shape[DL_MAX_DIMS];
   memcpy(shape, t->shape, (size_t)t->ndim * sizeof(int64_t));
   shape[0] /= world;
@@ -338,6 +343,8 @@ dl_tensor *dl_dist_reduce_scatter(const char *fn, dl_tensor *t, dl_dist_op op) {
   }
   dl_dist_arm(fn);
   int rc = dl_dist_agree(fn, DL_DIST_KIND_REDUCE_SCATTER, op, t, 0);
+  const dl_dist_transport *tr = rc ? NULL : dl_dist_transport_for(fn, t);
+  if (!tr) rc = -1;
   if (!rc)
     rc = tr->reduce_scatter(dl_tensor_data(c), dl_tensor_data(out), (size_t)out->numel, c->dtype,
                             op == DL_DIST_AVG ? DL_DIST_SUM : op);

@@ -8,8 +8,9 @@
  * MPI".
  *
  * Every collective is called by every rank in the same order with tensors
- * of the same dtype and shape; the engine checks that (one small all-gather
- * of a signature before the operation) and reports a mismatch on every rank
+ * of the same dtype and shape; the engine checks that (an all-reduce of a
+ * 16-byte signature hash before the operation, an all-gather of the
+ * signatures when they differ) and reports a mismatch on every rank
  * instead of reducing garbage. A watchdog thread bounds every wait: a
  * collective that does not complete within the timeout (another rank died,
  * hangs, or never called it) prints which operation timed out and ends the
@@ -31,7 +32,8 @@ typedef enum { DL_DIST_SUM = 0, DL_DIST_AVG, DL_DIST_MAX, DL_DIST_MIN, DL_DIST_N
 /* ---- the engine's API ---- */
 /* Starts MPI (MPI_Init_thread, unless the host did) and reads the rank and
  * size mpirun gave; idempotent. timeout_s bounds every later collective
- * (> 0). 0 ok, -1 with an error ("built without MPI", or MPI's own). */
+ * (> 0; 1e9 or more, or infinity: no bound). 0 ok, -1 with an error
+ * ("built without MPI", or MPI's own). */
 int dl_dist_init(double timeout_s);
 bool dl_dist_is_initialized(void);
 /* off: collectives skip the signature check (one small all-reduce each;
@@ -68,15 +70,19 @@ const char *dl_dist_op_name(dl_dist_op op);
  * (the order backward makes their gradients). When the last gradient of a
  * bucket is accumulated (an autograd grad hook) the bucket is copied into a
  * flat buffer and a non-blocking all-reduce starts; buckets start in index
- * order on every rank. At the end of backward every bucket is waited for,
- * divided by the world size and copied back into the .grad tensors. A
- * parameter that got no gradient on this rank contributes zeros. */
+ * order on every rank. At the end of backward every bucket is waited for;
+ * each .grad is then a view of its bucket holding the mean over the ranks (every
+ * gradient divided by the world size on its way in). A parameter that got
+ * no gradient on this rank contributes zeros. One reducer a backward pass. */
 typedef struct dl_dist_reducer dl_dist_reducer;
 /* params: leaves requiring grad, all on one device; retained. Checks that
- * every rank passed the same shapes and dtypes. */
-dl_dist_reducer *dl_dist_reducer_new(dl_tensor *const *params, int n, size_t bucket_bytes);
+ * every rank passed the same shapes and dtypes. find_unused: one more
+ * all-reduce a step (a byte a parameter) finds the parameters no rank used,
+ * whose .grad then stays nil, as in one process; without it they get zeros. */
+dl_dist_reducer *dl_dist_reducer_new(dl_tensor *const *params, int n, size_t bucket_bytes, bool find_unused);
 /* off: backward accumulates locally, communicates nothing (no_sync) */
 void dl_dist_reducer_set_sync(dl_dist_reducer *r, bool on);
+bool dl_dist_reducer_sync(const dl_dist_reducer *r);
 int dl_dist_reducer_nbuckets(const dl_dist_reducer *r);
 void dl_dist_reducer_free(dl_dist_reducer *r);
 

@@ -7,6 +7,7 @@
  * starts what is left and waits; each .grad is then a view of its bucket,
  * holding the mean over the ranks (each gradient was divided by the world
  * size on its way into the bucket). */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,9 +40,18 @@ struct dl_dist_reducer {
   int next;    /* the next bucket to start */
   bool sync;   /* off inside no_sync */
   bool active; /* a backward pass has started one of its hooks */
+  bool freed;  /* freed by its owner during a pass: the pass's end frees it */
+  bool find_unused; /* a parameter no rank used keeps .grad nil */
+  uint8_t *used;    /* per slot: had a gradient this pass (find_unused) */
   const dl_dist_transport *tr;
   int world;
 };
+
+/* the reducer whose pass is running: one a backward pass (two would post
+ * their all-reduces in an order that may differ between ranks) */
+static dl_dist_reducer *running;
+
+static void destroy(dl_dist_reducer *r);
 
 static const char *FN = "DistributedDataParallel";
 
@@ -73,6 +83,7 @@ static int start(dl_dist_reducer *r, bucket *b) {
      * PyTorch's DDP divides before its all-reduce): the sum is the mean */
     dl_tensor *g = s->param->grad;
     int rc = 0;
+    if (r->used) r->used[i] = g != NULL;
     if (!g) rc = dl_tensor_fill_(v, dl_scalar_i(0));
     else if (!same_memory(g, v)) rc = dl_tensor_copy_(v, g);
     if (g && !rc && r->world > 1) rc = dl_dist_divide(v, r->world);
@@ -104,7 +115,16 @@ static int progress(dl_dist_reducer *r) {
   return 0;
 }
 
-static void begin_pass(dl_dist_reducer *r) {
+static int begin_pass(dl_dist_reducer *r) {
+  if (!dl_dist_is_initialized()) {
+    dl_error_set("%s: dl.dist was finalized; the gradients cannot be averaged", FN);
+    return -1;
+  }
+  if (running && running != r) {
+    dl_error_set("%s: two wrapped models take part in one backward pass; wrap one module holding both", FN);
+    return -1;
+  }
+  running = r;
   r->active = true;
   r->next = 0;
   for (int i = 0; i < r->nbuckets; i++) {
@@ -112,14 +132,15 @@ static void begin_pass(dl_dist_reducer *r) {
     r->buckets[i].req = -1;
     r->buckets[i].done = false;
   }
+  return 0;
 }
 
 static int on_ready(dl_grad_hook *h, dl_tensor *leaf) {
   (void)leaf;
   param_slot *s = (param_slot *)h;
   dl_dist_reducer *r = s->r;
-  if (!r->sync) return 0;
-  if (!r->active) begin_pass(r);
+  if (!r->sync || r->freed) return 0;
+  if (!r->active && begin_pass(r)) return -1;
   r->buckets[s->bucket].pending--;
   while (r->next < r->nbuckets && r->buckets[r->next].pending == 0)
     if (start(r, &r->buckets[r->next++])) return -1;
@@ -128,22 +149,31 @@ static int on_ready(dl_grad_hook *h, dl_tensor *leaf) {
 
 static int on_finish(dl_grad_hook_group *g, bool ok) {
   dl_dist_reducer *r = (dl_dist_reducer *)g;
+  if (r->freed) { /* its owner let go during the pass */
+    if (running == r) running = NULL;
+    destroy(r);
+    return 0;
+  }
   if (!r->active) return 0;
   r->active = false;
+  running = NULL;
   int rc = 0;
   /* buckets whose parameters this rank did not use start now, in order,
    * so every rank runs the same collectives */
   while (ok && rc == 0 && r->next < r->nbuckets) rc = start(r, &r->buckets[r->next++]);
   dl_dist_arm("DistributedDataParallel (the gradients' all-reduce)");
-  for (int i = 0; i < r->next; i++)
-    if (!r->buckets[i].done && r->tr->wait(r->buckets[i].req) && rc == 0) rc = -1;
+  for (int i = 0; i < r->next; i++) /* (a bucket that failed to start has no request) */
+    if (!r->buckets[i].done && r->buckets[i].req >= 0 && r->tr->wait(r->buckets[i].req) && rc == 0) rc = -1;
+  /* which parameters some rank used: the others keep .grad nil */
+  if (ok && rc == 0 && r->used) rc = dl_dist_host_transport()->all_reduce(r->used, (size_t)r->nparams, DL_UINT8,
+                                                                           DL_DIST_MAX);
   dl_dist_disarm();
   if (!ok || rc) return rc;
   /* each .grad becomes its view of the flat buffer (PyTorch's
-   * gradient_as_bucket_view): no copy back, and a .grad zeroed in place
-   * accumulates straight into the bucket next step */
+   * gradient_as_bucket_view): no copy back */
   for (int i = 0; i < r->nparams && rc == 0; i++) {
     param_slot *s = &r->slots[i];
+    if (r->used && !r->used[i]) continue;
     dl_tensor *v = slot_view(r, s);
     if (!v) return -1;
     dl_tensor *g = s->param->grad;
@@ -189,7 +219,7 @@ static int check_same_model(dl_dist_reducer *r) {
   return rc;
 }
 
-dl_dist_reducer *dl_dist_reducer_new(dl_tensor *const *params, int n, size_t bucket_bytes) {
+dl_dist_reducer *dl_dist_reducer_new(dl_tensor *const *params, int n, size_t bucket_bytes, bool find_unused) {
   if (dl_dist_check_init(FN)) return NULL;
   if (n < 1) {
     dl_error_set("%s: the model has no parameter that requires grad", FN);
@@ -215,21 +245,28 @@ dl_dist_reducer *dl_dist_reducer_new(dl_tensor *const *params, int n, size_t buc
                    dl_dtype_name(p->dtype));
       return NULL;
     }
+    for (int j = 0; j < i; j++)
+      if (params[j] == p) {
+        dl_error_set("%s: parameters %d and %d are the same tensor", FN, j + 1, i + 1);
+        return NULL;
+      }
   }
-  const dl_dist_transport *tr = dl_dist_transport_for(FN, params[0]);
-  if (!tr) return NULL;
   dl_dist_reducer *r = calloc(1, sizeof *r);
   if (!r || !(r->slots = calloc((size_t)n, sizeof *r->slots)) ||
-      !(r->buckets = calloc((size_t)n, sizeof *r->buckets))) {
+      !(r->buckets = calloc((size_t)n, sizeof *r->buckets)) ||
+      (find_unused && !(r->used = calloc((size_t)n, 1)))) {
     dl_error_set("%s: out of memory", FN);
-    if (r) free(r->slots);
+    if (r) {
+      free(r->slots);
+      free(r->buckets);
+    }
     free(r);
     return NULL;
   }
   r->group.finish = on_finish;
   r->nparams = n;
   r->sync = true;
-  r->tr = tr;
+  r->find_unused = find_unused;
   r->world = dl_dist_size();
   /* slots in reverse parameter order: backward finishes the last layers
    * first, so the first bucket fills first */
@@ -257,19 +294,28 @@ dl_dist_reducer *dl_dist_reducer_new(dl_tensor *const *params, int n, size_t buc
     size += s->param->numel;
     b->count++;
   }
+  /* the ranks agree on the model before anything else is collective
+   * (a CUDA model's first use of NCCL is) */
+  if (check_same_model(r) || !(r->tr = dl_dist_transport_for(FN, params[0]))) {
+    destroy(r);
+    return NULL;
+  }
   for (int k = 0; k < r->nbuckets; k++) {
     bucket *b = &r->buckets[k];
     const dl_tensor *p = r->slots[b->first].param;
     int64_t len = 0;
     for (int i = b->first; i < b->first + b->count; i++) len += r->slots[i].param->numel;
-    if (!(b->flat = dl_tensor_zeros(&len, 1, p->dtype, dl_tensor_device(p)))) {
-      dl_dist_reducer_free(r);
+    if (len > INT_MAX) { /* one MPI call moves at most INT_MAX elements */
+      dl_error_set("%s: a bucket of %lld elements is more than one all-reduce moves (%d); a parameter that large "
+                   "cannot be averaged",
+                   FN, (long long)len, INT_MAX);
+      destroy(r);
       return NULL;
     }
-  }
-  if (check_same_model(r)) {
-    dl_dist_reducer_free(r);
-    return NULL;
+    if (!(b->flat = dl_tensor_zeros(&len, 1, p->dtype, dl_tensor_device(p)))) {
+      destroy(r);
+      return NULL;
+    }
   }
   for (int i = 0; i < n; i++) r->slots[i].param->grad_hook = &r->slots[i].hook;
   return r;
@@ -277,10 +323,11 @@ dl_dist_reducer *dl_dist_reducer_new(dl_tensor *const *params, int n, size_t buc
 
 void dl_dist_reducer_set_sync(dl_dist_reducer *r, bool on) { r->sync = on; }
 
+bool dl_dist_reducer_sync(const dl_dist_reducer *r) { return r->sync; }
+
 int dl_dist_reducer_nbuckets(const dl_dist_reducer *r) { return r->nbuckets; }
 
-void dl_dist_reducer_free(dl_dist_reducer *r) {
-  if (!r) return;
+static void destroy(dl_dist_reducer *r) {
   for (int i = 0; i < r->nparams; i++) {
     param_slot *s = &r->slots[i];
     if (!s->param) continue;
@@ -290,5 +337,15 @@ void dl_dist_reducer_free(dl_dist_reducer *r) {
   for (int k = 0; k < r->nbuckets; k++) dl_tensor_release(r->buckets[k].flat);
   free(r->slots);
   free(r->buckets);
+  free(r->used);
   free(r);
+}
+
+void dl_dist_reducer_free(dl_dist_reducer *r) {
+  if (!r) return;
+  if (r->active) { /* a backward pass still holds it: its end frees it */
+    r->freed = true;
+    return;
+  }
+  destroy(r);
 }

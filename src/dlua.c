@@ -229,7 +229,7 @@ static int pmain(lua_State *L) {
 }
 
 /* dlua --nproc N [options] script args: mpirun -np N of this program on
- * this machine (dl.dist's ranks), oversubscribed only past the cores */
+ * this machine (dl.dist's ranks) */
 static int launch(int argc, char **argv) {
   char *end = NULL;
   long n = argc > 2 ? strtol(argv[2], &end, 10) : 0;
@@ -250,7 +250,10 @@ static int launch(int argc, char **argv) {
   args[a++] = "mpirun";
   args[a++] = "-np";
   args[a++] = argv[2];
-  if (n > sysconf(_SC_NPROCESSORS_ONLN)) args[a++] = "--oversubscribe";
+  /* Open MPI counts cores, not hardware threads, as its slots: allowing
+   * more ranks than slots keeps N up to the CPUs (and past) working; it
+   * still binds each rank to a core while there are enough */
+  args[a++] = "--oversubscribe";
   if (geteuid() == 0) args[a++] = "--allow-run-as-root";
   args[a++] = self;
   for (int i = 3; i < argc; i++) args[a++] = argv[i];

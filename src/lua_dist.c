@@ -157,11 +157,12 @@ static reducer_ud *check_reducer(lua_State *L) {
   return u;
 }
 
-/* _reducer(params, bucket_bytes) */
+/* _reducer(params, bucket_bytes, find_unused) */
 static int l_reducer(lua_State *L) {
   dlua_checktype(L, 1, LUA_TTABLE);
   lua_Integer bytes = dlua_checkinteger(L, 2);
   luaL_argcheck(L, bytes > 0, 2, "bucket size must be positive");
+  bool find_unused = lua_toboolean(L, 3);
   lua_Integer n = luaL_len(L, 1);
   luaL_argcheck(L, n >= 0 && n < (1 << 24), 1, "too many parameters");
   dl_tensor **ps = lua_newuserdatauv(L, (size_t)(n ? n : 1) * sizeof *ps, 0);
@@ -173,7 +174,7 @@ static int l_reducer(lua_State *L) {
   reducer_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->r = NULL;
   luaL_setmetatable(L, REDUCER_MT);
-  u->r = dl_dist_reducer_new(ps, (int)n, (size_t)bytes);
+  u->r = dl_dist_reducer_new(ps, (int)n, (size_t)bytes, find_unused);
   if (!u->r) return dlua_engine_error(L);
   return 1;
 }
@@ -182,6 +183,11 @@ static int l_reducer_set_sync(lua_State *L) {
   reducer_ud *u = check_reducer(L);
   dl_dist_reducer_set_sync(u->r, lua_toboolean(L, 2));
   return 0;
+}
+
+static int l_reducer_sync(lua_State *L) {
+  lua_pushboolean(L, dl_dist_reducer_sync(check_reducer(L)->r));
+  return 1;
 }
 
 static int l_reducer_nbuckets(lua_State *L) {
@@ -198,6 +204,7 @@ static int l_reducer_close(lua_State *L) {
 
 static const luaL_Reg reducer_methods[] = {
   {"set_sync", l_reducer_set_sync},
+  {"sync", l_reducer_sync},
   {"nbuckets", l_reducer_nbuckets},
   {"close", l_reducer_close},
   {NULL, NULL},

@@ -371,10 +371,14 @@ static dl_tensor *zeros_for_output(dl_node *n, int k) {
   return dl_tensor_zeros(n->out[k].shape, n->out[k].ndim, n->out[k].dtype, n->out_device);
 }
 
+/* backward passes running: a custom Function's backward may start one
+ * inside another; grad hooks belong to the outermost only */
+static int backward_depth;
+
 /* counts, in discovery, a contribution to a hooked leaf's .grad */
 static void hook_expect(dl_tensor *leaf, uint64_t walk) {
   dl_grad_hook *h = leaf->grad_hook;
-  if (!h) return;
+  if (!h || backward_depth > 1) return;
   if (h->walk != walk) {
     h->walk = walk;
     h->pending = 0;
@@ -385,7 +389,7 @@ static void hook_expect(dl_tensor *leaf, uint64_t walk) {
 /* one contribution done (given or not): the hook runs after the last */
 static int hook_done(dl_tensor *leaf, uint64_t walk, ptr_stack *groups) {
   dl_grad_hook *h = leaf->grad_hook;
-  if (!h || h->walk != walk || --h->pending != 0) return 0;
+  if (!h || backward_depth > 1 || h->walk != walk || --h->pending != 0) return 0;
   bool seen = false;
   for (size_t i = 0; i < groups->n && !seen; i++) seen = groups->items[i] == h->group;
   if (!seen && h->group && stack_push(groups, h->group)) return -1;
@@ -396,6 +400,7 @@ static int run_backward(dl_tensor *const *roots, dl_tensor *const *grads, int nr
                         bool create_graph, const capture *cap) {
   bool prev_mode = dl_set_grad_enabled(create_graph);
   uint64_t walk = ++walk_counter;
+  backward_depth++;
   ptr_stack todo = {0}, visited = {0}, ready = {0}, groups = {0};
   int rc = -1;
 
@@ -562,6 +567,7 @@ done:
   free(todo.items);
   free(visited.items);
   free(ready.items);
+  backward_depth--;
   dl_set_grad_enabled(prev_mode);
   return rc;
 }

@@ -122,9 +122,15 @@ local function new(_, ds, opts)
 end
 setmetatable(DataLoader, {__call = new})
 
--- samples an epoch: the sampler's share, or the whole dataset
+-- samples an epoch: the sampler's share (#sampler when it has a length,
+-- else its indices' count), or the whole dataset
 local function epoch_size(self)
-  if self.sampler then return #self.sampler end
+  local s = self.sampler
+  if s then
+    local mt = getmetatable(s)
+    if type(mt) == "table" and mt.__len then return #s end
+    return s:indices():numel()
+  end
   return self.dataset:len()
 end
 
