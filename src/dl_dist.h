@@ -110,7 +110,8 @@ typedef struct {
 #define DL_MPI_PLUGIN_SYMBOL "dl_mpi_plugin_v1"
 typedef struct {
   int abi;
-  /* MPI_Init_thread (FUNNELED) unless MPI is initialized; rank and size */
+  /* MPI_Init_thread (SINGLE: only the main thread calls MPI) unless MPI is
+   * initialized; rank and size */
   int (*init)(int *rank, int *size);
   int (*finalize)(void);
   void (*abort)(int code);
