@@ -327,6 +327,14 @@ local OPS = {
     local m = a:gt(0)
     return a:masked_select(m), a:t():masked_fill(m:t(), -1), m:nonzero()
   end, function() return {r(4, 5)} end},
+  {"t[mask] and t[idx]: reads and writes (advanced indexing)", function(a)
+    local m = a:gt(0)
+    local b, c, d = a:clone(), a:clone(), a:clone()
+    b[m] = 0
+    c[a:lt(0)] = a[a:lt(0)] * 2
+    d[dl.tensor({3, 1}, I64)] = a[dl.tensor({1, 2}, I64)]
+    return a[m], a[dl.tensor({2, 2, 3}, I64)], a[m:select(2, 1)], b, c, d
+  end, function() return {r(3, 4)} end},
   {"index_fill_ / index_add_ / index_copy_ in place", function(a)
     local idx = dl.tensor({2, 4}, I64)
     local b = a:clone():index_fill_(2, idx, 7)

@@ -423,7 +423,9 @@ describe("dl.data.DataLoader", function()
     H.assert_error(function() dl.data.DataLoader(ds, {batchsize = 2}) end, "unknown option 'batchsize'")
     H.assert_error(function() dl.data.DataLoader(ds, {collate = 3}) end, "collate must be a function")
     H.assert_error(function() dl.data.DataLoader(ds, {seed = "x"}) end, "seed must be an integer")
-    H.assert_error(function() dl.data.DataLoader(ds, 4) end, "options table expected")
+    H.assert_error(function() dl.data.DataLoader(ds, "4") end, "options table or batch size expected")
+    H.assert_error(function() dl.data.DataLoader(ds, 2.5) end, "options table or batch size expected")
+    assert.equal(4, dl.data.DataLoader(ds, 4).batch_size) -- PyTorch's positional batch size
   end)
 end)
 

@@ -259,7 +259,9 @@ describe("dl.optim.LBFGS", function()
     H.assert_error(function() dl.optim.LBFGS({p}, {max_iter = 2.5}) end, "max_iter")
     H.assert_error(function() dl.optim.LBFGS({p}, {max_eval = -3}) end, "max_eval")
     H.assert_error(function() dl.optim.LBFGS({p}, {lr = "1"}) end, "lr", "number")
-    H.assert_error(function() dl.optim.LBFGS({p}, 5) end, "options must be a table")
+    H.assert_error(function() dl.optim.LBFGS({p}, "5") end, "options must be a table")
+    -- PyTorch's positional learning rate
+    assert.equal(0.5, dl.optim.LBFGS({p}, 0.5).param_groups[1].lr)
   end)
 
   it("rejects bad parameters, several groups and bad closures", function()

@@ -447,7 +447,11 @@ describe("optimiser options", function()
     H.assert_error(function() dl.optim.SGD({p, p}, {lr = 0.1}) end, "more than one parameter group")
     H.assert_error(function() dl.optim.SGD({p * 2}, {lr = 0.1}) end, "non-leaf")
     H.assert_error(function() dl.optim.SGD({dl.ones(2, {dtype = "int64"})}, {lr = 0.1}) end, "float32 or float64")
-    H.assert_error(function() dl.optim.SGD({p}, 0.1) end, "options must be a table")
+    H.assert_error(function() dl.optim.SGD({p}, "0.1") end, "options must be a table")
+    -- PyTorch's positional learning rate, for every optimiser
+    for _, name in ipairs({"SGD", "Adam", "AdamW", "RMSprop", "Adagrad"}) do
+      assert.equal(0.25, dl.optim[name]({p}, 0.25).param_groups[1].lr, name)
+    end
     H.assert_error(function() dl.optim.SGD({p}, {lr = 0.1}):step(5) end, "closure")
   end)
 end)

@@ -170,9 +170,16 @@ void dlua_checkoptions(lua_State *L, int arg, const char *fn, const char *const 
       for (const char *const *a = allowed; *a; a++)
         if (strcmp(*a, k) == 0) { ok = true; break; }
     }
-    if (!ok) {
-      lua_pushvalue(L, -1);
-      luaL_error(L, "%s: unknown option '%s'", fn, luaL_tolstring(L, -1, NULL));
+    if (!ok) { /* the valid ones listed, so the fix is in the message */
+      luaL_Buffer b;
+      const char *k = luaL_tolstring(L, -1, NULL);
+      luaL_buffinit(L, &b);
+      for (const char *const *a = allowed; *a; a++) {
+        if (a != allowed) luaL_addstring(&b, ", ");
+        luaL_addstring(&b, *a);
+      }
+      luaL_pushresult(&b);
+      luaL_error(L, "%s: unknown option '%s' (valid: %s)", fn, k, lua_tostring(L, -1));
     }
   }
 }
@@ -183,6 +190,8 @@ dlua_tensor_options dlua_opttensoroptions(lua_State *L, int arg, dl_dtype def_dt
   /* anything else where the options go is a mistake, not "no options"
    * (dl.zeros("a") or dl.zeros(2, "3")) */
   if (!dlua_isoptions(L, arg)) luaL_typeerror(L, arg, "size or options table");
+  static const char *const allowed[] = {"device", "dtype", "requires_grad", NULL};
+  dlua_checkoptions(L, arg, dlua_function_name(L), allowed);
   const char *dt = dlua_optstring(L, arg, "dtype", NULL);
   if (dt && dl_dtype_from_name(dt, &o.dtype))
     luaL_error(L, "unknown dtype '%s' (float32, float64, int64, bool, uint8)", dt);
@@ -193,11 +202,59 @@ dlua_tensor_options dlua_opttensoroptions(lua_State *L, int arg, dl_dtype def_dt
   return o;
 }
 
+/* ---- sizes: x:size(), x.shape, x:stride() ----
+ * A plain list of integers whose metatable prints it ({3, 4}, where a bare
+ * table prints its address) and compares it element by element
+ * (x:size() == y:size(), or == {3, 4}); #, ipairs and s[1] as for any list. */
+static int size_tostring(lua_State *L) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addchar(&b, '{');
+  lua_Integer n = luaL_len(L, 1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    if (i > 1) luaL_addstring(&b, ", ");
+    lua_rawgeti(L, 1, i);
+    luaL_addvalue(&b);
+  }
+  luaL_addchar(&b, '}');
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int size_eq(lua_State *L) {
+  if (!lua_istable(L, 1) || !lua_istable(L, 2) || lua_rawlen(L, 1) != lua_rawlen(L, 2)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 1);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    lua_rawgeti(L, 2, i);
+    int same = lua_rawequal(L, -1, -2) || lua_compare(L, -1, -2, LUA_OPEQ);
+    lua_pop(L, 2);
+    if (!same) {
+      lua_pushboolean(L, 0);
+      return 1;
+    }
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 void dlua_pushshape(lua_State *L, const int64_t *shape, int ndim) {
   lua_createtable(L, ndim, 0);
   for (int d = 0; d < ndim; d++) {
     lua_pushinteger(L, shape[d]);
     lua_rawseti(L, -2, d + 1);
   }
+  if (luaL_newmetatable(L, "dlua.Size")) {
+    lua_pushcfunction(L, size_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushcfunction(L, size_eq);
+    lua_setfield(L, -2, "__eq");
+    lua_pushstring(L, "Size");
+    lua_setfield(L, -2, "__name");
+  }
+  lua_setmetatable(L, -2);
 }
 

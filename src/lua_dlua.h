@@ -143,6 +143,10 @@ void dlua_pushshape(lua_State *L, const int64_t *shape, int ndim);
 
 /* family openers, called by luaopen_dlua with the dl table on top */
 void dlua_open_dist(lua_State *L);
+/* t[key] / t[key] = value with a tensor key: a bool mask or int64 indices
+ * (lua_advanced_index.c) */
+dl_tensor *dlua_index_by_tensor(lua_State *L, dl_tensor *t, dl_tensor *key);
+void dlua_newindex_by_tensor(lua_State *L, dl_tensor *t, dl_tensor *key, int value);
 void dlua_open_tensor(lua_State *L);
 void dlua_open_view(lua_State *L);
 void dlua_open_create(lua_State *L);

@@ -283,7 +283,8 @@ static int m_index(lua_State *L) {
     return 0; /* unknown field: nil, as for any Lua table */
   }
   dl_tensor *t = dlua_checktensor(L, 1);
-  dlua_pushtensor(L, index_view(L, t, 2));
+  dl_tensor *key = dlua_totensor(L, 2);
+  dlua_pushtensor(L, key ? dlua_index_by_tensor(L, t, key) : index_view(L, t, 2));
   return 1;
 }
 
@@ -297,6 +298,11 @@ static int m_newindex(lua_State *L) {
     lua_pushvalue(L, 2);
     lua_pushvalue(L, 3);
     lua_call(L, 3, 0);
+    return 0;
+  }
+  dl_tensor *key = dlua_totensor(L, 2);
+  if (key) {
+    dlua_newindex_by_tensor(L, t, key, 3);
     return 0;
   }
   dl_tensor *v = index_view(L, t, 2);

@@ -105,7 +105,11 @@ function A.Function(def)
   if type(def.forward) ~= "function" then error("dl.autograd.Function: forward must be a function", 2) end
   if type(def.backward) ~= "function" then error("dl.autograd.Function: backward must be a function", 2) end
   local F = setmetatable({forward = def.forward, backward = def.backward, jvp = def.jvp}, Function)
-  F.apply = function(...) return call_function(F, ...) end
+  -- PyTorch's Sq.apply(x); Sq:apply(x) (the colon a Lua user types) too
+  F.apply = function(first, ...)
+    if first == F then return call_function(F, ...) end
+    return call_function(F, first, ...)
+  end
   return F
 end
 

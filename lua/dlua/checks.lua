@@ -7,6 +7,23 @@ local M = {}
 -- "[4,5]"
 function M.shape_str(t) return "[" .. table.concat(t:size(), ",") .. "]" end
 
+-- "fn: unknown option 'k' (valid: a, b, c)": allowed is a set (name ->
+-- true) or a list of names; more sets may follow (options of several kinds)
+function M.unknown_option(fn, k, allowed, ...)
+  local names, seen = {}, {}
+  for _, set in ipairs({allowed, ...}) do
+    for key, v in pairs(set) do
+      local name = type(key) == "string" and key or v
+      if type(name) == "string" and not seen[name] then
+        seen[name] = true
+        names[#names + 1] = name
+      end
+    end
+  end
+  table.sort(names)
+  return string.format("%s: unknown option '%s' (valid: %s)", fn, tostring(k), table.concat(names, ", "))
+end
+
 -- opts (nil: {}) as an options table whose keys are all in allowed
 function M.options(fn, opts, allowed)
   if opts == nil then return {} end
@@ -14,7 +31,7 @@ function M.options(fn, opts, allowed)
     raise(string.format("%s: bad argument (options table expected, got %s)", fn, type(opts)))
   end
   for k in pairs(opts) do
-    if not allowed[k] then raise(string.format("%s: unknown option '%s'", fn, tostring(k))) end
+    if not allowed[k] then raise(M.unknown_option(fn, k, allowed)) end
   end
   return opts
 end

@@ -37,7 +37,7 @@ local function check_kmeans_opts(fn, opts, extra)
   if type(opts) ~= "table" then error(fmt("%s: bad argument #3 (options table expected, got %s)", fn, type(opts)), 3) end
   for key in pairs(opts) do
     if not kmeans_allowed[key] and not (extra and extra[key]) then
-      error(fmt("%s: unknown option '%s'", fn, tostring(key)), 3)
+      error(require("dlua.checks").unknown_option(fn, key, kmeans_allowed, extra or {}), 3)
     end
   end
   local init = opts.init or "k-means++"

@@ -31,7 +31,7 @@ local function load_mnist_like(fn, opts, default_root, hint, classes)
   end
   for k in pairs(opts) do
     if k ~= "split" and k ~= "root" and k ~= "flatten" then
-      error(string.format("dl.datasets.%s: unknown option '%s'", fn, tostring(k)), 3)
+      error(require("dlua.checks").unknown_option("dl.datasets." .. fn, k, {"split", "root", "flatten"}), 3)
     end
   end
   local split = opts.split or "train"

@@ -258,7 +258,7 @@ function dl.save(path, obj, opts)
   if opts ~= nil then
     if type(opts) ~= "table" or dl.is_tensor(opts) then argerror("dl.save", 3, "options table", typename(opts)) end
     for k in pairs(opts) do
-      if k ~= "all_ranks" then error("dl.save: unknown option '" .. tostring(k) .. "' (all_ranks)", 2) end
+      if k ~= "all_ranks" then error(require("dlua.checks").unknown_option("dl.save", k, {"all_ranks"}), 2) end
     end
   end
   if not (opts and opts.all_ranks) and not dl.dist.is_main() then return false end

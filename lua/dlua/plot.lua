@@ -112,7 +112,7 @@ function plot.lines(series, opts)
     error(string.format("%s: bad argument #2 (options table with 'file' expected, got %s)", FN, type(opts)), 2)
   end
   for k in pairs(opts) do
-    if not allowed[k] then error(string.format("%s: unknown option '%s'", FN, tostring(k)), 2) end
+    if not allowed[k] then error(require("dlua.checks").unknown_option(FN, k, allowed), 2) end
   end
   local file = opts.file
   if type(file) ~= "string" or file == "" then

@@ -53,7 +53,7 @@ local function check_opts(fn, opts, allowed)
   end
   for k in pairs(opts) do
     if not allowed[k] then
-      error(string.format("%s: unknown option '%s'", fn, tostring(k)), 3)
+      error(require("dlua.checks").unknown_option(fn, k, allowed), 3)
     end
   end
   return opts
@@ -298,12 +298,14 @@ end
 -- verbose = false}). Without path the best state is kept in memory (cloned).
 function utils.EarlyStopping(opts)
   local fn = "dl.utils.EarlyStopping"
+  -- PyTorch users' positional patience: EarlyStopping(3)
+  if type(opts) == "number" then opts = {patience = opts} end
   if opts ~= nil and type(opts) ~= "table" then
     error(fn .. ": bad argument #1 (options table expected, got " .. type(opts) .. ")", 2)
   end
   opts = opts or {}
   for k in pairs(opts) do
-    if not es_opts[k] then error(string.format("%s: unknown option '%s'", fn, tostring(k)), 2) end
+    if not es_opts[k] then error(require("dlua.checks").unknown_option(fn, k, es_opts), 2) end
   end
   local patience = opts.patience == nil and 5 or opts.patience
   if type(patience) ~= "number" or patience ~= math.floor(patience) or patience < 0 or patience == math.huge then

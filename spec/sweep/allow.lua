@@ -14,6 +14,8 @@ return {
   ["dl.nn.state_dict_keys #1 *"] = "a state dict is a table of name = value pairs; {} and any names are valid",
   ["dl.utils.progress:set_postfix #2 *"] = "a table of name = value pairs shown after the bar, as tqdm's set_postfix",
   ["Tensor.__index #2 'abc'"] = "t.abc is nil, as a missing field of any Lua value (methods and properties are found)",
+  ["Tensor.__index #2 {}"] = "t[{}] is Torch7's whole-tensor index (a table of ranges, none given)",
+  ["Tensor.__newindex #2 {}"] = "t[{}] = v writes the whole tensor (Torch7's index: a table of ranges, none given)",
   ["Tensor.__index #2 '2'"] = "t['2'] is a (missing) field, not an index: Lua keeps strings and numbers apart",
   ["dl.tensor #1 {}"] = "dl.tensor({}) is an empty tensor, as torch.tensor([])",
   ["Module:add_module #3 nil"] = "registers an empty slot, as PyTorch's add_module(name, None)",

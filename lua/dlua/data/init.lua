@@ -23,8 +23,25 @@ Dataset.__tostring = function(self)
 end
 data.Dataset = Dataset
 
+-- ds[i] as PyTorch's dataset[i]: sample i (1-based), its one value, or a
+-- list of its values when get(i) returns several ({x, y}: local x, y =
+-- table.unpack(ds[i]), or ds:get(i), which returns them as values)
+local function samples_by_index(cls)
+  rawset(cls, "__index", function(self, k)
+    if math.type(k) == "integer" then
+      local r = table.pack(self:get(k))
+      if r.n == 1 then return r[1] end
+      r.n = nil
+      return r
+    end
+    return cls[k]
+  end)
+  return cls
+end
+samples_by_index(Dataset)
+
 -- Sub = Dataset:extend("Sub")
-function Dataset.extend(parent, name) return class.extend(parent, name) end
+function Dataset.extend(parent, name) return samples_by_index(class.extend(parent, name)) end
 
 function Dataset:init() end
 

@@ -82,11 +82,13 @@ local function new(_, ds, opts)
     error("DataLoader: bad argument #1 (dataset expected, got " .. type(ds) .. ")", 2)
   end
   opts = opts or {}
+  -- PyTorch's positional batch size: DataLoader(ds, 64)
+  if math.type(opts) == "integer" then opts = {batch_size = opts} end
   if type(opts) ~= "table" then
-    error("DataLoader: bad argument #2 (options table expected, got " .. type(opts) .. ")", 2)
+    error("DataLoader: bad argument #2 (options table or batch size expected, got " .. type(opts) .. ")", 2)
   end
   for k in pairs(opts) do
-    if not allowed[k] then error("DataLoader: unknown option '" .. tostring(k) .. "'", 2) end
+    if not allowed[k] then error(require("dlua.checks").unknown_option("DataLoader", k, allowed), 2) end
   end
   local bs = opts.batch_size or 1
   if math.type(bs) ~= "integer" or bs < 1 then
@@ -169,7 +171,18 @@ local function transformed(self, first, ...)
   return data._with_rng(self, self.transform, first), ...
 end
 
--- for xb, yb in loader:iter() do ... end
+-- for xb, yb in loader:iter() do ... end; also `for xb, yb in loader do`
+-- (one pass at a time: the loader keeps it) and `loader()` (= loader:iter())
+function DataLoader:__call(...)
+  if select("#", ...) == 0 then return self:iter() end
+  -- the generic for's call: (state, control), control nil on the first
+  local _, control = ...
+  if control == nil or not self._pass then self._pass = self:iter() end
+  local r = table.pack(self._pass())
+  if r[1] == nil then self._pass = nil end
+  return table.unpack(r, 1, r.n)
+end
+
 function DataLoader:iter()
   local ds, bs = self.dataset, self.batch_size
   local n = epoch_size(self)

@@ -27,7 +27,7 @@ local function new(_, ds, opts)
   opts = opts or {}
   for k in pairs(opts) do
     if not allowed[k] then
-      error(string.format("%s: unknown option '%s' (num_replicas, rank, shuffle, seed, drop_last)", fn, tostring(k)), 2)
+      error(require("dlua.checks").unknown_option(fn, k, allowed), 2)
     end
   end
   local replicas = opts.num_replicas or dl.dist.size()

@@ -37,7 +37,7 @@ local function read_options(self, name, opts, allowed, tensor_key)
   end
   local o = {}
   for k, v in pairs(opts) do
-    if not allowed[k] then error(fmt("dl.nn.%s: unknown option '%s'", name, tostring(k)), 4) end
+    if not allowed[k] then error(require("dlua.checks").unknown_option("dl.nn." .. name, k, allowed), 4) end
     o[k] = v
   end
   local r = o.reduction or "mean"

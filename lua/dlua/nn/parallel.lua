@@ -29,8 +29,7 @@ function DDP:init(model, opts)
   opts = opts or {}
   for k in pairs(opts) do
     if not allowed[k] then
-      error(string.format("%s: unknown option '%s' (bucket_mb, broadcast_buffers, find_unused_parameters)", fn,
-        tostring(k)), 3)
+      error(require("dlua.checks").unknown_option(fn, k, allowed), 3)
     end
   end
   local mb = opts.bucket_mb == nil and 25 or opts.bucket_mb

@@ -274,7 +274,7 @@ function M.class(name, defaults, types, nonneg, validate)
     for k, v in pairs(group) do
       if not (skip_params and k == "params") then
         local want = types[k]
-        if want == nil then raise(fmt("%s: unknown option '%s'", full, tostring(k))) end
+        if want == nil then raise(require("dlua.checks").unknown_option(full, k, types)) end
         if type(v) ~= want then raise(fmt("%s: option '%s' must be a %s, got %s", full, k, want, type(v))) end
         if want == "number" and (v ~= v or (nonneg[k] and v < 0)) then
           raise(fmt("%s: invalid %s: %s (must be >= 0)", full, k, tostring(v)))
@@ -284,6 +284,8 @@ function M.class(name, defaults, types, nonneg, validate)
   end
 
   function C:init(params, opts)
+    -- PyTorch's positional learning rate: LBFGS(params, 1)
+    if type(opts) == "number" and types.lr ~= nil then opts = {lr = opts} end
     if opts ~= nil and type(opts) ~= "table" then
       raise(fmt("%s: options must be a table, got %s", full, type(opts)))
     end

@@ -116,7 +116,7 @@ local function parse_args(cls, ...)
     local allowed = cls._allowed
     for k, v in pairs(opts) do
       if type(k) ~= "string" or not allowed[k] then
-        fail("%s: unknown option '%s'", cls.__name, tostring(k))
+        fail("%s", require("dlua.checks").unknown_option(cls.__name, k, allowed))
       end
       if a[k] ~= nil then fail("%s: option '%s' given twice", cls.__name, k) end
       a[k] = v

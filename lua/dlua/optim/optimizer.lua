@@ -64,7 +64,8 @@ local function check_options(name, opts, defaults, what, skip)
   for k, v in pairs(opts) do
     if not (skip and skip[k]) then
       if type(k) ~= "string" or defaults[k] == nil then
-        raise(string.format("dl.optim.%s: unknown %s '%s'", name, what, tostring(k)))
+        raise((require("dlua.checks").unknown_option("dl.optim." .. name, k, defaults):gsub("unknown option",
+          "unknown " .. what, 1)))
       end
       local d = defaults[k]
       local want = d == required and "number" or type(d)
@@ -90,6 +91,8 @@ optim._check_options = check_options
 -- Fills a copy of opts from defaults and checks it; raises for a missing
 -- required option.
 function optim._merge_options(name, opts, defaults)
+  -- PyTorch's positional learning rate: Adam(params, 0.01)
+  if type(opts) == "number" and defaults.lr ~= nil then opts = {lr = opts} end
   if opts ~= nil and type(opts) ~= "table" then
     raise(string.format("dl.optim.%s: options must be a table, got %s", name, type(opts)))
   end
