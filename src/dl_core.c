@@ -1,13 +1,11 @@
-/* dl_core.c — dtypes, devices, error messages, shape strings, threads. */
+/* dl_core.c — dtypes, devices, error messages, shape strings (threads:
+ * dl_threads.c). */
 #include "dl_core.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 /* ---- dtypes ---- */
 
@@ -105,30 +103,3 @@ const char *dl_shape_str(const int64_t *shape, int ndim, char *buf, size_t n) {
   return buf;
 }
 
-/* ---- threads ---- */
-
-/* OpenBLAS is the OpenMP build, so both share libgomp's one pool of threads
- * and can never oversubscribe each other. */
-void openblas_set_num_threads(int);
-
-static int num_threads = 0;
-
-void dl_set_num_threads(int n) {
-  if (n < 1) n = 1;
-  num_threads = n;
-#ifdef _OPENMP
-  omp_set_num_threads(n);
-#endif
-  openblas_set_num_threads(n);
-}
-
-int dl_get_num_threads(void) {
-  if (num_threads == 0) {
-#ifdef _OPENMP
-    num_threads = omp_get_max_threads();
-#else
-    num_threads = 1;
-#endif
-  }
-  return num_threads;
-}

@@ -65,7 +65,7 @@ void dl_error_prefix(const char *fn);
 /* "[2,3]" into buf; returns buf */
 const char *dl_shape_str(const int64_t *shape, int ndim, char *buf, size_t n);
 
-/* threads: one count drives OpenMP loops and OpenBLAS */
+/* threads: one count drives OpenMP loops and OpenBLAS (dl_threads.h) */
 void dl_set_num_threads(int n);
 int dl_get_num_threads(void);
 

@@ -6,6 +6,7 @@
 #include "autograd/dl_autograd.h"
 #include "dl_alloc.h"
 #include "dl_backend.h"
+#include "dl_threads.h"
 
 #include <string.h>
 
@@ -68,6 +69,7 @@ void dlua_gc_after_backward(lua_State *L) {
 }
 
 void dlua_pushtensor(lua_State *L, dl_tensor *t) {
+  dl_threads_poll(); /* between ops: a changed thread count takes effect here */
   dlua_tensor_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->magic = dlua_ud_magic;
   u->t = t;

@@ -1,6 +1,9 @@
--- report.lua RAW [RATIOS] — turns the lines that run.sh collected into the
--- markdown of `make bench`, and (optionally) writes RATIOS, the speed ratios
--- plot_ratios.lua draws. RAW holds, in run order,
+-- report.lua RAW [RATIOS [BUSY]] — turns the lines that run.sh collected
+-- into the markdown of `make bench`, and (optionally) writes RATIOS, the
+-- speed ratios plot_ratios.lua draws. BUSY (optional) holds the runs beside
+-- a busy process, in RAW's form with settings "busy<T>" (T threads, or
+-- PyTorch's "busy<torch>+<OpenBLAS>") and "busy1": the contention table.
+-- RAW holds, in run order,
 --   RESULT <workload> <impl>[@<setting>] <value> <unit>   one figure of one run
 --   FAIL <workload> <impl>[@<setting>] <reason...>        a failed run
 -- impl is dlua / pytorch, dlua_<variant> / pytorch_<variant> (a further row,
@@ -15,8 +18,9 @@
 -- "their time / dlua's time", so >1 means dlua is faster.
 -- Plain Lua 5.4 (no dlua), so a broken build still gets its report.
 
-local path = assert(arg[1], "usage: lua5.4 report.lua RAW [RATIOS]")
-local ratios_path = arg[2]
+local path = assert(arg[1], "usage: lua5.4 report.lua RAW [RATIOS [BUSY]]")
+local ratios_path = arg[2] ~= "" and arg[2] or nil
+local busy_path = arg[3]
 
 ---------------------------------------------------------------------------
 -- what the figures are measured against
@@ -389,6 +393,59 @@ end
 if header then
   emit("")
   emit("measured / reference = the measured time / the reference's time: 1.00 means no overhead over the reference.")
+end
+
+---------------------------------------------------------------------------
+-- under contention: each side at its multi-thread setting against itself
+-- at one thread, both beside one busy process (wall time)
+
+local BUSY_LIMIT = 1.1 -- the issue's: default threads within 1.1x of one thread
+if busy_path then
+  local busy, busy_order = {}, {}
+  for line in io.lines(busy_path) do
+    local w, impl, tag, v, unit = line:match("^RESULT (%S+) (%a+)@busy(%S+) (%S+) (%S+)")
+    if w and tonumber(v) then
+      if not busy[w] then
+        busy[w] = {unit = unit}
+        busy_order[#busy_order + 1] = w
+      end
+      local k = impl .. "@" .. tag
+      busy[w][k] = busy[w][k] or {}
+      table.insert(busy[w][k], tonumber(v))
+    elseif line:match("^FAIL") then
+      failures[#failures + 1] = "under contention: " .. line:sub(6)
+    end
+  end
+  if #busy_order > 0 then
+    emit("")
+    emit(string.format("| under contention | unit | dlua %s | dlua 1 thr | %s / 1 thr | PyTorch best %s | PyTorch 1 thr | %s / 1 thr | target |",
+      tT, tT, tT, tT))
+    emit("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    for _, w in ipairs(busy_order) do
+      local b = busy[w]
+      -- time ratios: the multi-thread run's time over the one-thread run's
+      local function slowdown(many, one)
+        if not (many and one) then return nil end
+        return is_rate(b.unit) and one / many or many / one
+      end
+      local d1 = median(b["dlua@1"])
+      local dT = T and median(b["dlua@" .. T])
+      local p1, pT, pT_tag = median(b["pytorch@1"]), nil, nil
+      for k, s in pairs(b) do
+        local tag = k:match("^pytorch@(.+%+.+)$")
+        if tag then pT, pT_tag = median(s), tag end
+      end
+      local sd, sp = slowdown(dT, d1), slowdown(pT, p1)
+      emit(string.format("| %s | %s | %s | %s | %s | %s | %s | %s | <= %gx: %s |", w, b.unit, fmt(dT), fmt(d1),
+        sd and string.format("%.2f", sd) or "-", pT and string.format("%s (%s)", fmt(pT), pT_tag) or "-", fmt(p1),
+        sp and string.format("%.2f", sp) or "-", BUSY_LIMIT, sd and (sd <= BUSY_LIMIT and "met" or "not met") or "no figure"))
+    end
+    emit("")
+    emit("under contention: the bench starts one busy process (`yes > /dev/null`) beside each run and stops it after;" ..
+      " wall time. x / 1 thr = the multi-thread run's time over the one-thread run's, both beside the busy process:" ..
+      " above 1.00 the threads cost more than they give. dlua lowers its thread count while other processes keep" ..
+      " cores busy (src/dl_threads.c); PyTorch runs its best idle setting.")
+  end
 end
 
 if #failures > 0 then

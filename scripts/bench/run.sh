@@ -74,8 +74,10 @@ settings=()
 if ((threads > 1)); then mapfile -t settings < <(thread_settings "$threads"); fi
 
 tmp=$(mktemp -d -t dlua-bench.XXXXXX)
-trap 'rm -rf "$tmp"' EXIT
+trap '[ -n "${hog:-}" ] && kill "$hog" 2>/dev/null; rm -rf "$tmp"' EXIT
 raw=$tmp/raw
+busy=$tmp/busy
+: >"$busy"
 
 arch=$(cc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 blas_dir=/usr/lib/$arch/openblas-openmp
@@ -181,6 +183,33 @@ pytorch_fastest() {
     }'
 }
 
+# run_busy ENTRY WIN: the entry's runs beside one busy process (started
+# here, stopped after; the EXIT trap stops it too): dlua and PyTorch at one
+# thread and at their multi-thread setting (PyTorch's: WIN, the fastest of
+# the first round), wall time, into $busy
+hog=""
+run_busy() {
+  local n=$1 win=$2 raw_main=$raw s
+  yes >/dev/null &
+  hog=$!
+  raw=$busy
+  local one="BENCH_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 BENCH_CLOCK=wall"
+  # shellcheck disable=SC2086 # the environments are words
+  run_side "$n" dlua busy1 $one || true
+  run_side "$n" pytorch busy1 $one || true
+  for s in "${settings[@]}"; do
+    set -- $s
+    case "$1 $2" in "dlua $threads" | "pytorch $win") ;; *) continue ;; esac
+    local side=$1 tag=$2
+    shift 2
+    run_side "$n" "$side" "busy$tag" "$@" || true
+  done
+  raw=$raw_main
+  kill "$hog" 2>/dev/null
+  wait "$hog" 2>/dev/null || true # it ends by the signal
+  hog=""
+}
+
 # the entries: ORDER first, then every other <name>.lua with a <name>.py
 names=("${ORDER[@]}")
 for f in "$here"/*.lua; do
@@ -223,6 +252,9 @@ for n in "${names[@]}"; do
         run_side "$n" $s || ok=0
       done
       ((ok)) || break # a broken script fails once, not five times
+      if ((round == 1)) && ((threads > 1)); then
+        case " ${CONTENDED[*]} " in *" $n "*) busy_win=$(pytorch_fastest) ;; *) busy_win="" ;; esac
+      fi
       if ((round == 1 && ${#sides[@]} > 3)); then
         # PyTorch's settings: the fastest of the first round goes on alone
         win=$(pytorch_fastest)
@@ -235,12 +267,15 @@ for n in "${names[@]}"; do
         fi
       fi
     done
+    if ((threads > 1)); then
+      case " ${CONTENDED[*]} " in *" $n "*) run_busy "$n" "${busy_win:-}" ;; esac
+    fi
   fi
   echo "bench: $n done in $((SECONDS - t0)) s" >&2
 done
 
 status=0
-table=$(lua5.4 "$here/report.lua" "$raw" "$tmp/ratios") || status=1
+table=$(lua5.4 "$here/report.lua" "$raw" "$tmp/ratios" "$busy") || status=1
 
 # what the figures were measured on
 cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)

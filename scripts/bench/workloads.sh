@@ -45,6 +45,12 @@ declare -A RSS=([housing_mlp]=rss)
 # multi-thread settings (below), with wall-clock time
 THREADED=(matmul1024 add1m housing_mlp fashion_mlp conv seq)
 
+# THREADED entries also run beside one busy process the bench starts (the
+# contention table): each side at one thread and at its multi-thread
+# setting (PyTorch: the fastest of the first round), once. The long conv and
+# seq entries are left out to keep make bench within minutes.
+CONTENDED=(matmul1024 add1m housing_mlp fashion_mlp)
+
 # The multi-thread settings for T threads (T = the cores online, at most
 # BENCH_MAX_THREADS; none when T is 1): a RESULT impl gets "@<tag>" appended,
 # and the script runs with this environment. dlua runs T threads for both its
