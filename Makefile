@@ -67,9 +67,12 @@ endif
 BINDING_SRC := $(wildcard src/lua_*.c)
 LUA_SRC := $(shell find lua -name '*.lua' 2>/dev/null | sort)
 GEN_SRC := $(BUILD)/gen/dlua_lua_sources.c
+# the reference pages, embedded for dl.help (scripts/embed_docs.lua)
+DOC_SRC := docs/guide.md $(sort $(wildcard docs/reference/*.md))
+GEN_DOCS := $(BUILD)/gen/dlua_doc_pages.c
 
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/%.o)
-BINDING_OBJ := $(BINDING_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/dlua_lua_sources.o
+BINDING_OBJ := $(BINDING_SRC:%.c=$(BUILD)/%.o) $(BUILD)/gen/dlua_lua_sources.o $(BUILD)/gen/dlua_doc_pages.o
 LIB_OBJ := $(ENGINE_OBJ) $(BINDING_OBJ)
 $(BINDING_OBJ) $(BUILD)/src/dlua.o $(BUILD)/src/dlua_repl.o $(BUILD)/host_example: CFLAGS_LUA = $(LUA_INC)
 
@@ -121,6 +124,16 @@ $(GEN_SRC): scripts/embed_lua.lua $(LUA_SRC) $(LUA_LIST) $(DEPS_STAMP)
 	lua5.4 scripts/embed_lua.lua $@ $(LUA_SRC)
 
 $(BUILD)/gen/dlua_lua_sources.o: $(GEN_SRC)
+	$(CC) $(CFLAGS_BASE) -c $< -o $@
+
+DOC_LIST := $(BUILD)/gen/doc_files.txt
+$(shell mkdir -p $(BUILD)/gen; echo '$(DOC_SRC)' | cmp -s - $(DOC_LIST) || echo '$(DOC_SRC)' > $(DOC_LIST))
+
+$(GEN_DOCS): scripts/embed_docs.lua $(DOC_SRC) $(DOC_LIST) $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	lua5.4 scripts/embed_docs.lua $@ $(DOC_SRC)
+
+$(BUILD)/gen/dlua_doc_pages.o: $(GEN_DOCS)
 	$(CC) $(CFLAGS_BASE) -c $< -o $@
 
 $(LIBDIR)/libdlua.a: $(LIB_OBJ)

@@ -1,7 +1,8 @@
 /* dlua_repl.c — the interactive loop (libedit), error reporting, calls under
  * a traceback handler, Tab completion of names and the display of results.
  * Modelled on lua.c: "return " is tried first so expressions print, input
- * continues while the syntax error ends in <eof>, SIGINT only sets a hook. */
+ * continues while the syntax error ends in <eof>, SIGINT only sets a hook.
+ * help(x) and ?x print dl.help(x), the reference entry of x. */
 #include "dlua_repl.h"
 
 #include <lauxlib.h>
@@ -155,6 +156,7 @@ static int pushline(lua_State *L, int firstline) {
   lua_pop(L, 1); /* the prompt */
   if (b == NULL) return 0;
   if (firstline && b[0] == '=') lua_pushfstring(L, "return %s", b + 1); /* 5.2's '=expr' */
+  else if (firstline && b[0] == '?') lua_pushfstring(L, "help(%s)", b + 1); /* ?x: x's reference entry */
   else lua_pushstring(L, b);
   free(b);
   return 1;
@@ -537,8 +539,33 @@ static void init_editline(lua_State *L) {
   }
 }
 
+/* help(x) prints dl.help(x); help() says how to use it. A global of the
+ * REPL's only, and only when the user has none of that name. */
+static const char help_code[] =
+  "return function(...)\n"
+  "  if select('#', ...) == 0 then\n"
+  "    print('help(x) or ?x prints the reference entry of x: a function, class or module of dl, or its name '\n"
+  "      .. '(help(dl.nn.Conv2d), ?dl.optim.Adam, help(\"F.relu\")). docs/guide.md is the first hour.')\n"
+  "    return\n"
+  "  end\n"
+  "  print(dl.help((...)))\n"
+  "end\n";
+
+static void define_help(lua_State *L) {
+  if (lua_getglobal(L, "help") != LUA_TNIL) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_pop(L, 1);
+  if (luaL_loadbuffer(L, help_code, sizeof help_code - 1, "=help") == LUA_OK && lua_pcall(L, 0, 1, 0) == LUA_OK)
+    lua_setglobal(L, "help");
+  else
+    lua_pop(L, 1);
+}
+
 void dlua_repl(lua_State *L) {
   init_editline(L);
+  define_help(L);
   in_repl = true;
   int status;
   while ((status = loadline(L)) != -1) {

@@ -1,6 +1,7 @@
 /* lua_sys.c — small system helpers the Lua training tools need and plain Lua
- * lacks: whether a descriptor is a terminal, its width, and a monotonic
- * wall clock (os.clock is CPU time, summed over OpenMP threads). */
+ * lacks: whether a descriptor is a terminal, its width, a monotonic wall
+ * clock (os.clock is CPU time, summed over OpenMP threads), and the
+ * reference pages built into the program (for dl.help). */
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,7 +37,22 @@ static int l_time(lua_State *L) {
   return 1;
 }
 
+typedef struct { const char *path; const char *text; size_t len; } dlua_doc_page;
+extern const dlua_doc_page dlua_doc_pages[];
+
+/* dl._reference_pages() -> {path = markdown text, ...}, the docs/ pages
+ * embedded at build time (scripts/embed_docs.lua) */
+static int l_reference_pages(lua_State *L) {
+  lua_newtable(L);
+  for (int i = 0; dlua_doc_pages[i].path; i++) {
+    lua_pushlstring(L, dlua_doc_pages[i].text, dlua_doc_pages[i].len);
+    lua_setfield(L, -2, dlua_doc_pages[i].path);
+  }
+  return 1;
+}
+
 static const luaL_Reg functions[] = {
+    {"_reference_pages", l_reference_pages},
     {"_isatty", l_isatty},
     {"_term_width", l_term_width},
     {"_time", l_time},

@@ -23,6 +23,7 @@ require "dlua.utils"         -- dl.utils: progress, EarlyStopping
 require "dlua.plot"          -- dl.plot
 require "dlua.sampling"      -- dl.multinomial
 require "dlua.dist"          -- dl.dist: the Lua helpers beside the C collectives
+require "dlua.help"          -- dl.help: the reference entry of a name
 
 -- every public function, method and constructor written in Lua names
 -- itself in the errors raised below it (the C functions already do)

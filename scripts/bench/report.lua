@@ -408,7 +408,8 @@ local BUSY_LIMIT = 1.1 -- the issue's: default threads within 1.1x of one thread
 if busy_path then
   local busy, busy_order = {}, {}
   for line in io.lines(busy_path) do
-    local w, impl, tag, v, unit = line:match("^RESULT (%S+) (%a+)@busy(%S+) (%S+) (%S+)")
+    local w, impl, variant, tag, v, unit = line:match("^RESULT (%S+) (%a+)_?(%S-)@busy(%S+) (%S+) (%S+)")
+    if w and variant ~= "" then w = string.format("%s (%s)", w, variant) end
     if w and tonumber(v) then
       if not busy[w] then
         busy[w] = {unit = unit}
