@@ -67,7 +67,7 @@ endif
 BINDING_SRC := $(wildcard src/lua_*.c)
 LUA_SRC := $(shell find lua -name '*.lua' 2>/dev/null | sort)
 GEN_SRC := $(BUILD)/gen/dlua_lua_sources.c
-# the reference pages, embedded for dl.help (scripts/embed_docs.lua)
+# the docs pages, embedded for dl.help (scripts/embed_lua.lua --docs)
 DOC_SRC := docs/guide.md $(sort $(wildcard docs/reference/*.md))
 GEN_DOCS := $(BUILD)/gen/dlua_doc_pages.c
 
@@ -129,9 +129,9 @@ $(BUILD)/gen/dlua_lua_sources.o: $(GEN_SRC)
 DOC_LIST := $(BUILD)/gen/doc_files.txt
 $(shell mkdir -p $(BUILD)/gen; echo '$(DOC_SRC)' | cmp -s - $(DOC_LIST) || echo '$(DOC_SRC)' > $(DOC_LIST))
 
-$(GEN_DOCS): scripts/embed_docs.lua $(DOC_SRC) $(DOC_LIST) $(DEPS_STAMP)
+$(GEN_DOCS): scripts/embed_lua.lua $(DOC_SRC) $(DOC_LIST) $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	lua5.4 scripts/embed_docs.lua $@ $(DOC_SRC)
+	lua5.4 scripts/embed_lua.lua --docs $@ $(DOC_SRC)
 
 $(BUILD)/gen/dlua_doc_pages.o: $(GEN_DOCS)
 	$(CC) $(CFLAGS_BASE) -c $< -o $@

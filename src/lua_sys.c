@@ -41,7 +41,7 @@ typedef struct { const char *path; const char *text; size_t len; } dlua_doc_page
 extern const dlua_doc_page dlua_doc_pages[];
 
 /* dl._reference_pages() -> {path = markdown text, ...}, the docs/ pages
- * embedded at build time (scripts/embed_docs.lua) */
+ * embedded at build time (scripts/embed_lua.lua --docs) */
 static int l_reference_pages(lua_State *L) {
   lua_newtable(L);
   for (int i = 0; dlua_doc_pages[i].path; i++) {
