@@ -144,6 +144,25 @@ describe("custom Functions", function()
   end)
 end)
 
+describe("dl.autograd.gradcheck", function()
+  it("checks its options and returns false with raise_exception = false, as PyTorch's", function()
+    local x = dl.randn(3, {dtype = "float64", requires_grad = true})
+    local wrong = dl.autograd.Function{
+      forward = function(_, t) return t * t end,
+      backward = function(_, g) return g end, -- should be 2 t g
+    }
+    H.assert_error(function() dl.autograd.gradcheck(function(t) return wrong(t) end, {x}) end, "mismatch for input 1")
+    local ok, msg = dl.autograd.gradcheck(function(t) return wrong(t) end, {x}, {raise_exception = false})
+    assert.is_false(ok)
+    assert.matches("mismatch for input 1", msg)
+    assert.is_true(dl.autograd.gradcheck(function(t) return t * t end, {x}, {raise_exception = false}))
+    H.assert_error(function() dl.autograd.gradcheck(function(t) return t end, {x}, {tol = 1}) end,
+      "unknown option 'tol' (valid: atol, eps, raise_exception, rtol)")
+    H.assert_error(function() dl.autograd.gradcheck(function(t) return t end, {x}, 1e-6) end,
+      "options table expected")
+  end)
+end)
+
 describe("unknown options", function()
   it("list the valid ones, in C and in Lua", function()
     H.assert_error(function() dl.zeros(2, {dtyp = "float32"}) end,

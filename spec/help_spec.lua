@@ -20,6 +20,12 @@ describe("dl.help", function()
     assert.matches("^dl%.triu ", dl.help(dl.triu))
   end)
 
+  it("lists what a module holds", function()
+    local t = dl.help(dl.data)
+    assert.matches("^dl%.data: a module of dl holding ", t)
+    assert.truthy(t:find("read_csv", 1, true) and t:find("DistributedSampler", 1, true), t)
+  end)
+
   it("says when there is no entry, or no such name", function()
     assert.matches("no reference entry yet", dl.help("dl.no_such_name"))
     assert.matches("not a public function, class or module of dl", dl.help(42))

@@ -222,10 +222,27 @@ end
 -- Gradient checking (float64 central differences)
 ---------------------------------------------------------------------------
 
--- gradcheck(fn, inputs, {eps, atol, rtol}) -> true, or raises with the
--- worst mismatch. Inputs requiring grad are perturbed one element at a time.
+-- gradcheck(fn, inputs, {eps = 1e-6, atol = 1e-5, rtol = 1e-3,
+-- raise_exception = true}) -> true, or raises with the first mismatch (false
+-- and the message with raise_exception = false, as PyTorch's). Inputs
+-- requiring grad are perturbed one element at a time.
+local gradcheck_opts = {eps = true, atol = true, rtol = true, raise_exception = true}
 function A.gradcheck(fn, inputs, opts)
-  opts = opts or {}
+  local checks = require "dlua.checks"
+  opts = checks.options("dl.autograd.gradcheck", opts, gradcheck_opts)
+  for _, k in ipairs({"eps", "atol", "rtol"}) do
+    if opts[k] ~= nil and (type(opts[k]) ~= "number" or not (opts[k] >= 0)) then
+      raise(string.format("dl.autograd.gradcheck: option '%s' must be a non-negative number, got %s", k,
+        tostring(opts[k])))
+    end
+  end
+  if opts.raise_exception == false then
+    local plain = {}
+    for k, v in pairs(opts) do if k ~= "raise_exception" then plain[k] = v end end
+    local ok, err = pcall(A.gradcheck, fn, inputs, plain)
+    if ok then return true end
+    return false, require("dlua.errors").strip(err)
+  end
   local eps, atol, rtol = opts.eps or 1e-6, opts.atol or 1e-5, opts.rtol or 1e-3
   check_callable("dl.autograd.gradcheck", fn)
   local ins = as_list("dl.autograd.gradcheck", 2, inputs)

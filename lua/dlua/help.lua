@@ -185,8 +185,21 @@ function M.help(x)
     return "dl.help: not a public function, class or module of dl (a " .. type(x) .. "); " ..
       "docs/guide.md and docs/reference/ hold the reference"
   end
-  local entry, path = find(name)
+  -- a module (a plain table of dl, not a class): what it holds
+  local v = dl
+  for part in name:gsub("^dl%.?", ""):gmatch("[^%.]+") do v = type(v) == "table" and rawget(v, part) or nil end
+  local entry, path
+  if not (type(v) == "table" and rawget(v, "__name") == nil) then entry, path = find(name) end
   if not entry then
+    if type(v) == "table" and rawget(v, "__name") == nil then
+      local members = {}
+      for k in pairs(v) do
+        if type(k) == "string" and k:sub(1, 1) ~= "_" then members[#members + 1] = k end
+      end
+      table.sort(members)
+      return string.format("%s: a module of dl holding %s\n(help(%s.<name>) for each; docs/guide.md and " ..
+        "docs/reference/*.md hold the reference)", name, table.concat(members, ", "), name)
+    end
     return string.format("%s: no reference entry yet (docs/guide.md and docs/reference/*.md hold the reference)", name)
   end
   return string.format("%s  (%s)\n\n%s", name, path, entry)
