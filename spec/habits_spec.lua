@@ -115,6 +115,12 @@ describe("datasets and loaders", function()
     local n = 0
     for xb in loader() do n = n + xb:numel() end
     assert.equal(5, n)
+    -- loops over one loader, nested, each make their own pass
+    local pairs_seen = 0
+    for _ in loader do
+      for _ in loader do pairs_seen = pairs_seen + 1 end
+    end
+    assert.equal(9, pairs_seen) -- 3 batches x 3 batches
   end)
 end)
 
@@ -141,6 +147,14 @@ describe("custom Functions", function()
       assert.equal(9, y:item())
       assert.equal(6, x.grad:item())
     end
+  end)
+end)
+
+describe("small fixes met while writing the reference", function()
+  it("permute takes its dims as a table too, and an option-less function says so", function()
+    assert.same({3, 2}, dl.ones(2, 3):permute({2, 1}):size())
+    assert.same({3, 2}, dl.ones(2, 3):permute(2, 1):size())
+    H.assert_error(function() dl.mul(dl.ones(1), dl.ones(1), {alpha = 1}) end, "unknown option 'alpha' (it takes no options)")
   end)
 end)
 

@@ -31,6 +31,37 @@ describe("dl.help", function()
     assert.matches("not a public function, class or module of dl", dl.help(42))
   end)
 
+  it("has an entry for every public name: functions, classes and Tensor methods of every module", function()
+    local missing, total = {}, 0
+    local function check(name)
+      total = total + 1
+      if dl.help(name):find("no reference entry yet", 1, true) then missing[#missing + 1] = name end
+    end
+    local function each(t, prefix)
+      for k, v in pairs(t) do
+        if type(k) == "string" and k:sub(1, 1) ~= "_" and
+           (type(v) == "function" or (type(v) == "table" and rawget(v, "__name"))) then
+          check(prefix .. k)
+        end
+      end
+    end
+    each(dl, "dl.")
+    for _, m in ipairs({"nn", "F", "data", "utils", "metrics", "plot", "cuda", "datasets", "cluster", "preprocessing",
+                        "autograd", "dist", "optim"}) do
+      each(dl[m], "dl." .. m .. ".")
+    end
+    each(dl.nn.init, "dl.nn.init.")
+    each(dl.nn.utils, "dl.nn.utils.")
+    each(dl.optim.lr_scheduler, "dl.optim.lr_scheduler.")
+    each(dl.data.transforms, "dl.data.transforms.")
+    for k, v in pairs(dl.Tensor) do
+      if type(k) == "string" and k:sub(1, 1) ~= "_" and type(v) == "function" then check("Tensor:" .. k) end
+    end
+    table.sort(missing)
+    assert.is_true(total > 700, total)
+    assert.same({}, missing)
+  end)
+
   it("has an entry for every name of dl.dist, dl.optim and the schedulers", function()
     local missing = {}
     local function each(t, prefix, skip)

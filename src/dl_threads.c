@@ -18,7 +18,7 @@
  * and can never oversubscribe each other. */
 void openblas_set_num_threads(int);
 
-static int asked = 0;                 /* the user's count; 0: not settled yet */
+static _Atomic int asked = 0;         /* the user's count; 0: not settled yet */
 _Atomic int dl_threads_target = 0;    /* the monitor's wish; 0: none yet */
 int dl_threads_applied = 0;           /* what OpenMP and OpenBLAS run with */
 static pthread_once_t monitor_once = PTHREAD_ONCE_INIT;
@@ -96,10 +96,15 @@ static int own_running(void) {
 
 static void *monitor(void *arg) {
   (void)arg;
-  dl_threads_state s = {asked, 0};
+  int seen = asked;
+  dl_threads_state s = {seen, 0};
   const struct timespec period = {0, 50 * 1000 * 1000};
   for (;;) {
     nanosleep(&period, NULL);
+    if (asked != seen) { /* dl.set_num_threads: start over from the new count */
+      seen = asked;
+      s = (dl_threads_state){seen, 0};
+    }
     int total = runnable_tasks(), ours = own_running();
     if (total < 0 || ours < 0) continue;
     /* this thread is running as it reads, counted in both */

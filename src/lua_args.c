@@ -179,6 +179,7 @@ void dlua_checkoptions(lua_State *L, int arg, const char *fn, const char *const 
         luaL_addstring(&b, *a);
       }
       luaL_pushresult(&b);
+      if (!allowed[0]) luaL_error(L, "%s: unknown option '%s' (it takes no options)", fn, k);
       luaL_error(L, "%s: unknown option '%s' (valid: %s)", fn, k, lua_tostring(L, -1));
     }
   }

@@ -80,6 +80,7 @@ static int l_permute(lua_State *L) {
     int64_t ds[DL_MAX_DIMS];
     n = dlua_checkintlist(L, 2, 2, ds, "dims");
     if (n != t->ndim) return luaL_error(L, "dl.permute: %d dims given for a %d-d tensor", n, t->ndim);
+    lua_settop(L, 3); /* slot 3 holds each dim in turn for the checker */
     for (int i = 0; i < n; i++) {
       lua_pushinteger(L, ds[i]);
       lua_replace(L, 3);

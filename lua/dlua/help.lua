@@ -50,11 +50,20 @@ end
 -- the kind: "title" (such a heading), "para", or "entry"
 local function entry_code(line)
   -- a paragraph opens an entry when its first line is the signature alone
-  if line:match("^`") then return line:match("^`([^`]+)`%s*:?%s*$"), "para" end
+  if line:match("^`") then return line:match("^`([^`]+)`%s*[,;:.]?%s*$"), "para" end
   if not (line:match("^#") or line:match("^|") or line:match("^%s*[-*] ")) then return nil end
   local code = line:match("`([^`]+)`")
   if code then return code, "entry" end
   if line:match("^#") then return line:match("^#+%s*(.-)%s*$"), "title" end
+end
+
+-- every code span of an entry line (a bullet or row may name several:
+-- "`F.layer_norm(...)`, `nn.LayerNorm(...)`"; a table row's first cell only)
+local function entry_codes(line)
+  local out = {}
+  local text = line:match("^|([^|]*)|") or line
+  for code in text:gmatch("`([^`]+)`") do out[#out + 1] = code end
+  return out
 end
 
 local function contains_word(code, word)
@@ -114,21 +123,38 @@ end
 -- quoted message
 -- quoted message; its arguments are names, not values ("LSTM(3, 4): ..."
 -- is an error message's call)
-local function signature_of(code, word)
+local function signature_of(code, word, bare)
   local head = code:match("^([^(]*)%(")
+  -- in a bullet or row, a bare name is an entry too (`nn.Unfold`, `nn.Fold`)
+  if not head and bare and code:match("^[%w_%.:%s/]+$") then head = code end
   if not head or code:match("^[^(]*%(%s*[%d%-\"]") then return false end
-  return #head < 80 and head:match("^[%w_%.:%s/]+$") ~= nil and contains_word(head, word)
+  if #head >= 80 or not head:match("^[%w_%.:%s/]+$") then return false end
+  if contains_word(head, word) then return true end
+  -- "nn.MaxPool1d / 2d / 3d(...)" names MaxPool2d: a stem written once, then
+  -- its other dimensions
+  local stem, dims = word:match("^(.-)(%dd)$")
+  if not stem or stem == "" then return false end
+  return head:find(stem .. "%dd") ~= nil and head:find("/%s*" .. dims .. "%f[^%w]") ~= nil
 end
 
 -- the three ways a page holds an entry, tried in turn for every spelling:
 -- a bullet, row or heading whose code is the signature; a signature line
 -- in a code block (the entry: the section around it); any entry line
 -- naming the word
+-- (the entry with the fullest signature wins: "dl.utils.progress(n |
+-- iterator | list, {...})" over a mention written "dl.utils.progress(...)")
 local function by_entry_signature(p, word)
+  local bullet -- the bullet a continuation line belongs to
   for i, line in ipairs(p.lines) do
     local code, kind = entry_code(line)
-    if code and (kind == "title" and code == word or kind ~= "title" and signature_of(code, word)) then
-      return entry_at(p.lines, i)
+    if line:match("^%s*[-*] ") then bullet = i elseif line == "" or line:match("^[#|]") then bullet = nil end
+    if code and kind == "title" and code == word then return entry_at(p.lines, i), #code end
+    if code and kind == "para" and signature_of(code, word) then return entry_at(p.lines, i), #code end
+    local at = (code and kind == "entry") and i or (bullet and line:match("^%s+`") and bullet)
+    if at then
+      for _, c in ipairs(entry_codes(line)) do
+        if signature_of(c, word, true) then return entry_at(p.lines, at), #c end
+      end
     end
   end
 end
@@ -153,15 +179,31 @@ local function by_mention(p, word)
   end
 end
 
+-- the page a name's area is documented on: an entry there wins over a
+-- mention elsewhere (m:state_dict() in nn.md, not scaler:state_dict())
+local AREA_PAGE = {
+  nn = "nn.md", F = "nn.md", data = "data.md", datasets = "data.md", preprocessing = "data.md",
+  cluster = "data.md", optim = "optim.md", utils = "utils.md", metrics = "utils.md", plot = "utils.md",
+  cuda = "utils.md", dist = "dist.md", autograd = "autograd.md", Tensor = "tensors.md",
+}
+local function area_page(name)
+  local area = name:match("^dl%.([%w_]+)%.") or name:match("^([%w_]+)[%.:]")
+  return AREA_PAGE[area] or (name:match("^dl%.[%w_]+$") and "tensors.md")
+end
+
 local function find(name)
+  local home = area_page(name)
   for _, how in ipairs({by_entry_signature, by_block_signature, by_mention}) do
     for _, word in ipairs(spellings(name)) do
+      local best, best_path, best_score
       for _, p in ipairs(pages()) do
         if p.path:find("reference/", 1, true) then
-          local entry = how(p, word)
-          if entry then return entry, p.path end
+          local entry, len = how(p, word)
+          local score = (len or 0) + (home and p.path:sub(-#home - 1) == "/" .. home and 10000 or 0)
+          if entry and (not best or score > best_score) then best, best_path, best_score = entry, p.path, score end
         end
       end
+      if best then return best, best_path end
     end
   end
 end

@@ -175,11 +175,25 @@ end
 -- (one pass at a time: the loader keeps it) and `loader()` (= loader:iter())
 function DataLoader:__call(...)
   if select("#", ...) == 0 then return self:iter() end
-  -- the generic for's call: (state, control), control nil on the first
+  -- the generic for's call: (state, control), control nil on a loop's
+  -- first call, else the batch it got last, which names its pass (so
+  -- loops over one loader, nested or not, each go their own way)
   local _, control = ...
-  if control == nil or not self._pass then self._pass = self:iter() end
-  local r = table.pack(self._pass())
-  if r[1] == nil then self._pass = nil end
+  local passes = self._passes
+  if not passes then
+    passes = setmetatable({}, {__mode = "k"})
+    self._passes = passes
+  end
+  local pass
+  if control == nil then
+    pass = self:iter()
+  else
+    pass = passes[control]
+    passes[control] = nil
+    if not pass then error("DataLoader: this loop's pass is unknown (iterate with loader:iter())", 2) end
+  end
+  local r = table.pack(pass())
+  if r[1] ~= nil then passes[r[1]] = pass end
   return table.unpack(r, 1, r.n)
 end
 
