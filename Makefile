@@ -150,6 +150,9 @@ $(LIBDIR)/libdlua.so: $(LIB_OBJ)
 $(LIBDIR)/lua/5.4/dlua.so: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) -shared $(SAN) -Wl,-z,nodelete -o $@ $^ $(LDLIBS_ENGINE)
+	@# lua5.4 looks for ./?.so: from the tree, `lua5.4 -e 'require "dlua"'` works
+	@# after make (and luarocks make); the default layout only
+	@if [ "$(LIBDIR)" = lib ]; then ln -sf lib/lua/5.4/dlua.so dlua.so; fi
 
 # the CUDA backend, opened by the engine at run time (src/dl_cuda.c); its
 # objects export one symbol (-fvisibility=hidden) and take the engine's
@@ -249,6 +252,6 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' scripts/dlua.pc.in > $(PREFIX)/lib/pkgconfig/dlua.pc
 
 clean:
-	rm -rf build build-san bin lib
+	rm -rf build build-san bin lib dlua.so
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
