@@ -156,6 +156,17 @@ describe("small fixes met while writing the reference", function()
     assert.same({3, 2}, dl.ones(2, 3):permute(2, 1):size())
     H.assert_error(function() dl.mul(dl.ones(1), dl.ones(1), {alpha = 1}) end, "unknown option 'alpha' (it takes no options)")
   end)
+
+  it("an in-place random fill of a tensor in a graph passes no gradient to what it replaced", function()
+    for _, f in ipairs({"normal_", "uniform_", "bernoulli_", "exponential_"}) do
+      local x = dl.ones(2, {requires_grad = true})
+      local y = x * 3
+      y[f](y)
+      y:sum():backward()
+      -- as fill_: the history is cut (it was 3 per element before, a gradient through replaced values)
+      assert.is_true(x.grad == nil or x.grad:abs():sum():item() == 0, f)
+    end
+  end)
 end)
 
 describe("dl.autograd.gradcheck", function()

@@ -4,6 +4,8 @@
  * uniform_, normal_, exponential_, random_, bernoulli_. */
 #include "lua_dlua.h"
 
+#include "autograd/dl_ag_view.h"
+
 #include "autograd/dl_autograd.h"
 #include "ops/dl_random.h"
 
@@ -180,9 +182,14 @@ static int l_bernoulli(lua_State *L) {
 
 /* the tensor an in-place fill writes: refused when it is a leaf that
  * requires grad outside no_grad, as every in-place op */
+/* the tensor an in-place random fill overwrites: one in a graph (or a
+ * view of one) is first overwritten as fill_ does, so its history is cut
+ * and no gradient flows to what the draws replaced (as PyTorch's
+ * normal_() of a non-leaf gives zeros) */
 static dl_tensor *fill_target(lua_State *L, const char *name) {
   dl_tensor *t = dlua_checktensor(L, 1);
   dlua_check_status(L, dl_ag_check_inplace(name, t));
+  if (t->requires_grad || (t->base && t->base->requires_grad)) dlua_check_status(L, dl_ag_fill_(t, dl_scalar_i(0)));
   return t;
 }
 
