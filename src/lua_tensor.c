@@ -97,6 +97,7 @@ dl_tensor *dlua_totensor(lua_State *L, int idx) {
 }
 
 dl_tensor *dlua_checktensor(lua_State *L, int idx) {
+  dl_threads_poll(); /* an op that returns no new tensor (out=, in place) still takes a new count */
   dlua_tensor_ud *u = dlua_toud(L, idx);
   if (!u) {
     luaL_typeerror(L, idx, "tensor");
