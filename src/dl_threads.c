@@ -94,23 +94,10 @@ static int own_running(void) {
   return n;
 }
 
-/* the count the cores left free allow now, or 0 when /proc cannot say */
-static int sample(void) {
-  int total = runnable_tasks(), ours = own_running();
-  if (total < 0 || ours < 0) return 0;
-  /* this thread is running as it reads, counted in both */
-  return dl_threads_fit(usable_cpus(), asked, total - ours);
-}
-
 static void *monitor(void *arg) {
   (void)arg;
   int seen = asked;
-  /* the first sample is taken at once and believed: a process started
-   * beside a busy one (a short run, a benchmark) starts at the right count
-   * instead of after two samples */
-  int first = sample();
-  dl_threads_state s = {first > 0 ? first : seen, 0};
-  atomic_store_explicit(&dl_threads_target, s.current, memory_order_relaxed);
+  dl_threads_state s = {seen, 0};
   const struct timespec period = {0, 50 * 1000 * 1000};
   for (;;) {
     nanosleep(&period, NULL);
@@ -118,8 +105,10 @@ static void *monitor(void *arg) {
       seen = asked;
       s = (dl_threads_state){seen, 0};
     }
-    int want = sample();
-    if (want == 0) continue;
+    int total = runnable_tasks(), ours = own_running();
+    if (total < 0 || ours < 0) continue;
+    /* this thread is running as it reads, counted in both */
+    int want = dl_threads_fit(usable_cpus(), asked, total - ours);
     atomic_store_explicit(&dl_threads_target, dl_threads_step(&s, want), memory_order_relaxed);
   }
   return NULL;
