@@ -206,6 +206,16 @@ describe("dl.data.DistributedSampler", function()
     assert.is_false(a:indices():equal(b:indices()))
   end)
 
+  it("gives each rank PyTorch's indices (spec/fixtures/sampler_reference.py)", function()
+    for _, c in ipairs(require "spec.fixtures.sampler_reference") do
+      local s = dl.data.DistributedSampler(dl.data.TensorDataset(dl.zeros(c.n)),
+        {num_replicas = c.replicas, rank = c.rank, shuffle = false, drop_last = c.drop_last})
+      local what = string.format("n=%d replicas=%d rank=%d drop_last=%s", c.n, c.replicas, c.rank, c.drop_last)
+      assert.equal(c.len, #s, what)
+      assert.same(c.indices, H.flat(s:indices()), what)
+    end
+  end)
+
   it("checks its arguments", function()
     H.assert_error(function() dl.data.DistributedSampler({}) end, "dataset expected")
     H.assert_error(function() dl.data.DistributedSampler(ds, {rank = 2, num_replicas = 2}) end, "option 'rank'")
