@@ -144,7 +144,6 @@ int dl_dist_init(double timeout) {
 bool dl_dist_is_initialized(void) { return initialized; }
 int dl_dist_rank(void) { return my_rank; }
 int dl_dist_size(void) { return world; }
-double dl_dist_timeout(void) { return timeout_s; }
 const char *dl_dist_library_version(void) { return mpi ? mpi->library_version() : ""; }
 
 int dl_dist_finalize(void) {
@@ -178,7 +177,7 @@ static void describe(const int64_t *sig, char *buf, size_t n) {
 }
 
 const char *dl_dist_kind_name(int kind) {
-  static const char *const names[] = {"barrier", "all_reduce", "broadcast", "all_gather", "reduce_scatter", "reducer"};
+  static const char *const names[] = {"barrier", "all_reduce", "broadcast", "all_gather", "reduce_scatter"};
   return kind >= 0 && kind < (int)(sizeof names / sizeof names[0]) ? names[kind] : "?";
 }
 
@@ -196,8 +195,7 @@ int dl_dist_agree(const char *fn, int kind, dl_dist_op op, const dl_tensor *t, i
   }
   /* the common case costs one all-reduce of two numbers: the largest and
    * (negated) smallest hash of the signatures differ only when they do */
-  uint64_t h = 1469598103934665603ULL;
-  for (int i = 0; i < SIG_LEN; i++) h = (h ^ (uint64_t)sig[i]) * 1099511628211ULL;
+  uint64_t h = dl_dist_hash(DL_DIST_HASH_START, sig, SIG_LEN);
   int64_t span[2] = {(int64_t)(h >> 2), -(int64_t)(h >> 2)};
   if (mpi->host.all_reduce(span, 2, DL_INT64, DL_DIST_MAX)) return -1;
   if (span[0] == -span[1]) return 0;
@@ -234,10 +232,8 @@ const dl_dist_transport *dl_dist_transport_for(const char *fn, const dl_tensor *
   return dl_dist_nccl_transport(fn, t);
 }
 
-/* a contiguous tensor holding t's values (t itself, retained, when it is) */
-static dl_tensor *staged(dl_tensor *t) { return dl_tensor_contiguous(t); }
-
-/* writes a staged result back into t when t was not contiguous */
+/* the collectives work on dl_tensor_contiguous(t) (t itself when it is);
+ * this writes such a copy's result back into t when t was not contiguous */
 static int unstage(dl_tensor *t, dl_tensor *c) {
   if (c == t) {
     dl_tensor_bump_version(t);
@@ -266,7 +262,7 @@ int dl_dist_all_reduce(const char *fn, dl_tensor *t, dl_dist_op op) {
   int rc = dl_dist_agree(fn, DL_DIST_KIND_ALL_REDUCE, op, t, 0);
   const dl_dist_transport *tr = rc ? NULL : dl_dist_transport_for(fn, t);
   if (!tr) rc = -1;
-  dl_tensor *c = rc ? NULL : staged(t);
+  dl_tensor *c = rc ? NULL : dl_tensor_contiguous(t);
   if (!rc && !c) rc = -1;
   if (!rc) rc = tr->all_reduce(dl_tensor_data(c), (size_t)c->numel, c->dtype, op == DL_DIST_AVG ? DL_DIST_SUM : op);
   dl_dist_disarm();
@@ -286,7 +282,7 @@ int dl_dist_broadcast(const char *fn, dl_tensor *t, int root) {
   int rc = dl_dist_agree(fn, DL_DIST_KIND_BROADCAST, DL_DIST_SUM, t, root);
   const dl_dist_transport *tr = rc ? NULL : dl_dist_transport_for(fn, t);
   if (!tr) rc = -1;
-  dl_tensor *c = rc ? NULL : staged(t);
+  dl_tensor *c = rc ? NULL : dl_tensor_contiguous(t);
   if (!rc && !c) rc = -1;
   if (!rc) rc = tr->broadcast(dl_tensor_data(c), (size_t)c->numel * dl_dtype_size(c->dtype), root);
   dl_dist_disarm();
@@ -305,7 +301,7 @@ dl_tensor *dl_dist_all_gather(const char *fn, dl_tensor *t) {
   shape[0] = world;
   memcpy(shape + 1, t->shape, (size_t)t->ndim * sizeof(int64_t));
   dl_tensor *out = dl_tensor_empty(shape, t->ndim + 1, t->dtype, dl_tensor_device(t));
-  dl_tensor *c = out ? staged(t) : NULL;
+  dl_tensor *c = out ? dl_tensor_contiguous(t) : NULL;
   if (!c) {
     dl_tensor_release(out);
     return NULL;
@@ -336,7 +332,7 @@ dl_tensor *dl_dist_reduce_scatter(const char *fn, dl_tensor *t, dl_dist_op op) {
   memcpy(shape, t->shape, (size_t)t->ndim * sizeof(int64_t));
   shape[0] /= world;
   dl_tensor *out = dl_tensor_empty(shape, t->ndim, t->dtype, dl_tensor_device(t));
-  dl_tensor *c = out ? staged(t) : NULL;
+  dl_tensor *c = out ? dl_tensor_contiguous(t) : NULL;
   if (!c) {
     dl_tensor_release(out);
     return NULL;

@@ -42,7 +42,6 @@ void dl_dist_set_checks(bool on);
 /* 0-based rank and world size; 0 and 1 before init */
 int dl_dist_rank(void);
 int dl_dist_size(void);
-double dl_dist_timeout(void);
 /* the MPI library's version string ("" before init) */
 const char *dl_dist_library_version(void);
 /* MPI_Finalize at a clean end (nothing when not initialized) */

@@ -3,6 +3,8 @@
 #ifndef DL_DIST_INTERNAL_H
 #define DL_DIST_INTERNAL_H
 
+#include <stdint.h>
+
 #include "dl_dist.h"
 
 enum {
@@ -11,7 +13,6 @@ enum {
   DL_DIST_KIND_BROADCAST,
   DL_DIST_KIND_ALL_GATHER,
   DL_DIST_KIND_REDUCE_SCATTER,
-  DL_DIST_KIND_REDUCER,
 };
 const char *dl_dist_kind_name(int kind);
 
@@ -31,6 +32,13 @@ const dl_dist_transport *dl_dist_transport_for(const char *fn, const dl_tensor *
 const dl_dist_transport *dl_dist_nccl_transport(const char *fn, const dl_tensor *t);
 /* the MPI transport (host buffers) */
 const dl_dist_transport *dl_dist_host_transport(void);
+/* FNV-1a over n 64-bit words, from h (start with DL_DIST_HASH_START): the
+ * fingerprint the ranks compare to find out whether they agree */
+#define DL_DIST_HASH_START 1469598103934665603ULL
+static inline uint64_t dl_dist_hash(uint64_t h, const int64_t *v, int n) {
+  for (int i = 0; i < n; i++) h = (h ^ (uint64_t)v[i]) * 1099511628211ULL;
+  return h;
+}
 /* t /= by, in place */
 int dl_dist_divide(dl_tensor *t, int by);
 

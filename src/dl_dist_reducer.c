@@ -22,6 +22,7 @@ typedef struct {
   dl_tensor *param;
   int bucket;
   int64_t offset; /* in the bucket's flat buffer */
+  dl_tensor *view; /* the parameter's part of the flat buffer, in its shape */
 } param_slot;
 
 typedef struct {
@@ -55,7 +56,8 @@ static void destroy(dl_dist_reducer *r);
 
 static const char *FN = "DistributedDataParallel";
 
-/* the view of a bucket's flat buffer that holds slot s's gradient */
+/* the view of a bucket's flat buffer that holds slot s's gradient (made
+ * once, with the buffers) */
 static dl_tensor *slot_view(dl_dist_reducer *r, const param_slot *s) {
   dl_tensor *part = dl_tensor_narrow(r->buckets[s->bucket].flat, 0, s->offset, s->param->numel);
   if (!part) return NULL;
@@ -67,7 +69,7 @@ static dl_tensor *slot_view(dl_dist_reducer *r, const param_slot *s) {
 /* whether g is already the view v of the flat buffer (the .grad the last
  * step left, kept when zero_grad zeroes in place) */
 static bool same_memory(const dl_tensor *g, dl_tensor *v) {
-  return g->storage == v->storage && g->offset == v->offset && dl_tensor_is_contiguous(g);
+  return g == v || (g->storage == v->storage && g->offset == v->offset && dl_tensor_is_contiguous(g));
 }
 
 /* copies the bucket's gradients in (zeros for a parameter without one) and
@@ -77,8 +79,7 @@ static bool same_memory(const dl_tensor *g, dl_tensor *v) {
 static int start(dl_dist_reducer *r, bucket *b) {
   for (int i = b->first; i < b->first + b->count; i++) {
     param_slot *s = &r->slots[i];
-    dl_tensor *v = slot_view(r, s);
-    if (!v) return -1;
+    dl_tensor *v = s->view;
     /* divided by the world size on the way in, while it is in cache (as
      * PyTorch's DDP divides before its all-reduce): the sum is the mean */
     dl_tensor *g = s->param->grad;
@@ -87,7 +88,6 @@ static int start(dl_dist_reducer *r, bucket *b) {
     if (!g) rc = dl_tensor_fill_(v, dl_scalar_i(0));
     else if (!same_memory(g, v)) rc = dl_tensor_copy_(v, g);
     if (g && !rc && r->world > 1) rc = dl_dist_divide(v, r->world);
-    dl_tensor_release(v);
     if (rc) return -1;
   }
   void *data = dl_tensor_data(b->flat);
@@ -174,30 +174,25 @@ static int on_finish(dl_grad_hook_group *g, bool ok) {
   for (int i = 0; i < r->nparams && rc == 0; i++) {
     param_slot *s = &r->slots[i];
     if (r->used && !r->used[i]) continue;
-    dl_tensor *v = slot_view(r, s);
-    if (!v) return -1;
     dl_tensor *g = s->param->grad;
-    if (g && same_memory(g, v)) {
-      dl_tensor_release(v);
-    } else {
-      s->param->grad = v;
-      dl_tensor_release(g);
-    }
+    if (g == s->view) continue;
+    s->param->grad = dl_tensor_retain(s->view);
+    dl_tensor_release(g);
   }
   return rc;
 }
 
 /* every rank must wrap the same parameters: counts, sizes, dtypes */
 static int check_same_model(dl_dist_reducer *r) {
-  int64_t mine[3] = {r->nparams, 0, 1469598103934665603LL};
+  int64_t mine[3] = {r->nparams, 0, 0};
+  uint64_t h = DL_DIST_HASH_START;
   for (int i = 0; i < r->nparams; i++) {
     const dl_tensor *p = r->slots[i].param;
+    int64_t dtype = p->dtype;
     mine[1] += p->numel;
-    uint64_t h = (uint64_t)mine[2];
-    h = (h ^ (uint64_t)p->dtype) * 1099511628211ULL;
-    for (int d = 0; d < p->ndim; d++) h = (h ^ (uint64_t)p->shape[d]) * 1099511628211ULL;
-    mine[2] = (int64_t)(h >> 1);
+    h = dl_dist_hash(dl_dist_hash(h, &dtype, 1), p->shape, p->ndim);
   }
+  mine[2] = (int64_t)(h >> 1);
   int world = dl_dist_size();
   int64_t *all = malloc((size_t)world * sizeof mine);
   if (!all) {
@@ -317,6 +312,12 @@ dl_dist_reducer *dl_dist_reducer_new(dl_tensor *const *params, int n, size_t buc
       return NULL;
     }
   }
+  for (int i = 0; i < n; i++) {
+    if (!(r->slots[i].view = slot_view(r, &r->slots[i]))) {
+      destroy(r);
+      return NULL;
+    }
+  }
   for (int i = 0; i < n; i++) r->slots[i].param->grad_hook = &r->slots[i].hook;
   return r;
 }
@@ -333,6 +334,7 @@ static void destroy(dl_dist_reducer *r) {
     if (!s->param) continue;
     if (s->param->grad_hook == &s->hook) s->param->grad_hook = NULL;
     dl_tensor_release(s->param);
+    dl_tensor_release(s->view);
   }
   for (int k = 0; k < r->nbuckets; k++) dl_tensor_release(r->buckets[k].flat);
   free(r->slots);

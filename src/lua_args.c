@@ -248,13 +248,19 @@ void dlua_pushshape(lua_State *L, const int64_t *shape, int ndim) {
     lua_pushinteger(L, shape[d]);
     lua_rawseti(L, -2, d + 1);
   }
-  if (luaL_newmetatable(L, "dlua.Size")) {
+  /* the metatable, made once, found by address (no string lookup a call) */
+  static const char SIZE_KEY = 0;
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &SIZE_KEY) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 3);
     lua_pushcfunction(L, size_tostring);
     lua_setfield(L, -2, "__tostring");
     lua_pushcfunction(L, size_eq);
     lua_setfield(L, -2, "__eq");
     lua_pushstring(L, "Size");
     lua_setfield(L, -2, "__name");
+    lua_pushvalue(L, -1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &SIZE_KEY);
   }
   lua_setmetatable(L, -2);
 }

@@ -106,12 +106,12 @@ local pages_cache
 local function pages()
   if not pages_cache then
     pages_cache = {}
-    local order = {}
-    for path, text in pairs(dl._reference_pages()) do order[#order + 1] = path end
+    local texts, order = dl._reference_pages(), {}
+    for path in pairs(texts) do order[#order + 1] = path end
     table.sort(order) -- docs/guide.md, then the reference pages by name
     for _, path in ipairs(order) do
       local lines = {}
-      for l in (dl._reference_pages()[path] .. "\n"):gmatch("(.-)\n") do lines[#lines + 1] = l end
+      for l in (texts[path] .. "\n"):gmatch("(.-)\n") do lines[#lines + 1] = l end
       pages_cache[#pages_cache + 1] = {path = path, lines = lines}
     end
   end
@@ -208,6 +208,13 @@ local function find(name)
   end
 end
 
+-- the value a name of dl names ("dl.nn.Linear", "nn.Linear"), or nil
+local function value_at(name)
+  local v = dl
+  for part in name:gsub("^dl%.?", ""):gmatch("[^%.]+") do v = type(v) == "table" and rawget(v, part) or nil end
+  return v
+end
+
 -- dl.help(x) -> the reference entry of x (a function, class or module of
 -- dl, or its name as a string), as a string
 function M.help(x)
@@ -217,8 +224,7 @@ function M.help(x)
     if not name:match("^dl[%.:]") and not name:match("^Tensor") then name = "dl." .. name end
     -- a name of a value of dl goes by that value's main name (an alias's
     -- entry is its original's)
-    local v = dl
-    for part in name:gsub("^dl%.?", ""):gmatch("[^%.]+") do v = type(v) == "table" and rawget(v, part) or nil end
+    local v = value_at(name)
     if v ~= nil and v ~= dl then name = name_of(v) or name end
   else
     name = name_of(x)
@@ -228,12 +234,12 @@ function M.help(x)
       "docs/guide.md and docs/reference/ hold the reference"
   end
   -- a module (a plain table of dl, not a class): what it holds
-  local v = dl
-  for part in name:gsub("^dl%.?", ""):gmatch("[^%.]+") do v = type(v) == "table" and rawget(v, part) or nil end
+  local v = value_at(name)
+  local module = type(v) == "table" and rawget(v, "__name") == nil
   local entry, path
-  if not (type(v) == "table" and rawget(v, "__name") == nil) then entry, path = find(name) end
+  if not module then entry, path = find(name) end
   if not entry then
-    if type(v) == "table" and rawget(v, "__name") == nil then
+    if module then
       local members = {}
       for k in pairs(v) do
         if type(k) == "string" and k:sub(1, 1) ~= "_" then members[#members + 1] = k end

@@ -93,13 +93,13 @@ static const char *library_version(void) {
 }
 
 static int all_reduce(void *buf, size_t count, dl_dtype dt, dl_dist_op op) {
-  size_t esz = dl_dtype_size(dt);
-  for (size_t at = 0; at < count || (count == 0 && at == 0); at += SLICE) {
+  size_t esz = dl_dtype_size(dt), at = 0;
+  do { /* (an empty tensor still makes its one call, as every rank does) */
     size_t k = count - at < SLICE ? count - at : SLICE;
     CHECK("MPI_Allreduce", MPI_Allreduce(MPI_IN_PLACE, (char *)buf + at * esz, (int)k, mpi_type(dt),
                                          mpi_op(op, dt), MPI_COMM_WORLD));
-    if (count == 0) break;
-  }
+    at += k;
+  } while (at < count);
   return 0;
 }
 

@@ -21,15 +21,7 @@ local function new(_, ds, opts)
   if not data.is_dataset(ds) then
     error(fn .. ": bad argument #1 (dataset expected, got " .. type(ds) .. ")", 2)
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    error(fn .. ": bad argument #2 (options table expected, got " .. type(opts) .. ")", 2)
-  end
-  opts = opts or {}
-  for k in pairs(opts) do
-    if not allowed[k] then
-      error(require("dlua.checks").unknown_option(fn, k, allowed), 2)
-    end
-  end
+  opts = require("dlua.checks").options(fn, opts, allowed)
   local replicas = opts.num_replicas or dl.dist.size()
   if math.type(replicas) ~= "integer" or replicas < 1 then
     error(fn .. ": option 'num_replicas' must be a positive integer, got " .. tostring(replicas), 2)

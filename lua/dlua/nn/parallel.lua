@@ -23,15 +23,7 @@ function DDP:init(model, opts)
   if not nn.is_module(model) then
     error(fn .. ": bad argument #1 (module expected, got " .. type(model) .. ")", 3)
   end
-  if opts ~= nil and type(opts) ~= "table" then
-    error(fn .. ": bad argument #2 (options table expected, got " .. type(opts) .. ")", 3)
-  end
-  opts = opts or {}
-  for k in pairs(opts) do
-    if not allowed[k] then
-      error(require("dlua.checks").unknown_option(fn, k, allowed), 3)
-    end
-  end
+  opts = require("dlua.checks").options(fn, opts, allowed)
   local mb = opts.bucket_mb == nil and 25 or opts.bucket_mb
   if type(mb) ~= "number" or not (mb > 0) or mb == math.huge then
     error(fn .. ": option 'bucket_mb' must be a positive number, got " .. tostring(mb), 3)
