@@ -2,6 +2,7 @@
  * dl.batch_norm (the dl.F forms in lua/dlua/nn/layers.lua call these).
  * All go through the differentiable front-ends (src/autograd/grad_layer.c). */
 #include "lua_dlua.h"
+#include "ops/dl_rnn_scan.h"
 
 #include "autograd/dl_ag_layer.h"
 
@@ -75,6 +76,44 @@ static int l_gru_cell(lua_State *L) {
   return 1;
 }
 
+/* the arguments of dl._lstm_scan / dl._gru_scan from 1: x, h0, [c0,] w_ih,
+ * w_hh, b_ih or nil, b_hh or nil, reverse */
+static dl_rnn_scan_in scan_args(lua_State *L, bool lstm) {
+  int a = 1;
+  dl_rnn_scan_in in = {NULL};
+  in.x = dlua_checktensor(L, a++);
+  in.h0 = dlua_checktensor(L, a++);
+  if (lstm) in.c0 = dlua_checktensor(L, a++);
+  in.w_ih = dlua_checktensor(L, a++);
+  in.w_hh = dlua_checktensor(L, a++);
+  in.b_ih = lua_isnoneornil(L, a) ? NULL : dlua_checktensor(L, a);
+  a++;
+  in.b_hh = lua_isnoneornil(L, a) ? NULL : dlua_checktensor(L, a);
+  a++;
+  in.reverse = lua_toboolean(L, a);
+  return in;
+}
+
+/* dl._lstm_scan(x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse) -> hs, c: one
+ * LSTM layer in one direction over a sequence (nn.LSTM's engine; shapes in
+ * ops/dl_rnn_scan.h) */
+static int l_lstm_scan(lua_State *L) {
+  dl_rnn_scan_in in = scan_args(L, true);
+  dl_tensor *hs, *c;
+  dlua_check_status(L, dl_ag_lstm_scan(&in, &hs, &c));
+  dlua_pushtensor(L, hs);
+  dlua_pushtensor(L, c);
+  return 2;
+}
+
+/* dl._gru_scan(x, h0, w_ih, w_hh, b_ih, b_hh, reverse) -> hs: one GRU layer
+ * in one direction over a sequence (nn.GRU's engine) */
+static int l_gru_scan(lua_State *L) {
+  dl_rnn_scan_in in = scan_args(L, false);
+  dlua_push_or_error(L, dl_ag_gru_scan(&in));
+  return 1;
+}
+
 /* dl.attention_softmax(scores, scale = 1, is_causal = false): softmax over the
  * last dim of scale * scores, keys after the query left out when causal */
 static int l_attention_softmax(lua_State *L) {
@@ -87,7 +126,8 @@ static int l_attention_softmax(lua_State *L) {
 
 static const luaL_Reg functions[] = {
   {"rbf", l_rbf}, {"dropout", l_dropout}, {"batch_norm", l_batch_norm}, {"lstm_cell", l_lstm_cell},
-  {"gru_cell", l_gru_cell}, {"attention_softmax", l_attention_softmax}, {NULL, NULL},
+  {"gru_cell", l_gru_cell}, {"attention_softmax", l_attention_softmax}, {"_lstm_scan", l_lstm_scan},
+  {"_gru_scan", l_gru_scan}, {NULL, NULL},
 };
 
 void dlua_open_layer(lua_State *L) { dlua_register(L, NULL, functions); }

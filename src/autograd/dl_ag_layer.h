@@ -15,6 +15,25 @@ dl_tensor *dl_ag_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl
 /* the recurrent cells (grad_rnn.c): *h and *c1 new references, 0 / -1 */
 int dl_ag_lstm_cell(dl_tensor *gates, dl_tensor *c, dl_tensor **h, dl_tensor **c1);
 dl_tensor *dl_ag_gru_cell(dl_tensor *gi, dl_tensor *gh, dl_tensor *h);
+/* the cells' derivative rules written with the differentiable ops (so they
+ * record under create_graph), for the whole-sequence ops too:
+ * vjp: input gradients from output gradients (dh, dc1 / g);
+ * jvp: output tangents from input tangents, on detached primals */
+int dl_ag_lstm_cell_vjp(dl_tensor *gates, dl_tensor *c, dl_tensor *dh, dl_tensor *dc1, dl_tensor **dgates,
+                        dl_tensor **dc);
+int dl_ag_lstm_cell_jvp(dl_tensor *gates, dl_tensor *c, dl_tensor *c1, dl_tensor *tg, dl_tensor *tc, dl_tensor **th,
+                        dl_tensor **tc1);
+int dl_ag_gru_cell_vjp(dl_tensor *gi, dl_tensor *gh, dl_tensor *h, dl_tensor *g, dl_tensor **dgi, dl_tensor **dgh,
+                       dl_tensor **dh);
+dl_tensor *dl_ag_gru_cell_jvp(dl_tensor *gi, dl_tensor *gh, dl_tensor *h, dl_tensor *ti, dl_tensor *tq,
+                              dl_tensor *th);
+/* one layer, one direction, over a whole sequence (grad_rnn_scan.c; the
+ * inputs as ops/dl_rnn_scan.h gives them): the LSTM gives every step's h
+ * and the last c (*hs, *c_last new references, 0 / -1), the GRU every
+ * step's h */
+struct dl_rnn_scan_in;
+int dl_ag_lstm_scan(const struct dl_rnn_scan_in *in, dl_tensor **hs, dl_tensor **c_last);
+dl_tensor *dl_ag_gru_scan(const struct dl_rnn_scan_in *in);
 /* attention weights (grad_attention.c) */
 dl_tensor *dl_ag_attn_softmax(dl_tensor *x, double scale, bool causal);
 

@@ -15,7 +15,7 @@
 #include "../dl_tensor.h"
 
 #define DL_NODE_INLINE_EDGES 3
-#define DL_NODE_MAX_SAVED 4
+#define DL_NODE_MAX_SAVED 10
 #define DL_NODE_MAX_OUTPUTS 4
 #define DL_NODE_CTX_BYTES 448
 

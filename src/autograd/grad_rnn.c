@@ -56,34 +56,39 @@ static void lstm_gates(dl_ag_scope *p, dl_tensor *gates, int64_t H, dl_tensor **
   a[3] = sig(p, piece(p, gates, 3, H));
 }
 
+/* dgates, dc from dh, dc1 written with the differentiable ops (second
+ * derivatives follow when recording) */
+int dl_ag_lstm_cell_vjp(dl_tensor *gates, dl_tensor *c, dl_tensor *dh, dl_tensor *dc1, dl_tensor **dgates,
+                        dl_tensor **dc) {
+  dl_ag_scope s = {.n = 0}, *p = &s;
+  const int64_t H = units(c);
+  dl_tensor *a[4];
+  lstm_gates(p, gates, H, a);
+  /* c1 again, from the inputs, so its dependence on them is recorded */
+  dl_tensor *cn = add(p, mul(p, a[1], c), mul(p, a[0], a[2])), *tc = tanh_(p, cn);
+  dl_tensor *dcn = add(p, dc1, mul(p, mul(p, dh, a[3]), dtanh(p, tc)));
+  dl_tensor *d[4] = {mul(p, mul(p, dcn, a[2]), dsig(p, a[0])), mul(p, mul(p, dcn, c), dsig(p, a[1])),
+                     mul(p, mul(p, dcn, a[0]), dtanh(p, a[2])), mul(p, mul(p, dh, tc), dsig(p, a[3]))};
+  dl_tensor *dg = cat(p, d, 4, gates->ndim - 1), *dcp = mul(p, dcn, a[1]);
+  int rc = -1;
+  if (!p->failed) {
+    *dgates = dl_tensor_retain(dg), *dc = dl_tensor_retain(dcp);
+    rc = 0;
+  }
+  dl_ag_scope_end(p);
+  return rc;
+}
+
 static int lstm_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
   dl_tensor *gates = dl_node_saved(n, 0), *c = gates ? dl_node_saved(n, 1) : NULL;
   dl_tensor *c1 = c ? dl_node_saved(n, 2) : NULL;
   int rc = -1;
-  if (!c1) goto done;
-  if (!dl_grad_enabled()) { /* no graph of the gradients: the fused kernel */
-    dl_tensor *dg, *dc;
-    if (dl_op_lstm_cell_backward(gout[0], gout[1], gates, c, c1, &dg, &dc)) goto done;
-    gin[0] = dg, gin[1] = dc;
-    rc = 0;
-    goto done;
+  if (c1) {
+    if (!dl_grad_enabled()) /* no graph of the gradients: the fused kernel */
+      rc = dl_op_lstm_cell_backward(gout[0], gout[1], gates, c, c1, &gin[0], &gin[1]);
+    else
+      rc = dl_ag_lstm_cell_vjp(gates, c, gout[0], gout[1], &gin[0], &gin[1]);
   }
-  dl_ag_scope s = {.n = 0}, *p = &s;
-  const int64_t H = units(c);
-  dl_tensor *a[4], *dh = gout[0];
-  lstm_gates(p, gates, H, a);
-  /* c1 again, from the inputs, so its dependence on them is recorded */
-  dl_tensor *cn = add(p, mul(p, a[1], c), mul(p, a[0], a[2])), *tc = tanh_(p, cn);
-  dl_tensor *dcn = add(p, gout[1], mul(p, mul(p, dh, a[3]), dtanh(p, tc)));
-  dl_tensor *d[4] = {mul(p, mul(p, dcn, a[2]), dsig(p, a[0])), mul(p, mul(p, dcn, c), dsig(p, a[1])),
-                     mul(p, mul(p, dcn, a[0]), dtanh(p, a[2])), mul(p, mul(p, dh, tc), dsig(p, a[3]))};
-  dl_tensor *dg = cat(p, d, 4, gates->ndim - 1), *dc = mul(p, dcn, a[1]);
-  if (!p->failed) {
-    gin[0] = dl_tensor_retain(dg), gin[1] = dl_tensor_retain(dc);
-    rc = 0;
-  }
-  dl_ag_scope_end(p);
-done:
   dl_tensor_release(gates);
   dl_tensor_release(c);
   dl_tensor_release(c1);
@@ -91,21 +96,37 @@ done:
 }
 static const dl_node_type lstm_type = {"ThnnFusedLstmCellBackward0", lstm_backward, NULL};
 
+int dl_ag_lstm_cell_jvp(dl_tensor *gates, dl_tensor *c, dl_tensor *c1, dl_tensor *tg, dl_tensor *tc, dl_tensor **th,
+                        dl_tensor **tc1) {
+  dl_ag_scope s = {.n = 0}, *p = &s;
+  const int64_t H = units(c);
+  dl_tensor *a[4];
+  lstm_gates(p, gates, H, a);
+  dl_tensor *ti = mul(p, dsig(p, a[0]), piece(p, tg, 0, H)), *tf = mul(p, dsig(p, a[1]), piece(p, tg, 1, H));
+  dl_tensor *tgg = mul(p, dtanh(p, a[2]), piece(p, tg, 2, H)), *to = mul(p, dsig(p, a[3]), piece(p, tg, 3, H));
+  dl_tensor *tn = add(p, add(p, mul(p, tf, c), mul(p, a[1], tc)), add(p, mul(p, ti, a[2]), mul(p, a[0], tgg)));
+  dl_tensor *t = tanh_(p, c1);
+  dl_tensor *tho = add(p, mul(p, to, t), mul(p, mul(p, a[3], dtanh(p, t)), tn));
+  int rc = -1;
+  if (!p->failed) {
+    *th = dl_tensor_retain(tho), *tc1 = dl_tensor_retain(tn);
+    rc = 0;
+  }
+  dl_ag_scope_end(p);
+  return rc;
+}
+
 /* tangents of h and c1 from those of gates and c (zeros where absent) */
 static int lstm_jvp(dl_tensor *gates, dl_tensor *c, dl_tensor *h, dl_tensor *c1) {
   dl_ag_scope s = {.n = 0}, *p = &s;
-  const int64_t H = units(c);
   dl_tensor *g0 = K(dl_tensor_detach(gates)), *c0 = K(dl_tensor_detach(c)), *cn = K(dl_tensor_detach(c1));
   dl_tensor *tg = K(dl_fw_tangent_or_zeros(gates)), *tc = K(dl_fw_tangent_or_zeros(c));
-  dl_tensor *a[4];
-  lstm_gates(p, g0, H, a);
-  dl_tensor *ti = mul(p, dsig(p, a[0]), piece(p, tg, 0, H)), *tf = mul(p, dsig(p, a[1]), piece(p, tg, 1, H));
-  dl_tensor *tgg = mul(p, dtanh(p, a[2]), piece(p, tg, 2, H)), *to = mul(p, dsig(p, a[3]), piece(p, tg, 3, H));
-  dl_tensor *tc1 = add(p, add(p, mul(p, tf, c0), mul(p, a[1], tc)), add(p, mul(p, ti, a[2]), mul(p, a[0], tgg)));
-  dl_tensor *t = tanh_(p, cn);
-  dl_tensor *th = add(p, mul(p, to, t), mul(p, mul(p, a[3], dtanh(p, t)), tc1));
+  dl_tensor *th = NULL, *tc1 = NULL;
   int rc = -1;
-  if (!p->failed && !dl_fw_set(h, dl_tensor_retain(th)) && !dl_fw_set(c1, dl_tensor_retain(tc1))) rc = 0;
+  if (!p->failed && !dl_ag_lstm_cell_jvp(g0, c0, cn, tg, tc, &th, &tc1)) {
+    rc = dl_fw_set(h, th);
+    if (dl_fw_set(c1, tc1)) rc = -1;
+  }
   dl_ag_scope_end(p);
   return rc;
 }
@@ -142,31 +163,36 @@ static void gru_gates(dl_ag_scope *p, dl_tensor *gi, dl_tensor *gh, int64_t H, d
   a[2] = tanh_(p, add(p, piece(p, gi, 2, H), mul(p, a[0], *q_n)));
 }
 
-static int gru_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
-  dl_tensor *gi = dl_node_saved(n, 0), *gh = gi ? dl_node_saved(n, 1) : NULL, *h = gh ? dl_node_saved(n, 2) : NULL;
-  int rc = -1;
-  if (!h) goto done;
-  if (!dl_grad_enabled()) {
-    if (dl_op_gru_cell_backward(gout[0], gi, gh, h, &gin[0], &gin[1], &gin[2])) goto done;
-    rc = 0;
-    goto done;
-  }
+int dl_ag_gru_cell_vjp(dl_tensor *gi, dl_tensor *gh, dl_tensor *h, dl_tensor *g, dl_tensor **dgi, dl_tensor **dgh,
+                       dl_tensor **dh) {
   dl_ag_scope s = {.n = 0}, *p = &s;
   const int64_t H = units(h);
-  dl_tensor *a[3], *q_n, *g = gout[0];
+  dl_tensor *a[3], *q_n;
   gru_gates(p, gi, gh, H, a, &q_n);
   dl_tensor *dn = mul(p, mul(p, g, one_minus(p, a[1])), dtanh(p, a[2]));
   dl_tensor *dr = mul(p, mul(p, dn, q_n), dsig(p, a[0]));
   dl_tensor *dz = mul(p, mul(p, g, sub(p, h, a[2])), dsig(p, a[1]));
   dl_tensor *di[3] = {dr, dz, dn}, *dq[3] = {dr, dz, mul(p, dn, a[0])};
   int d = gi->ndim - 1;
-  dl_tensor *dgi = cat(p, di, 3, d), *dgh = cat(p, dq, 3, d), *dh = mul(p, g, a[1]);
+  dl_tensor *a_gi = cat(p, di, 3, d), *a_gh = cat(p, dq, 3, d), *a_h = mul(p, g, a[1]);
+  int rc = -1;
   if (!p->failed) {
-    gin[0] = dl_tensor_retain(dgi), gin[1] = dl_tensor_retain(dgh), gin[2] = dl_tensor_retain(dh);
+    *dgi = dl_tensor_retain(a_gi), *dgh = dl_tensor_retain(a_gh), *dh = dl_tensor_retain(a_h);
     rc = 0;
   }
   dl_ag_scope_end(p);
-done:
+  return rc;
+}
+
+static int gru_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
+  dl_tensor *gi = dl_node_saved(n, 0), *gh = gi ? dl_node_saved(n, 1) : NULL, *h = gh ? dl_node_saved(n, 2) : NULL;
+  int rc = -1;
+  if (h) {
+    if (!dl_grad_enabled())
+      rc = dl_op_gru_cell_backward(gout[0], gi, gh, h, &gin[0], &gin[1], &gin[2]);
+    else
+      rc = dl_ag_gru_cell_vjp(gi, gh, h, gout[0], &gin[0], &gin[1], &gin[2]);
+  }
   dl_tensor_release(gi);
   dl_tensor_release(gh);
   dl_tensor_release(h);
@@ -174,19 +200,28 @@ done:
 }
 static const dl_node_type gru_type = {"GruCellBackward0", gru_backward, NULL};
 
-static int gru_jvp(dl_tensor *gi, dl_tensor *gh, dl_tensor *h, dl_tensor *h1) {
+dl_tensor *dl_ag_gru_cell_jvp(dl_tensor *gi, dl_tensor *gh, dl_tensor *h, dl_tensor *ti, dl_tensor *tq,
+                              dl_tensor *th) {
   dl_ag_scope s = {.n = 0}, *p = &s;
   const int64_t H = units(h);
-  dl_tensor *i0 = K(dl_tensor_detach(gi)), *q0 = K(dl_tensor_detach(gh)), *h0 = K(dl_tensor_detach(h));
-  dl_tensor *ti = K(dl_fw_tangent_or_zeros(gi)), *tq = K(dl_fw_tangent_or_zeros(gh)), *th = K(dl_fw_tangent_or_zeros(h));
   dl_tensor *a[3], *q_n;
-  gru_gates(p, i0, q0, H, a, &q_n);
+  gru_gates(p, gi, gh, H, a, &q_n);
   dl_tensor *tr = mul(p, dsig(p, a[0]), add(p, piece(p, ti, 0, H), piece(p, tq, 0, H)));
   dl_tensor *tz = mul(p, dsig(p, a[1]), add(p, piece(p, ti, 1, H), piece(p, tq, 1, H)));
   dl_tensor *tpre = add(p, piece(p, ti, 2, H), add(p, mul(p, tr, q_n), mul(p, a[0], piece(p, tq, 2, H))));
   dl_tensor *tn = mul(p, dtanh(p, a[2]), tpre);
-  dl_tensor *t1 = add(p, add(p, mul(p, tn, one_minus(p, a[1])), mul(p, tz, sub(p, h0, a[2]))), mul(p, a[1], th));
-  int rc = !p->failed && !dl_fw_set(h1, dl_tensor_retain(t1)) ? 0 : -1;
+  dl_tensor *t1 = add(p, add(p, mul(p, tn, one_minus(p, a[1])), mul(p, tz, sub(p, h, a[2]))), mul(p, a[1], th));
+  dl_tensor *out = p->failed ? NULL : dl_tensor_retain(t1);
+  dl_ag_scope_end(p);
+  return out;
+}
+
+static int gru_jvp(dl_tensor *gi, dl_tensor *gh, dl_tensor *h, dl_tensor *h1) {
+  dl_ag_scope s = {.n = 0}, *p = &s;
+  dl_tensor *i0 = K(dl_tensor_detach(gi)), *q0 = K(dl_tensor_detach(gh)), *h0 = K(dl_tensor_detach(h));
+  dl_tensor *ti = K(dl_fw_tangent_or_zeros(gi)), *tq = K(dl_fw_tangent_or_zeros(gh)), *th = K(dl_fw_tangent_or_zeros(h));
+  dl_tensor *t1 = p->failed ? NULL : dl_ag_gru_cell_jvp(i0, q0, h0, ti, tq, th);
+  int rc = t1 && !dl_fw_set(h1, t1) ? 0 : -1;
   dl_ag_scope_end(p);
   return rc;
 }

@@ -2,6 +2,7 @@
  * float32 products in cpu_gemm_small.c), a plain loop for int64.
  * Column-major, as dl_linalg.h defines the kernels. */
 #include "../ops/dl_linalg.h"
+#include "cpu_gemm_packed.h"
 #include "cpu_gemm_small.h"
 #include "cpu_iter.h"
 
@@ -125,8 +126,23 @@ static int cpu_gemm_strided_batched(dl_dtype dt, bool ta, bool tb, int64_t m, in
   return DL_KERNEL_OK;
 }
 
+/* float32 only: float64 products run BLAS each time */
+static void *cpu_pack_a(dl_dtype dt, bool transa, int64_t m, int64_t k, const void *a, int64_t lda) {
+  return dt == DL_FLOAT32 ? dl_cpu_pack_a(transa, m, k, a, lda) : NULL;
+}
+
+static int cpu_gemm_packed(const void *pack, bool transb, int64_t n, const void *b, int64_t ldb, double beta,
+                           void *c, int64_t ldc) {
+  return dl_cpu_gemm_packed(pack, transb, n, b, ldb, (float)beta, c, ldc) ? DL_KERNEL_OK : DL_KERNEL_FAILED;
+}
+
+static void cpu_pack_free(void *pack) { dl_cpu_pack_free(pack); }
+
 const struct dl_linalg_kernels dl_cpu_linalg = {
   .gemm = cpu_gemm,
   .gemm_strided_batched = cpu_gemm_strided_batched,
   .gemm_bias = cpu_gemm_bias,
+  .pack_a = cpu_pack_a,
+  .gemm_packed = cpu_gemm_packed,
+  .pack_free = cpu_pack_free,
 };

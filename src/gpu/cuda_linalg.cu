@@ -161,4 +161,9 @@ extern "C" const struct dl_linalg_kernels dl_cuda_linalg = {
   /* gemm_bias: the front-end's fallback (bias copied into C, then gemm with
    * beta = 1) is the same work on the GPU */
   nullptr,
+  /* pack_a, gemm_packed, pack_free: cuBLAS reads the weight in place, so
+   * the recurrent layers call gemm each step */
+  nullptr,
+  nullptr,
+  nullptr,
 };

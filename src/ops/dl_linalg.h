@@ -28,6 +28,14 @@ struct dl_linalg_kernels {
   int (*gemm_bias)(dl_dtype dt, bool transa, bool transb, int64_t m, int64_t n, int64_t k, double alpha,
                     const void *a, int64_t lda, const void *b, int64_t ldb, double beta, const void *bias,
                     int64_t bias_stride, void *c, int64_t ldc);
+  /* Optional (NULL, or pack_a returning NULL: gemm each time). For many
+   * products by one fixed operand, a recurrent layer's weight: pack_a packs
+   * op(A) (m x k) once, gemm_packed computes C = op(A) @ op(B) + beta C
+   * (C m x n, op(B) k x n) from the pack, pack_free releases it. */
+  void *(*pack_a)(dl_dtype dt, bool transa, int64_t m, int64_t k, const void *a, int64_t lda);
+  int (*gemm_packed)(const void *pack, bool transb, int64_t n, const void *b, int64_t ldb, double beta, void *c,
+                     int64_t ldc);
+  void (*pack_free)(void *pack);
 };
 
 extern const struct dl_linalg_kernels dl_cpu_linalg;

@@ -3,17 +3,13 @@
 -- layouts ([gates * hidden, in]) and gate orders (LSTM i, f, g, o; GRU r,
 -- z, n), so state dicts move between the two by name.
 --
--- A layer runs each (layer, direction) over the sequence as
---   * the input projection of every step at once: one GEMM
---     (x [T*B, in] @ W_ih^T + b_ih, dl.addmm);
---   * per step, one addmm for the hidden projection, then the cell math:
---     tanh / relu for the RNNs, and one fused kernel for the LSTM and GRU
---     cells (dl.lstm_cell, dl.gru_cell: one pass, one graph node).
--- RNN and LSTM add b_hh to b_ih in the input projection (the sum is the
--- same), so their step is one addmm; GRU keeps b_hh in the hidden
--- projection, which r gates: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)).
--- It is all differentiable tensor ops: reverse mode, forward mode and
--- double backward come with them, and CUDA tensors run unchanged.
+-- A layer runs each (layer, direction) over the sequence as one engine op
+-- for the LSTM and the GRU (see scan below), as per-step ops for the plain
+-- RNNs and the projected LSTM. The cells are one fused kernel each
+-- (dl.lstm_cell, dl.gru_cell: one pass, one graph node). GRU keeps b_hh in
+-- the hidden projection, which r gates: n = tanh(W_in x + b_in + r * (W_hn
+-- h + b_hn)). Reverse mode, forward mode and double backward are the
+-- engine op's rules or the tensor ops', and CUDA tensors run unchanged.
 local dl = require "dlua"
 local nn = dl.nn
 local checks = require "dlua.checks"
@@ -41,6 +37,8 @@ local lstm_cell_step = dl.lstm_cell
 -- n = tanh(gi_n + r gh_n), h1 = (1 - z) n + z h)
 local gru_cell_step = dl.gru_cell
 
+local lstm_scan, gru_scan = dl._lstm_scan, dl._gru_scan
+
 -- gates per hidden unit, and the step of the plain RNNs
 local MODES = {
   RNN_TANH = {gates = 1, step = rnn_tanh_step},
@@ -55,25 +53,41 @@ local function affine(x, wt, b)
   return mm(x, wt)
 end
 
--- One layer in one direction. xp [T, B, G]: the input projection of every
--- step (b_hh in it, except for GRU); h [B, Hout], c [B, H] (LSTM) the
--- initial state; whh_t = W_hh^T, b_hh GRU's hidden bias, whr_t = W_hr^T (an
--- LSTM with proj_size) or nil. Returns the outputs [T, B, Hout] and the
--- last h and c.
-local function scan(mode, xp, h, c, whh_t, b_hh, whr_t, reverse)
-  local T = xp:size(1)
+-- One layer in one direction over x [T, B, in] (T >= 1): h [B, Hout] and c
+-- [B, H] (LSTM) the initial state, w the layer's weights {ih, hh, b_ih,
+-- b_hh, hr} (W_hr for an LSTM with proj_size; biases may be nil). Returns
+-- the outputs [T, B, Hout] and the last h and c.
+--
+-- The LSTM (without projection) and the GRU run as one engine op over the
+-- whole sequence (dl._lstm_scan, dl._gru_scan): the input projection of
+-- every step as one GEMM, per step the hidden projection by a weight
+-- packed once and the fused cell, and in backward one GEMM per weight over
+-- every step instead of a small one and an add a step. The RNNs and the
+-- projected LSTM step here: the input projection as one GEMM (b_hh folded
+-- into it), then per step one addmm and the cell math.
+local function scan(mode, x, h, c, w, reverse)
+  local T, B = x:size(1), x:size(2)
+  local last = reverse and 1 or T
+  if mode == "LSTM" and not w.hr then
+    local hs, c_last = lstm_scan(x, h, c, w.ih, w.hh, w.b_ih, w.b_hh, reverse)
+    return hs, hs:select(1, last), c_last
+  elseif mode == "GRU" then
+    local hs = gru_scan(x, h, w.ih, w.hh, w.b_ih, w.b_hh, reverse)
+    return hs, hs:select(1, last)
+  end
+  local xb = w.b_ih and w.b_ih + w.b_hh
+  local xp = affine(x:reshape(T * B, x:size(3)), w.ih:t(), xb):view(T, B, w.ih:size(1))
+  local whh_t, whr_t = w.hh:t(), w.hr and w.hr:t()
   local step = MODES[mode].step
   local outs = {}
   for s = 1, T do
     local t = reverse and T + 1 - s or s
-    local xt = xp:select(1, t)
+    local pre = addmm(xp:select(1, t), h, whh_t)
     if mode == "LSTM" then
-      h, c = lstm_cell_step(addmm(xt, h, whh_t), c)
-      if whr_t then h = mm(h, whr_t) end
-    elseif mode == "GRU" then
-      h = gru_cell_step(xt, affine(h, whh_t, b_hh), h)
+      h, c = lstm_cell_step(pre, c)
+      h = mm(h, whr_t)
     else
-      h = step(addmm(xt, h, whh_t))
+      h = step(pre)
     end
     outs[t] = h
   end
@@ -278,20 +292,15 @@ local function layer_forward(self, input, state)
   local to = {dtype = input.dtype, device = input.device}
   local hs, cs = {}, {}
   for l = 1, self.num_layers do
-    local x2 = x:reshape(T * B, x:size(3))
     local outs = {}
     for d = 1, D do
       local k = (l - 1) * D + d
       local n = names[k]
-      local b_ih, b_hh, w_hr = rawget(self, n.b_ih), rawget(self, n.b_hh), n.hr and rawget(self, n.hr)
-      local xb = b_ih
-      if b_ih and mode ~= "GRU" then xb = b_ih + b_hh end
-      local w_ih = rawget(self, n.ih)
-      local xp = affine(x2, w_ih:t(), xb):view(T, B, w_ih:size(1))
+      local w = {ih = rawget(self, n.ih), hh = rawget(self, n.hh), b_ih = rawget(self, n.b_ih),
+        b_hh = rawget(self, n.b_hh), hr = n.hr and rawget(self, n.hr)}
       local h = h0 and h0:select(1, k) or zeros(B, Hout, to)
       local c = mode == "LSTM" and (c0 and c0:select(1, k) or zeros(B, self.hidden_size, to)) or nil
-      outs[d], hs[k], cs[k] = scan(mode, xp, h, c, rawget(self, n.hh):t(), mode == "GRU" and b_hh or nil,
-        w_hr and w_hr:t(), d == 2)
+      outs[d], hs[k], cs[k] = scan(mode, x, h, c, w, d == 2)
     end
     x = D == 2 and cat(outs, 3) or outs[1]
     -- between layers, not after the last
