@@ -406,6 +406,20 @@ describe("Tensor:bernoulli_", function()
     end
     assert.is_true(math.abs(ones / #v - 0.3) < 0.006)
   end)
+  it("float masks (drawn 16 blocks at a time where the CPU has vectors) are the same draws as integer ones", function()
+    -- the integer path draws one block at a time with the scalar formula
+    for _, n in ipairs({1, 2, 31, 32, 33, 63, 64, 65, 1000, 4099, 70001}) do
+      for _, p in ipairs({0.3, 0.9, 0.5}) do
+        for _, dt in ipairs({"float32", "float64"}) do
+          dl.manual_seed(n)
+          local got = dl.empty(n, {dtype = dt}):bernoulli_(p)
+          dl.manual_seed(n)
+          local want = dl.empty(n, {dtype = "int64"}):bernoulli_(p)
+          assert.same(values(want), values(got), string.format("n = %d, p = %g, %s", n, p, dt))
+        end
+      end
+    end
+  end)
   it("defaults to p = 0.5 and fills any dtype", function()
     for _, dt in ipairs({"float32", "float64", "int64", "bool", "uint8"}) do
       local t = dl.zeros(2000, {dtype = dt}):bernoulli_()
