@@ -96,6 +96,25 @@ describe("layer ops: nodes", function()
     local y = dl.no_grad(function() return dl.batch_norm(x, nil, nil, {training = true}) end)
     assert.is_nil(y.grad_fn)
   end)
+  it("dropout's one-pass kernel gives what bernoulli_ then the multiplies give", function()
+    -- contiguous inputs take the kernel; a transposed view takes the composition
+    for _, n in ipairs({1, 5, 63, 64, 65, 1000, 70001}) do
+      for _, dt in ipairs({"float32", "float64"}) do
+        local x = dl.randn(n, {dtype = dt})
+        dl.manual_seed(n)
+        local y = dl.dropout(x, 0.3, true)
+        dl.manual_seed(n)
+        local m = dl.empty(n, {dtype = dt}):bernoulli_(0.7)
+        H.assert_close(y, x * (m * (1 / 0.7)), 0)
+      end
+    end
+    local x = dl.randn(40, 30)
+    dl.manual_seed(9)
+    local a = dl.dropout(x:t(), 0.5, true)
+    dl.manual_seed(9)
+    local b = dl.dropout(x:t():contiguous(), 0.5, true)
+    H.assert_close(a, b, 0)
+  end)
   it("the fused batch-norm backward equals the composed one", function()
     dl.manual_seed(3)
     local x, w, b = r(7, 4, 3):requires_grad_(), r(4):requires_grad_(), r(4):requires_grad_()

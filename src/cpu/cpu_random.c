@@ -59,6 +59,8 @@ typedef struct {
   uint64_t range;
   const double *probs;
   void *keys;
+  const void *x;  /* dropout: the input */
+  void *mask;     /* dropout: the mask written beside out */
 } job;
 
 /* ---- uniform / normal / exponential ---- */
@@ -130,45 +132,58 @@ static int cpu_randint(dl_tensor *out, dl_rng_state st, int64_t lo, uint64_t ran
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
-/* high halves of the 32 x 32 -> 64 products of a and b, lane by lane */
-static inline __m512i mulhi_epu32(__m512i a, __m512i b) {
-  __m512i even = _mm512_srli_epi64(_mm512_mul_epu32(a, b), 32);
-  __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), _mm512_srli_epi64(b, 32));
-  return _mm512_mask_blend_epi32(0xAAAA, even, odd);
+/* the 32 x 32 -> 64 products of m (a constant, m_odd = m >> 32 lane-wise)
+ * and c, lane by lane: high halves to *hi, low halves to *lo. Two vpmuludq
+ * (even and odd lanes; a vpmulld would cost two more) and the halves moved
+ * with vpshufd, not 64-bit shifts: shifts and multiplies share one port,
+ * shuffles take another. */
+static inline void mul_wide(__m512i m, __m512i m_odd, __m512i c, __m512i *hi, __m512i *lo) {
+  __m512i even = _mm512_mul_epu32(m, c), odd = _mm512_mul_epu32(m_odd, _mm512_shuffle_epi32(c, _MM_PERM_DDBB));
+  *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_shuffle_epi32(even, _MM_PERM_DDBB), odd);
+  *lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_shuffle_epi32(odd, _MM_PERM_CCAA));
 }
 
-/* dl_rng_block for blocks blk .. blk + 15 at once, one per lane: word w of
- * block blk + l in x[w][l] (the same words, 16 Philox streams side by side:
- * 10 rounds of vector multiplies instead of 16 x 10 scalar ones) */
-static void philox16(dl_rng_state st, uint64_t blk, uint32_t x[4][16]) {
+/* dl_rng_block for blocks blk .. blk + 31 at once, one per lane of two
+ * vectors: word w of block blk + l in x[w][l]. The same words as 32 scalar
+ * calls; two independent 16-lane chains so one's multiplies run while the
+ * other's wait (a round is a chain of dependent instructions). */
+static void philox32(dl_rng_state st, uint64_t blk, uint32_t x[4][32]) {
   const uint64_t base = st.offset + blk;
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  const __m512i lo_base = _mm512_set1_epi32((int)(uint32_t)base);
-  __m512i c0 = _mm512_add_epi32(lo_base, lane);
-  /* the counter's high word, plus the carry where the low one wrapped */
-  __mmask16 carry = _mm512_cmplt_epu32_mask(c0, lo_base);
-  __m512i c1 = _mm512_mask_add_epi32(_mm512_set1_epi32((int)(uint32_t)(base >> 32)), carry,
-                                     _mm512_set1_epi32((int)(uint32_t)(base >> 32)), _mm512_set1_epi32(1));
-  __m512i c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512();
+  const __m512i lo_base = _mm512_set1_epi32((int)(uint32_t)base), hi_base = _mm512_set1_epi32((int)(uint32_t)(base >> 32));
+  const __m512i one = _mm512_set1_epi32(1);
+  __m512i c0[2], c1[2], c2[2], c3[2];
+  for (int v = 0; v < 2; v++) {
+    c0[v] = _mm512_add_epi32(lo_base, _mm512_add_epi32(lane, _mm512_set1_epi32(16 * v)));
+    /* the counter's high word, plus the carry where the low one wrapped */
+    c1[v] = _mm512_mask_add_epi32(hi_base, _mm512_cmplt_epu32_mask(c0[v], lo_base), hi_base, one);
+    c2[v] = c3[v] = _mm512_setzero_si512();
+  }
   __m512i k0 = _mm512_set1_epi32((int)(uint32_t)st.seed), k1 = _mm512_set1_epi32((int)(uint32_t)(st.seed >> 32));
   const __m512i m0 = _mm512_set1_epi32((int)DL_PHILOX_M0), m1 = _mm512_set1_epi32((int)DL_PHILOX_M1);
   const __m512i w0 = _mm512_set1_epi32((int)DL_PHILOX_W0), w1 = _mm512_set1_epi32((int)DL_PHILOX_W1);
+  const __m512i m0_odd = _mm512_srli_epi64(m0, 32), m1_odd = _mm512_srli_epi64(m1, 32);
   for (int r = 0; r < 10; r++) {
-    __m512i hi0 = mulhi_epu32(m0, c0), lo0 = _mm512_mullo_epi32(m0, c0);
-    __m512i hi1 = mulhi_epu32(m1, c2), lo1 = _mm512_mullo_epi32(m1, c2);
-    c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), k0);
-    c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), k1);
-    c1 = lo1;
-    c3 = lo0;
+    for (int v = 0; v < 2; v++) {
+      __m512i hi0, lo0, hi1, lo1;
+      mul_wide(m0, m0_odd, c0[v], &hi0, &lo0);
+      mul_wide(m1, m1_odd, c2[v], &hi1, &lo1);
+      c0[v] = _mm512_ternarylogic_epi32(hi1, c1[v], k0, 0x96); /* a ^ b ^ c */
+      c2[v] = _mm512_ternarylogic_epi32(hi0, c3[v], k1, 0x96);
+      c1[v] = lo1;
+      c3[v] = lo0;
+    }
     k0 = _mm512_add_epi32(k0, w0);
     k1 = _mm512_add_epi32(k1, w1);
   }
-  _mm512_storeu_si512(x[0], c0);
-  _mm512_storeu_si512(x[1], c1);
-  _mm512_storeu_si512(x[2], c2);
-  _mm512_storeu_si512(x[3], c3);
+  for (int v = 0; v < 2; v++) {
+    _mm512_storeu_si512(x[0] + 16 * v, c0[v]);
+    _mm512_storeu_si512(x[1] + 16 * v, c1[v]);
+    _mm512_storeu_si512(x[2] + 16 * v, c2[v]);
+    _mm512_storeu_si512(x[3] + 16 * v, c3[v]);
+  }
 }
-#define BERN_LANES 16
+#define BERN_LANES 32
 
 #if defined(__BMI2__)
 /* (hi:lo >> 11) < thr for the 16 lanes of hi[], lo[], as a mask */
@@ -182,12 +197,11 @@ static inline __mmask16 u53_below(const uint32_t *hi, const uint32_t *lo, __m512
   return m;
 }
 
-/* the 32 mask values of 16 full blocks (element 2l from words 0:1 of block
- * l, 2l + 1 from words 2:3), compared and stored as vectors; 0 when the
- * element type is neither float nor double */
-static inline uint32_t bern_bits16(uint32_t x[4][16], uint64_t thr) {
+/* the 32 mask values of the 16 full blocks from lane `off` of x (element
+ * 2l from words 0:1 of block l, 2l + 1 from words 2:3), compared as vectors */
+static inline uint32_t bern_bits16(uint32_t x[4][32], int off, uint64_t thr) {
   __m512i t = _mm512_set1_epi64((long long)thr);
-  uint32_t a = u53_below(x[0], x[1], t), b = u53_below(x[2], x[3], t);
+  uint32_t a = u53_below(x[0] + off, x[1] + off, t), b = u53_below(x[2] + off, x[3] + off, t);
   return _pdep_u32(a, 0x55555555u) | _pdep_u32(b, 0xAAAAAAAAu);
 }
 #define BERN_STORE32(T, o, bits)                                                            \
@@ -242,17 +256,19 @@ static void philox8(dl_rng_state st, uint64_t blk, uint32_t x[4][8]) {
     }                                                                                      \
   } while (0)
 #if defined(__AVX512F__)
-#define BERN_DRAW philox16
+#define BERN_DRAW philox32
 #else
 #define BERN_DRAW philox8
 #endif
-/* 16 whole blocks whose 32 elements all exist: compared and stored as vectors */
+/* 32 whole blocks whose 64 elements all exist: compared and stored as vectors */
 #ifdef BERN_VECTOR
-#define BERN_FULL(m, blk, n) ((m) == 16 && ((blk) + 16) * 2 <= (n))
-#define BERN_FULL_STORE(T, o, x)        \
-  do {                                  \
-    uint32_t bits_ = bern_bits16(x, thr); \
-    BERN_STORE32(T, o, bits_);          \
+#define BERN_FULL(m, blk, n) ((m) == 32 && ((blk) + 32) * 2 <= (n))
+#define BERN_FULL_STORE(T, o, x)                     \
+  do {                                               \
+    for (int h_ = 0; h_ < 2; h_++) {                 \
+      uint32_t bits_ = bern_bits16(x, 16 * h_, thr); \
+      BERN_STORE32(T, (o) + 32 * h_, bits_);         \
+    }                                                \
   } while (0)
 #else
 #define BERN_FULL(m, blk, n) 0
@@ -279,6 +295,72 @@ static void bern_blocks(void *ctx, int64_t b0, int64_t b1) {
     }
     store_ints(j->base, j->dt, i0, cnt, v);
   }
+}
+
+/* ---- dropout: bernoulli's draws for keep, mask = draw * scale, out = x mask ---- */
+
+#ifdef BERN_VECTOR
+/* 32 elements from the mask bits: float32 as two vectors of 16 */
+static inline void drop32_f(float *out, float *mask, const float *x, uint32_t bits, float scale) {
+  const __m512 s = _mm512_set1_ps(scale);
+  for (int h = 0; h < 2; h++) {
+    __m512 m = _mm512_maskz_mov_ps((__mmask16)(bits >> (16 * h)), s);
+    _mm512_storeu_ps(mask + 16 * h, m);
+    _mm512_storeu_ps(out + 16 * h, _mm512_mul_ps(_mm512_loadu_ps(x + 16 * h), m));
+  }
+}
+static inline void drop32_d(double *out, double *mask, const double *x, uint32_t bits, double scale) {
+  const __m512d s = _mm512_set1_pd(scale);
+  for (int q = 0; q < 4; q++) {
+    __m512d m = _mm512_maskz_mov_pd((__mmask8)(bits >> (8 * q)), s);
+    _mm512_storeu_pd(mask + 8 * q, m);
+    _mm512_storeu_pd(out + 8 * q, _mm512_mul_pd(_mm512_loadu_pd(x + 8 * q), m));
+  }
+}
+#define DROP_FULL(S, T, i0, x)                                                                        \
+  for (int h_ = 0; h_ < 2; h_++)                                                                      \
+  drop32_##S(o + (i0) + 32 * h_, mk + (i0) + 32 * h_, xs + (i0) + 32 * h_, bern_bits16(x, 16 * h_, thr), (T)j->b)
+#else
+#define DROP_FULL(S, T, i0, x) (void)0
+#endif
+
+#define DROP(S, T)                                                                                  \
+  do {                                                                                              \
+    T *o = (T *)j->base, *mk = (T *)j->mask;                                                        \
+    const T *xs = (const T *)j->x, scale = (T)j->b;                                                 \
+    const int64_t n = j->n;                                                                         \
+    for (int64_t blk = b0; blk < b1; blk += BERN_LANES) {                                           \
+      uint32_t x[4][BERN_LANES];                                                                    \
+      const int m = b1 - blk < BERN_LANES ? (int)(b1 - blk) : BERN_LANES;                           \
+      BERN_DRAW(st, (uint64_t)blk, x);                                                              \
+      if (BERN_FULL(m, blk, n)) {                                                                   \
+        DROP_FULL(S, T, blk * 2, x);                                                                \
+        continue;                                                                                   \
+      }                                                                                             \
+      for (int l = 0; l < m; l++)                                                                   \
+        for (int e = 0; e < 2 && (blk + l) * 2 + e < n; e++) {                                      \
+          const int64_t i = (blk + l) * 2 + e;                                                      \
+          const T v = (((uint64_t)x[2 * e][l] << 32 | x[2 * e + 1][l]) >> 11) < thr ? scale : (T)0; \
+          mk[i] = v;                                                                                \
+          o[i] = xs[i] * v;                                                                         \
+        }                                                                                           \
+    }                                                                                               \
+  } while (0)
+
+static void drop_blocks(void *ctx, int64_t b0, int64_t b1) {
+  const job *j = ctx;
+  const dl_rng_state st = j->st;
+  const uint64_t thr = (uint64_t)ceil(j->a * 9007199254740992.0);
+  if (j->dt == DL_FLOAT32) DROP(f, float);
+  else DROP(d, double);
+}
+
+static int cpu_dropout(dl_tensor *out, dl_tensor *mask, const dl_tensor *x, dl_rng_state st, double keep,
+                       double scale) {
+  job j = {.st = st, .dt = out->dtype, .base = dl_tensor_data(out), .n = out->numel, .a = keep, .b = scale,
+           .x = dl_tensor_data(x), .mask = dl_tensor_data(mask)};
+  run_blocks((j.n + 1) / 2, BLOCK_GRAIN, drop_blocks, &j);
+  return DL_KERNEL_OK;
 }
 
 static int64_t cpu_bernoulli(dl_tensor *out, dl_rng_state st, double p, const dl_tensor *probs) {
@@ -337,4 +419,5 @@ const struct dl_random_kernels dl_cpu_random = {
   .randint = cpu_randint,
   .bernoulli = cpu_bernoulli,
   .randperm = cpu_randperm,
+  .dropout = cpu_dropout,
 };

@@ -209,7 +209,7 @@ static int cuda_randperm(dl_tensor *out, dl_rng_state st) {
 }
 
 /* the table is filled in member order: a new member must be added below */
-static_assert(sizeof(struct dl_random_kernels) == 4 * sizeof(void *),
+static_assert(sizeof(struct dl_random_kernels) == 5 * sizeof(void *),
               "dl_random_kernels changed: fill its new members");
 
 extern "C" const struct dl_random_kernels dl_cuda_random = {
@@ -217,4 +217,6 @@ extern "C" const struct dl_random_kernels dl_cuda_random = {
     cuda_randint,
     cuda_bernoulli,
     cuda_randperm,
+    /* dropout: the front-end's composition (bernoulli, then the multiplies) */
+    nullptr,
 };

@@ -412,6 +412,10 @@ int dl_op_dropout(dl_tensor *x, double p, dl_tensor **out, dl_tensor **mask) {
     return -1;
   }
   if (check_float("dropout", "input", x)) return -1;
+  if (p > 0 && p < 1 && x->numel > 0) {
+    int fused = dl_op_dropout_fused(x, 1 - p, 1 / (1 - p), out, mask);
+    if (fused <= 0) return fused;
+  }
   dl_tensor *m = dl_tensor_empty(x->shape, x->ndim, x->dtype, dl_tensor_device(x));
   if (!m) return -1;
   int rc = p == 1 ? dl_tensor_fill_(m, dl_scalar_f(0)) : dl_tensor_bernoulli_(m, 1 - p);

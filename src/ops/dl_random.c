@@ -205,6 +205,26 @@ int dl_tensor_bernoulli_(dl_tensor *t, double p) {
   return 0;
 }
 
+int dl_op_dropout_fused(dl_tensor *x, double keep, double scale, dl_tensor **out, dl_tensor **mask) {
+  *out = *mask = NULL;
+  const struct dl_random_kernels *k = kernels_of("dropout", dl_tensor_device(x));
+  if (!k) return -1;
+  if (!k->dropout || !dl_tensor_is_contiguous(x)) return 1;
+  dl_device dev = dl_tensor_device(x);
+  dl_tensor *o = dl_tensor_empty(x->shape, x->ndim, x->dtype, dev);
+  dl_tensor *m = o ? dl_tensor_empty(x->shape, x->ndim, x->dtype, dev) : NULL;
+  /* the stream words bernoulli_ would take for a mask of this size */
+  int rc = m ? dl_kernel_status("dropout", k->dropout(o, m, x, dl_rng_reserve((uint64_t)x->numel * 2), keep, scale))
+             : -1;
+  if (rc) {
+    dl_tensor_release(o);
+    dl_tensor_release(m);
+    return -1;
+  }
+  *out = o, *mask = m;
+  return 0;
+}
+
 dl_tensor *dl_op_bernoulli_like(const dl_tensor *t, double p) {
   dl_tensor *r = dl_tensor_empty(t->shape, t->ndim, t->dtype, dl_tensor_device(t));
   if (r && dl_tensor_bernoulli_(r, p)) {

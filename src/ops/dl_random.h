@@ -66,6 +66,10 @@ struct dl_random_kernels {
   /* int64 [n]: 1..n ordered by the elements' 64-bit keys; 0 ok, -1 with an
    * error on allocation failure */
   int (*randperm)(dl_tensor *out, dl_rng_state st);
+  /* Optional (NULL: bernoulli, then the multiplies). Dropout in one pass:
+   * with the draws bernoulli makes for keep (u < keep), mask = draw * scale
+   * and out = x * mask; out, mask and x contiguous, one float dtype. */
+  int (*dropout)(dl_tensor *out, dl_tensor *mask, const dl_tensor *x, dl_rng_state st, double keep, double scale);
 };
 
 extern const struct dl_random_kernels dl_cpu_random;
@@ -81,6 +85,11 @@ dl_tensor *dl_op_randperm(int64_t n, dl_dtype dt, dl_device dev);
 dl_tensor *dl_op_bernoulli(const dl_tensor *probs);
 /* 0/1 draws with probability p, of t's shape, dtype and device */
 dl_tensor *dl_op_bernoulli_like(const dl_tensor *t, double p);
+/* Dropout's draws in one pass where the backend has the kernel: *mask =
+ * bernoulli(keep) * scale and *out = x * *mask (x float, contiguous; new
+ * tensors). 1 when the backend has no such kernel (nothing done), 0 done,
+ * -1 error. */
+int dl_op_dropout_fused(dl_tensor *x, double keep, double scale, dl_tensor **out, dl_tensor **mask);
 
 /* ---- in place, any strided view; 0 ok, -1 with an error ---- */
 int dl_tensor_uniform_(dl_tensor *t, double a, double b);
