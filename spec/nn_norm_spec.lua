@@ -53,6 +53,60 @@ describe("under autograd", function()
   end
 end)
 
+describe("layer norm's fused kernels", function()
+  -- the formulas written as element-wise ops (what a device without the
+  -- kernels runs; what the backward runs under create_graph)
+  local function composed(x, N, w, b, eps)
+    local x2 = x:reshape(-1, N)
+    local c = x2 - x2:mean(2, true)
+    local y = c * ((c * c):mean(2, true) + eps):rsqrt()
+    if w then y = y * w:reshape(1, N) end
+    if b then y = y + b:reshape(1, N) end
+    return y:reshape(x:size())
+  end
+  for _, dt in ipairs({"float64", "float32"}) do
+    for _, affine in ipairs({"both", "weight", "none"}) do
+      it(string.format("%s, %s: values and gradients equal the composed formulas'", dt, affine), function()
+        dl.manual_seed(8)
+        local o = {dtype = dt}
+        -- rows split across threads, columns in chunks of 64 (N = 130)
+        local x = (dl.randn(40, 7, 130, o) * 3 + 1):requires_grad_()
+        local w = affine ~= "none" and dl.randn(130, o):requires_grad_() or nil
+        local b = affine == "both" and dl.randn(130, o):requires_grad_() or nil
+        local tol = dt == "float64" and 1e-12 or 2e-5
+        local y = F.layer_norm(x, 130, w, b)
+        H.assert_close(y, composed(x, 130, w, b, 1e-5), tol)
+        local g = dl.randn(40, 7, 130, o)
+        local ins = {x, w, b}
+        local fused = {A.grad(y, ins, g, {allow_unused = true})}
+        -- under create_graph the rule runs the composed formulas
+        local graph = {A.grad(F.layer_norm(x, 130, w, b), ins, g, {create_graph = true, allow_unused = true})}
+        local direct = {A.grad(composed(x, 130, w, b, 1e-5), ins, g, {allow_unused = true})}
+        for i = 1, 3 do
+          if ins[i] then
+            H.assert_close(fused[i], direct[i], tol * 10)
+            H.assert_close(graph[i]:detach(), direct[i], tol * 10)
+          end
+        end
+      end)
+    end
+  end
+  it("jvp with tangents on the parameters only, and no affine parameters", function()
+    dl.manual_seed(9)
+    H.check_derivatives(function(x) return F.layer_norm(x, {2, 3}) end, function() return {r(4, 2, 3)} end)
+    local X = r(5, 3)
+    H.check_derivatives(function(w, b) return F.layer_norm(X, 3, w, b) end, function() return {r(3), r(3)} end)
+  end)
+  it("bad weight or bias: named, with the shapes", function()
+    local x = dl.randn(2, 4)
+    H.assert_error(function() F.layer_norm(x, 4, dl.randn(3)) end, "dl.F.layer_norm", "weight [3]", "normalized_shape [4]")
+    H.assert_error(function() F.layer_norm(x, 4, nil, dl.randn(4, {dtype = "float64"})) end, "dl.F.layer_norm",
+      "bias [4] (float64)")
+    H.assert_error(function() F.layer_norm(x, 4, nil, nil, "a") end, "dl.F.layer_norm", "eps must be a number")
+    H.assert_error(function() F.layer_norm(dl.ones(2, 4, {dtype = "int64"}), 4) end, "dl.F.layer_norm", "int64")
+  end)
+end)
+
 describe("modules", function()
   it("have PyTorch's parameters and reprs", function()
     local ln = nn.LayerNorm({3, 4})

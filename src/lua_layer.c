@@ -76,6 +76,18 @@ static int l_gru_cell(lua_State *L) {
   return 1;
 }
 
+/* dl._layer_norm(x, N, weight or nil, bias or nil, eps): layer norm over
+ * the trailing dims of x that hold N elements (F.layer_norm's engine) */
+static int l_layer_norm(lua_State *L) {
+  dl_tensor *x = dlua_checktensor(L, 1);
+  lua_Integer N = luaL_checkinteger(L, 2);
+  dl_tensor *w = lua_isnoneornil(L, 3) ? NULL : dlua_checktensor(L, 3);
+  dl_tensor *b = lua_isnoneornil(L, 4) ? NULL : dlua_checktensor(L, 4);
+  double eps = luaL_checknumber(L, 5);
+  dlua_push_or_error(L, dl_ag_layer_norm(x, N, w, b, eps));
+  return 1;
+}
+
 /* the arguments of dl._lstm_scan / dl._gru_scan from 1: x, h0, [c0,] w_ih,
  * w_hh, b_ih or nil, b_hh or nil, reverse */
 static dl_rnn_scan_in scan_args(lua_State *L, bool lstm) {
@@ -127,6 +139,7 @@ static int l_attention_softmax(lua_State *L) {
 static const luaL_Reg functions[] = {
   {"rbf", l_rbf}, {"dropout", l_dropout}, {"batch_norm", l_batch_norm}, {"lstm_cell", l_lstm_cell},
   {"gru_cell", l_gru_cell}, {"attention_softmax", l_attention_softmax}, {"_lstm_scan", l_lstm_scan},
+  {"_layer_norm", l_layer_norm},
   {"_gru_scan", l_gru_scan}, {NULL, NULL},
 };
 

@@ -12,6 +12,10 @@ dl_tensor *dl_ag_dropout(dl_tensor *x, double p, bool training);
 dl_tensor *dl_ag_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
                             dl_tensor *running_var, bool training, double momentum, double eps);
 
+/* layer norm over the trailing dims of x that hold N elements (w, b: N
+ * elements each, optional; grad_layer_norm.c) */
+dl_tensor *dl_ag_layer_norm(dl_tensor *x, int64_t N, dl_tensor *w, dl_tensor *b, double eps);
+
 /* the recurrent cells (grad_rnn.c): *h and *c1 new references, 0 / -1 */
 int dl_ag_lstm_cell(dl_tensor *gates, dl_tensor *c, dl_tensor **h, dl_tensor **c1);
 dl_tensor *dl_ag_gru_cell(dl_tensor *gi, dl_tensor *gh, dl_tensor *h);

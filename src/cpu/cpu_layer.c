@@ -5,6 +5,7 @@
 #include "../ops/dl_layer.h"
 #include "cpu_iter.h"
 #include "cpu_attention.h"
+#include "cpu_norm.h"
 #include "cpu_rnn.h"
 
 #include <cblas.h>
@@ -355,4 +356,6 @@ const struct dl_layer_kernels dl_cpu_layer = {
   .gru_cell_backward = dl_cpu_gru_cell_backward,
   .attn_softmax = dl_cpu_attn_softmax,
   .attn_softmax_backward = dl_cpu_attn_softmax_backward,
+  .layer_norm = dl_cpu_layer_norm,
+  .layer_norm_backward = dl_cpu_layer_norm_backward,
 };

@@ -457,11 +457,15 @@ static int cuda_attn_softmax_backward(dl_tensor *gx, const dl_tensor *g, const d
 #undef CDATA
 
 /* the table is filled in member order: a new member must be added below */
-static_assert(sizeof(struct dl_layer_kernels) == 11 * sizeof(void *),
+static_assert(sizeof(struct dl_layer_kernels) == 13 * sizeof(void *),
               "dl_layer_kernels changed: fill its new members");
 
 extern "C" const struct dl_layer_kernels dl_cuda_layer = {
     cuda_rbf_forward,  cuda_rbf_backward,          cuda_bn_stats, cuda_bn_apply,         cuda_bn_backward,
     cuda_lstm_cell,    cuda_lstm_cell_backward,    cuda_gru_cell, cuda_gru_cell_backward, cuda_attn_softmax,
     cuda_attn_softmax_backward,
+    /* layer_norm, layer_norm_backward: composed from element-wise ops by
+     * the autograd front-end on this device */
+    nullptr,
+    nullptr,
 };

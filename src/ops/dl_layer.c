@@ -430,3 +430,59 @@ int dl_op_dropout(dl_tensor *x, double p, dl_tensor **out, dl_tensor **mask) {
   *mask = m;
   return 0;
 }
+
+/* ---- layer norm ---- */
+
+int dl_op_layer_norm(dl_tensor *x, int64_t N, dl_tensor *w, dl_tensor *b, double eps, dl_tensor **y, dl_tensor **mean,
+                     dl_tensor **rstd) {
+  static const char fn[] = "layer_norm";
+  *y = *mean = *rstd = NULL;
+  const struct dl_layer_kernels *k = kernels_of(fn, x);
+  if (!k) return -1;
+  if (!k->layer_norm) return 1;
+  int64_t R = N ? x->numel / N : 0;
+  dl_device dev = dl_tensor_device(x);
+  dl_tensor *t[3] = {dl_tensor_contiguous(x), w ? dl_tensor_contiguous(w) : NULL, b ? dl_tensor_contiguous(b) : NULL};
+  dl_tensor *o[3] = {NULL, NULL, NULL};
+  if (t[0] && (!w || t[1]) && (!b || t[2]) && (o[0] = dl_tensor_empty(x->shape, x->ndim, x->dtype, dev)) &&
+      (o[1] = dl_tensor_empty(&R, 1, x->dtype, dev)))
+    o[2] = dl_tensor_empty(&R, 1, x->dtype, dev);
+  int rc = o[2] ? dl_kernel_status(fn, k->layer_norm(o[0], o[1], o[2], t[0], R, N, t[1], t[2], eps)) : -1;
+  release_all(t, 3);
+  if (rc) {
+    release_all(o, 3);
+    return -1;
+  }
+  *y = o[0], *mean = o[1], *rstd = o[2];
+  return 0;
+}
+
+int dl_op_layer_norm_backward(dl_tensor *g, dl_tensor *x, dl_tensor *mean, dl_tensor *rstd, dl_tensor *w, int64_t N,
+                              dl_tensor **gx, dl_tensor **gw, dl_tensor **gb) {
+  static const char fn[] = "layer_norm_backward";
+  const struct dl_layer_kernels *k = kernels_of(fn, x);
+  if (!k) return -1;
+  if (!k->layer_norm_backward) {
+    dl_error_set("%s: not supported on this device", fn);
+    return -1;
+  }
+  int64_t R = N ? x->numel / N : 0;
+  dl_device dev = dl_tensor_device(x);
+  dl_tensor *t[5] = {dl_tensor_contiguous(g), dl_tensor_contiguous(x), dl_tensor_contiguous(mean),
+                     dl_tensor_contiguous(rstd), w ? dl_tensor_contiguous(w) : NULL};
+  dl_tensor *o[3] = {NULL, NULL, NULL};
+  bool ok = t[0] && t[1] && t[2] && t[3] && (!w || t[4]);
+  if (ok && gx) ok = (o[0] = dl_tensor_empty(x->shape, x->ndim, x->dtype, dev)) != NULL;
+  if (ok && gw) ok = (o[1] = dl_tensor_empty(&N, 1, x->dtype, dev)) != NULL;
+  if (ok && gb) ok = (o[2] = dl_tensor_empty(&N, 1, x->dtype, dev)) != NULL;
+  int rc = ok ? dl_kernel_status(fn, k->layer_norm_backward(o[0], o[1], o[2], t[0], t[1], t[2], t[3], t[4], R, N)) : -1;
+  release_all(t, 5);
+  if (rc) {
+    release_all(o, 3);
+    return -1;
+  }
+  if (gx) *gx = o[0];
+  if (gw) *gw = o[1];
+  if (gb) *gb = o[2];
+  return 0;
+}

@@ -54,6 +54,16 @@ struct dl_layer_kernels {
   int (*attn_softmax)(dl_tensor *y, const dl_tensor *x, int64_t L, int64_t S, double scale, bool causal);
   /* gx = scale y (g - sum(g y)) per row of S */
   int (*attn_softmax_backward)(dl_tensor *gx, const dl_tensor *g, const dl_tensor *y, int64_t S, double scale);
+  /* Optional (NULL: the autograd front-end composes layer norm from
+   * element-wise ops). x as R rows of N: mean, rstd [R] (rstd =
+   * 1 / sqrt(biased var + eps)) and y = (x - mean) rstd w + b, w and b [N]
+   * optional */
+  int (*layer_norm)(dl_tensor *y, dl_tensor *mean, dl_tensor *rstd, const dl_tensor *x, int64_t R, int64_t N,
+                    const dl_tensor *w, const dl_tensor *b, double eps);
+  /* gx = rstd (gy - mean(gy) - xhat mean(gy xhat)) per row with gy = g w,
+   * gw = sum(g xhat), gb = sum(g) over the rows; each output optional */
+  int (*layer_norm_backward)(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *g, const dl_tensor *x,
+                             const dl_tensor *mean, const dl_tensor *rstd, const dl_tensor *w, int64_t R, int64_t N);
 };
 
 extern const struct dl_layer_kernels dl_cpu_layer;
@@ -101,5 +111,16 @@ dl_tensor *dl_op_attn_softmax_backward(dl_tensor *g, dl_tensor *y, double scale)
  * 1 - p (Philox draws) and scaled by 1 / (1 - p); *mask gets the scaled
  * 0/(1/(1-p)) mask in x's dtype. p in [0, 1]; p = 1 gives zeros. */
 int dl_op_dropout(dl_tensor *x, double p, dl_tensor **out, dl_tensor **mask);
+
+/* Layer norm over the last dims of x that hold N elements (w, b: N
+ * elements each, optional), with the backend's kernel: *y, *mean, *rstd
+ * ([R], R = numel / N) new tensors, 0; 1 when the backend has no kernel
+ * (nothing done); -1 error. The autograd front-end checks the arguments. */
+int dl_op_layer_norm(dl_tensor *x, int64_t N, dl_tensor *w, dl_tensor *b, double eps, dl_tensor **y, dl_tensor **mean,
+                     dl_tensor **rstd);
+/* its gradients; gx, gw, gb NULL when not wanted (new tensors: gx of x's
+ * shape, gw and gb [N]); gw needs w */
+int dl_op_layer_norm_backward(dl_tensor *g, dl_tensor *x, dl_tensor *mean, dl_tensor *rstd, dl_tensor *w, int64_t N,
+                              dl_tensor **gx, dl_tensor **gw, dl_tensor **gb);
 
 #endif

@@ -1,6 +1,7 @@
 -- dlua.nn.norm: LayerNorm, GroupNorm, InstanceNorm1d/2d, RMSNorm, Dropout2d,
 -- Unflatten and their functional forms, composed of differentiable tensor
--- ops (so reverse mode, forward mode and double backward come with them).
+-- ops (so reverse mode, forward mode and double backward come with them);
+-- LayerNorm is one engine op (dl._layer_norm) with rules of its own.
 -- Statistics use the biased variance, as PyTorch's.
 local dl = require "dlua"
 local nn = dl.nn
@@ -73,12 +74,41 @@ end
 ---------------------------------------------------------------------------
 -- LayerNorm
 
+-- layer norm over the trailing dims of x, which must be shape, by the
+-- engine's op (dl._layer_norm: one fused pass forward and one backward where
+-- the device has the kernels, the same formulas as element-wise ops
+-- elsewhere); weight and bias of shape, or nil
+local fused_layer_norm = dl._layer_norm
+local function layer_norm(fn, x, shape, w, b, eps)
+  if x.dtype ~= "float32" and x.dtype ~= "float64" then
+    fail(fn, "expected a float32 or float64 input, got %s", x.dtype)
+  end
+  last_dims(fn, x, shape)
+  local N = 1
+  for _, n in ipairs(shape) do N = N * n end
+  for _, e in ipairs({{"weight", w}, {"bias", b}}) do
+    local t = e[2]
+    if t ~= nil then
+      if not is_tensor(t) then fail(fn, "%s must be a tensor, got %s", e[1], type(t)) end
+      local ok = t:dim() == #shape and t.dtype == x.dtype
+      for i = 1, #shape do ok = ok and t:size(i) == shape[i] end
+      if not ok then
+        fail(fn, "%s %s (%s) must have normalized_shape [%s] and the input's dtype %s", e[1], shape_str(t), t.dtype,
+          table.concat(shape, ","), x.dtype)
+      end
+    end
+  end
+  if type(eps) ~= "number" then fail(fn, "eps must be a number, got %s", type(eps)) end
+  return fused_layer_norm(x, N, w, b, eps)
+end
+
 -- F.layer_norm(x, normalized_shape, weight, bias, eps = 1e-5)
 function F.layer_norm(x, normalized_shape, weight, bias, eps)
   local fn = "dl.F.layer_norm"
   tensor_arg(fn, "input", x)
   local shape = sizes(fn, "normalized_shape", normalized_shape)
-  return check_affine(fn, normalize_last(fn, x, shape, eps or 1e-5), weight, bias)
+  if eps == nil then eps = 1e-5 end
+  return layer_norm(fn, x, shape, weight, bias, eps)
 end
 
 local LayerNorm = nn.Module:extend("LayerNorm")
@@ -98,7 +128,7 @@ function LayerNorm:init(normalized_shape, opts)
 end
 function LayerNorm:forward(x)
   tensor_arg(nil, "input", x)
-  return check_affine(nil, normalize_last(nil, x, self.normalized_shape, self.eps), self.weight, self.bias)
+  return layer_norm(nil, x, self.normalized_shape, self.weight, self.bias, self.eps)
 end
 function LayerNorm:extra_repr()
   local s = self.normalized_shape
