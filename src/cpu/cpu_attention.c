@@ -17,16 +17,25 @@
     for (; i < n; i++) s[0] += (double)a[i] * (b ? (double)b[i] : 1.0);                            \
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));                      \
   }                                                                                                \
+  /* max of a[0, n), n >= 1, with 8 independent running maxima (one would  \
+   * be a chain of dependent compares the compiler does not reorder) */    \
+  static T rowmax_##S_(const T *a, int64_t n) {                                                    \
+    T m[8];                                                                                        \
+    for (int j = 0; j < 8; j++) m[j] = a[0];                                                       \
+    int64_t i = 0;                                                                                 \
+    for (; i + 8 <= n; i += 8)                                                                     \
+      for (int j = 0; j < 8; j++) m[j] = a[i + j] > m[j] ? a[i + j] : m[j];                        \
+    for (; i < n; i++) m[0] = a[i] > m[0] ? a[i] : m[0];                                           \
+    for (int j = 1; j < 8; j++) m[0] = m[j] > m[0] ? m[j] : m[0];                                  \
+    return m[0];                                                                                   \
+  }                                                                                                \
   static void attn_rows_##S_(T *y, const T *x, int64_t R, int64_t L, int64_t S, T scale, bool causal) { \
     _Pragma("omp parallel for if (R * S > DL_PARALLEL_GRAIN)") for (int64_t r = 0; r < R; r++) {   \
       const T *xr = x + r * S;                                                                     \
       T *yr = y + r * S;                                                                           \
       const int64_t n = causal && r % L + 1 < S ? r % L + 1 : S; /* the columns taking part */      \
-      T m = scale * xr[0];                                                                         \
-      for (int64_t k = 0; k < n; k++) {                                                            \
-        yr[k] = scale * xr[k];                                                                     \
-        m = yr[k] > m ? yr[k] : m;                                                                 \
-      }                                                                                            \
+      for (int64_t k = 0; k < n; k++) yr[k] = scale * xr[k];                                       \
+      const T m = rowmax_##S_(yr, n);                                                              \
       for (int64_t k = 0; k < n; k++) yr[k] = EXP(yr[k] - m);                                      \
       const T inv = (T)(1.0 / rowsum_##S_(yr, NULL, n));                                           \
       for (int64_t k = 0; k < n; k++) yr[k] *= inv;                                                \
