@@ -586,9 +586,17 @@ local MODULES = {
   {"SiLU", function() return nn.SiLU() end, function() return r(4, 5) end, EXACT},
   {"Softplus", function() return nn.Softplus({beta = 2, threshold = 3}) end, function() return r(4, 5) * 2 end,
     EXACT},
-  -- the convolutional family (fused oneDNN on the CPU, im2col + cuBLAS on the device)
+  -- the convolutional family (float32: fused oneDNN on the CPU, cuDNN on the device where it loads; padding that
+  -- differs before and after, as "same" with an even kernel, and float64 take im2col + GEMMs on both)
   {"Conv2d with groups and stride", function() return nn.Conv2d(4, 6, 3, {stride = 2, padding = 1, groups = 2}) end,
     function() return r(2, 4, 7, 6) end, GEMM},
+  {"Conv2d 'same' with an even kernel (padded 1 before, 2 after)", function()
+    return nn.Conv2d(3, 4, 4, {padding = "same"})
+  end, function() return r(2, 3, 6, 5) end, GEMM},
+  {"Conv1d dilated, depthwise Conv2d without bias", function()
+    return nn.Sequential(nn.Conv1d(4, 4, 3, {dilation = 2, padding = 2}), nn.Unflatten(3, {1, -1}),
+      nn.Conv2d(4, 4, 1, {groups = 4, bias = false}))
+  end, function() return r(2, 4, 9) end, GEMM},
   {"Conv1d 'same', reflect padding", function() return nn.Conv1d(3, 2, 4, {padding = "same", padding_mode = "reflect"}) end,
     function() return r(2, 3, 9) end, GEMM},
   {"Conv3d", function() return nn.Conv3d(2, 3, 2) end, function() return r(1, 2, 4, 3, 5) end, GEMM},

@@ -218,7 +218,7 @@ static const dl_node_type convolution_type = {"ConvolutionBackward0", convolutio
 
 /* a convolution of plain tensors (a jvp term), fused where possible */
 static dl_tensor *plain_conv(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_params *c, const int64_t *out) {
-  if (dl_conv_fused(x)) return dl_op_conv_fused(x, w, b, c);
+  if (dl_conv_fused(x, c)) return dl_op_conv_fused(x, w, b, c);
   bool was = dl_set_grad_enabled(false);
   dl_tensor *y = composed(x, w, b, c, out);
   dl_set_grad_enabled(was);
@@ -230,7 +230,7 @@ dl_tensor *dl_ag_convolution(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_
   dl_conv_params c = *params;
   int64_t out[DL_CONV_MAX_SPATIAL];
   if (dl_conv_check(fn, x, w, b, &c, out)) return NULL;
-  if (!dl_conv_fused(x) || x->numel == 0 || w->numel == 0) return composed(x, w, b, &c, out);
+  if (!dl_conv_fused(x, &c) || x->numel == 0 || w->numel == 0) return composed(x, w, b, &c, out);
   dl_tensor *y = dl_op_conv_fused(x, w, b, &c);
   if (!y) return NULL;
   dl_tensor *ins[3] = {x, w, b};

@@ -302,4 +302,4 @@ static int cpu_col2im(dl_tensor *x, const dl_tensor *cols, int64_t sn, int64_t s
                                 : col2im_d(x, cols, sn, sr, N, C, size, out, w);
 }
 
-const struct dl_conv_kernels dl_cpu_conv = {cpu_im2col, cpu_col2im, DL_CPU_CONV_FUSED, cpu_max_pool};
+const struct dl_conv_kernels dl_cpu_conv = {cpu_im2col, cpu_col2im, DL_CPU_CONV_FUSED, cpu_max_pool, NULL};

@@ -126,7 +126,22 @@ int cuda_col2im(dl_tensor *x, const dl_tensor *cols, int64_t sn, int64_t sr, int
 } // namespace
 
 /* the table is filled in member order: a new member must be added below */
-static_assert(sizeof(struct dl_conv_kernels) == 6 * sizeof(void *), "dl_conv_kernels changed: fill its new members");
+static_assert(sizeof(struct dl_conv_kernels) == 7 * sizeof(void *), "dl_conv_kernels changed: fill its new members");
 
-/* no fused convolution yet: the op composes im2col and cuBLAS GEMMs */
-extern "C" const struct dl_conv_kernels dl_cuda_conv = {cuda_im2col, cuda_col2im, NULL, NULL, NULL, cuda_max_pool};
+/* the fused convolution: cuDNN (cuda_cudnn.cu) */
+extern "C" {
+int dl_cuda_conv_forward(dl_tensor *y, const dl_tensor *x, const dl_tensor *w, const dl_tensor *b,
+                         const struct dl_conv_params *p);
+int dl_cuda_conv_backward_data(dl_tensor *gx, const dl_tensor *gy, const dl_tensor *w, const struct dl_conv_params *p);
+int dl_cuda_conv_backward_weights(dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
+                                  const struct dl_conv_params *p);
+bool dl_cuda_conv_supported(const dl_tensor *x, const struct dl_conv_params *p);
+}
+
+extern "C" const struct dl_conv_kernels dl_cuda_conv = {cuda_im2col,
+                                                        cuda_col2im,
+                                                        dl_cuda_conv_forward,
+                                                        dl_cuda_conv_backward_data,
+                                                        dl_cuda_conv_backward_weights,
+                                                        cuda_max_pool,
+                                                        dl_cuda_conv_supported};

@@ -193,10 +193,11 @@ int dl_conv_check(const char *fn, const dl_tensor *x, const dl_tensor *w, const 
   return dl_window_out(fn, &p->w, x->shape + 2, x, out);
 }
 
-bool dl_conv_fused(const dl_tensor *x) {
+bool dl_conv_fused(const dl_tensor *x, const dl_conv_params *p) {
   if (x->dtype != DL_FLOAT32) return false;
   const dl_backend *be = dl_backend_get(dl_tensor_device(x));
-  return be && be->conv && be->conv->conv_forward;
+  if (!be || !be->conv || !be->conv->conv_forward) return false;
+  return !be->conv->conv_supported || be->conv->conv_supported(x, p);
 }
 
 dl_tensor *dl_op_conv_fused(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_params *p) {

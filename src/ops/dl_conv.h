@@ -59,6 +59,10 @@ struct dl_conv_kernels {
    * 1-based); padding never wins */
   int (*max_pool)(dl_tensor *y, dl_tensor *idx, const dl_tensor *x, int64_t NC, const int64_t *size,
                   const int64_t *out, const dl_window *w);
+  /* Optional (NULL: the fused convolution takes every float32 one): whether
+   * it takes this one (cuDNN: not padding that differs before and after,
+   * nor when the library cannot be loaded; im2col and GEMMs run instead) */
+  bool (*conv_supported)(const dl_tensor *x, const struct dl_conv_params *p);
 };
 
 extern const struct dl_conv_kernels dl_cpu_conv;
@@ -104,8 +108,8 @@ dl_tensor *dl_op_max_pool(dl_tensor *x, const dl_window *w, dl_tensor **idx);
  * (the output's spatial sizes); -1 with an error naming both shapes. */
 int dl_conv_check(const char *fn, const dl_tensor *x, const dl_tensor *w, const dl_tensor *b, dl_conv_params *p,
                   int64_t *out);
-/* Whether x's device has a fused convolution for x's dtype */
-bool dl_conv_fused(const dl_tensor *x);
+/* Whether x's device has a fused convolution for x's dtype that takes p */
+bool dl_conv_fused(const dl_tensor *x, const dl_conv_params *p);
 /* The fused convolution and its gradients (new references; gx/gw/gb NULL
  * pointers skip them); only where dl_conv_fused. */
 dl_tensor *dl_op_conv_fused(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_params *p);
