@@ -196,6 +196,17 @@ describe("views", function()
 end)
 
 describe("copies and conversion", function()
+  it("a copy of one element broadcast (the fill path) keeps its exact value and dtype", function()
+    for _, c in ipairs({{"float32", 0.1}, {"float64", 1 / 3}, {"int64", -(2 ^ 53) - 1}, {"bool", true}, {"uint8", 200}}) do
+      local s = dl.tensor({{c[2]}}, {dtype = c[1]})
+      local e = s:expand(3, 70):contiguous()
+      assert.equal(c[1], e.dtype)
+      assert.is_true(dl.equal(e, dl.full({3, 70}, c[2], {dtype = c[1]})), c[1])
+      local d = dl.zeros(5, 3, {dtype = c[1]}):t()
+      d:copy_(s:expand(3, 5)) -- into a transposed view too
+      assert.is_true(dl.equal(d, dl.full({3, 5}, c[2], {dtype = c[1]})), c[1] .. " into a view")
+    end
+  end)
   it("clone is independent", function()
     local a = dl.ones(2)
     local b = a:clone()

@@ -139,9 +139,13 @@ dl_tensor *dl_ag_sum_dims(dl_tensor *t, const int *dims, int ndims, bool keepdim
 
 /* ---- mean: the sum's gradient over n ---- */
 
+/* g / n on the reduced shape, then expanded (a view, as the sum's): whoever
+ * needs it whole makes it so (a fill when g was one value) */
 static int mean_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
   const reduce_ctx *c = (const reduce_ctx *)n->ctx;
-  gin[0] = t_muls(expand_back(c, gout[0]), 1.0 / (double)c->n);
+  dl_tensor *s = dl_ag_mul_scalar(gout[0], dl_scalar_f(1.0 / (double)c->n));
+  gin[0] = s ? expand_back(c, s) : NULL;
+  dl_tensor_release(s);
   return gin[0] ? 0 : -1;
 }
 static const dl_node_type mean_all_type = {"MeanBackward0", mean_backward, NULL};

@@ -81,12 +81,31 @@ static void copy_bytes(char *d, const char *s, size_t bytes) {
   }
 }
 
+/* src is one element seen at every position (all its strides 0 where its
+ * size is not 1): a broadcast scalar, as a sum's or mean's gradient */
+static bool one_element(const dl_tensor *t) {
+  for (int d = 0; d < t->ndim; d++)
+    if (t->shape[d] != 1 && t->stride[d] != 0) return false;
+  return true;
+}
+
 void dl_cpu_copy(dl_tensor *dst, const dl_tensor *src) {
   if (dst->numel == 0) return;
   if (dst->dtype == src->dtype && dl_tensor_is_contiguous(dst) && dl_tensor_is_contiguous(src) &&
       dl_tensor_same_shape(dst, src)) {
     copy_bytes(dl_tensor_data(dst), dl_tensor_data(src), (size_t)dst->numel * dl_dtype_size(dst->dtype));
     return;
+  }
+  if (dst->dtype == src->dtype && one_element(src)) { /* a fill: vector stores, no per-element gather */
+    const void *p = dl_tensor_data(src);
+    switch (src->dtype) {
+    case DL_FLOAT32: dl_cpu_fill(dst, dl_scalar_f(*(const float *)p)); return;
+    case DL_FLOAT64: dl_cpu_fill(dst, dl_scalar_f(*(const double *)p)); return;
+    case DL_INT64: dl_cpu_fill(dst, dl_scalar_i(*(const int64_t *)p)); return;
+    case DL_BOOL:
+    case DL_UINT8: dl_cpu_fill(dst, dl_scalar_i(*(const uint8_t *)p)); return;
+    default: break;
+    }
   }
   dl_tensor *ops[2] = {dst, (dl_tensor *)src};
   dl_iter it;
