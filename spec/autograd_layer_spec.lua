@@ -96,16 +96,19 @@ describe("layer ops: nodes", function()
     local y = dl.no_grad(function() return dl.batch_norm(x, nil, nil, {training = true}) end)
     assert.is_nil(y.grad_fn)
   end)
-  it("dropout's one-pass kernel gives what bernoulli_ then the multiplies give", function()
-    -- contiguous inputs take the kernel; a transposed view takes the composition
-    for _, n in ipairs({1, 5, 63, 64, 65, 1000, 70001}) do
+  it("dropout keeps element i when the i-th word of the stream is below (1 - p) 2^32", function()
+    -- randint over [0, 2^32) hands out the same words, one an element; a
+    -- strided input draws as its contiguous copy
+    for _, n in ipairs({1, 5, 127, 128, 129, 1000, 70001}) do
       for _, dt in ipairs({"float32", "float64"}) do
-        local x = dl.randn(n, {dtype = dt})
+        local x = dl.randn(n, {dtype = dt}):requires_grad_()
         dl.manual_seed(n)
         local y = dl.dropout(x, 0.3, true)
         dl.manual_seed(n)
-        local m = dl.empty(n, {dtype = dt}):bernoulli_(0.7)
-        H.assert_close(y, x * (m * (1 / 0.7)), 0)
+        local kept = dl.randint(0, 4294967296, {n}):lt(math.ceil(0.7 * 4294967296)):to(dt)
+        H.assert_close(y, x * kept * (1 / 0.7), 0)
+        local g = dl.randn(n, {dtype = dt})
+        H.assert_close(dl.autograd.grad(y, x, g), g * kept * (1 / 0.7), 0)
       end
     end
     local x = dl.randn(40, 30)

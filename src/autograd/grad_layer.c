@@ -13,6 +13,8 @@
 #include "dl_ag_view.h"
 #include "dl_ag_scope.h"
 #include "dl_autograd.h"
+#include "../ops/dl_ewise.h"
+#include "../ops/dl_random.h"
 
 #include <string.h>
 
@@ -144,12 +146,24 @@ fail:
   return NULL;
 }
 
-/* ==== dropout: out = x * mask, mask = kept / (1 - p): dx = g * mask ==== */
+/* ==== dropout: out = x * kept * scale, scale = 1 / (1 - p): dx = g * kept * scale ==== */
+
+typedef struct {
+  double scale;
+} dropout_ctx;
 
 static int dropout_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
+  const double scale = ((const dropout_ctx *)n->ctx)->scale;
   dl_tensor *mask = dl_node_saved(n, 0);
   if (!mask) return -1;
-  gin[0] = dl_ag_mul(gout[0], mask);
+  if (!dl_grad_enabled()) { /* no graph to record: one pass */
+    gin[0] = dl_op_dropout_backward(gout[0], mask, scale);
+  } else { /* the scaled mask as a constant factor, so the product records */
+    dl_tensor *f = dl_tensor_to_dtype(mask, gout[0]->dtype); /* a new tensor: the mask is uint8 */
+    bool ok = f && !dl_op_binary_(DL_BIN_MUL, f, dl_operand_scalar(dl_scalar_f(scale)), dl_scalar_i(1));
+    gin[0] = ok ? dl_ag_mul(gout[0], f) : NULL;
+    dl_tensor_release(f);
+  }
   dl_tensor_release(mask);
   return gin[0] ? 0 : -1;
 }
@@ -165,12 +179,14 @@ dl_tensor *dl_ag_dropout(dl_tensor *x, double p, bool training) {
   }
   dl_tensor *out, *mask;
   if (dl_op_dropout(x, p, &out, &mask)) return NULL;
+  const double scale = p < 1 ? 1 / (1 - p) : 0;
   if (dl_ag_needs1(x)) {
     dl_node *node = dl_ag_record(&dropout_type, &x, 1, out);
     if (!node) goto fail;
     dl_node_save(node, mask);
+    ((dropout_ctx *)node->ctx)->scale = scale;
   }
-  if (x->tangent && dl_fw_set(out, dl_op_binary(DL_BIN_MUL, x->tangent, mask, dl_scalar_i(1)))) goto fail;
+  if (x->tangent && dl_fw_set(out, dl_op_dropout_backward(x->tangent, mask, scale))) goto fail;
   dl_tensor_release(mask);
   return out;
 fail:

@@ -2,20 +2,25 @@
  * (src/ops/dl_layer.h): softmax of the scaled scores row by row, a causal
  * row stopping at its query's position (the rest written 0), so neither a
  * scaled copy of the scores nor a [L, S] mask is ever made; its backward
- * scale y (g - sum(g y)). Sums in double, 8 independent accumulators. */
+ * scale y (g - sum(g y)). Sums in the tensor's dtype with 16 partial sums
+ * (a row of probabilities: its sum's precision is the dtype's anyway). */
 #include "../ops/dl_layer.h"
 #include "cpu_attention.h"
 #include "cpu_iter.h"
 #include "cpu_vecmath.h"
 
 #define ATTN_FUNCS(S_, T, EXP)                                                                     \
-  static double rowsum_##S_(const T *a, const T *b, int64_t n) { /* sum a (b ? b : 1) */             \
-    double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                        \
+  /* sum of a[0, n) in T with 16 partial sums (one running sum would be a  \
+   * chain of dependent adds the compiler does not reorder) */             \
+  static T rowtotal_##S_(const T *restrict a, int64_t n) {                                         \
+    T s[16] = {0};                                                                                 \
     int64_t i = 0;                                                                                 \
-    for (; i + 8 <= n; i += 8)                                                                     \
-      for (int j = 0; j < 8; j++) s[j] += (double)a[i + j] * (b ? (double)b[i + j] : 1.0);        \
-    for (; i < n; i++) s[0] += (double)a[i] * (b ? (double)b[i] : 1.0);                            \
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));                      \
+    for (; i + 16 <= n; i += 16)                                                                   \
+      for (int j = 0; j < 16; j++) s[j] += a[i + j];                                               \
+    for (; i < n; i++) s[0] += a[i];                                                               \
+    for (int w = 8; w >= 1; w /= 2)                                                                \
+      for (int j = 0; j < w; j++) s[j] += s[j + w];                                                \
+    return s[0];                                                                                   \
   }                                                                                                \
   /* max of a[0, n), n >= 1, with 8 independent running maxima (one would  \
    * be a chain of dependent compares the compiler does not reorder) */    \
@@ -37,15 +42,27 @@
       for (int64_t k = 0; k < n; k++) yr[k] = scale * xr[k];                                       \
       const T m = rowmax_##S_(yr, n);                                                              \
       for (int64_t k = 0; k < n; k++) yr[k] = EXP(yr[k] - m);                                      \
-      const T inv = (T)(1.0 / rowsum_##S_(yr, NULL, n));                                           \
+      const T inv = (T)1 / rowtotal_##S_(yr, n);                                                   \
       for (int64_t k = 0; k < n; k++) yr[k] *= inv;                                                \
       for (int64_t k = n; k < S; k++) yr[k] = 0;                                                   \
     }                                                                                              \
   }                                                                                                \
+  /* sum a b in T with 16 partial sums (the backward's row dot: a row of       \
+   * probabilities, so T's precision is the result's anyway) */            \
+  static T rowdot_##S_(const T *restrict a, const T *restrict b, int64_t n) {                     \
+    T s[16] = {0};                                                                                 \
+    int64_t i = 0;                                                                                 \
+    for (; i + 16 <= n; i += 16)                                                                   \
+      for (int j = 0; j < 16; j++) s[j] += a[i + j] * b[i + j];                                    \
+    for (; i < n; i++) s[0] += a[i] * b[i];                                                        \
+    for (int w = 8; w >= 1; w /= 2)                                                                \
+      for (int j = 0; j < w; j++) s[j] += s[j + w];                                                \
+    return s[0];                                                                                   \
+  }                                                                                                \
   static void attn_bwd_rows_##S_(T *gx, const T *g, const T *y, int64_t R, int64_t S, T scale) {   \
     _Pragma("omp parallel for if (R * S > DL_PARALLEL_GRAIN)") for (int64_t r = 0; r < R; r++) {   \
-      const T *gr = g + r * S, *yr = y + r * S;                                                    \
-      const T dot = (T)rowsum_##S_(gr, yr, S);                                                     \
+      const T *restrict gr = g + r * S, *restrict yr = y + r * S;                                  \
+      const T dot = rowdot_##S_(gr, yr, S);                                                        \
       T *o = gx + r * S;                                                                           \
       for (int64_t k = 0; k < S; k++) o[k] = scale * (yr[k] * (gr[k] - dot));                     \
     }                                                                                              \

@@ -297,52 +297,68 @@ static void bern_blocks(void *ctx, int64_t b0, int64_t b1) {
   }
 }
 
-/* ---- dropout: bernoulli's draws for keep, mask = draw * scale, out = x mask ---- */
+/* ---- dropout: one word an element, mask = (word < keep 2^32) scale, out = x mask ----
+ * Element i takes word i % 4 of block i / 4 (randint's layout for a range
+ * of 2^32): half the Philox work of bernoulli's 53-bit draws. */
 
 #ifdef BERN_VECTOR
-/* 32 elements from the mask bits: float32 as two vectors of 16 */
-static inline void drop32_f(float *out, float *mask, const float *x, uint32_t bits, float scale) {
+/* the 64 keep bits of 16 whole blocks from lane `off` of x: element 4l + w
+ * from word w of block l */
+static inline uint64_t keep_bits64(uint32_t x[4][32], int off, __m512i thr, bool all) {
+  static const uint64_t spread[4] = {0x1111111111111111u, 0x2222222222222222u, 0x4444444444444444u,
+                                     0x8888888888888888u};
+  uint64_t bits = 0;
+  for (int w = 0; w < 4; w++) {
+    __mmask16 m = all ? 0xFFFF : _mm512_cmplt_epu32_mask(_mm512_loadu_si512(x[w] + off), thr);
+    bits |= _pdep_u64(m, spread[w]);
+  }
+  return bits;
+}
+/* 64 elements from their keep bits: the uint8 mask and out = x kept scale */
+static inline void drop64_f(float *out, uint8_t *mask, const float *x, uint64_t bits, float scale) {
+  _mm512_storeu_si512(mask, _mm512_maskz_mov_epi8(bits, _mm512_set1_epi8(1)));
   const __m512 s = _mm512_set1_ps(scale);
-  for (int h = 0; h < 2; h++) {
-    __m512 m = _mm512_maskz_mov_ps((__mmask16)(bits >> (16 * h)), s);
-    _mm512_storeu_ps(mask + 16 * h, m);
-    _mm512_storeu_ps(out + 16 * h, _mm512_mul_ps(_mm512_loadu_ps(x + 16 * h), m));
-  }
+  for (int q = 0; q < 4; q++)
+    _mm512_storeu_ps(out + 16 * q, _mm512_maskz_mul_ps((__mmask16)(bits >> (16 * q)), _mm512_loadu_ps(x + 16 * q), s));
 }
-static inline void drop32_d(double *out, double *mask, const double *x, uint32_t bits, double scale) {
+static inline void drop64_d(double *out, uint8_t *mask, const double *x, uint64_t bits, double scale) {
+  _mm512_storeu_si512(mask, _mm512_maskz_mov_epi8(bits, _mm512_set1_epi8(1)));
   const __m512d s = _mm512_set1_pd(scale);
-  for (int q = 0; q < 4; q++) {
-    __m512d m = _mm512_maskz_mov_pd((__mmask8)(bits >> (8 * q)), s);
-    _mm512_storeu_pd(mask + 8 * q, m);
-    _mm512_storeu_pd(out + 8 * q, _mm512_mul_pd(_mm512_loadu_pd(x + 8 * q), m));
-  }
+  for (int q = 0; q < 8; q++)
+    _mm512_storeu_pd(out + 8 * q, _mm512_maskz_mul_pd((__mmask8)(bits >> (8 * q)), _mm512_loadu_pd(x + 8 * q), s));
 }
-#define DROP_FULL(S, T, i0, x)                                                                        \
-  for (int h_ = 0; h_ < 2; h_++)                                                                      \
-  drop32_##S(o + (i0) + 32 * h_, mk + (i0) + 32 * h_, xs + (i0) + 32 * h_, bern_bits16(x, 16 * h_, thr), (T)j->b)
+#define DROP_FULL(S, T, i0, x)                                                                              \
+  for (int h_ = 0; h_ < 2; h_++) {                                                                          \
+    const __m512i thr_ = _mm512_set1_epi32((int)(uint32_t)(thr > 0xFFFFFFFFu ? 0 : thr));                    \
+    drop64_##S(o + (i0) + 64 * h_, mk + (i0) + 64 * h_, xs + (i0) + 64 * h_,                                \
+               keep_bits64(x, 16 * h_, thr_, thr > 0xFFFFFFFFu), scale);                                    \
+  }
+#define DROP_WHOLE(m, blk, n) ((m) == 32 && ((blk) + 32) * 4 <= (n))
 #else
 #define DROP_FULL(S, T, i0, x) (void)0
+#define DROP_WHOLE(m, blk, n) 0
 #endif
 
 #define DROP(S, T)                                                                                  \
   do {                                                                                              \
-    T *o = (T *)j->base, *mk = (T *)j->mask;                                                        \
+    T *o = (T *)j->base;                                                                            \
+    uint8_t *mk = (uint8_t *)j->mask;                                                               \
     const T *xs = (const T *)j->x, scale = (T)j->b;                                                 \
     const int64_t n = j->n;                                                                         \
     for (int64_t blk = b0; blk < b1; blk += BERN_LANES) {                                           \
       uint32_t x[4][BERN_LANES];                                                                    \
       const int m = b1 - blk < BERN_LANES ? (int)(b1 - blk) : BERN_LANES;                           \
       BERN_DRAW(st, (uint64_t)blk, x);                                                              \
-      if (BERN_FULL(m, blk, n)) {                                                                   \
-        DROP_FULL(S, T, blk * 2, x);                                                                \
+      if (DROP_WHOLE(m, blk, n)) {                                                                  \
+        DROP_FULL(S, T, blk * 4, x);                                                                \
         continue;                                                                                   \
       }                                                                                             \
       for (int l = 0; l < m; l++)                                                                   \
-        for (int e = 0; e < 2 && (blk + l) * 2 + e < n; e++) {                                      \
-          const int64_t i = (blk + l) * 2 + e;                                                      \
-          const T v = (((uint64_t)x[2 * e][l] << 32 | x[2 * e + 1][l]) >> 11) < thr ? scale : (T)0; \
-          mk[i] = v;                                                                                \
-          o[i] = xs[i] * v;                                                                         \
+        for (int w = 0; w < 4 && (blk + l) * 4 + w < n; w++) {                                      \
+          const int64_t i = (blk + l) * 4 + w;                                                      \
+          const bool kept = (uint64_t)x[w][l] < thr;                                                \
+          mk[i] = kept;                                                                             \
+          o[i] = kept ? xs[i] * scale : (T)0;                                                       \
         }                                                                                           \
     }                                                                                               \
   } while (0)
@@ -350,7 +366,7 @@ static inline void drop32_d(double *out, double *mask, const double *x, uint32_t
 static void drop_blocks(void *ctx, int64_t b0, int64_t b1) {
   const job *j = ctx;
   const dl_rng_state st = j->st;
-  const uint64_t thr = (uint64_t)ceil(j->a * 9007199254740992.0);
+  const uint64_t thr = (uint64_t)ceil(j->a * 4294967296.0);
   if (j->dt == DL_FLOAT32) DROP(f, float);
   else DROP(d, double);
 }
@@ -359,7 +375,23 @@ static int cpu_dropout(dl_tensor *out, dl_tensor *mask, const dl_tensor *x, dl_r
                        double scale) {
   job j = {.st = st, .dt = out->dtype, .base = dl_tensor_data(out), .n = out->numel, .a = keep, .b = scale,
            .x = dl_tensor_data(x), .mask = dl_tensor_data(mask)};
-  run_blocks((j.n + 1) / 2, BLOCK_GRAIN, drop_blocks, &j);
+  run_blocks((j.n + 3) / 4, BLOCK_GRAIN, drop_blocks, &j);
+  return DL_KERNEL_OK;
+}
+
+#define DROP_BWD(T)                                                                   \
+  do {                                                                                \
+    T *o = dl_tensor_data(gx);                                                        \
+    const T *gp = dl_tensor_data(g), sc = (T)scale;                                   \
+    const uint8_t *mp = dl_tensor_data(mask);                                         \
+    _Pragma("omp parallel for if (n > DL_PARALLEL_GRAIN)") for (int64_t i = 0; i < n; i++) \
+      o[i] = gp[i] * (sc * (T)mp[i]); /* a multiply, not a select: it vectorises */  \
+  } while (0)
+
+static int cpu_dropout_backward(dl_tensor *gx, const dl_tensor *g, const dl_tensor *mask, double scale) {
+  const int64_t n = gx->numel;
+  if (gx->dtype == DL_FLOAT32) DROP_BWD(float);
+  else DROP_BWD(double);
   return DL_KERNEL_OK;
 }
 
@@ -420,4 +452,5 @@ const struct dl_random_kernels dl_cpu_random = {
   .bernoulli = cpu_bernoulli,
   .randperm = cpu_randperm,
   .dropout = cpu_dropout,
+  .dropout_backward = cpu_dropout_backward,
 };

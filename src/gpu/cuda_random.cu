@@ -158,6 +158,55 @@ static int64_t cuda_bernoulli(dl_tensor *out, dl_rng_state st, double p, const d
   return 0;
 }
 
+/* ---- dropout: one stream word an element (the CPU's rule, dl_random.h) ---- */
+
+template <typename T>
+__global__ void dropout_kernel(T *out, uint8_t *mask, const T *x, int64_t n, int64_t nblocks, dl_rng_state st,
+                               uint64_t thr, T scale) {
+  DL_CUDA_FOR(blk, nblocks) {
+    uint32_t w[4];
+    dl_rng_block(st, (uint64_t)blk, w);
+    for (int k = 0; k < 4; k++) {
+      int64_t i = blk * 4 + k;
+      if (i >= n) break;
+      bool kept = (uint64_t)w[k] < thr;
+      mask[i] = kept;
+      out[i] = kept ? x[i] * scale : (T)0;
+    }
+  }
+}
+
+template <typename T>
+__global__ void dropout_backward_kernel(T *gx, const T *g, const uint8_t *mask, int64_t n, T scale) {
+  DL_CUDA_FOR(i, n) gx[i] = mask[i] ? g[i] * scale : (T)0;
+}
+
+static int cuda_dropout_backward(dl_tensor *gx, const dl_tensor *g, const dl_tensor *mask, double scale) {
+  DL_CUDA_ENTRY();
+  int64_t n = gx->numel;
+  if (n == 0) return dl_cuda_status();
+  DL_CUDA_DISPATCH_FLOAT(gx->dtype, T,
+                         dropout_backward_kernel<T><<<dl_cuda_blocks(n), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
+                           (T *)dl_tensor_data(gx), (const T *)dl_tensor_data(g),
+                           (const uint8_t *)dl_tensor_data(mask), n, (T)scale));
+  DL_CUDA_LAUNCHED("dropout_backward");
+  return dl_cuda_status();
+}
+
+static int cuda_dropout(dl_tensor *out, dl_tensor *mask, const dl_tensor *x, dl_rng_state st, double keep,
+                        double scale) {
+  DL_CUDA_ENTRY();
+  int64_t n = out->numel, nb = (n + 3) / 4;
+  if (n == 0) return dl_cuda_status();
+  uint64_t thr = (uint64_t)ceil(keep * 4294967296.0);
+  DL_CUDA_DISPATCH_FLOAT(out->dtype, T,
+                         dropout_kernel<T><<<dl_cuda_blocks(nb), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
+                           (T *)dl_tensor_data(out), (uint8_t *)dl_tensor_data(mask), (const T *)dl_tensor_data(x), n, nb,
+                           st, thr, (T)scale));
+  DL_CUDA_LAUNCHED("dropout");
+  return dl_cuda_status();
+}
+
 /* ---- randperm: 1..n ordered by (key, index) ---- */
 
 __host__ __device__ inline void perm_keys_block(uint64_t *keys, int64_t *vals, int64_t n, int64_t blk,
@@ -209,7 +258,7 @@ static int cuda_randperm(dl_tensor *out, dl_rng_state st) {
 }
 
 /* the table is filled in member order: a new member must be added below */
-static_assert(sizeof(struct dl_random_kernels) == 5 * sizeof(void *),
+static_assert(sizeof(struct dl_random_kernels) == 6 * sizeof(void *),
               "dl_random_kernels changed: fill its new members");
 
 extern "C" const struct dl_random_kernels dl_cuda_random = {
@@ -217,6 +266,6 @@ extern "C" const struct dl_random_kernels dl_cuda_random = {
     cuda_randint,
     cuda_bernoulli,
     cuda_randperm,
-    /* dropout: the front-end's composition (bernoulli, then the multiplies) */
-    nullptr,
+    cuda_dropout,
+    cuda_dropout_backward,
 };

@@ -412,16 +412,10 @@ int dl_op_dropout(dl_tensor *x, double p, dl_tensor **out, dl_tensor **mask) {
     return -1;
   }
   if (check_float("dropout", "input", x)) return -1;
-  if (p > 0 && p < 1 && x->numel > 0) {
-    int fused = dl_op_dropout_fused(x, 1 - p, 1 / (1 - p), out, mask);
-    if (fused <= 0) return fused;
-  }
-  dl_tensor *m = dl_tensor_empty(x->shape, x->ndim, x->dtype, dl_tensor_device(x));
-  if (!m) return -1;
-  int rc = p == 1 ? dl_tensor_fill_(m, dl_scalar_f(0)) : dl_tensor_bernoulli_(m, 1 - p);
-  if (rc == 0 && p > 0 && p < 1)
-    rc = dl_op_binary_(DL_BIN_MUL, m, dl_operand_scalar(dl_scalar_f(1 / (1 - p))), dl_scalar_i(1));
-  dl_tensor *o = rc == 0 ? dl_op_binary(DL_BIN_MUL, x, m, dl_scalar_i(1)) : NULL;
+  if (p > 0 && p < 1) return dl_op_dropout_fused(x, 1 - p, 1 / (1 - p), out, mask);
+  /* p = 0 keeps everything, p = 1 nothing: no draws */
+  dl_tensor *m = dl_tensor_full(x->shape, x->ndim, DL_UINT8, dl_tensor_device(x), dl_scalar_i(p == 0));
+  dl_tensor *o = m ? dl_op_binary(DL_BIN_MUL, x, m, dl_scalar_i(1)) : NULL;
   if (!o) {
     dl_tensor_release(m);
     return -1;

@@ -108,8 +108,9 @@ dl_tensor *dl_op_attn_softmax(dl_tensor *scores, double scale, bool causal);
 dl_tensor *dl_op_attn_softmax_backward(dl_tensor *g, dl_tensor *y, double scale);
 
 /* Inverted dropout of a float tensor: each element kept with probability
- * 1 - p (Philox draws) and scaled by 1 / (1 - p); *mask gets the scaled
- * 0/(1/(1-p)) mask in x's dtype. p in [0, 1]; p = 1 gives zeros. */
+ * 1 - p (one Philox word an element, dl_random.h) and scaled by
+ * 1 / (1 - p); *mask gets which were kept (uint8 0/1). p in [0, 1]; p = 1
+ * gives zeros. The gradient is dl_op_dropout_backward(g, mask, 1 / (1 - p)). */
 int dl_op_dropout(dl_tensor *x, double p, dl_tensor **out, dl_tensor **mask);
 
 /* Layer norm over the last dims of x that hold N elements (w, b: N

@@ -209,13 +209,13 @@ int dl_op_dropout_fused(dl_tensor *x, double keep, double scale, dl_tensor **out
   *out = *mask = NULL;
   const struct dl_random_kernels *k = kernels_of("dropout", dl_tensor_device(x));
   if (!k) return -1;
-  if (!k->dropout || !dl_tensor_is_contiguous(x)) return 1;
   dl_device dev = dl_tensor_device(x);
-  dl_tensor *o = dl_tensor_empty(x->shape, x->ndim, x->dtype, dev);
-  dl_tensor *m = o ? dl_tensor_empty(x->shape, x->ndim, x->dtype, dev) : NULL;
-  /* the stream words bernoulli_ would take for a mask of this size */
-  int rc = m ? dl_kernel_status("dropout", k->dropout(o, m, x, dl_rng_reserve((uint64_t)x->numel * 2), keep, scale))
-             : -1;
+  dl_tensor *xc = dl_tensor_contiguous(x); /* a view draws as its contiguous copy */
+  dl_tensor *o = xc ? dl_tensor_empty(x->shape, x->ndim, x->dtype, dev) : NULL;
+  dl_tensor *m = o ? dl_tensor_empty(x->shape, x->ndim, DL_UINT8, dev) : NULL;
+  /* one stream word an element */
+  int rc = m ? dl_kernel_status("dropout", k->dropout(o, m, xc, dl_rng_reserve((uint64_t)x->numel), keep, scale)) : -1;
+  dl_tensor_release(xc);
   if (rc) {
     dl_tensor_release(o);
     dl_tensor_release(m);
@@ -223,6 +223,26 @@ int dl_op_dropout_fused(dl_tensor *x, double keep, double scale, dl_tensor **out
   }
   *out = o, *mask = m;
   return 0;
+}
+
+dl_tensor *dl_op_dropout_backward(dl_tensor *g, dl_tensor *mask, double scale) {
+  static const char fn[] = "dropout_backward";
+  if (!dl_dtype_is_float(g->dtype) || mask->dtype != DL_UINT8 || !dl_tensor_same_shape(g, mask)) {
+    char b1[64], b2[64];
+    dl_error_set("%s: gradient %s (%s) and mask %s (%s) must be float and uint8 of one shape", fn,
+                 dl_tensor_shape_str(g, b1, sizeof b1), dl_dtype_name(g->dtype), dl_tensor_shape_str(mask, b2, sizeof b2),
+                 dl_dtype_name(mask->dtype));
+    return NULL;
+  }
+  if (dl_check_same_device(fn, g, mask)) return NULL;
+  const struct dl_random_kernels *k = kernels_of(fn, dl_tensor_device(g));
+  if (!k) return NULL;
+  dl_tensor *gc = dl_tensor_contiguous(g), *mc = gc ? dl_tensor_contiguous(mask) : NULL;
+  dl_tensor *gx = mc ? dl_tensor_empty(g->shape, g->ndim, g->dtype, dl_tensor_device(g)) : NULL;
+  if (gx && gx->numel) gx = dl_kernel_result(fn, gx, k->dropout_backward(gx, gc, mc, scale));
+  dl_tensor_release(gc);
+  dl_tensor_release(mc);
+  return gx;
 }
 
 dl_tensor *dl_op_bernoulli_like(const dl_tensor *t, double p) {

@@ -66,10 +66,14 @@ struct dl_random_kernels {
   /* int64 [n]: 1..n ordered by the elements' 64-bit keys; 0 ok, -1 with an
    * error on allocation failure */
   int (*randperm)(dl_tensor *out, dl_rng_state st);
-  /* Optional (NULL: bernoulli, then the multiplies). Dropout in one pass:
-   * with the draws bernoulli makes for keep (u < keep), mask = draw * scale
-   * and out = x * mask; out, mask and x contiguous, one float dtype. */
+  /* Dropout in one pass: element i kept when word i % 4 of block i / 4 of
+   * the stream is below keep 2^32 (one 32-bit word an element, randint's
+   * layout); mask (uint8) = kept, out = x * kept * scale; out and x
+   * contiguous, of one float dtype. */
   int (*dropout)(dl_tensor *out, dl_tensor *mask, const dl_tensor *x, dl_rng_state st, double keep, double scale);
+  /* its backward (and tangent): gx = g * mask * scale, all contiguous, g and
+   * gx of one float dtype, mask uint8 */
+  int (*dropout_backward)(dl_tensor *gx, const dl_tensor *g, const dl_tensor *mask, double scale);
 };
 
 extern const struct dl_random_kernels dl_cpu_random;
@@ -85,11 +89,12 @@ dl_tensor *dl_op_randperm(int64_t n, dl_dtype dt, dl_device dev);
 dl_tensor *dl_op_bernoulli(const dl_tensor *probs);
 /* 0/1 draws with probability p, of t's shape, dtype and device */
 dl_tensor *dl_op_bernoulli_like(const dl_tensor *t, double p);
-/* Dropout's draws in one pass where the backend has the kernel: *mask =
- * bernoulli(keep) * scale and *out = x * *mask (x float, contiguous; new
- * tensors). 1 when the backend has no such kernel (nothing done), 0 done,
- * -1 error. */
+/* Dropout's draws in one pass (the random table's dropout: one stream word
+ * an element): *mask (uint8) = kept and *out = x * kept * scale (x float;
+ * new contiguous tensors). 0 done, -1 error. */
 int dl_op_dropout_fused(dl_tensor *x, double keep, double scale, dl_tensor **out, dl_tensor **mask);
+/* g * mask * scale (mask uint8 of g's shape): dropout's gradient and tangent */
+dl_tensor *dl_op_dropout_backward(dl_tensor *g, dl_tensor *mask, double scale);
 
 /* ---- in place, any strided view; 0 ok, -1 with an error ---- */
 int dl_tensor_uniform_(dl_tensor *t, double a, double b);
