@@ -2,8 +2,9 @@
  * forward one pass for the statistics and one for the output, backward one
  * pass per row for the input gradient and one over columns for the weight
  * and bias gradients. Composed from element-wise ops the same layer takes
- * 9 passes forward and ~15 backward. Sums in double; float32 rows vectorise
- * with the conversion. */
+ * 9 passes forward and ~15 backward. Row sums in double (float32 rows
+ * vectorise with the conversion); the parameters' column sums in the
+ * dtype, row by row in a fixed order. */
 #include "../ops/dl_layer.h"
 #include "cpu_iter.h"
 #include "cpu_norm.h"

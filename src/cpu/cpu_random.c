@@ -185,7 +185,7 @@ static void philox32(dl_rng_state st, uint64_t blk, uint32_t x[4][32]) {
 }
 #define BERN_LANES 32
 
-#if defined(__BMI2__)
+#if defined(__BMI2__) && defined(__AVX512BW__)
 /* (hi:lo >> 11) < thr for the 16 lanes of hi[], lo[], as a mask */
 static inline __mmask16 u53_below(const uint32_t *hi, const uint32_t *lo, __m512i thr) {
   __mmask16 m = 0;

@@ -107,6 +107,11 @@ int check(cudnnStatus_t st, const char *what) {
 cudnnHandle_t handle(void) {
   int d = dl_cuda_current_device();
   if (d < 0) d = 0;
+  if (d >= MAX_DEVICES) {
+    dl_error_set("convolution: device %d is beyond the %d cuDNN handles", d, MAX_DEVICES);
+    dl_cuda_note_failure();
+    return nullptr;
+  }
   std::lock_guard<std::mutex> g(lock);
   if (load_api() < 0) {
     dl_cuda_note_failure();
@@ -136,20 +141,27 @@ struct descs {
 };
 
 /* dims of [N, C, *S] padded to 4 when 1-D (a spatial 1 in front) and
- * their contiguous strides; returns the dim count */
+ * their contiguous strides; returns the dim count, or -1 with an error
+ * when a stride passes int (cuDNN's descriptors are int) */
 int nchw(const int64_t *shape, int nd, int *dims, int *strides) {
   int n = nd + 2 < 4 ? 4 : nd + 2, pad = n - (nd + 2);
-  dims[0] = (int)shape[0], dims[1] = (int)shape[1];
-  for (int i = 0; i < pad; i++) dims[2 + i] = 1;
-  for (int i = 0; i < nd; i++) dims[2 + pad + i] = (int)shape[2 + i];
-  strides[n - 1] = 1;
-  for (int i = n - 2; i >= 0; i--) strides[i] = strides[i + 1] * dims[i + 1];
+  int64_t full[5] = {shape[0], shape[1], 1, 1, 1}, st = 1;
+  for (int i = 0; i < nd; i++) full[2 + pad + i] = shape[2 + i];
+  for (int i = n - 1; i >= 0; i--) {
+    if (full[i] > INT32_MAX || st > INT32_MAX) {
+      dl_error_set("convolution: a tensor too large for cuDNN's int descriptors");
+      dl_cuda_note_failure();
+      return -1;
+    }
+    dims[i] = (int)full[i], strides[i] = (int)st;
+    st *= full[i];
+  }
   return n;
 }
 
 int tensor_desc(cudnnTensorDescriptor_t *d, const int64_t *shape, int nd) {
   int dims[5], strides[5], n = nchw(shape, nd, dims, strides);
-  return CK(api.create_tensor(d)) || CK(api.set_tensor(*d, CUDNN_DATA_FLOAT, n, dims, strides));
+  return n < 0 || CK(api.create_tensor(d)) || CK(api.set_tensor(*d, CUDNN_DATA_FLOAT, n, dims, strides));
 }
 
 /* x [N, C, *S], w [O, C / g, *k], y [N, O, *out] */
@@ -157,7 +169,7 @@ int make_descs(descs *d, const dl_tensor *x, const dl_tensor *w, const int64_t *
                bool bias) {
   const int nd = p->w.nd;
   int wdims[5], ws[5], n = nchw(w->shape, nd, wdims, ws);
-  if (tensor_desc(&d->x, x->shape, nd) || tensor_desc(&d->y, yshape, nd)) return -1;
+  if (n < 0 || tensor_desc(&d->x, x->shape, nd) || tensor_desc(&d->y, yshape, nd)) return -1;
   if (CK(api.create_filter(&d->w)) || CK(api.set_filter(d->w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, n, wdims)))
     return -1;
   int pad[3], stride[3], dil[3], k = n - 2, off = k - nd;
@@ -276,8 +288,7 @@ bool conv_supported(const dl_tensor *x, const struct dl_conv_params *p) {
   if (x->dtype != DL_FLOAT32) return false;
   for (int i = 0; i < p->w.nd; i++)
     if (p->w.pad_lo[i] != p->w.pad_hi[i]) return false;
-  for (int i = 0; i < x->ndim; i++)
-    if (x->shape[i] > INT32_MAX) return false;
+  if (x->numel > INT32_MAX) return false; /* the descriptors' strides are int */
   std::lock_guard<std::mutex> g(lock);
   return load_api() > 0;
 }

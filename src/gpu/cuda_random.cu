@@ -178,7 +178,7 @@ __global__ void dropout_kernel(T *out, uint8_t *mask, const T *x, int64_t n, int
 
 template <typename T>
 __global__ void dropout_backward_kernel(T *gx, const T *g, const uint8_t *mask, int64_t n, T scale) {
-  DL_CUDA_FOR(i, n) gx[i] = mask[i] ? g[i] * scale : (T)0;
+  DL_CUDA_FOR(i, n) gx[i] = g[i] * (scale * (T)mask[i]); /* a product, as the CPU's: inf or NaN stays NaN */
 }
 
 static int cuda_dropout_backward(dl_tensor *gx, const dl_tensor *g, const dl_tensor *mask, double scale) {

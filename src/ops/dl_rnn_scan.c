@@ -61,7 +61,8 @@ static int check_in(const char *fn, const dl_rnn_scan_in *in, int G, dims *d) {
     return -1;
   }
   if (x->ndim != 3 || x->shape[0] < 1) return shape_fail(fn, "the input", x, "[T >= 1, B, I]");
-  if (in->h0->ndim != 2) return shape_fail(fn, "the initial hidden state", in->h0, "[B, H]");
+  if (x->shape[2] < 1) return shape_fail(fn, "the input", x, "[T >= 1, B, I >= 1]");
+  if (in->h0->ndim != 2 || in->h0->shape[1] < 1) return shape_fail(fn, "the initial hidden state", in->h0, "[B, H >= 1]");
   d->T = x->shape[0], d->B = x->shape[1], d->I = x->shape[2], d->H = in->h0->shape[1], d->GH = G * d->H;
   if (d->T * d->B * (d->GH > d->I ? d->GH : d->I) > INT_MAX || d->GH * d->H > INT_MAX) {
     dl_error_set("%s: sequence too large for BLAS (%" PRId64 " steps x %" PRId64 " rows)", fn, d->T, d->B);
