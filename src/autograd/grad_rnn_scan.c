@@ -20,6 +20,7 @@
 #include "dl_ag_index.h"
 #include "dl_ag_linalg.h"
 #include "dl_ag_reduce.h"
+#include "dl_ag_scope.h"
 #include "dl_ag_view.h"
 #include "dl_autograd.h"
 
@@ -37,64 +38,33 @@ enum { S_X, S_H0, S_WIH, S_WHH, S_HS, S_BUF1, S_BUF2, S_C0, S_BIH, S_BHH, S_N };
 
 static bool wants(const dl_node *n, int i) { return n->edges[i].fn || n->edges[i].leaf; }
 
-/* ---- the temporaries of a rule over T steps, released together ---- */
-
-typedef struct {
-  dl_tensor **t;
-  int64_t n, cap;
-  bool failed;
-} pool;
-
-static bool pool_init(pool *p, int64_t T) {
-  p->n = 0, p->cap = 24 * T + 32, p->failed = false;
-  p->t = malloc((size_t)p->cap * sizeof *p->t);
-  if (!p->t) dl_error_set("autograd: out of memory");
-  return p->t != NULL;
-}
-
-/* keeps t (NULL marks the pool failed); nothing is computed once failed */
-static dl_tensor *keep(pool *p, dl_tensor *t) {
-  if (t && p->n == p->cap) {
-    dl_tensor_release(t);
-    dl_error_set("autograd: internal error (too many temporaries)");
-    t = NULL;
-  }
-  if (!t) p->failed = true;
-  else p->t[p->n++] = t;
-  return t;
-}
-
-static void pool_end(pool *p) {
-  for (int64_t i = 0; i < p->n; i++) dl_tensor_release(p->t[i]);
-  free(p->t);
-}
-
-/* helpers that do nothing once the pool has failed, so calls nest */
-#define K(e) (p->failed ? NULL : keep(p, (e)))
-static dl_tensor *sel(pool *p, dl_tensor *t, int64_t i) { return K(dl_ag_select(t, 0, i)); }
-static dl_tensor *tr(pool *p, dl_tensor *t) { return K(dl_ag_transpose(t, 0, 1)); }
-static dl_tensor *mm(pool *p, dl_tensor *a, dl_tensor *b) { return K(dl_ag_mm(a, b)); }
+/* the rules' temporaries live in a scope (several a step); these helpers do
+ * nothing once it has failed, so calls nest */
+#define K(e) (p->failed ? NULL : dl_ag_keep(p, (e)))
+static dl_tensor *sel(dl_ag_scope *p, dl_tensor *t, int64_t i) { return K(dl_ag_select(t, 0, i)); }
+static dl_tensor *tr(dl_ag_scope *p, dl_tensor *t) { return K(dl_ag_transpose(t, 0, 1)); }
+static dl_tensor *mm(dl_ag_scope *p, dl_tensor *a, dl_tensor *b) { return K(dl_ag_mm(a, b)); }
 /* c + a @ b */
-static dl_tensor *addmm(pool *p, dl_tensor *c, dl_tensor *a, dl_tensor *b) { return K(dl_ag_addmm(c, a, b, 1, 1)); }
-static dl_tensor *add(pool *p, dl_tensor *a, dl_tensor *b) { return K(dl_ag_add(a, b)); }
-static dl_tensor *mat(pool *p, dl_tensor *t, int64_t r, int64_t c) {
+static dl_tensor *addmm(dl_ag_scope *p, dl_tensor *c, dl_tensor *a, dl_tensor *b) { return K(dl_ag_addmm(c, a, b, 1, 1)); }
+static dl_tensor *add(dl_ag_scope *p, dl_tensor *a, dl_tensor *b) { return K(dl_ag_add(a, b)); }
+static dl_tensor *mat(dl_ag_scope *p, dl_tensor *t, int64_t r, int64_t c) {
   int64_t shape[2] = {r, c};
   return K(dl_ag_reshape(t, shape, 2));
 }
-static dl_tensor *seq(pool *p, dl_tensor *t, int64_t T, int64_t B, int64_t c) {
+static dl_tensor *seq(dl_ag_scope *p, dl_tensor *t, int64_t T, int64_t B, int64_t c) {
   int64_t shape[3] = {T, B, c};
   return K(dl_ag_reshape(t, shape, 3));
 }
-static dl_tensor *colsum(pool *p, dl_tensor *t) {
+static dl_tensor *colsum(dl_ag_scope *p, dl_tensor *t) {
   int dim = 0;
   return K(dl_ag_sum(t, &dim, 1, false));
 }
-static dl_tensor *stack(pool *p, dl_tensor **ts, int64_t n) { return p->failed ? NULL : K(dl_ag_stack(ts, (int)n, 0)); }
+static dl_tensor *stack(dl_ag_scope *p, dl_tensor **ts, int64_t n) { return p->failed ? NULL : K(dl_ag_stack(ts, (int)n, 0)); }
 
 static inline int64_t step_at(int64_t s, int64_t T, bool reverse) { return reverse ? T - 1 - s : s; }
 
 /* x [T, B, I] @ w^T (+ b) as [T, B, G*H], b NULL for none */
-static dl_tensor *projection(pool *p, dl_tensor *x, dl_tensor *w, dl_tensor *b) {
+static dl_tensor *projection(dl_ag_scope *p, dl_tensor *x, dl_tensor *w, dl_tensor *b) {
   int64_t T = x->shape[0], B = x->shape[1], GH = w->shape[0];
   dl_tensor *x2 = mat(p, x, T * B, x->shape[2]), *wt = tr(p, w);
   return seq(p, b ? addmm(p, b, x2, wt) : mm(p, x2, wt), T, B, GH);
@@ -102,7 +72,7 @@ static dl_tensor *projection(pool *p, dl_tensor *x, dl_tensor *w, dl_tensor *b) 
 
 /* From d [T, B, G*H], the gradient of the projection: x's, w_ih's and the
  * bias's (into g[IN_X], g[IN_WIH], *db), differentiable */
-static void projection_grads(pool *p, dl_tensor *x, dl_tensor *w, dl_tensor *d, bool bias, dl_tensor **g,
+static void projection_grads(dl_ag_scope *p, dl_tensor *x, dl_tensor *w, dl_tensor *d, bool bias, dl_tensor **g,
                              dl_tensor **db) {
   int64_t T = x->shape[0], B = x->shape[1], GH = w->shape[0];
   dl_tensor *d2 = mat(p, d, T * B, GH);
@@ -112,7 +82,7 @@ static void projection_grads(pool *p, dl_tensor *x, dl_tensor *w, dl_tensor *d, 
 }
 
 /* hands r's tensors to out (new references) when nothing failed */
-static int hand_over(pool *p, dl_tensor **out, dl_tensor *const *r, int n) {
+static int hand_over(dl_ag_scope *p, dl_tensor **out, dl_tensor *const *r, int n) {
   if (p->failed) return -1;
   for (int i = 0; i < n; i++) out[i] = r[i] ? dl_tensor_retain(r[i]) : NULL;
   return 0;
@@ -120,7 +90,7 @@ static int hand_over(pool *p, dl_tensor **out, dl_tensor *const *r, int n) {
 
 /* ==== backward with a graph of the gradients ==== */
 
-static int lstm_graph_vjp(pool *p, dl_tensor **s, bool rev, dl_tensor *ghs, dl_tensor *gc, dl_tensor **gin) {
+static int lstm_graph_vjp(dl_ag_scope *p, dl_tensor **s, bool rev, dl_tensor *ghs, dl_tensor *gc, dl_tensor **gin) {
   const int64_t T = s[S_X]->shape[0];
   dl_tensor **g = calloc((size_t)(4 * T), sizeof *g), **h = g + T, **c = h + T, **d = c + T;
   if (!g) {
@@ -157,7 +127,7 @@ static int lstm_graph_vjp(pool *p, dl_tensor **s, bool rev, dl_tensor *ghs, dl_t
   return hand_over(p, gin, r, IN_N);
 }
 
-static int gru_graph_vjp(pool *p, dl_tensor **s, bool rev, dl_tensor *ghs, dl_tensor **gin) {
+static int gru_graph_vjp(dl_ag_scope *p, dl_tensor **s, bool rev, dl_tensor *ghs, dl_tensor **gin) {
   const int64_t T = s[S_X]->shape[0];
   dl_tensor **q = calloc((size_t)(4 * T), sizeof *q), **h = q + T, **di = h + T, **dq = di + T;
   if (!q) {
@@ -210,12 +180,10 @@ static int scan_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
       for (int i = 0; i < IN_N; i++) gin[i] = r[i];
     }
   } else {
-    pool p;
-    if (pool_init(&p, s[S_X]->shape[0])) {
-      rc = x->lstm ? lstm_graph_vjp(&p, s, x->reverse, gout[0], gout[1], gin)
-                   : gru_graph_vjp(&p, s, x->reverse, gout[0], gin);
-      pool_end(&p);
-    }
+    dl_ag_scope p = {.n = 0};
+    rc = x->lstm ? lstm_graph_vjp(&p, s, x->reverse, gout[0], gout[1], gin)
+                 : gru_graph_vjp(&p, s, x->reverse, gout[0], gin);
+    dl_ag_scope_end(&p);
   }
 done:
   for (int i = 0; i < S_N; i++) dl_tensor_release(s[i]);
@@ -252,7 +220,7 @@ static int record(const dl_rnn_scan_in *in, bool lstm, dl_tensor *hs, dl_tensor 
 /* ==== forward mode ==== */
 
 /* the tangent of the input projection, from detached x and w */
-static dl_tensor *projection_tangent(pool *p, dl_tensor *const *in, dl_tensor *x0, dl_tensor *w0, bool lstm) {
+static dl_tensor *projection_tangent(dl_ag_scope *p, dl_tensor *const *in, dl_tensor *x0, dl_tensor *w0, bool lstm) {
   dl_tensor *tx = K(dl_fw_tangent_or_zeros(in[IN_X])), *tw = K(dl_fw_tangent_or_zeros(in[IN_WIH]));
   dl_tensor *tb = NULL;
   if (in[IN_BIH]) {
@@ -269,8 +237,7 @@ static dl_tensor *projection_tangent(pool *p, dl_tensor *const *in, dl_tensor *x
 static int scan_jvp(dl_tensor *const *in, bool lstm, bool rev, dl_tensor *buf1, dl_tensor *buf2, dl_tensor *hs,
                     dl_tensor *c_last) {
   const int64_t T = hs->shape[0];
-  pool q, *p = &q;
-  if (!pool_init(p, T)) return -1;
+  dl_ag_scope q = {.n = 0}, *p = &q;
   dl_tensor **th = calloc((size_t)T, sizeof *th);
   if (!th) p->failed = true, dl_error_set("autograd: out of memory");
   dl_tensor *x0 = K(dl_tensor_detach(in[IN_X])), *h0 = K(dl_tensor_detach(in[IN_H0]));
@@ -303,7 +270,7 @@ static int scan_jvp(dl_tensor *const *in, bool lstm, bool rev, dl_tensor *buf1, 
   if (!p->failed && !dl_fw_set(hs, dl_tensor_retain(ths)) && (!lstm || !dl_fw_set(c_last, dl_tensor_retain(tc))))
     rc = 0;
   free(th);
-  pool_end(p);
+  dl_ag_scope_end(p);
   return rc;
 }
 

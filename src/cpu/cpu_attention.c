@@ -2,37 +2,27 @@
  * (src/ops/dl_layer.h): softmax of the scaled scores row by row, a causal
  * row stopping at its query's position (the rest written 0), so neither a
  * scaled copy of the scores nor a [L, S] mask is ever made; its backward
- * scale y (g - sum(g y)). Sums in the tensor's dtype with 16 partial sums
- * (a row of probabilities: its sum's precision is the dtype's anyway). */
+ * scale y (g - sum(g y)). Sums in the tensor's dtype (a row of
+ * probabilities: its sum's precision is the dtype's anyway). */
 #include "../ops/dl_layer.h"
 #include "cpu_attention.h"
 #include "cpu_iter.h"
+#include "cpu_reduce_util.h"
 #include "cpu_vecmath.h"
 
 #define ATTN_FUNCS(S_, T, EXP)                                                                     \
-  /* sum of a[0, n) in T with 16 partial sums (one running sum would be a  \
-   * chain of dependent adds the compiler does not reorder) */             \
+  /* sum and maximum of a row: DL_SIMD_REDUCE lets the compiler split them  \
+   * into vector lanes (one running sum or maximum is otherwise a chain of  \
+   * dependent operations, and a maximum a branch per element) */           \
   static T rowtotal_##S_(const T *restrict a, int64_t n) {                                         \
-    T s[16] = {0};                                                                                 \
-    int64_t i = 0;                                                                                 \
-    for (; i + 16 <= n; i += 16)                                                                   \
-      for (int j = 0; j < 16; j++) s[j] += a[i + j];                                               \
-    for (; i < n; i++) s[0] += a[i];                                                               \
-    for (int w = 8; w >= 1; w /= 2)                                                                \
-      for (int j = 0; j < w; j++) s[j] += s[j + w];                                                \
-    return s[0];                                                                                   \
+    T s = 0;                                                                                       \
+    DL_SIMD_REDUCE(+, s) for (int64_t i = 0; i < n; i++) s += a[i];                                \
+    return s;                                                                                      \
   }                                                                                                \
-  /* max of a[0, n), n >= 1, with 8 independent running maxima (one would  \
-   * be a chain of dependent compares the compiler does not reorder) */    \
-  static T rowmax_##S_(const T *a, int64_t n) {                                                    \
-    T m[8];                                                                                        \
-    for (int j = 0; j < 8; j++) m[j] = a[0];                                                       \
-    int64_t i = 0;                                                                                 \
-    for (; i + 8 <= n; i += 8)                                                                     \
-      for (int j = 0; j < 8; j++) m[j] = a[i + j] > m[j] ? a[i + j] : m[j];                        \
-    for (; i < n; i++) m[0] = a[i] > m[0] ? a[i] : m[0];                                           \
-    for (int j = 1; j < 8; j++) m[0] = m[j] > m[0] ? m[j] : m[0];                                  \
-    return m[0];                                                                                   \
+  static T rowmax_##S_(const T *restrict a, int64_t n) { /* n >= 1 */                              \
+    T m = a[0];                                                                                    \
+    DL_SIMD_REDUCE(max, m) for (int64_t i = 0; i < n; i++) m = m > a[i] ? m : a[i];                \
+    return m;                                                                                      \
   }                                                                                                \
   static void attn_rows_##S_(T *y, const T *x, int64_t R, int64_t L, int64_t S, T scale, bool causal) { \
     _Pragma("omp parallel for if (R * S > DL_PARALLEL_GRAIN)") for (int64_t r = 0; r < R; r++) {   \
@@ -47,17 +37,10 @@
       for (int64_t k = n; k < S; k++) yr[k] = 0;                                                   \
     }                                                                                              \
   }                                                                                                \
-  /* sum a b in T with 16 partial sums (the backward's row dot: a row of       \
-   * probabilities, so T's precision is the result's anyway) */            \
   static T rowdot_##S_(const T *restrict a, const T *restrict b, int64_t n) {                     \
-    T s[16] = {0};                                                                                 \
-    int64_t i = 0;                                                                                 \
-    for (; i + 16 <= n; i += 16)                                                                   \
-      for (int j = 0; j < 16; j++) s[j] += a[i + j] * b[i + j];                                    \
-    for (; i < n; i++) s[0] += a[i] * b[i];                                                        \
-    for (int w = 8; w >= 1; w /= 2)                                                                \
-      for (int j = 0; j < w; j++) s[j] += s[j + w];                                                \
-    return s[0];                                                                                   \
+    T s = 0;                                                                                       \
+    DL_SIMD_REDUCE(+, s) for (int64_t i = 0; i < n; i++) s += a[i] * b[i];                         \
+    return s;                                                                                      \
   }                                                                                                \
   static void attn_bwd_rows_##S_(T *gx, const T *g, const T *y, int64_t R, int64_t S, T scale) {   \
     _Pragma("omp parallel for if (R * S > DL_PARALLEL_GRAIN)") for (int64_t r = 0; r < R; r++) {   \

@@ -8,23 +8,18 @@
 #include "../ops/dl_layer.h"
 #include "cpu_iter.h"
 #include "cpu_norm.h"
+#include "cpu_reduce_util.h"
 
 #include <math.h>
 
-/* out = the sum over k in [0, N) of EXPR (an expression in k), in double
- * with 8 partial sums so the loop vectorises (one running sum is a chain
- * of dependent adds, which the compiler may not reorder) */
-#define ROW_SUM(out, N, k, EXPR)                                                                       \
-  do {                                                                                                 \
-    double acc_[8] = {0, 0, 0, 0, 0, 0, 0, 0};                                                          \
-    int64_t b_ = 0;                                                                                    \
-    for (; b_ + 8 <= (N); b_ += 8)                                                                     \
-      for (int l_ = 0; l_ < 8; l_++) {                                                                 \
-        const int64_t k = b_ + l_;                                                                     \
-        acc_[l_] += (double)(EXPR);                                                                    \
-      }                                                                                                \
-    for (int64_t k = b_; k < (N); k++) acc_[0] += (double)(EXPR);                                       \
-    (out) = ((acc_[0] + acc_[4]) + (acc_[1] + acc_[5])) + ((acc_[2] + acc_[6]) + (acc_[3] + acc_[7])); \
+/* out = the sum over k in [0, N) of EXPR (an expression in k), in double;
+ * DL_SIMD_REDUCE lets the compiler split it into vector lanes (one running
+ * sum is otherwise a chain of dependent adds) */
+#define ROW_SUM(out, N, k, EXPR)                                     \
+  do {                                                               \
+    double s_ = 0;                                                   \
+    DL_SIMD_REDUCE(+, s_) for (int64_t k = 0; k < (N); k++) s_ += (double)(EXPR); \
+    (out) = s_;                                                      \
   } while (0)
 
 /* statistics and output of row x[0, N) */

@@ -207,14 +207,17 @@ int pick(const Perf *perf, int count, const char *what) {
   return any;
 }
 
-const int64_t *shape_of(const dl_tensor *t) { return t->shape; }
+} // namespace
 
-int conv_forward(dl_tensor *y, const dl_tensor *x, const dl_tensor *w, const dl_tensor *b,
+/* the conv table's fused entries (cuda_conv.cu) */
+extern "C" {
+
+int dl_cuda_conv_forward(dl_tensor *y, const dl_tensor *x, const dl_tensor *w, const dl_tensor *b,
                  const struct dl_conv_params *p) {
   DL_CUDA_ENTRY();
   cudnnHandle_t h = handle();
   descs d;
-  if (!h || make_descs(&d, x, w, shape_of(y), p, b != nullptr)) return dl_cuda_status();
+  if (!h || make_descs(&d, x, w, y->shape, p, b != nullptr)) return dl_cuda_status();
   cudnnConvolutionFwdAlgoPerf_t perf[MAX_ALGOS];
   int count = 0, i;
   size_t ws = 0;
@@ -231,11 +234,11 @@ int conv_forward(dl_tensor *y, const dl_tensor *x, const dl_tensor *w, const dl_
   return dl_cuda_status();
 }
 
-int conv_backward_data(dl_tensor *gx, const dl_tensor *gy, const dl_tensor *w, const struct dl_conv_params *p) {
+int dl_cuda_conv_backward_data(dl_tensor *gx, const dl_tensor *gy, const dl_tensor *w, const struct dl_conv_params *p) {
   DL_CUDA_ENTRY();
   cudnnHandle_t h = handle();
   descs d;
-  if (!h || make_descs(&d, gx, w, shape_of(gy), p, false)) return dl_cuda_status();
+  if (!h || make_descs(&d, gx, w, gy->shape, p, false)) return dl_cuda_status();
   cudnnConvolutionBwdDataAlgoPerf_t perf[MAX_ALGOS];
   int count = 0, i;
   size_t ws = 0;
@@ -250,7 +253,7 @@ int conv_backward_data(dl_tensor *gx, const dl_tensor *gy, const dl_tensor *w, c
   return dl_cuda_status();
 }
 
-int conv_backward_weights(dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
+int dl_cuda_conv_backward_weights(dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
                           const struct dl_conv_params *p) {
   DL_CUDA_ENTRY();
   cudnnHandle_t h = handle();
@@ -262,7 +265,7 @@ int conv_backward_weights(dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, con
   dl_tensor wt = {};
   wt.ndim = 2 + p->w.nd;
   for (int i = 0; i < wt.ndim; i++) wt.shape[i] = wshape[i];
-  if (!h || make_descs(&d, x, gw ? gw : &wt, shape_of(gy), p, gb != nullptr)) return dl_cuda_status();
+  if (!h || make_descs(&d, x, gw ? gw : &wt, gy->shape, p, gb != nullptr)) return dl_cuda_status();
   const float one = 1, zero = 0;
   if (gw) {
     cudnnConvolutionBwdFilterAlgoPerf_t perf[MAX_ALGOS];
@@ -284,7 +287,7 @@ int conv_backward_weights(dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, con
 
 /* what cuDNN takes: float32, the same padding before and after each dim,
  * sizes within int, and a library that loads */
-bool conv_supported(const dl_tensor *x, const struct dl_conv_params *p) {
+bool dl_cuda_conv_supported(const dl_tensor *x, const struct dl_conv_params *p) {
   if (x->dtype != DL_FLOAT32) return false;
   for (int i = 0; i < p->w.nd; i++)
     if (p->w.pad_lo[i] != p->w.pad_hi[i]) return false;
@@ -293,20 +296,4 @@ bool conv_supported(const dl_tensor *x, const struct dl_conv_params *p) {
   return load_api() > 0;
 }
 
-} // namespace
-
-extern "C" {
-int dl_cuda_conv_forward(dl_tensor *y, const dl_tensor *x, const dl_tensor *w, const dl_tensor *b,
-                         const struct dl_conv_params *p) {
-  return conv_forward(y, x, w, b, p);
-}
-int dl_cuda_conv_backward_data(dl_tensor *gx, const dl_tensor *gy, const dl_tensor *w,
-                               const struct dl_conv_params *p) {
-  return conv_backward_data(gx, gy, w, p);
-}
-int dl_cuda_conv_backward_weights(dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
-                                  const struct dl_conv_params *p) {
-  return conv_backward_weights(gw, gb, gy, x, p);
-}
-bool dl_cuda_conv_supported(const dl_tensor *x, const struct dl_conv_params *p) { return conv_supported(x, p); }
-}
+} // extern "C"

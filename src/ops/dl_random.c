@@ -209,6 +209,10 @@ int dl_op_dropout_fused(dl_tensor *x, double keep, double scale, dl_tensor **out
   *out = *mask = NULL;
   const struct dl_random_kernels *k = kernels_of("dropout", dl_tensor_device(x));
   if (!k) return -1;
+  if (!k->dropout || !k->dropout_backward) {
+    dl_error_set("dropout: not supported on this device");
+    return -1;
+  }
   dl_device dev = dl_tensor_device(x);
   dl_tensor *xc = dl_tensor_contiguous(x); /* a view draws as its contiguous copy */
   dl_tensor *o = xc ? dl_tensor_empty(x->shape, x->ndim, x->dtype, dev) : NULL;
@@ -237,6 +241,10 @@ dl_tensor *dl_op_dropout_backward(dl_tensor *g, dl_tensor *mask, double scale) {
   if (dl_check_same_device(fn, g, mask)) return NULL;
   const struct dl_random_kernels *k = kernels_of(fn, dl_tensor_device(g));
   if (!k) return NULL;
+  if (!k->dropout_backward) {
+    dl_error_set("%s: not supported on this device", fn);
+    return NULL;
+  }
   dl_tensor *gc = dl_tensor_contiguous(g), *mc = gc ? dl_tensor_contiguous(mask) : NULL;
   dl_tensor *gx = mc ? dl_tensor_empty(g->shape, g->ndim, g->dtype, dl_tensor_device(g)) : NULL;
   if (gx && gx->numel) gx = dl_kernel_result(fn, gx, k->dropout_backward(gx, gc, mc, scale));

@@ -174,16 +174,6 @@ void dl_rnn_scan_grads_release(dl_rnn_scan_grads *g) {
   *g = (dl_rnn_scan_grads){NULL};
 }
 
-/* a new contiguous tensor holding t */
-static dl_tensor *contiguous_copy(const dl_tensor *t) {
-  dl_tensor *c = dl_tensor_empty(t->shape, t->ndim, t->dtype, dl_tensor_device(t));
-  if (c && dl_tensor_copy_(c, t)) {
-    dl_tensor_release(c);
-    return NULL;
-  }
-  return c;
-}
-
 static dl_tensor *new_seq(const dims *d, int64_t cols, const dl_tensor *like) {
   int64_t shape[3] = {d->T, d->B, cols};
   return dl_tensor_empty(shape, 3, like->dtype, dl_tensor_device(like));
@@ -194,23 +184,21 @@ static dl_tensor *new_mat(int64_t r, int64_t c, const dl_tensor *like) {
   return dl_tensor_empty(shape, 2, like->dtype, dl_tensor_device(like));
 }
 
-/* the inputs, contiguous (new references; NULL entries stay NULL) */
-typedef struct {
-  dl_tensor *x, *h0, *c0, *w_ih, *w_hh, *b_ih, *b_hh;
-} contig;
-
-static bool contig_make(const dl_rnn_scan_in *in, contig *c) {
-  dl_tensor *src[7] = {in->x, in->h0, in->c0, in->w_ih, in->w_hh, in->b_ih, in->b_hh}, *dst[7];
+/* c = in with every tensor contiguous (new references; NULL ones stay
+ * NULL); false when a copy failed (c is still safe to release) */
+static bool contig_make(const dl_rnn_scan_in *in, dl_rnn_scan_in *c) {
+  *c = *in;
+  dl_tensor **t[7] = {&c->x, &c->h0, &c->c0, &c->w_ih, &c->w_hh, &c->b_ih, &c->b_hh};
   bool ok = true;
   for (int i = 0; i < 7; i++) {
-    dst[i] = src[i] ? dl_tensor_contiguous(src[i]) : NULL;
-    if (src[i] && !dst[i]) ok = false;
+    dl_tensor *src = *t[i];
+    *t[i] = src ? dl_tensor_contiguous(src) : NULL;
+    if (src && !*t[i]) ok = false;
   }
-  *c = (contig){dst[0], dst[1], dst[2], dst[3], dst[4], dst[5], dst[6]};
   return ok;
 }
 
-static void contig_release(contig *c) {
+static void contig_release(dl_rnn_scan_in *c) {
   dl_tensor *all[7] = {c->x, c->h0, c->c0, c->w_ih, c->w_hh, c->b_ih, c->b_hh};
   release_all(all, 7);
 }
@@ -237,7 +225,7 @@ static int weight_grad(const struct dl_linalg_kernels *k, dl_tensor *dw, const d
 /* From d [T, B, GH], the gradient of the input projection x w_ih^T + b:
  * w_ih's (d^T x), the bias's (d summed over steps and rows: into *db) and,
  * asked, x's (d w_ih). -2: an op failed (its error set). */
-static int input_grads(const struct dl_linalg_kernels *k, const contig *c, const dl_tensor *d, const dims *z,
+static int input_grads(const struct dl_linalg_kernels *k, const dl_rnn_scan_in *c, const dl_tensor *d, const dims *z,
                        bool want_dx, dl_rnn_scan_grads *out, dl_tensor **db) {
   int64_t rows = z->T * z->B;
   if (!(out->w_ih = new_mat(z->GH, z->I, d))) return -2;
@@ -266,7 +254,7 @@ int dl_op_lstm_scan(const dl_rnn_scan_in *in, dl_tensor **hs, dl_tensor **cs, dl
   scan_kernels k;
   if (check_in(fn, in, 4, &z) || kernels(fn, in->x, &k)) return -1;
   const int64_t B = z.B, H = z.H, T = z.T;
-  contig c;
+  dl_rnn_scan_in c;
   dl_tensor *o[3] = {NULL, NULL, NULL}, *bias = NULL;
   int rc = -2;
   if (!contig_make(in, &c)) goto done;
@@ -307,7 +295,7 @@ int dl_op_lstm_scan_backward(const dl_rnn_scan_in *in, dl_tensor *ghs, dl_tensor
       kernels(fn, in->x, &k))
     return -1;
   const int64_t B = z.B, H = z.H, T = z.T;
-  contig c;
+  dl_rnn_scan_in c;
   /* d: every step's gate gradient; dh: every step's h gradient, what later
    * steps add to it included; dc / dc_next: the cell-state gradient the
    * step being run receives and the one it passes back */
@@ -315,7 +303,7 @@ int dl_op_lstm_scan_backward(const dl_rnn_scan_in *in, dl_tensor *ghs, dl_tensor
   dl_tensor *d = NULL, *dh = NULL, *dc = NULL, *dc_next = NULL, *db = NULL;
   int rc = -2;
   if (!contig_make(in, &c) || !sv[0] || !sv[1] || !sv[2]) goto done;
-  if (!(d = new_seq(&z, 4 * H, c.x)) || !(dh = contiguous_copy(ghs)) || !(dc = contiguous_copy(gc)) ||
+  if (!(d = new_seq(&z, 4 * H, c.x)) || !(dh = dl_tensor_clone(ghs)) || !(dc = dl_tensor_clone(gc)) ||
       !(dc_next = new_mat(B, H, c.x)) || !(out->h0 = new_mat(B, H, c.x)) || !(out->w_hh = new_mat(4 * H, H, c.x)))
     goto done;
   rc = DL_KERNEL_OK;
@@ -363,7 +351,7 @@ int dl_op_gru_scan(const dl_rnn_scan_in *in, dl_tensor **hs, dl_tensor **gi, dl_
   scan_kernels k;
   if (check_in(fn, in, 3, &z) || kernels(fn, in->x, &k)) return -1;
   const int64_t B = z.B, H = z.H, T = z.T;
-  contig c;
+  dl_rnn_scan_in c;
   dl_tensor *o[3] = {NULL, NULL, NULL};
   int rc = -2;
   if (!contig_make(in, &c)) goto done;
@@ -403,14 +391,14 @@ int dl_op_gru_scan_backward(const dl_rnn_scan_in *in, dl_tensor *ghs, dl_tensor 
       kernels(fn, in->x, &k))
     return -1;
   const int64_t B = z.B, H = z.H, T = z.T;
-  contig c;
+  dl_rnn_scan_in c;
   /* dgi, dgh: every step's gradients of gi and gh; dh: every step's h
    * gradient; dd: a step's direct part of the previous h's gradient (z g) */
   dl_tensor *sv[3] = {dl_tensor_contiguous(gi), dl_tensor_contiguous(gh), dl_tensor_contiguous(hs)};
   dl_tensor *dgi = NULL, *dgh = NULL, *dh = NULL, *dd = NULL;
   int rc = -2;
   if (!contig_make(in, &c) || !sv[0] || !sv[1] || !sv[2]) goto done;
-  if (!(dgi = new_seq(&z, 3 * H, c.x)) || !(dgh = new_seq(&z, 3 * H, c.x)) || !(dh = contiguous_copy(ghs)) ||
+  if (!(dgi = new_seq(&z, 3 * H, c.x)) || !(dgh = new_seq(&z, 3 * H, c.x)) || !(dh = dl_tensor_clone(ghs)) ||
       !(dd = new_mat(B, H, c.x)) || !(out->h0 = new_mat(B, H, c.x)) || !(out->w_hh = new_mat(3 * H, H, c.x)))
     goto done;
   rc = DL_KERNEL_OK;
