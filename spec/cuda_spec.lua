@@ -619,6 +619,15 @@ local MODULES = {
     return M()
   end, function() return r(2, 3, 7, 5) end, EXACT},
   {"BatchNorm2d training", function() return nn.BatchNorm2d(3) end, function() return r(4, 3, 5, 4) * 2 + 1 end, EXACT},
+  {"BatchNorm2d then ReLU (one fused op in Sequential), then 2x2 max pooling", function()
+    return nn.Sequential(nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2))
+  end, function() return r(4, 3, 6, 5) * 2 + 0.5 end, EXACT},
+  {"BatchNorm1d then ReLU fused, in eval mode", function()
+    local m = nn.Sequential(nn.BatchNorm1d(4), nn.ReLU())
+    m(r(10, 4) + 2) -- move the running statistics
+    m:eval()
+    return m
+  end, function() return r(6, 4) end, EXACT},
   {"LayerNorm", function() return nn.LayerNorm({3, 4}) end, function() return r(2, 5, 3, 4) end, EXACT},
   {"GroupNorm", function() return nn.GroupNorm(2, 4) end, function() return r(3, 4, 5) end, EXACT},
   {"InstanceNorm2d affine", function() return nn.InstanceNorm2d(3, {affine = true}) end,

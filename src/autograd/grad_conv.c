@@ -270,8 +270,8 @@ fail:
 
 /* ==== max pooling: y = x at each window's argmax ====
  * dx = the output gradient scattered (added) to the argmax positions of
- * each plane; the jvp = the tangent gathered there. Both are written with
- * differentiable index ops, so double backward records. */
+ * each plane (one kernel pass; under create_graph differentiable index ops,
+ * so double backward records); the jvp = the tangent gathered there. */
 
 typedef struct {
   int64_t NC, plane, L;
@@ -285,6 +285,11 @@ static int max_pool_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin
   const pool_ctx *c = (const pool_ctx *)n->ctx;
   dl_tensor *idx = dl_node_saved(n, 0);
   if (!idx) return -1;
+  if (!dl_grad_enabled()) { /* no graph to record: one pass per plane */
+    gin[0] = dl_op_max_pool_backward(gout[0], idx, c->shape, c->ndim);
+    dl_tensor_release(idx);
+    return gin[0] ? 0 : -1;
+  }
   dl_ag_scope p = {.n = 0};
   dl_tensor *i2 = dl_ag_keep(&p, dl_tensor_reshape(idx, SHAPE(c->NC, c->L)));
   dl_tensor *g2 = i2 ? dl_ag_keep(&p, dl_ag_reshape(gout[0], SHAPE(c->NC, c->L))) : NULL;

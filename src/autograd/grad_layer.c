@@ -7,6 +7,7 @@
  * detached primals, so the same dl_ag_ ops act as plain ones there. */
 #include "dl_ag_layer.h"
 
+#include "dl_ag_activation.h"
 #include "dl_ag_ewise.h"
 #include "dl_ag_linalg.h"
 #include "dl_ag_reduce.h"
@@ -203,7 +204,7 @@ fail:
 
 typedef struct {
   double eps;
-  bool training, has_weight;
+  bool training, has_weight, has_bias, relu; /* relu: a ReLU fused after it, the bias saved for its mask */
   int ndim;
   int64_t C;
 } bn_ctx;
@@ -253,14 +254,24 @@ static int bn_backward(dl_node *nd, dl_tensor *const *gout, dl_tensor **gin) {
   int rc = -1, dims[2];
   int64_t bshape[3];
   int ndims = bn_dims(c, dims, bshape);
-  dl_tensor *x, *mean, *invstd, *w = NULL, *xhat, *r, *t;
+  dl_tensor *x, *mean, *invstd, *w = NULL, *b = NULL, *xhat, *r, *t;
+  const int bslot = 3 + c->has_weight;
   if (!(x = dl_ag_keep(&p, dl_node_saved(nd, 0))) || !(mean = dl_ag_keep(&p, dl_node_saved(nd, 1))) ||
-      !(invstd = dl_ag_keep(&p, dl_node_saved(nd, 2))) || (c->has_weight && !(w = dl_ag_keep(&p, dl_node_saved(nd, 3)))))
+      !(invstd = dl_ag_keep(&p, dl_node_saved(nd, 2))) || (c->has_weight && !(w = dl_ag_keep(&p, dl_node_saved(nd, 3)))) ||
+      (c->relu && c->has_bias && !(b = dl_ag_keep(&p, dl_node_saved(nd, bslot)))))
     goto done;
   if (c->training && !dl_grad_enabled()) { /* no graph to record: the fused kernel */
-    rc = dl_op_batch_norm_backward(g, x, mean, invstd, w, wants(nd, 0) ? &gin[0] : NULL,
-                                wants(nd, 1) ? &gin[1] : NULL, wants(nd, 2) ? &gin[2] : NULL);
+    rc = dl_op_batch_norm_backward(g, x, mean, invstd, w, b, c->relu, wants(nd, 0) ? &gin[0] : NULL,
+                                   wants(nd, 1) ? &gin[1] : NULL, wants(nd, 2) ? &gin[2] : NULL);
     goto done;
+  }
+  if (c->relu) { /* the ReLU's gradient first: g where the output (recomputed by the same kernel) is > 0 */
+    dl_tensor *y, *mask;
+    if (!(y = dl_ag_keep(&p, dl_op_batch_norm_apply(x, mean, invstd, w, b, true))) ||
+        !(mask = dl_ag_keep(&p, dl_op_binary_ex(DL_BIN_GT, dl_operand_tensor(y), dl_operand_scalar(dl_scalar_f(0)),
+                                                dl_scalar_i(1)))) ||
+        !(g = dl_ag_keep(&p, dl_ag_where(mask, dl_operand_tensor(g), dl_operand_scalar(dl_scalar_f(0))))))
+      goto done;
   }
   if (c->training) { /* statistics recomputed differentiably from x */
     dl_tensor *v;
@@ -285,6 +296,7 @@ done:
   return rc;
 }
 static const dl_node_type bn_type = {"NativeBatchNormBackward0", bn_backward, NULL};
+static const dl_node_type bn_relu_type = {"NativeBatchNormReluBackward0", bn_backward, NULL};
 
 /* w t_xhat + tw xhat + tb, terms without a tangent skipped */
 static dl_tensor *bn_tangent(dl_ag_scope *p, const bn_ctx *c, dl_tensor *x0, dl_tensor *w0, dl_tensor *b0,
@@ -308,24 +320,32 @@ static dl_tensor *bn_tangent(dl_ag_scope *p, const bn_ctx *c, dl_tensor *x0, dl_
 }
 
 dl_tensor *dl_ag_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
-                            dl_tensor *running_var, bool training, double momentum, double eps) {
-  dl_tensor *out, *mean = NULL, *invstd = NULL;
-  if (dl_op_batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps, &out, &mean, &invstd))
-    return NULL;
+                            dl_tensor *running_var, bool training, double momentum, double eps, bool relu) {
   dl_tensor *in[3] = {x, weight, bias};
-  bn_ctx c = {eps, training, weight != NULL, x->ndim, x->shape[1]};
+  if (relu && dl_fw_any(in, 3)) { /* tangents: the two ops, each with its jvp rule */
+    dl_tensor *y = dl_ag_batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps, false);
+    dl_tensor *r = y ? dl_ag_act(DL_ACT_RELU, y, 0, 0) : NULL;
+    dl_tensor_release(y);
+    return r;
+  }
+  dl_tensor *out, *mean = NULL, *invstd = NULL;
+  if (dl_op_batch_norm_ex(x, weight, bias, running_mean, running_var, training, momentum, eps, relu, &out, &mean,
+                          &invstd))
+    return NULL;
+  bn_ctx c = {eps, training, weight != NULL, bias != NULL, relu, x->ndim, x->shape[1]};
   if (!training) { /* a snapshot: later training steps update the running statistics in place */
     dl_tensor *m = dl_tensor_clone(mean);
     dl_tensor_release(mean);
     if (!(mean = m)) goto fail;
   }
   if (dl_ag_needs_grad(in, 3)) {
-    dl_node *node = dl_ag_record(&bn_type, in, 3, out);
+    dl_node *node = dl_ag_record(relu ? &bn_relu_type : &bn_type, in, 3, out);
     if (!node) goto fail;
     dl_node_save(node, x);
     dl_node_save(node, mean);
     dl_node_save(node, invstd);
     if (weight) dl_node_save(node, weight);
+    if (relu && bias) dl_node_save(node, bias);
     memcpy(node->ctx, &c, sizeof c);
   }
   if (dl_fw_any(in, 3)) {

@@ -7,6 +7,7 @@
 #include "cpu_conv.h"
 #include "cpu_iter.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <string.h>
 
@@ -290,6 +291,37 @@ static int cpu_max_pool(dl_tensor *y, dl_tensor *idx, const dl_tensor *x, int64_
   return x->dtype == DL_FLOAT32 ? max_pool_f(y, idx, x, NC, size, out, w) : max_pool_d(y, idx, x, NC, size, out, w);
 }
 
+/* per plane (in L1 for an image): zero it, then add each window's gradient
+ * at its maximum, in window order */
+#define MAXPOOL_BACKWARD(T)                                                                        \
+  do {                                                                                              \
+    T *gxp = dl_tensor_data(gx);                                                                    \
+    const T *gp = dl_tensor_data(g);                                                                \
+    const int64_t *ip = dl_tensor_data(idx);                                                        \
+    _Pragma("omp parallel for if (NC * (plane + L) >= DL_PARALLEL_GRAIN) reduction(| : bad)")       \
+    for (int64_t nc = 0; nc < NC; nc++) {                                                           \
+      T *dst = gxp + nc * plane;                                                                    \
+      const T *src = gp + nc * L;                                                                   \
+      const int64_t *at = ip + nc * L;                                                              \
+      memset(dst, 0, (size_t)plane * sizeof *dst);                                                  \
+      for (int64_t l = 0; l < L; l++) {                                                             \
+        const uint64_t j = (uint64_t)at[l] - 1;                                                     \
+        if (j < (uint64_t)plane) dst[j] += src[l];                                                  \
+        else bad = 1;                                                                               \
+      }                                                                                             \
+    }                                                                                               \
+  } while (0)
+
+static int cpu_max_pool_backward(dl_tensor *gx, const dl_tensor *g, const dl_tensor *idx, int64_t NC, int64_t plane,
+                                 int64_t L) {
+  int bad = 0;
+  if (g->dtype == DL_FLOAT32) MAXPOOL_BACKWARD(float);
+  else MAXPOOL_BACKWARD(double);
+  if (!bad) return DL_KERNEL_OK;
+  dl_error_set("an index outside its plane of %" PRId64 " elements", plane);
+  return DL_KERNEL_FAILED;
+}
+
 static int cpu_im2col(dl_tensor *cols, int64_t sn, int64_t sr, const dl_tensor *x, int64_t N, int64_t C,
                       const int64_t *size, const int64_t *out, const dl_window *w) {
   return x->dtype == DL_FLOAT32 ? im2col_f(cols, sn, sr, x, N, C, size, out, w)
@@ -302,4 +334,6 @@ static int cpu_col2im(dl_tensor *x, const dl_tensor *cols, int64_t sn, int64_t s
                                 : col2im_d(x, cols, sn, sr, N, C, size, out, w);
 }
 
-const struct dl_conv_kernels dl_cpu_conv = {cpu_im2col, cpu_col2im, DL_CPU_CONV_FUSED, cpu_max_pool, NULL};
+const struct dl_conv_kernels dl_cpu_conv = {cpu_im2col,  cpu_col2im, DL_CPU_CONV_FUSED, cpu_max_pool,
+                                            NULL /* conv_supported: oneDNN takes every float32 one */,
+                                            cpu_max_pool_backward};

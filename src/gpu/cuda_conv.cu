@@ -98,6 +98,33 @@ int cuda_max_pool(dl_tensor *y, dl_tensor *idx, const dl_tensor *x, int64_t NC, 
   return dl_cuda_status();
 }
 
+/* one thread per plane, so overlapping windows add in window order as on
+ * the CPU (deterministic, no atomics). The indices are max_pool's own (saved
+ * by autograd, guarded by their version counter); one outside the plane is
+ * skipped rather than written out of bounds. */
+template <typename T>
+__global__ void max_pool_backward_kernel(T *gx, const T *g, const int64_t *idx, int64_t NC, int64_t plane, int64_t L) {
+  DL_CUDA_FOR(nc, NC) {
+    T *dst = gx + nc * plane;
+    for (int64_t j = 0; j < plane; j++) dst[j] = 0;
+    for (int64_t l = 0; l < L; l++) {
+      const uint64_t j = (uint64_t)idx[nc * L + l] - 1;
+      if (j < (uint64_t)plane) dst[j] += g[nc * L + l];
+    }
+  }
+}
+
+int cuda_max_pool_backward(dl_tensor *gx, const dl_tensor *g, const dl_tensor *idx, int64_t NC, int64_t plane,
+                           int64_t L) {
+  DL_CUDA_ENTRY();
+  DL_CUDA_DISPATCH_FLOAT(g->dtype, T,
+                         max_pool_backward_kernel<T><<<dl_cuda_blocks(NC), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(
+                             (T *)dl_tensor_data(gx), (const T *)dl_tensor_data(g),
+                             (const int64_t *)dl_tensor_data(idx), NC, plane, L));
+  DL_CUDA_LAUNCHED("max_pool_backward");
+  return dl_cuda_status();
+}
+
 int cuda_im2col(dl_tensor *cols, int64_t sn, int64_t sr, const dl_tensor *x, int64_t N, int64_t C, const int64_t *size,
                 const int64_t *out, const dl_window *w) {
   DL_CUDA_ENTRY();
@@ -126,7 +153,7 @@ int cuda_col2im(dl_tensor *x, const dl_tensor *cols, int64_t sn, int64_t sr, int
 } // namespace
 
 /* the table is filled in member order: a new member must be added below */
-static_assert(sizeof(struct dl_conv_kernels) == 7 * sizeof(void *), "dl_conv_kernels changed: fill its new members");
+static_assert(sizeof(struct dl_conv_kernels) == 8 * sizeof(void *), "dl_conv_kernels changed: fill its new members");
 
 /* the fused convolution: cuDNN (cuda_cudnn.cu) */
 extern "C" {
@@ -144,4 +171,5 @@ extern "C" const struct dl_conv_kernels dl_cuda_conv = {cuda_im2col,
                                                         dl_cuda_conv_backward_data,
                                                         dl_cuda_conv_backward_weights,
                                                         cuda_max_pool,
-                                                        dl_cuda_conv_supported};
+                                                        dl_cuda_conv_supported,
+                                                        cuda_max_pool_backward};

@@ -192,19 +192,27 @@ static int cuda_bn_stats(const dl_tensor *x, int64_t N, int64_t C, int64_t L, dl
   return dl_cuda_status();
 }
 
-/* out = x a_c + s_c with a_c = invstd_c w_c, s_c = b_c - mean_c a_c */
+/* the normalisation's pre-activation x a_c + s_c (a_c = invstd_c w_c,
+ * s_c = b_c - mean_c a_c) as one fused multiply-add, so the backward's
+ * recomputed ReLU mask matches the forward's output */
+template <typename T>
+__device__ T bn_pre(T x, int64_t c, const T *mp, const T *rp, const T *wp, const T *bp) {
+  T a = rp[c] * (wp ? wp[c] : (T)1), s = (bp ? bp[c] : (T)0) - mp[c] * a;
+  return fma(x, a, s);
+}
+
+/* out = x a_c + s_c, then max(out, 0) with relu (NaN stays NaN) */
 template <typename T>
 __global__ void bn_apply_kernel(T *o, const T *x, int64_t total, int64_t C, int64_t L, const T *mp, const T *rp,
-                                const T *wp, const T *bp) {
+                                const T *wp, const T *bp, bool relu) {
   DL_CUDA_FOR(e, total) {
-    int64_t c = (e / L) % C;
-    T a = rp[c] * (wp ? wp[c] : (T)1), s = (bp ? bp[c] : (T)0) - mp[c] * a;
-    o[e] = x[e] * a + s;
+    T v = bn_pre(x[e], (e / L) % C, mp, rp, wp, bp);
+    o[e] = relu && v < 0 ? (T)0 : v;
   }
 }
 
 static int cuda_bn_apply(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C, int64_t L, const dl_tensor *mean,
-                          const dl_tensor *invstd, const dl_tensor *weight, const dl_tensor *bias) {
+                          const dl_tensor *invstd, const dl_tensor *weight, const dl_tensor *bias, bool relu) {
   DL_CUDA_ENTRY();
   int64_t total = N * C * L;
   if (total == 0) return dl_cuda_status();
@@ -213,22 +221,23 @@ static int cuda_bn_apply(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t 
                              (T *)dl_tensor_data(out), (const T *)dl_tensor_data(x), total, C, L,
                              (const T *)dl_tensor_data(mean), (const T *)dl_tensor_data(invstd),
                              weight ? (const T *)dl_tensor_data(weight) : NULL,
-                             bias ? (const T *)dl_tensor_data(bias) : NULL));
+                             bias ? (const T *)dl_tensor_data(bias) : NULL, relu));
   DL_CUDA_LAUNCHED("batch_norm");
   return dl_cuda_status();
 }
 
-/* per channel: sums of gy and gy xhat (block reductions in double), then gx */
+/* per channel: sums of g and g xhat (block reductions in double), then gx;
+ * g = gy, or with relu gy where the pre-activation is > 0 or NaN */
 template <typename T>
 __global__ void bn_backward_kernel(T *gx, T *gw, T *gb, const T *gy, const T *x, int64_t N, int64_t C, int64_t L,
-                                   const T *mp, const T *rp, const T *wp) {
+                                   const T *mp, const T *rp, const T *wp, const T *bp, bool relu) {
   __shared__ double sh[32];
   const int64_t M = N * L;
   for (int64_t c = blockIdx.x; c < C; c += gridDim.x) {
     double mu = mp[c], r = rp[c], sg = 0, sgx = 0;
     for (int64_t e = threadIdx.x; e < M; e += blockDim.x) {
       int64_t at = ((e / L) * C + c) * L + e % L;
-      double g = gy[at];
+      double g = relu && bn_pre(x[at], c, mp, rp, wp, bp) <= 0 ? 0.0 : (double)gy[at];
       sg += g;
       sgx += g * (x[at] - mu) * r;
     }
@@ -242,8 +251,8 @@ __global__ void bn_backward_kernel(T *gx, T *gw, T *gb, const T *gy, const T *x,
       double k = r * (wp ? (double)wp[c] : 1.0), mg = sg / (double)M, mgx = sgx / (double)M;
       for (int64_t e = threadIdx.x; e < M; e += blockDim.x) {
         int64_t at = ((e / L) * C + c) * L + e % L;
-        double xh = (x[at] - mu) * r;
-        gx[at] = (T)(k * (gy[at] - mg - xh * mgx));
+        double xh = (x[at] - mu) * r, g = relu && bn_pre(x[at], c, mp, rp, wp, bp) <= 0 ? 0.0 : (double)gy[at];
+        gx[at] = (T)(k * (g - mg - xh * mgx));
       }
     }
   }
@@ -251,7 +260,7 @@ __global__ void bn_backward_kernel(T *gx, T *gw, T *gb, const T *gy, const T *x,
 
 static int cuda_bn_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
                              int64_t N, int64_t C, int64_t L, const dl_tensor *mean, const dl_tensor *invstd,
-                             const dl_tensor *weight) {
+                             const dl_tensor *weight, const dl_tensor *bias, bool relu) {
   DL_CUDA_ENTRY();
   if (C == 0) return dl_cuda_status();
   DL_CUDA_DISPATCH_FLOAT(x->dtype, T,
@@ -259,7 +268,8 @@ static int cuda_bn_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const d
                              gx ? (T *)dl_tensor_data(gx) : NULL, gw ? (T *)dl_tensor_data(gw) : NULL,
                              gb ? (T *)dl_tensor_data(gb) : NULL, (const T *)dl_tensor_data(gy),
                              (const T *)dl_tensor_data(x), N, C, L, (const T *)dl_tensor_data(mean),
-                             (const T *)dl_tensor_data(invstd), weight ? (const T *)dl_tensor_data(weight) : NULL));
+                             (const T *)dl_tensor_data(invstd), weight ? (const T *)dl_tensor_data(weight) : NULL,
+                             bias ? (const T *)dl_tensor_data(bias) : NULL, relu));
   DL_CUDA_LAUNCHED("batch_norm backward");
   return dl_cuda_status();
 }

@@ -157,6 +157,36 @@ dl_tensor *dl_op_max_pool(dl_tensor *x, const dl_window *w, dl_tensor **idx) {
   return y;
 }
 
+dl_tensor *dl_op_max_pool_backward(dl_tensor *g, dl_tensor *idx, const int64_t *shape, int ndim) {
+  static const char fn[] = "max_pool_backward";
+  char a[64], b[64];
+  if (ndim < 3 || ndim > 2 + DL_CONV_MAX_SPATIAL || g->ndim != ndim || !dl_tensor_same_shape(g, idx) ||
+      idx->dtype != DL_INT64 || g->shape[0] != shape[0] || g->shape[1] != shape[1] ||
+      !dl_device_eq(dl_tensor_device(g), dl_tensor_device(idx))) {
+    dl_error_set("%s: gradient %s and indices %s do not match an input of %d dims", fn,
+                 dl_tensor_shape_str(g, a, sizeof a), dl_tensor_shape_str(idx, b, sizeof b), ndim);
+    return NULL;
+  }
+  const struct dl_conv_kernels *k = kernels_of(fn, g);
+  if (!k) return NULL;
+  if (!k->max_pool_backward) {
+    dl_error_set("%s: not supported on this device", fn);
+    return NULL;
+  }
+  int64_t NC = shape[0] * shape[1], plane = 1;
+  for (int d = 2; d < ndim; d++) plane *= shape[d];
+  dl_tensor *gc = dl_tensor_contiguous(g), *ic = gc ? dl_tensor_contiguous(idx) : NULL;
+  dl_tensor *gx = ic ? dl_tensor_empty(shape, ndim, g->dtype, dl_tensor_device(g)) : NULL;
+  if (gx && gx->numel > 0 &&
+      dl_kernel_status(fn, k->max_pool_backward(gx, gc, ic, NC, plane, NC ? g->numel / NC : 0))) {
+    dl_tensor_release(gx);
+    gx = NULL;
+  }
+  dl_tensor_release(gc);
+  dl_tensor_release(ic);
+  return gx;
+}
+
 /* ---- convolution ---- */
 
 int dl_conv_check(const char *fn, const dl_tensor *x, const dl_tensor *w, const dl_tensor *b, dl_conv_params *p,

@@ -63,6 +63,12 @@ struct dl_conv_kernels {
    * it takes this one (cuDNN: not padding that differs before and after,
    * nor when the library cannot be loaded; im2col and GEMMs run instead) */
   bool (*conv_supported)(const dl_tensor *x, const struct dl_conv_params *p);
+  /* max pooling's input gradient: gx [NC, plane] = 0, then g [NC, L] added
+   * at idx [NC, L] (max_pool's 1-based indices), each plane in index order
+   * (deterministic with overlapping windows); an index outside the plane
+   * fails */
+  int (*max_pool_backward)(dl_tensor *gx, const dl_tensor *g, const dl_tensor *idx, int64_t NC, int64_t plane,
+                           int64_t L);
 };
 
 extern const struct dl_conv_kernels dl_cpu_conv;
@@ -102,6 +108,10 @@ dl_tensor *dl_op_col2im(dl_tensor *cols, const dl_window *w, const int64_t *size
  * never wins): [N, C, *out], and *idx (int64, same shape) the 1-based flat
  * index of each maximum in its input plane. */
 dl_tensor *dl_op_max_pool(dl_tensor *x, const dl_window *w, dl_tensor **idx);
+/* max_pool's input gradient (not differentiable; autograd records its own
+ * rule under create_graph): g and idx [N, C, *out] from dl_op_max_pool
+ * of an input of `shape` (ndim dims) -> gx of that shape. */
+dl_tensor *dl_op_max_pool_backward(dl_tensor *g, dl_tensor *idx, const int64_t *shape, int ndim);
 
 /* Checks a convolution's operands (x [N, C, *S], w [O, C / groups, *k], b
  * [O] or NULL; p->w.kernel is taken from w) and fills p's kernel and *out

@@ -143,6 +143,13 @@ static dl_tensor *invstd_of(dl_tensor *var, double eps) {
 int dl_op_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
                   dl_tensor *running_var, bool training, double momentum, double eps, dl_tensor **out,
                   dl_tensor **save_mean, dl_tensor **save_invstd) {
+  return dl_op_batch_norm_ex(x, weight, bias, running_mean, running_var, training, momentum, eps, false, out,
+                             save_mean, save_invstd);
+}
+
+int dl_op_batch_norm_ex(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
+                        dl_tensor *running_var, bool training, double momentum, double eps, bool relu,
+                        dl_tensor **out, dl_tensor **save_mean, dl_tensor **save_invstd) {
   static const char fn[] = "batch_norm";
   int64_t N, C, L;
   *out = NULL;
@@ -192,7 +199,7 @@ int dl_op_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor
     if (!(t[3] = dl_tensor_contiguous(running_mean)) || !(t[5] = invstd_of(running_var, eps))) goto done;
   }
   if (!(*out = dl_tensor_empty(x->shape, x->ndim, x->dtype, dev))) goto done;
-  if (dl_kernel_status("batch_norm", k->bn_apply(*out, t[0], N, C, L, t[3], t[5], t[1], t[2]))) {
+  if (dl_kernel_status("batch_norm", k->bn_apply(*out, t[0], N, C, L, t[3], t[5], t[1], t[2], relu))) {
     dl_tensor_release(*out);
     *out = NULL;
     goto done;
@@ -205,8 +212,28 @@ done:
   return rc;
 }
 
+dl_tensor *dl_op_batch_norm_apply(dl_tensor *x, dl_tensor *mean, dl_tensor *invstd, dl_tensor *weight,
+                                  dl_tensor *bias, bool relu) {
+  static const char fn[] = "batch_norm";
+  int64_t N, C, L;
+  if (check_float(fn, "input", x) || bn_dims(fn, x, &N, &C, &L)) return NULL;
+  if (check_channel(fn, "mean", mean, x, C) || check_channel(fn, "invstd", invstd, x, C) ||
+      check_channel(fn, "weight", weight, x, C) || check_channel(fn, "bias", bias, x, C))
+    return NULL;
+  const struct dl_layer_kernels *k = kernels_of(fn, x);
+  if (!k) return NULL;
+  dl_tensor *t[5] = {dl_tensor_contiguous(x), dl_tensor_contiguous(mean), dl_tensor_contiguous(invstd),
+                     weight ? dl_tensor_contiguous(weight) : NULL, bias ? dl_tensor_contiguous(bias) : NULL};
+  dl_tensor *out = NULL;
+  if (t[0] && t[1] && t[2] && (!weight || t[3]) && (!bias || t[4]) &&
+      (out = dl_tensor_empty(x->shape, x->ndim, x->dtype, dl_tensor_device(x))))
+    out = dl_kernel_result(fn, out, k->bn_apply(out, t[0], N, C, L, t[1], t[2], t[3], t[4], relu));
+  release_all(t, 5);
+  return out;
+}
+
 int dl_op_batch_norm_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *mean, dl_tensor *invstd, dl_tensor *weight,
-                           dl_tensor **gx, dl_tensor **gw, dl_tensor **gb) {
+                              dl_tensor *bias, bool relu, dl_tensor **gx, dl_tensor **gw, dl_tensor **gb) {
   static const char fn[] = "batch_norm_backward";
   int64_t N, C, L;
   if (bn_dims(fn, x, &N, &C, &L)) return -1;
@@ -218,28 +245,30 @@ int dl_op_batch_norm_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *mean, dl_t
     return -1;
   }
   if (check_channel(fn, "mean", mean, x, C) || check_channel(fn, "invstd", invstd, x, C) ||
-      check_channel(fn, "weight", weight, x, C))
+      check_channel(fn, "weight", weight, x, C) || check_channel(fn, "bias", bias, x, C))
     return -1;
   const struct dl_layer_kernels *k = kernels_of("batch_norm", x);
   if (!k) return -1;
   dl_device dev = dl_tensor_device(x);
   int64_t cshape[1] = {C};
-  dl_tensor *t[5] = {dl_tensor_contiguous(gy), dl_tensor_contiguous(x), dl_tensor_contiguous(mean),
-                     dl_tensor_contiguous(invstd), weight ? dl_tensor_contiguous(weight) : NULL};
+  dl_tensor *t[6] = {dl_tensor_contiguous(gy),  dl_tensor_contiguous(x),
+                     dl_tensor_contiguous(mean), dl_tensor_contiguous(invstd),
+                     weight ? dl_tensor_contiguous(weight) : NULL, bias ? dl_tensor_contiguous(bias) : NULL};
   dl_tensor *o[3] = {NULL, NULL, NULL};
   int rc = -1;
-  if (!t[0] || !t[1] || !t[2] || !t[3] || (weight && !t[4])) goto done;
+  if (!t[0] || !t[1] || !t[2] || !t[3] || (weight && !t[4]) || (bias && !t[5])) goto done;
   if (gx && !(o[0] = dl_tensor_empty(x->shape, x->ndim, x->dtype, dev))) goto done;
   if (gw && !(o[1] = dl_tensor_empty(cshape, 1, x->dtype, dev))) goto done;
   if (gb && !(o[2] = dl_tensor_empty(cshape, 1, x->dtype, dev))) goto done;
-  if (dl_kernel_status("batch_norm", k->bn_backward(o[0], o[1], o[2], t[0], t[1], N, C, L, t[2], t[3], t[4])))
+  if (dl_kernel_status("batch_norm",
+                        k->bn_backward(o[0], o[1], o[2], t[0], t[1], N, C, L, t[2], t[3], t[4], t[5], relu)))
     goto done;
   if (gx) *gx = o[0];
   if (gw) *gw = o[1];
   if (gb) *gb = o[2];
   rc = 0;
 done:
-  release_all(t, 5);
+  release_all(t, 6);
   if (rc) release_all(o, 3);
   return rc;
 }

@@ -26,14 +26,18 @@ struct dl_layer_kernels {
   /* per channel: mean, biased var and 1/sqrt(var + eps) */
   int (*bn_stats)(const dl_tensor *x, int64_t N, int64_t C, int64_t L, dl_tensor *mean, dl_tensor *var,
                    dl_tensor *invstd, double eps);
-  /* out = (x - mean) * invstd * weight + bias (weight, bias optional) */
+  /* out = x a + s with a = invstd * weight, s = bias - mean * a (weight,
+   * bias optional; x a + s one fused multiply-add), then with relu
+   * max(out, 0) (NaN stays NaN) */
   int (*bn_apply)(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C, int64_t L, const dl_tensor *mean,
-                   const dl_tensor *invstd, const dl_tensor *weight, const dl_tensor *bias);
-  /* training-mode gradients: gx = w invstd (gy - mean(gy) - xhat mean(gy xhat)),
-   * gw = sum(gy xhat), gb = sum(gy); each output optional */
+                   const dl_tensor *invstd, const dl_tensor *weight, const dl_tensor *bias, bool relu);
+  /* training-mode gradients: gx = w invstd (g - mean(g) - xhat mean(g xhat)),
+   * gw = sum(g xhat), gb = sum(g); each output optional. g = gy, or with
+   * relu gy where bn_apply's pre-activation x a + s (recomputed alike) is
+   * > 0 or NaN, else 0 */
   int (*bn_backward)(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
                       int64_t N, int64_t C, int64_t L, const dl_tensor *mean, const dl_tensor *invstd,
-                      const dl_tensor *weight);
+                      const dl_tensor *weight, const dl_tensor *bias, bool relu);
   /* LSTM cell, per row of B: gates [B, 4H] pre-activations in PyTorch's
    * order i, f, g, o, c [B, H]: c1 = sig(f) c + sig(i) tanh(g) and
    * h = sig(o) tanh(c1), into h and c1 [B, H] */
@@ -87,9 +91,18 @@ int dl_op_rbf_backward(dl_tensor *g, dl_tensor *out, dl_tensor *x, dl_tensor *ce
 int dl_op_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
                   dl_tensor *running_var, bool training, double momentum, double eps, dl_tensor **out,
                   dl_tensor **save_mean, dl_tensor **save_invstd);
-/* The training-mode gradients (fused); gx/gw/gb NULL pointers skip them. */
+/* dl_op_batch_norm with a ReLU after it (relu true) in the same pass */
+int dl_op_batch_norm_ex(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
+                        dl_tensor *running_var, bool training, double momentum, double eps, bool relu,
+                        dl_tensor **out, dl_tensor **save_mean, dl_tensor **save_invstd);
+/* The normalisation alone with given [C] statistics (the bn_apply kernel):
+ * the same values as dl_op_batch_norm_ex's output for them. */
+dl_tensor *dl_op_batch_norm_apply(dl_tensor *x, dl_tensor *mean, dl_tensor *invstd, dl_tensor *weight,
+                                  dl_tensor *bias, bool relu);
+/* The training-mode gradients (fused; with relu, of the batch norm + ReLU
+ * whose bias is given); gx/gw/gb NULL pointers skip them. */
 int dl_op_batch_norm_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *mean, dl_tensor *invstd, dl_tensor *weight,
-                           dl_tensor **gx, dl_tensor **gw, dl_tensor **gb);
+                              dl_tensor *bias, bool relu, dl_tensor **gx, dl_tensor **gw, dl_tensor **gb);
 
 /* The recurrent cells (the kernels' formulas above), each one pass over
  * its rows; operands of one float dtype and device, any strides. */

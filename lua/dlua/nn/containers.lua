@@ -95,11 +95,29 @@ end
 
 nn.Sequential = list_class("Sequential")
 
--- one input, passed through each module in turn (as PyTorch's)
+-- whether modules a, b of a Sequential run as one: an instance of a class
+-- that defines _forward_relu itself (BatchNorm; not a subclass, which may
+-- override forward), then an nn.ReLU, neither with a forward of its own
+local function fuses_relu(a, b)
+  local cls = getmetatable(a)
+  return rawget(cls, "_forward_relu") ~= nil and rawget(a, "forward") == nil and getmetatable(b) == nn.ReLU
+    and rawget(b, "forward") == nil
+end
+
+-- one input, passed through each module in turn (as PyTorch's); BatchNorm
+-- then ReLU run fused (the same values and gradients, a pass less each way)
 function nn.Sequential:forward(x)
   local n = rawget(self, "_len")
-  for i = 1, n do
-    x = rawget(self, NAMES[i])(x)
+  local i = 1
+  while i <= n do
+    local m = rawget(self, NAMES[i])
+    if i < n and fuses_relu(m, rawget(self, NAMES[i + 1])) then
+      x = m:_forward_relu(x)
+      i = i + 2
+    else
+      x = m(x)
+      i = i + 1
+    end
   end
   return x
 end

@@ -11,9 +11,11 @@ local F = nn.functional
 local pybool = nn._pybool
 
 local addmm, mm, matmul, rbf, dropout, batch_norm = dl.addmm, dl.mm, dl.matmul, dl.rbf, dl.dropout, dl.batch_norm
+local batch_norm_relu = dl._batch_norm_relu
 local is_tensor = dl.is_tensor
 local sqrt, fmt = math.sqrt, string.format
-local raise = require("dlua.errors").raise
+local errors = require "dlua.errors"
+local raise = errors.raise
 
 local checks = require "dlua.checks"
 local shape_str, check_options, check_count = checks.shape_str, checks.options, checks.count
@@ -262,8 +264,9 @@ function BatchNorm1d:reset_running_stats()
   end)
 end
 
--- x [N, C, L]: batch statistics per channel over N and L
-local function bn_forward(self, x)
+-- x [N, C, L]: batch statistics per channel over N and L; relu: a ReLU
+-- after it in the same pass (nn.Sequential's fusion, _forward_relu below)
+local function bn_forward(self, x, relu)
   local o = call_opts[self]
   if not o then
     o = {}
@@ -280,10 +283,11 @@ local function bn_forward(self, x)
   o.momentum = momentum or 0.0
   -- batch statistics when training or when no running statistics are kept
   o.training = self.training or not track
+  local f = relu and batch_norm_relu or batch_norm
   if track then
-    return batch_norm(x, self.running_mean, self.running_var, o)
+    return f(x, self.running_mean, self.running_var, o)
   end
-  return batch_norm(x, nil, nil, o)
+  return f(x, nil, nil, o)
 end
 
 -- "BatchNorm2d(16)", how errors name the module
@@ -300,10 +304,22 @@ local function check_bn_input(self, x, dims, what)
   end
 end
 
+local dims_1d = {[2] = true, [3] = true}
 function BatchNorm1d:forward(x)
-  check_bn_input(self, x, {[2] = true, [3] = true}, "2D or 3D")
+  check_bn_input(self, x, dims_1d, "2D or 3D")
   return bn_forward(self, x)
 end
+
+-- What nn.Sequential runs for this layer followed by nn.ReLU(): the two
+-- modules' output and gradients in one pass each way (the ReLU's mask is
+-- recomputed in the backward, so nothing more is saved). Only these
+-- classes themselves fuse (containers.lua): a subclass runs as written.
+-- Its errors are named by the layer, as forward's are.
+local function bn_label(self) return self:_label() end
+BatchNorm1d._forward_relu = errors.named(bn_label, function(self, x)
+  check_bn_input(self, x, dims_1d, "2D or 3D")
+  return bn_forward(self, x, true)
+end)
 
 -- BatchNorm2d(C) and BatchNorm3d(C): BatchNorm1d over [N, C, H*W(*D)]
 for nd = 2, 3 do
@@ -315,6 +331,11 @@ for nd = 2, 3 do
     local N, C = x:size(1), x:size(2)
     return bn_forward(self, x:reshape(N, C, -1)):view(x:size())
   end
+  cls._forward_relu = errors.named(bn_label, function(self, x)
+    check_bn_input(self, x, dims, what)
+    local N, C = x:size(1), x:size(2)
+    return bn_forward(self, x:reshape(N, C, -1), true):view(x:size())
+  end)
 end
 
 function BatchNorm1d:extra_repr()
