@@ -619,7 +619,7 @@ local MODULES = {
     return M()
   end, function() return r(2, 3, 7, 5) end, EXACT},
   {"BatchNorm2d training", function() return nn.BatchNorm2d(3) end, function() return r(4, 3, 5, 4) * 2 + 1 end, EXACT},
-  {"BatchNorm2d then ReLU (one fused op in Sequential), then 2x2 max pooling", function()
+  {"BatchNorm2d, ReLU and 2x2 max pooling (one op on the CPU, two on the device)", function()
     return nn.Sequential(nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2))
   end, function() return r(4, 3, 6, 5) * 2 + 0.5 end, EXACT},
   {"BatchNorm1d then ReLU fused, in eval mode", function()

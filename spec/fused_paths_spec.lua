@@ -1,8 +1,10 @@
 -- The engine's fused paths give what the ops they stand in for give:
 -- max pooling's one-pass gradient against its differentiable composition,
 -- batch norm + ReLU (dl._batch_norm_relu, what nn.Sequential runs for
--- BatchNorm then ReLU) against the two ops, values and every gradient, and
--- the float32 batch-norm kernels against float64.
+-- BatchNorm then ReLU) and batch norm + ReLU + 2x2 max pooling
+-- (dl._batch_norm_relu_pool, for BatchNorm2d, ReLU, MaxPool2d(2)) against
+-- the separate ops, values and every gradient, and the float32 batch-norm
+-- kernels against float64.
 local dl = require "dlua"
 local H = require "spec.helper"
 local nn, F = dl.nn, dl.F
@@ -135,6 +137,97 @@ describe("dl._batch_norm_relu", function()
   end)
 end)
 
+-- batch norm + ReLU, then 2x2 max pooling, as separate ops
+local function three_ops(x, rm, rv, o)
+  local N, C = x:size(1), x:size(2)
+  return F.max_pool2d(dl.batch_norm(x:reshape(N, C, -1), rm, rv, o):relu():view(x:size()), 2)
+end
+
+describe("dl._batch_norm_relu_pool", function()
+  for _, dtype in ipairs({"float32", "float64"}) do
+    local tol = dtype == "float64" and 1e-12 or 2e-5
+    for _, shape in ipairs({{4, 3, 6, 8}, {3, 2, 7, 5}, {2, 2, 2, 2}, {5, 3, 28, 28}, {2, 4, 14, 14}, {2, 3, 3, 35},
+      {1, 2, 4, 1030}}) do
+      local label = string.format("%s [%s]", dtype, table.concat(shape, ","))
+      it("training: output (exactly), running statistics and gradients as the three ops' (" .. label .. ")", function()
+        local C = shape[2]
+        local x = dl.randn(shape, {dtype = dtype}) * 2 + 0.3
+        local w, b = dl.rand(C, {dtype = dtype}) + 0.5, dl.randn(C, {dtype = dtype}) * 0.5
+        local gp = dl.randn(shape[1], C, shape[3] // 2, shape[4] // 2, {dtype = dtype})
+        local res = {}
+        for k, f in ipairs({dl._batch_norm_relu_pool, three_ops}) do
+          local xi, wi, bi = x:clone():requires_grad_(), w:clone():requires_grad_(), b:clone():requires_grad_()
+          local rm, rv = dl.zeros(C, {dtype = dtype}), dl.ones(C, {dtype = dtype})
+          local y = f(xi, rm, rv, {weight = wi, bias = bi, training = true, momentum = 0.3})
+          y:backward(gp)
+          res[k] = {y, rm, rv, xi.grad, wi.grad, bi.grad}
+        end
+        for i = 1, 3 do H.assert_close(res[1][i], res[2][i], 0) end
+        local n = shape[1] * shape[3] * shape[4]
+        H.assert_close(res[1][4], res[2][4], tol)
+        H.assert_close(res[1][5], res[2][5], tol * n)
+        H.assert_close(res[1][6], res[2][6], tol * n)
+      end)
+    end
+    it("ties, zeros, NaN and infinities pick the winners the pooling picks (" .. dtype .. ")", function()
+      local x = dl.randn(3, 2, 6, 20, {dtype = dtype})
+      x:narrow(1, 1, 1):fill_(0.25) -- every window a tie
+      x[2][1][1][1], x[2][1][1][2], x[2][2][3][4] = 0 / 0, 0 / 0, 0 / 0
+      x[3][1][2][2], x[3][2][5][7] = math.huge, -math.huge
+      local gp = dl.randn(3, 2, 3, 10, {dtype = dtype})
+      local res = {}
+      -- evaluation mode (batch statistics would spread a NaN over the whole channel)
+      for k, f in ipairs({dl._batch_norm_relu_pool, three_ops}) do
+        local xi = x:clone():requires_grad_()
+        local y = f(xi, dl.zeros(2, {dtype = dtype}) + 0.1, dl.ones(2, {dtype = dtype}) * 2, {training = false})
+        y:backward(gp)
+        res[k] = {y, xi.grad}
+      end
+      -- equal, NaN where NaN (printed alike)
+      assert.equal(tostring(res[1][1]:detach()), tostring(res[2][1]:detach()))
+      assert.equal(tostring(res[1][2]), tostring(res[2][2]))
+      assert.is_true(res[1][2]:isnan():any():item() == false and res[1][1]:isnan():any():item())
+    end)
+  end
+  it("gradcheck, jvp and double backward (training and evaluation)", function()
+    local F64 = {dtype = "float64"}
+    for _, training in ipairs({true, false}) do
+      local rm, rv = dl.randn(2, F64), dl.rand(2, F64) + 0.5
+      H.check_derivatives(function(x, w, b)
+        return dl._batch_norm_relu_pool(x, rm:clone(), rv:clone(), {weight = w, bias = b, training = training})
+      end, function()
+        dl.manual_seed(5)
+        return {dl.randn(3, 2, 4, 5, F64), dl.rand(2, F64) + 0.5, dl.randn(2, F64) * 0.1}
+      end)
+    end
+  end)
+  it("under create_graph the gradient equals the three ops' and records", function()
+    local F64 = {dtype = "float64"}
+    local x, w, b = dl.randn(3, 2, 6, 4, F64), dl.rand(2, F64) + 0.5, dl.randn(2, F64)
+    local v = dl.randn(3 * 2 * 3 * 2, F64)
+    local res = {}
+    for k, f in ipairs({dl._batch_norm_relu_pool, three_ops}) do
+      local xi, wi = x:clone():requires_grad_(), w:clone():requires_grad_()
+      local y = f(xi, nil, nil, {weight = wi, bias = b, training = true})
+      local gx = dl.autograd.grad(dl.dot(y:reshape(-1), v), {xi}, nil, {create_graph = true})
+      assert.is_true(gx.requires_grad)
+      res[k] = {gx, dl.autograd.grad(gx:square():sum(), {wi})}
+    end
+    H.assert_close(res[1][1], res[2][1], 1e-12)
+    H.assert_close(res[1][2], res[2][2], 1e-10)
+  end)
+  it("names itself and refuses what it cannot pool", function()
+    assert.equal("NativeBatchNormReluMaxPoolBackward0",
+      dl._batch_norm_relu_pool(dl.randn(2, 3, 4, 4):requires_grad_(), nil, nil, {training = true}).grad_fn:name())
+    H.assert_error(function() dl._batch_norm_relu_pool(dl.randn(4, 3, 5), nil, nil, {training = true}) end,
+      "dl._batch_norm_relu_pool", "4D input", "[4,3,5]")
+    H.assert_error(function() dl._batch_norm_relu_pool(dl.randn(2, 3, 1, 5), nil, nil, {training = true}) end,
+      "dl._batch_norm_relu_pool", "smaller than the")
+    H.assert_error(function() dl._batch_norm_relu_pool(dl.randn(2, 3, 4, 4), nil, nil, {weight = dl.ones(4)}) end,
+      "dl._batch_norm_relu_pool", "weight")
+  end)
+end)
+
 describe("nn.Sequential's BatchNorm + ReLU fusion", function()
   local function run(net, x)
     dl.manual_seed(0)
@@ -188,6 +281,26 @@ describe("nn.Sequential's BatchNorm + ReLU fusion", function()
     act.forward = function(_, v) return v:relu() * 3 end
     H.assert_close(nn.Sequential(nn.BatchNorm1d(3), act)(x), F.relu(nn.BatchNorm1d(3)(x)) * 3, 1e-6)
     assert.equal("LeakyReluBackward0", nn.Sequential(nn.BatchNorm1d(3), nn.LeakyReLU())(x).grad_fn:name())
+  end)
+  it("runs BatchNorm2d, ReLU and MaxPool2d(2) as one op; other pooling as two", function()
+    local x = dl.randn(4, 3, 6, 6) * 2
+    local function modules(pool) return nn.BatchNorm2d(3), nn.ReLU(), pool end
+    local y = nn.Sequential(modules(nn.MaxPool2d(2)))(x:clone():requires_grad_())
+    assert.equal("NativeBatchNormReluMaxPoolBackward0", y.grad_fn:name())
+    H.assert_close(y, three_ops(x, nil, nil, {training = true, weight = dl.ones(3), bias = dl.zeros(3)}), 0)
+    assert.equal("NativeBatchNormReluMaxPoolBackward0",
+      nn.Sequential(modules(nn.MaxPool2d({2, 2}, {stride = 2, padding = 0})))(x:requires_grad_()).grad_fn:name())
+    for _, pool in ipairs({nn.MaxPool2d(2, {stride = 1}), nn.MaxPool2d(3), nn.MaxPool2d(2, {padding = 1}),
+      nn.MaxPool2d(2, {ceil_mode = true}), nn.MaxPool2d(2, {dilation = 2}), nn.AvgPool2d(2)}) do
+      local got = nn.Sequential(modules(pool))(x)
+      assert.is_true(got.grad_fn:name() ~= "NativeBatchNormReluMaxPoolBackward0", tostring(pool))
+      H.assert_close(got, pool(F.relu(nn.BatchNorm2d(3)(x))), 1e-6)
+    end
+    local y2 = nn.Sequential(nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2, {return_indices = true}))(x)
+    assert.are_not.equal("NativeBatchNormReluMaxPoolBackward0", y2.grad_fn:name())
+    -- an image smaller than the window: MaxPool2d's own error
+    H.assert_error(function() nn.Sequential(modules(nn.MaxPool2d(2)))(dl.randn(2, 3, 1, 5)) end,
+      "MaxPool2d", "smaller than the kernel")
   end)
   it("names the layer in errors, as the unfused forward does", function()
     H.assert_error(function() nn.Sequential(nn.BatchNorm2d(3), nn.ReLU())(dl.randn(2, 4, 5, 5)) end,

@@ -48,19 +48,22 @@ static int l_dropout(lua_State *L) {
 
 /* dl.batch_norm(x, running_mean, running_var, {weight, bias, training = false,
  * momentum = 0.1, eps = 1e-5}); dl._batch_norm_relu(...) the same followed
- * by a ReLU in one pass (what nn.Sequential runs for BatchNorm then ReLU) */
-static int batch_norm(lua_State *L, const char *fn, bool relu) {
+ * by a ReLU in one pass, dl._batch_norm_relu_pool(x [N, C, H, W], ...) by a
+ * ReLU and 2x2 max pooling (what nn.Sequential runs for BatchNorm, ReLU
+ * and MaxPool2d(2)) */
+static int batch_norm(lua_State *L, const char *fn, dl_bn_epilogue ep) {
   static const char *const allowed[] = {"weight", "bias", "training", "momentum", "eps", NULL};
   dl_tensor *x = dlua_checktensor(L, 1), *rm = opttensor(L, 2), *rv = opttensor(L, 3);
   checkopts(L, 4, fn, allowed);
   dl_tensor *w = opttensorfield(L, 4, fn, "weight"), *b = opttensorfield(L, 4, fn, "bias");
   bool training = dlua_optbool(L, 4, "training", false);
   double momentum = dlua_optnumber(L, 4, "momentum", 0.1), eps = dlua_optnumber(L, 4, "eps", 1e-5);
-  dlua_push_or_error(L, dl_ag_batch_norm(x, w, b, rm, rv, training, momentum, eps, relu));
+  dlua_push_or_error(L, dl_ag_batch_norm(x, w, b, rm, rv, training, momentum, eps, ep));
   return 1;
 }
-static int l_batch_norm(lua_State *L) { return batch_norm(L, "dl.batch_norm", false); }
-static int l_batch_norm_relu(lua_State *L) { return batch_norm(L, "dl._batch_norm_relu", true); }
+static int l_batch_norm(lua_State *L) { return batch_norm(L, "dl.batch_norm", DL_BN_PLAIN); }
+static int l_batch_norm_relu(lua_State *L) { return batch_norm(L, "dl._batch_norm_relu", DL_BN_RELU); }
+static int l_batch_norm_relu_pool(lua_State *L) { return batch_norm(L, "dl._batch_norm_relu_pool", DL_BN_RELU_POOL2); }
 
 /* dl.lstm_cell(gates, c) -> h, c1: gates [B, 4H] pre-activations (i, f, g, o), c [B, H] */
 static int l_lstm_cell(lua_State *L) {
@@ -139,10 +142,18 @@ static int l_attention_softmax(lua_State *L) {
 }
 
 static const luaL_Reg functions[] = {
-  {"rbf", l_rbf}, {"dropout", l_dropout}, {"batch_norm", l_batch_norm}, {"_batch_norm_relu", l_batch_norm_relu}, {"lstm_cell", l_lstm_cell},
-  {"gru_cell", l_gru_cell}, {"attention_softmax", l_attention_softmax}, {"_lstm_scan", l_lstm_scan},
+  {"rbf", l_rbf},
+  {"dropout", l_dropout},
+  {"batch_norm", l_batch_norm},
+  {"_batch_norm_relu", l_batch_norm_relu},
+  {"_batch_norm_relu_pool", l_batch_norm_relu_pool},
+  {"lstm_cell", l_lstm_cell},
+  {"gru_cell", l_gru_cell},
+  {"attention_softmax", l_attention_softmax},
+  {"_lstm_scan", l_lstm_scan},
   {"_layer_norm", l_layer_norm},
-  {"_gru_scan", l_gru_scan}, {NULL, NULL},
+  {"_gru_scan", l_gru_scan},
+  {NULL, NULL},
 };
 
 void dlua_open_layer(lua_State *L) { dlua_register(L, NULL, functions); }

@@ -13,5 +13,9 @@ dl_tensor *dl_ag_col2im(dl_tensor *cols, const dl_window *w, const int64_t *size
 dl_tensor *dl_ag_convolution(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_params *params);
 /* max pooling (dl_op_max_pool), differentiable in x; *idx as there */
 dl_tensor *dl_ag_max_pool(dl_tensor *x, const dl_window *w, dl_tensor **idx);
+/* its input gradient: g (the output's) added at idx into an input of shape
+ * (ndim dims); one kernel pass, or with grad mode on (create_graph) a
+ * differentiable scatter */
+dl_tensor *dl_ag_max_pool_grad(dl_tensor *g, dl_tensor *idx, const int64_t *shape, int ndim);
 
 #endif

@@ -8,12 +8,13 @@
 dl_tensor *dl_ag_rbf(dl_tensor *x, dl_tensor *centers, dl_tensor *sigmas, bool bias_unit);
 /* x itself (retained) when not training */
 dl_tensor *dl_ag_dropout(dl_tensor *x, double p, bool training);
-/* as dl_op_batch_norm; differentiable in x, weight and bias. relu: a ReLU
- * applied to the output in the same pass, its mask recomputed in the
- * backward (the same values and gradients as the two ops; with tangents
- * it runs as the two ops) */
+/* as dl_op_batch_norm_ex; differentiable in x, weight and bias. With an
+ * epilogue, the ReLU's mask (and the pooling's maxima) are recomputed in
+ * the backward: the values and gradients of the separate ops, which it
+ * runs as when tangents are present (or, for the pooling, on a device
+ * without its kernels) */
 dl_tensor *dl_ag_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
-                            dl_tensor *running_var, bool training, double momentum, double eps, bool relu);
+                            dl_tensor *running_var, bool training, double momentum, double eps, dl_bn_epilogue ep);
 
 /* layer norm over the trailing dims of x that hold N elements (w, b: N
  * elements each, optional; grad_layer_norm.c) */

@@ -281,22 +281,26 @@ typedef struct {
 
 _Static_assert(sizeof(pool_ctx) <= DL_NODE_CTX_BYTES, "pool_ctx does not fit a node");
 
+dl_tensor *dl_ag_max_pool_grad(dl_tensor *g, dl_tensor *idx, const int64_t *shape, int ndim) {
+  if (!dl_grad_enabled()) return dl_op_max_pool_backward(g, idx, shape, ndim); /* one pass per plane */
+  int64_t NC = shape[0] * shape[1], plane = 1;
+  for (int d = 2; d < ndim; d++) plane *= shape[d];
+  const int64_t L = NC ? g->numel / NC : 0;
+  dl_ag_scope p = {.n = 0};
+  dl_tensor *i2 = dl_ag_keep(&p, dl_tensor_reshape(idx, SHAPE(NC, L)));
+  dl_tensor *g2 = i2 ? dl_ag_keep(&p, dl_ag_reshape(g, SHAPE(NC, L))) : NULL;
+  dl_tensor *z = g2 ? dl_ag_keep(&p, dl_tensor_zeros(SHAPE(NC, plane), g->dtype, dl_tensor_device(g))) : NULL;
+  dl_tensor *gx = z ? dl_ag_keep(&p, dl_ag_scatter_add(z, 1, i2, g2)) : NULL;
+  dl_tensor *r = gx ? dl_ag_reshape(gx, shape, ndim) : NULL;
+  dl_ag_scope_end(&p);
+  return r;
+}
+
 static int max_pool_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
   const pool_ctx *c = (const pool_ctx *)n->ctx;
   dl_tensor *idx = dl_node_saved(n, 0);
   if (!idx) return -1;
-  if (!dl_grad_enabled()) { /* no graph to record: one pass per plane */
-    gin[0] = dl_op_max_pool_backward(gout[0], idx, c->shape, c->ndim);
-    dl_tensor_release(idx);
-    return gin[0] ? 0 : -1;
-  }
-  dl_ag_scope p = {.n = 0};
-  dl_tensor *i2 = dl_ag_keep(&p, dl_tensor_reshape(idx, SHAPE(c->NC, c->L)));
-  dl_tensor *g2 = i2 ? dl_ag_keep(&p, dl_ag_reshape(gout[0], SHAPE(c->NC, c->L))) : NULL;
-  dl_tensor *z = g2 ? dl_ag_keep(&p, dl_tensor_zeros(SHAPE(c->NC, c->plane), gout[0]->dtype, dl_tensor_device(gout[0]))) : NULL;
-  dl_tensor *gx = z ? dl_ag_keep(&p, dl_ag_scatter_add(z, 1, i2, g2)) : NULL;
-  gin[0] = gx ? dl_ag_reshape(gx, c->shape, c->ndim) : NULL;
-  dl_ag_scope_end(&p);
+  gin[0] = dl_ag_max_pool_grad(gout[0], idx, c->shape, c->ndim);
   dl_tensor_release(idx);
   return gin[0] ? 0 : -1;
 }

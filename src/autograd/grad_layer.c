@@ -8,6 +8,7 @@
 #include "dl_ag_layer.h"
 
 #include "dl_ag_activation.h"
+#include "dl_ag_conv.h"
 #include "dl_ag_ewise.h"
 #include "dl_ag_linalg.h"
 #include "dl_ag_reduce.h"
@@ -17,6 +18,7 @@
 #include "../ops/dl_ewise.h"
 #include "../ops/dl_random.h"
 
+#include <math.h>
 #include <string.h>
 
 static bool wants(const dl_node *n, int i) { return n->edges[i].fn || n->edges[i].leaf; }
@@ -204,10 +206,15 @@ fail:
 
 typedef struct {
   double eps;
-  bool training, has_weight, has_bias, relu; /* relu: a ReLU fused after it, the bias saved for its mask */
-  int ndim;
-  int64_t C;
+  bool training, has_weight, has_bias;
+  dl_bn_epilogue ep; /* a ReLU (and pooling) fused after it: the bias is saved for the ReLU's mask */
+  int ndim;          /* of the normalised [N, C(, L)]; with pooling 3, the input [N, C, H, W] flattened */
+  int64_t C, H, W;
 } bn_ctx;
+
+/* the 2x2 stride-2 window of DL_BN_RELU_POOL2's pooling */
+static const dl_window pool2 = {
+    .nd = 2, .kernel = {2, 2}, .stride = {2, 2}, .dilation = {1, 1}, .pad_value = -INFINITY};
 
 /* reduced dims and the broadcast shape of a [C] vector */
 static int bn_dims(const bn_ctx *c, int *dims, int64_t *bshape) {
@@ -258,19 +265,32 @@ static int bn_backward(dl_node *nd, dl_tensor *const *gout, dl_tensor **gin) {
   const int bslot = 3 + c->has_weight;
   if (!(x = dl_ag_keep(&p, dl_node_saved(nd, 0))) || !(mean = dl_ag_keep(&p, dl_node_saved(nd, 1))) ||
       !(invstd = dl_ag_keep(&p, dl_node_saved(nd, 2))) || (c->has_weight && !(w = dl_ag_keep(&p, dl_node_saved(nd, 3)))) ||
-      (c->relu && c->has_bias && !(b = dl_ag_keep(&p, dl_node_saved(nd, bslot)))))
+      (c->ep != DL_BN_PLAIN && c->has_bias && !(b = dl_ag_keep(&p, dl_node_saved(nd, bslot)))))
     goto done;
   if (c->training && !dl_grad_enabled()) { /* no graph to record: the fused kernel */
-    rc = dl_op_batch_norm_backward(g, x, mean, invstd, w, b, c->relu, wants(nd, 0) ? &gin[0] : NULL,
+    rc = dl_op_batch_norm_backward(g, x, mean, invstd, w, b, c->ep, wants(nd, 0) ? &gin[0] : NULL,
                                    wants(nd, 1) ? &gin[1] : NULL, wants(nd, 2) ? &gin[2] : NULL);
     goto done;
   }
-  if (c->relu) { /* the ReLU's gradient first: g where the output (recomputed by the same kernel) is > 0 */
+  const dl_tensor *x4 = x; /* with pooling, the input as given: [N, C, H, W] */
+  if (c->ep == DL_BN_RELU_POOL2) { /* the pooling's gradient first, at the maxima of the recomputed output */
+    dl_tensor *y, *pooled, *idx = NULL;
+    const int64_t flat[3] = {x4->shape[0], c->C, c->H * c->W};
+    if (!(x = dl_ag_keep(&p, dl_ag_reshape(x, flat, 3))) || /* recorded: under create_graph x's own path counts */
+        !(y = dl_ag_keep(&p, dl_op_batch_norm_apply(x, mean, invstd, w, b, true))) ||
+        !(y = dl_ag_keep(&p, dl_tensor_reshape(y, x4->shape, 4))) ||
+        !(pooled = dl_ag_keep(&p, dl_op_max_pool(y, &pool2, &idx))) || !dl_ag_keep(&p, idx) ||
+        !(g = dl_ag_keep(&p, dl_ag_max_pool_grad(g, idx, x4->shape, 4))) ||
+        !(g = dl_ag_keep(&p, dl_ag_reshape(g, x->shape, 3))))
+      goto done;
+  }
+  if (c->ep != DL_BN_PLAIN) { /* the ReLU's gradient: 0 where the output (recomputed by the same kernel) is <= 0,
+                                * g elsewhere (a NaN output passes it, as the ReLU's kernel) */
     dl_tensor *y, *mask;
     if (!(y = dl_ag_keep(&p, dl_op_batch_norm_apply(x, mean, invstd, w, b, true))) ||
-        !(mask = dl_ag_keep(&p, dl_op_binary_ex(DL_BIN_GT, dl_operand_tensor(y), dl_operand_scalar(dl_scalar_f(0)),
+        !(mask = dl_ag_keep(&p, dl_op_binary_ex(DL_BIN_LE, dl_operand_tensor(y), dl_operand_scalar(dl_scalar_f(0)),
                                                 dl_scalar_i(1)))) ||
-        !(g = dl_ag_keep(&p, dl_ag_where(mask, dl_operand_tensor(g), dl_operand_scalar(dl_scalar_f(0))))))
+        !(g = dl_ag_keep(&p, dl_ag_where(mask, dl_operand_scalar(dl_scalar_f(0)), dl_operand_tensor(g)))))
       goto done;
   }
   if (c->training) { /* statistics recomputed differentiably from x */
@@ -290,6 +310,11 @@ static int bn_backward(dl_node *nd, dl_tensor *const *gout, dl_tensor **gin) {
   if (wants(nd, 1) && (!(t = dl_ag_keep(&p, dl_ag_mul(g, xhat))) || !(gin[1] = dl_ag_sum(t, dims, ndims, false))))
     goto done;
   if (wants(nd, 2) && !(gin[2] = dl_ag_sum(g, dims, ndims, false))) goto done;
+  if (gin[0] && c->ep == DL_BN_RELU_POOL2) { /* back to the input's [N, C, H, W] */
+    dl_tensor *g4 = dl_ag_reshape(gin[0], x4->shape, 4);
+    dl_tensor_release(gin[0]);
+    if (!(gin[0] = g4)) goto done;
+  }
   rc = 0;
 done:
   dl_ag_scope_end(&p);
@@ -297,6 +322,30 @@ done:
 }
 static const dl_node_type bn_type = {"NativeBatchNormBackward0", bn_backward, NULL};
 static const dl_node_type bn_relu_type = {"NativeBatchNormReluBackward0", bn_backward, NULL};
+static const dl_node_type bn_pool_type = {"NativeBatchNormReluMaxPoolBackward0", bn_backward, NULL};
+
+/* batch norm + ReLU, then the pooling, as two recorded ops (tangents, or a
+ * device without the fused kernels) */
+static dl_tensor *composed_pool(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
+                                dl_tensor *running_var, bool training, double momentum, double eps) {
+  if (x->ndim != 4) {
+    char b[64];
+    dl_error_set("batch_norm: batch norm + ReLU + max pooling expected a 4D input, got %s",
+                 dl_tensor_shape_str(x, b, sizeof b));
+    return NULL;
+  }
+  dl_ag_scope p = {.n = 0};
+  dl_tensor *x3, *y, *out = NULL, *idx = NULL;
+  const int64_t flat[3] = {x->shape[0], x->shape[1], x->shape[2] * x->shape[3]};
+  if ((x3 = dl_ag_keep(&p, dl_ag_reshape(x, flat, 3))) &&
+      (y = dl_ag_keep(&p, dl_ag_batch_norm(x3, weight, bias, running_mean, running_var, training, momentum, eps,
+                                           DL_BN_RELU))) &&
+      (y = dl_ag_keep(&p, dl_ag_reshape(y, x->shape, 4))))
+    out = dl_ag_max_pool(y, &pool2, &idx);
+  dl_tensor_release(idx);
+  dl_ag_scope_end(&p);
+  return out;
+}
 
 /* w t_xhat + tw xhat + tb, terms without a tangent skipped */
 static dl_tensor *bn_tangent(dl_ag_scope *p, const bn_ctx *c, dl_tensor *x0, dl_tensor *w0, dl_tensor *b0,
@@ -320,32 +369,36 @@ static dl_tensor *bn_tangent(dl_ag_scope *p, const bn_ctx *c, dl_tensor *x0, dl_
 }
 
 dl_tensor *dl_ag_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
-                            dl_tensor *running_var, bool training, double momentum, double eps, bool relu) {
+                            dl_tensor *running_var, bool training, double momentum, double eps, dl_bn_epilogue ep) {
   dl_tensor *in[3] = {x, weight, bias};
-  if (relu && dl_fw_any(in, 3)) { /* tangents: the two ops, each with its jvp rule */
-    dl_tensor *y = dl_ag_batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps, false);
+  if (ep == DL_BN_RELU_POOL2 && (dl_fw_any(in, 3) || !dl_batch_norm_pool_fused(x)))
+    return composed_pool(x, weight, bias, running_mean, running_var, training, momentum, eps);
+  if (ep == DL_BN_RELU && dl_fw_any(in, 3)) { /* tangents: the two ops, each with its jvp rule */
+    dl_tensor *y = dl_ag_batch_norm(x, weight, bias, running_mean, running_var, training, momentum, eps, DL_BN_PLAIN);
     dl_tensor *r = y ? dl_ag_act(DL_ACT_RELU, y, 0, 0) : NULL;
     dl_tensor_release(y);
     return r;
   }
   dl_tensor *out, *mean = NULL, *invstd = NULL;
-  if (dl_op_batch_norm_ex(x, weight, bias, running_mean, running_var, training, momentum, eps, relu, &out, &mean,
+  if (dl_op_batch_norm_ex(x, weight, bias, running_mean, running_var, training, momentum, eps, ep, &out, &mean,
                           &invstd))
     return NULL;
-  bn_ctx c = {eps, training, weight != NULL, bias != NULL, relu, x->ndim, x->shape[1]};
+  const bool pooled = ep == DL_BN_RELU_POOL2;
+  bn_ctx c = {eps,         training, weight != NULL, bias != NULL, ep, pooled ? 3 : x->ndim, x->shape[1],
+              pooled ? x->shape[2] : 0, pooled ? x->shape[3] : 0};
   if (!training) { /* a snapshot: later training steps update the running statistics in place */
     dl_tensor *m = dl_tensor_clone(mean);
     dl_tensor_release(mean);
     if (!(mean = m)) goto fail;
   }
   if (dl_ag_needs_grad(in, 3)) {
-    dl_node *node = dl_ag_record(relu ? &bn_relu_type : &bn_type, in, 3, out);
+    dl_node *node = dl_ag_record(pooled ? &bn_pool_type : ep == DL_BN_RELU ? &bn_relu_type : &bn_type, in, 3, out);
     if (!node) goto fail;
     dl_node_save(node, x);
     dl_node_save(node, mean);
     dl_node_save(node, invstd);
     if (weight) dl_node_save(node, weight);
-    if (relu && bias) dl_node_save(node, bias);
+    if (ep != DL_BN_PLAIN && bias) dl_node_save(node, bias);
     memcpy(node->ctx, &c, sizeof c);
   }
   if (dl_fw_any(in, 3)) {

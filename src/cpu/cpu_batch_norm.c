@@ -18,17 +18,6 @@
 /* element (i, c, l) of a contiguous [N, C, L] tensor */
 #define AT(p, i, c, l) (p)[((i) * C + (c)) * L + (l)]
 
-/* the normalisation's affine map per channel: y = x a + s (then ReLU).
- * The backward recomputes the ReLU's mask with the same expression (one
- * fused multiply-add, so both round alike). */
-#define BN_COEFFS(T, c, a, s)                                             \
-  const T a = rp[c] * (wp ? wp[c] : (T)1), s = (bp ? bp[c] : (T)0) - mp[c] * a
-#define FMA_float __builtin_fmaf
-#define FMA_double __builtin_fma
-/* relu's forward (NaN stays NaN) and backward (the gradient passes unless
- * the output is <= 0) as the activation kernels have them */
-#define RELU_OUT(v) ((v) < 0 ? 0 : (v))
-#define RELU_PASS(v, g) ((v) <= 0 ? 0 : (g))
 
 /* ---- float32 in float lanes ---- */
 
@@ -83,7 +72,7 @@ static void stats_f(const float *xp, int64_t N, int64_t C, int64_t L, float *mp,
 }
 
 /* the sums sg = sum g', sgx = sum g' (x - mu) over the channel, g' = g, or
- * with relu g where the normalisation's output x a + s is > 0 or NaN */
+ * with relu g where the normalisation's output (x - mu) a + s is > 0 or NaN */
 static void chan_dot_f(const float *g0, const float *x0, int64_t N, int64_t stride, int64_t L, float mu, bool relu,
                        float a, float s, double *sg, double *sgx) {
   float ag[BN_ACC], ax[BN_ACC];
@@ -97,7 +86,7 @@ static void chan_dot_f(const float *g0, const float *x0, int64_t N, int64_t stri
         const float *g = g0 + i * stride + l0, *x = x0 + i * stride + l0;
         if (relu)
           for (int64_t l = 0; l < w; l++) {
-            const float ge = RELU_PASS(__builtin_fmaf(x[l], a, s), g[l]);
+            const float ge = RELU_PASS(__builtin_fmaf(x[l] - mu, a, s), g[l]);
             ag[l] += ge, ax[l] += ge * (x[l] - mu);
           }
         else
@@ -117,8 +106,7 @@ static void backward_f(float *gxp, float *gwp, float *gbp, const float *gyp, con
   const double M = (double)(N * L);
 #pragma omp parallel for if (N * C * L > DL_PARALLEL_GRAIN)
   for (int64_t c = 0; c < C; c++) {
-    BN_COEFFS(float, c, a, s);
-    const float mu = mp[c];
+    BN_COEFFS(float, c, mu, a, s);
     const double r = rp[c];
     double sg, sgx;
     chan_dot_f(&AT(gyp, 0, c, 0), &AT(xp, 0, c, 0), N, C * L, L, mu, relu, a, s, &sg, &sgx);
@@ -133,7 +121,7 @@ static void backward_f(float *gxp, float *gwp, float *gbp, const float *gyp, con
       float *o = &AT(gxp, i, c, 0);
       if (relu)
         for (int64_t l = 0; l < L; l++) {
-          const float ge = RELU_PASS(__builtin_fmaf(x[l], a, s), g[l]);
+          const float ge = RELU_PASS(__builtin_fmaf(x[l] - mu, a, s), g[l]);
           o[l] = __builtin_fmaf(kf, ge, __builtin_fmaf(slope, x[l] - mu, off));
         }
       else
@@ -179,13 +167,13 @@ static void backward_d(double *gxp, double *gwp, double *gbp, const double *gyp,
   const double M = (double)(N * L);
 #pragma omp parallel for if (N * C * L > DL_PARALLEL_GRAIN)
   for (int64_t c = 0; c < C; c++) {
-    BN_COEFFS(double, c, a, s);
-    const double mu = mp[c], r = rp[c];
+    BN_COEFFS(double, c, mu, a, s);
+    const double r = rp[c];
     double sg = 0, sgx = 0;
     for (int64_t i = 0; i < N; i++)
       for (int64_t l = 0; l < L; l++) {
         const double x = AT(xp, i, c, l), g = AT(gyp, i, c, l);
-        const double ge = relu ? RELU_PASS(__builtin_fma(x, a, s), g) : g;
+        const double ge = relu ? RELU_PASS(__builtin_fma(x - mu, a, s), g) : g;
         sg += ge, sgx += ge * (x - mu);
       }
     sgx *= r;
@@ -196,7 +184,7 @@ static void backward_d(double *gxp, double *gwp, double *gbp, const double *gyp,
     for (int64_t i = 0; i < N; i++)
       for (int64_t l = 0; l < L; l++) {
         const double x = AT(xp, i, c, l), g = AT(gyp, i, c, l);
-        const double ge = relu ? RELU_PASS(__builtin_fma(x, a, s), g) : g;
+        const double ge = relu ? RELU_PASS(__builtin_fma(x - mu, a, s), g) : g;
         AT(gxp, i, c, l) = k * (ge - mg - (x - mu) * r * mgx);
       }
   }
@@ -252,7 +240,7 @@ int dl_cpu_bn_stats(const dl_tensor *x, int64_t N, int64_t C, int64_t L, dl_tens
   return DL_KERNEL_OK;
 }
 
-/* out = x a_c + s_c, then max(., 0) with relu */
+/* out = (x - m_c) a_c + s_c, then max(., 0) with relu */
 #define BN_APPLY(T)                                                                                           \
   do {                                                                                                         \
     const T *xp = dl_tensor_data(x), *mp = dl_tensor_data(mean), *rp = dl_tensor_data(invstd);               \
@@ -260,16 +248,16 @@ int dl_cpu_bn_stats(const dl_tensor *x, int64_t N, int64_t C, int64_t L, dl_tens
     T *op = dl_tensor_data(out);                                                                               \
     _Pragma("omp parallel for if (N * C * L > DL_PARALLEL_GRAIN)") for (int64_t i = 0; i < N; i++) {          \
       for (int64_t c = 0; c < C; c++) {                                                                        \
-        BN_COEFFS(T, c, a, s);                                                                                 \
+        BN_COEFFS(T, c, m, a, s);                                                                              \
         const T *xr = &AT(xp, i, c, 0);                                                                        \
         T *orow = &AT(op, i, c, 0);                                                                            \
         if (relu)                                                                                              \
           for (int64_t l = 0; l < L; l++) {                                                                    \
-            const T v = FMA_##T(xr[l], a, s);                                                                  \
+            const T v = FMA_##T(xr[l] - m, a, s);                                                              \
             orow[l] = RELU_OUT(v);                                                                             \
           }                                                                                                    \
         else                                                                                                   \
-          for (int64_t l = 0; l < L; l++) orow[l] = FMA_##T(xr[l], a, s);                                      \
+          for (int64_t l = 0; l < L; l++) orow[l] = FMA_##T(xr[l] - m, a, s);                                  \
       }                                                                                                        \
     }                                                                                                          \
   } while (0)
@@ -281,16 +269,16 @@ int dl_cpu_bn_stats(const dl_tensor *x, int64_t N, int64_t C, int64_t L, dl_tens
     T *op = dl_tensor_data(out);                                                                               \
     _Pragma("omp parallel for if (N * C > DL_PARALLEL_GRAIN)") for (int64_t b = 0; b < BN_BLOCKS(C); b++) {   \
       BN_BLOCK_RANGE(b, C, c0, w);                                                                             \
-      T av[BN_CB], sv[BN_CB];                                                                                  \
+      T mv[BN_CB], av[BN_CB], sv[BN_CB];                                                                       \
       for (int64_t c = 0; c < w; c++) {                                                                        \
-        BN_COEFFS(T, c0 + c, a, s);                                                                            \
-        av[c] = a, sv[c] = s;                                                                                  \
+        BN_COEFFS(T, c0 + c, m, a, s);                                                                         \
+        mv[c] = m, av[c] = a, sv[c] = s;                                                                       \
       }                                                                                                        \
       for (int64_t i = 0; i < N; i++) {                                                                        \
         const T *xr = xp + i * C + c0;                                                                         \
         T *orow = op + i * C + c0;                                                                             \
         for (int64_t c = 0; c < w; c++) {                                                                      \
-          const T v = FMA_##T(xr[c], av[c], sv[c]);                                                            \
+          const T v = FMA_##T(xr[c] - mv[c], av[c], sv[c]);                                                    \
           orow[c] = relu ? RELU_OUT(v) : v;                                                                    \
         }                                                                                                      \
       }                                                                                                        \
@@ -317,15 +305,15 @@ int dl_cpu_bn_apply(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C, in
     _Pragma("omp parallel for if (N * C > DL_PARALLEL_GRAIN)") for (int64_t b = 0; b < BN_BLOCKS(C); b++) {   \
       BN_BLOCK_RANGE(b, C, c0, w);                                                                             \
       double sg[BN_CB], sgx[BN_CB];                                                                            \
-      T av[BN_CB], sv[BN_CB];                                                                                  \
+      T mv[BN_CB], av[BN_CB], sv[BN_CB];                                                                       \
       for (int64_t c = 0; c < w; c++) {                                                                        \
-        BN_COEFFS(T, c0 + c, a, s);                                                                            \
-        av[c] = a, sv[c] = s, sg[c] = sgx[c] = 0;                                                              \
+        BN_COEFFS(T, c0 + c, m, a, s);                                                                         \
+        mv[c] = m, av[c] = a, sv[c] = s, sg[c] = sgx[c] = 0;                                                   \
       }                                                                                                        \
       for (int64_t i = 0; i < N; i++) {                                                                        \
         const T *gr = gyp + i * C + c0, *xr = xp + i * C + c0;                                                 \
         for (int64_t c = 0; c < w; c++) {                                                                      \
-          double g = relu ? RELU_PASS(FMA_##T(xr[c], av[c], sv[c]), gr[c]) : gr[c];                            \
+          double g = relu ? RELU_PASS(FMA_##T(xr[c] - mv[c], av[c], sv[c]), gr[c]) : gr[c];                    \
           sg[c] += g;                                                                                          \
           sgx[c] += g * (xr[c] - (double)mp[c0 + c]) * (double)rp[c0 + c];                                     \
         }                                                                                                      \
@@ -345,7 +333,7 @@ int dl_cpu_bn_apply(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C, in
           const T *gr = gyp + i * C + c0, *xr = xp + i * C + c0;                                               \
           T *gxr = gxp + i * C + c0;                                                                           \
           for (int64_t c = 0; c < w; c++) {                                                                    \
-            double g = relu ? RELU_PASS(FMA_##T(xr[c], av[c], sv[c]), gr[c]) : gr[c];                          \
+            double g = relu ? RELU_PASS(FMA_##T(xr[c] - mv[c], av[c], sv[c]), gr[c]) : gr[c];                  \
             double xh = (xr[c] - (double)mp[c0 + c]) * (double)rp[c0 + c];                                     \
             gxr[c] = (T)(k[c] * (g - sg[c] - xh * sgx[c]));                                                    \
           }                                                                                                    \

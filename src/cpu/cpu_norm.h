@@ -6,6 +6,20 @@
 
 #include "../dl_tensor.h"
 
+/* batch norm's map per channel c (rp invstd, wp / bp weight / bias or
+ * NULL, mp mean in scope): y = (x - m) a + s, then ReLU, the product and
+ * sum one fused multiply-add, FMA_T(x - m, a, s) (x centred first: an
+ * offset of the data costs no precision). Every kernel that recomputes the
+ * ReLU's mask uses the same expression, so forward and backward round
+ * alike. */
+#define BN_COEFFS(T, c, m, a, s) const T m = mp[c], a = rp[c] * (wp ? wp[c] : (T)1), s = bp ? bp[c] : (T)0
+#define FMA_float __builtin_fmaf
+#define FMA_double __builtin_fma
+/* relu's forward (NaN stays NaN) and backward (the gradient passes unless
+ * the output is <= 0), as the activation kernels have them */
+#define RELU_OUT(v) ((v) < 0 ? 0 : (v))
+#define RELU_PASS(v, g) ((v) <= 0 ? 0 : (g))
+
 int dl_cpu_bn_stats(const dl_tensor *x, int64_t N, int64_t C, int64_t L, dl_tensor *mean, dl_tensor *var,
                     dl_tensor *invstd, double eps);
 int dl_cpu_bn_apply(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C, int64_t L, const dl_tensor *mean,
@@ -13,6 +27,12 @@ int dl_cpu_bn_apply(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C, in
 int dl_cpu_bn_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
                        int64_t N, int64_t C, int64_t L, const dl_tensor *mean, const dl_tensor *invstd,
                        const dl_tensor *weight, const dl_tensor *bias, bool relu);
+/* batch norm + ReLU + 2x2 max pooling (cpu_bn_pool.c) */
+int dl_cpu_bn_relu_pool(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C, int64_t H, int64_t W,
+                        const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight, const dl_tensor *bias);
+int dl_cpu_bn_relu_pool_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gp, const dl_tensor *x,
+                                 int64_t N, int64_t C, int64_t H, int64_t W, const dl_tensor *mean,
+                                 const dl_tensor *invstd, const dl_tensor *weight, const dl_tensor *bias);
 int dl_cpu_layer_norm(dl_tensor *y, dl_tensor *mean, dl_tensor *rstd, const dl_tensor *x, int64_t R, int64_t N,
                       const dl_tensor *w, const dl_tensor *b, double eps);
 int dl_cpu_layer_norm_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *g, const dl_tensor *x,

@@ -192,16 +192,15 @@ static int cuda_bn_stats(const dl_tensor *x, int64_t N, int64_t C, int64_t L, dl
   return dl_cuda_status();
 }
 
-/* the normalisation's pre-activation x a_c + s_c (a_c = invstd_c w_c,
- * s_c = b_c - mean_c a_c) as one fused multiply-add, so the backward's
- * recomputed ReLU mask matches the forward's output */
+/* the normalisation's pre-activation (x - mean_c) a_c + b_c (a_c =
+ * invstd_c w_c), the product and sum one fused multiply-add as on the CPU,
+ * so the backward's recomputed ReLU mask matches the forward's output */
 template <typename T>
 __device__ T bn_pre(T x, int64_t c, const T *mp, const T *rp, const T *wp, const T *bp) {
-  T a = rp[c] * (wp ? wp[c] : (T)1), s = (bp ? bp[c] : (T)0) - mp[c] * a;
-  return fma(x, a, s);
+  return fma(x - mp[c], rp[c] * (wp ? wp[c] : (T)1), bp ? bp[c] : (T)0);
 }
 
-/* out = x a_c + s_c, then max(out, 0) with relu (NaN stays NaN) */
+/* out = the pre-activation, then max(out, 0) with relu (NaN stays NaN) */
 template <typename T>
 __global__ void bn_apply_kernel(T *o, const T *x, int64_t total, int64_t C, int64_t L, const T *mp, const T *rp,
                                 const T *wp, const T *bp, bool relu) {
@@ -467,7 +466,7 @@ static int cuda_attn_softmax_backward(dl_tensor *gx, const dl_tensor *g, const d
 #undef CDATA
 
 /* the table is filled in member order: a new member must be added below */
-static_assert(sizeof(struct dl_layer_kernels) == 13 * sizeof(void *),
+static_assert(sizeof(struct dl_layer_kernels) == 15 * sizeof(void *),
               "dl_layer_kernels changed: fill its new members");
 
 extern "C" const struct dl_layer_kernels dl_cuda_layer = {
@@ -476,6 +475,10 @@ extern "C" const struct dl_layer_kernels dl_cuda_layer = {
     cuda_attn_softmax_backward,
     /* layer_norm, layer_norm_backward: composed from element-wise ops by
      * the autograd front-end on this device */
+    nullptr,
+    nullptr,
+    /* bn_relu_pool, bn_relu_pool_backward: batch norm + ReLU, then max
+     * pooling, as two ops on this device */
     nullptr,
     nullptr,
 };

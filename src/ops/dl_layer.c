@@ -143,17 +143,39 @@ static dl_tensor *invstd_of(dl_tensor *var, double eps) {
 int dl_op_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
                   dl_tensor *running_var, bool training, double momentum, double eps, dl_tensor **out,
                   dl_tensor **save_mean, dl_tensor **save_invstd) {
-  return dl_op_batch_norm_ex(x, weight, bias, running_mean, running_var, training, momentum, eps, false, out,
+  return dl_op_batch_norm_ex(x, weight, bias, running_mean, running_var, training, momentum, eps, DL_BN_PLAIN, out,
                              save_mean, save_invstd);
 }
 
+bool dl_batch_norm_pool_fused(const dl_tensor *x) {
+  if ((x->dtype != DL_FLOAT32 && x->dtype != DL_FLOAT64) || x->ndim != 4 || x->shape[2] < 2 || x->shape[3] < 2)
+    return false;
+  const dl_backend *be = dl_backend_get(dl_tensor_device(x));
+  return be && be->layer && be->layer->bn_relu_pool && be->layer->bn_relu_pool_backward;
+}
+
+/* [N, C, L] of batch norm's input: 2-D or 3-D, or for the pooling epilogue
+ * [N, C, H, W] (L = H W) that its kernels take */
+static int bn_dims_ep(const char *fn, const dl_tensor *x, dl_bn_epilogue ep, int64_t *N, int64_t *C, int64_t *L) {
+  if (ep != DL_BN_RELU_POOL2) return bn_dims(fn, x, N, C, L);
+  if (!dl_batch_norm_pool_fused(x)) {
+    char b[64];
+    dl_error_set("%s: batch norm + ReLU + max pooling takes a float [N, C, H, W] with H, W >= 2 on a device with "
+                 "its kernels, got %s",
+                 fn, dl_tensor_shape_str(x, b, sizeof b));
+    return -1;
+  }
+  *N = x->shape[0], *C = x->shape[1], *L = x->shape[2] * x->shape[3];
+  return 0;
+}
+
 int dl_op_batch_norm_ex(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
-                        dl_tensor *running_var, bool training, double momentum, double eps, bool relu,
+                        dl_tensor *running_var, bool training, double momentum, double eps, dl_bn_epilogue ep,
                         dl_tensor **out, dl_tensor **save_mean, dl_tensor **save_invstd) {
   static const char fn[] = "batch_norm";
   int64_t N, C, L;
   *out = NULL;
-  if (check_float(fn, "input", x) || bn_dims(fn, x, &N, &C, &L)) return -1;
+  if (check_float(fn, "input", x) || bn_dims_ep(fn, x, ep, &N, &C, &L)) return -1;
   if (check_channel(fn, "weight", weight, x, C) || check_channel(fn, "bias", bias, x, C) ||
       check_channel(fn, "running_mean", running_mean, x, C) || check_channel(fn, "running_var", running_var, x, C))
     return -1;
@@ -198,8 +220,14 @@ int dl_op_batch_norm_ex(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_ten
   } else {
     if (!(t[3] = dl_tensor_contiguous(running_mean)) || !(t[5] = invstd_of(running_var, eps))) goto done;
   }
-  if (!(*out = dl_tensor_empty(x->shape, x->ndim, x->dtype, dev))) goto done;
-  if (dl_kernel_status("batch_norm", k->bn_apply(*out, t[0], N, C, L, t[3], t[5], t[1], t[2], relu))) {
+  int64_t pooled[4] = {N, C, x->ndim == 4 ? x->shape[2] / 2 : 0, x->ndim == 4 ? x->shape[3] / 2 : 0};
+  if (!(*out = ep == DL_BN_RELU_POOL2 ? dl_tensor_empty(pooled, 4, x->dtype, dev)
+                                      : dl_tensor_empty(x->shape, x->ndim, x->dtype, dev)))
+    goto done;
+  int krc = ep == DL_BN_RELU_POOL2
+                ? k->bn_relu_pool(*out, t[0], N, C, x->shape[2], x->shape[3], t[3], t[5], t[1], t[2])
+                : k->bn_apply(*out, t[0], N, C, L, t[3], t[5], t[1], t[2], ep == DL_BN_RELU);
+  if (dl_kernel_status("batch_norm", krc)) {
     dl_tensor_release(*out);
     *out = NULL;
     goto done;
@@ -233,12 +261,15 @@ dl_tensor *dl_op_batch_norm_apply(dl_tensor *x, dl_tensor *mean, dl_tensor *invs
 }
 
 int dl_op_batch_norm_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *mean, dl_tensor *invstd, dl_tensor *weight,
-                              dl_tensor *bias, bool relu, dl_tensor **gx, dl_tensor **gw, dl_tensor **gb) {
+                              dl_tensor *bias, dl_bn_epilogue ep, dl_tensor **gx, dl_tensor **gw, dl_tensor **gb) {
   static const char fn[] = "batch_norm_backward";
   int64_t N, C, L;
-  if (bn_dims(fn, x, &N, &C, &L)) return -1;
+  if (bn_dims_ep(fn, x, ep, &N, &C, &L)) return -1;
   if (check_like(fn, "grad_output", gy, x)) return -1;
-  if (!dl_tensor_same_shape(gy, x)) {
+  const bool pooled = ep == DL_BN_RELU_POOL2;
+  if (pooled ? gy->ndim != 4 || gy->shape[0] != N || gy->shape[1] != C || gy->shape[2] != x->shape[2] / 2 ||
+                   gy->shape[3] != x->shape[3] / 2
+             : !dl_tensor_same_shape(gy, x)) {
     char b1[64], b2[64];
     dl_error_set("%s: grad_output %s does not match input %s", fn, dl_tensor_shape_str(gy, b1, sizeof b1),
                  dl_tensor_shape_str(x, b2, sizeof b2));
@@ -260,9 +291,10 @@ int dl_op_batch_norm_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *mean, dl_t
   if (gx && !(o[0] = dl_tensor_empty(x->shape, x->ndim, x->dtype, dev))) goto done;
   if (gw && !(o[1] = dl_tensor_empty(cshape, 1, x->dtype, dev))) goto done;
   if (gb && !(o[2] = dl_tensor_empty(cshape, 1, x->dtype, dev))) goto done;
-  if (dl_kernel_status("batch_norm",
-                        k->bn_backward(o[0], o[1], o[2], t[0], t[1], N, C, L, t[2], t[3], t[4], t[5], relu)))
-    goto done;
+  int krc = pooled ? k->bn_relu_pool_backward(o[0], o[1], o[2], t[0], t[1], N, C, x->shape[2], x->shape[3], t[2], t[3],
+                                               t[4], t[5])
+                   : k->bn_backward(o[0], o[1], o[2], t[0], t[1], N, C, L, t[2], t[3], t[4], t[5], ep == DL_BN_RELU);
+  if (dl_kernel_status("batch_norm", krc)) goto done;
   if (gx) *gx = o[0];
   if (gw) *gw = o[1];
   if (gb) *gb = o[2];

@@ -26,15 +26,15 @@ struct dl_layer_kernels {
   /* per channel: mean, biased var and 1/sqrt(var + eps) */
   int (*bn_stats)(const dl_tensor *x, int64_t N, int64_t C, int64_t L, dl_tensor *mean, dl_tensor *var,
                    dl_tensor *invstd, double eps);
-  /* out = x a + s with a = invstd * weight, s = bias - mean * a (weight,
-   * bias optional; x a + s one fused multiply-add), then with relu
+  /* out = (x - mean) a + bias with a = invstd * weight (weight, bias
+   * optional; the product and sum one fused multiply-add), then with relu
    * max(out, 0) (NaN stays NaN) */
   int (*bn_apply)(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C, int64_t L, const dl_tensor *mean,
                    const dl_tensor *invstd, const dl_tensor *weight, const dl_tensor *bias, bool relu);
   /* training-mode gradients: gx = w invstd (g - mean(g) - xhat mean(g xhat)),
    * gw = sum(g xhat), gb = sum(g); each output optional. g = gy, or with
-   * relu gy where bn_apply's pre-activation x a + s (recomputed alike) is
-   * > 0 or NaN, else 0 */
+   * relu gy where bn_apply's pre-activation (recomputed alike) is > 0 or
+   * NaN, else 0 */
   int (*bn_backward)(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
                       int64_t N, int64_t C, int64_t L, const dl_tensor *mean, const dl_tensor *invstd,
                       const dl_tensor *weight, const dl_tensor *bias, bool relu);
@@ -68,6 +68,18 @@ struct dl_layer_kernels {
    * gw = sum(g xhat), gb = sum(g) over the rows; each output optional */
   int (*layer_norm_backward)(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *g, const dl_tensor *x,
                              const dl_tensor *mean, const dl_tensor *rstd, const dl_tensor *w, int64_t R, int64_t N);
+  /* Optional (NULL: the front-end composes batch norm + ReLU and max
+   * pooling). x [N, C, H, W], H and W >= 2: out [N, C, H / 2, W / 2] the
+   * max of each 2x2 window (stride 2) of bn_apply's values with relu;
+   * the first maximum, a NaN wins (the last), as max_pool's */
+  int (*bn_relu_pool)(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C, int64_t H, int64_t W,
+                      const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight, const dl_tensor *bias);
+  /* its training-mode gradients from gp [N, C, H / 2, W / 2]: bn_backward's
+   * with g = gp at each window's maximum where the ReLU passes it (both
+   * recomputed from x as bn_relu_pool chose them), 0 elsewhere */
+  int (*bn_relu_pool_backward)(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gp, const dl_tensor *x,
+                               int64_t N, int64_t C, int64_t H, int64_t W, const dl_tensor *mean,
+                               const dl_tensor *invstd, const dl_tensor *weight, const dl_tensor *bias);
 };
 
 extern const struct dl_layer_kernels dl_cpu_layer;
@@ -91,18 +103,28 @@ int dl_op_rbf_backward(dl_tensor *g, dl_tensor *out, dl_tensor *x, dl_tensor *ce
 int dl_op_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
                   dl_tensor *running_var, bool training, double momentum, double eps, dl_tensor **out,
                   dl_tensor **save_mean, dl_tensor **save_invstd);
-/* dl_op_batch_norm with a ReLU after it (relu true) in the same pass */
+/* what runs after the normalisation, in the same pass */
+typedef enum {
+  DL_BN_PLAIN,
+  DL_BN_RELU,       /* a ReLU */
+  DL_BN_RELU_POOL2, /* a ReLU, then 2x2 stride-2 max pooling (bn_relu_pool): x [N, C, H, W] */
+} dl_bn_epilogue;
+/* whether x's backend runs DL_BN_RELU_POOL2 on x (a float [N, C, H, W], H
+ * and W >= 2); otherwise callers compose it */
+bool dl_batch_norm_pool_fused(const dl_tensor *x);
+/* dl_op_batch_norm followed by epilogue ep in the same pass */
 int dl_op_batch_norm_ex(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
-                        dl_tensor *running_var, bool training, double momentum, double eps, bool relu,
+                        dl_tensor *running_var, bool training, double momentum, double eps, dl_bn_epilogue ep,
                         dl_tensor **out, dl_tensor **save_mean, dl_tensor **save_invstd);
 /* The normalisation alone with given [C] statistics (the bn_apply kernel):
  * the same values as dl_op_batch_norm_ex's output for them. */
 dl_tensor *dl_op_batch_norm_apply(dl_tensor *x, dl_tensor *mean, dl_tensor *invstd, dl_tensor *weight,
                                   dl_tensor *bias, bool relu);
-/* The training-mode gradients (fused; with relu, of the batch norm + ReLU
- * whose bias is given); gx/gw/gb NULL pointers skip them. */
+/* The training-mode gradients (fused; with an epilogue, of the whole
+ * (bias given), gy the epilogue's output gradient); gx/gw/gb NULL pointers
+ * skip them. */
 int dl_op_batch_norm_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *mean, dl_tensor *invstd, dl_tensor *weight,
-                              dl_tensor *bias, bool relu, dl_tensor **gx, dl_tensor **gw, dl_tensor **gb);
+                              dl_tensor *bias, dl_bn_epilogue ep, dl_tensor **gx, dl_tensor **gw, dl_tensor **gb);
 
 /* The recurrent cells (the kernels' formulas above), each one pass over
  * its rows; operands of one float dtype and device, any strides. */

@@ -104,16 +104,33 @@ local function fuses_relu(a, b)
     and rawget(b, "forward") == nil
 end
 
+-- whether the module after those is an nn.MaxPool2d of 2x2 windows with
+-- stride 2, unpadded, undilated, floor mode, without indices
+local function pools_2x2(c)
+  if getmetatable(c) ~= nn.MaxPool2d or rawget(c, "forward") ~= nil then return false end
+  local k, o = c.kernel_size, c.opts or {}
+  local function is(v, n) return v == n or (type(v) == "table" and v[1] == n and v[2] == n and #v == 2) end
+  return k[1] == 2 and k[2] == 2 and (o.stride == nil or is(o.stride, 2)) and (o.padding == nil or is(o.padding, 0))
+    and (o.dilation == nil or is(o.dilation, 1)) and not o.ceil_mode and not o.return_indices
+end
+
 -- one input, passed through each module in turn (as PyTorch's); BatchNorm
--- then ReLU run fused (the same values and gradients, a pass less each way)
+-- then ReLU run fused, and with a MaxPool2d(2) after them BatchNorm2d, ReLU
+-- and the pooling (the same values and gradients, passes less each way)
 function nn.Sequential:forward(x)
   local n = rawget(self, "_len")
   local i = 1
   while i <= n do
     local m = rawget(self, NAMES[i])
     if i < n and fuses_relu(m, rawget(self, NAMES[i + 1])) then
-      x = m:_forward_relu(x)
-      i = i + 2
+      local pool = rawget(self, NAMES[i + 2])
+      if i + 1 < n and m._forward_relu_pool and pools_2x2(pool) then
+        x = m:_forward_relu_pool(x, pool)
+        i = i + 3
+      else
+        x = m:_forward_relu(x)
+        i = i + 2
+      end
     else
       x = m(x)
       i = i + 1

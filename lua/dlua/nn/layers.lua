@@ -11,7 +11,7 @@ local F = nn.functional
 local pybool = nn._pybool
 
 local addmm, mm, matmul, rbf, dropout, batch_norm = dl.addmm, dl.mm, dl.matmul, dl.rbf, dl.dropout, dl.batch_norm
-local batch_norm_relu = dl._batch_norm_relu
+local batch_norm_relu, batch_norm_relu_pool = dl._batch_norm_relu, dl._batch_norm_relu_pool
 local is_tensor = dl.is_tensor
 local sqrt, fmt = math.sqrt, string.format
 local errors = require "dlua.errors"
@@ -264,9 +264,10 @@ function BatchNorm1d:reset_running_stats()
   end)
 end
 
--- x [N, C, L]: batch statistics per channel over N and L; relu: a ReLU
--- after it in the same pass (nn.Sequential's fusion, _forward_relu below)
-local function bn_forward(self, x, relu)
+-- x [N, C, L]: batch statistics per channel over N and L; f: the op
+-- (dl.batch_norm, or with what follows it fused: nn.Sequential's fusion,
+-- _forward_relu below)
+local function bn_forward(self, x, f)
   local o = call_opts[self]
   if not o then
     o = {}
@@ -283,7 +284,7 @@ local function bn_forward(self, x, relu)
   o.momentum = momentum or 0.0
   -- batch statistics when training or when no running statistics are kept
   o.training = self.training or not track
-  local f = relu and batch_norm_relu or batch_norm
+  f = f or batch_norm
   if track then
     return f(x, self.running_mean, self.running_var, o)
   end
@@ -318,7 +319,7 @@ end
 local function bn_label(self) return self:_label() end
 BatchNorm1d._forward_relu = errors.named(bn_label, function(self, x)
   check_bn_input(self, x, dims_1d, "2D or 3D")
-  return bn_forward(self, x, true)
+  return bn_forward(self, x, batch_norm_relu)
 end)
 
 -- BatchNorm2d(C) and BatchNorm3d(C): BatchNorm1d over [N, C, H*W(*D)]
@@ -334,8 +335,20 @@ for nd = 2, 3 do
   cls._forward_relu = errors.named(bn_label, function(self, x)
     check_bn_input(self, x, dims, what)
     local N, C = x:size(1), x:size(2)
-    return bn_forward(self, x:reshape(N, C, -1), true):view(x:size())
+    return bn_forward(self, x:reshape(N, C, -1), batch_norm_relu):view(x:size())
   end)
+  if nd == 2 then
+    -- with a ReLU and MaxPool2d(2) after it (kernel 2, stride 2, no
+    -- padding): the pooled output straight from the normalisation, the
+    -- pooling's maxima recomputed in the backward (no indices kept); an
+    -- image smaller than the window runs the modules one by one (and fails
+    -- as MaxPool2d does)
+    cls._forward_relu_pool = errors.named(bn_label, function(self, x, pool)
+      check_bn_input(self, x, dims, what)
+      if x:size(3) < 2 or x:size(4) < 2 then return pool(self:_forward_relu(x)) end
+      return bn_forward(self, x, batch_norm_relu_pool)
+    end)
+  end
 end
 
 function BatchNorm1d:extra_repr()
