@@ -12,9 +12,14 @@ int dl_cpu_dnnl_conv_forward(dl_tensor *y, const dl_tensor *x, const dl_tensor *
 int dl_cpu_dnnl_conv_backward_data(dl_tensor *gx, const dl_tensor *gy, const dl_tensor *w, const dl_conv_params *p);
 int dl_cpu_dnnl_conv_backward_weights(dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
                                       const dl_conv_params *p);
+/* both backward passes, the output gradient reordered once */
+int dl_cpu_dnnl_conv_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
+                              const dl_tensor *w, const dl_conv_params *p);
 #define DL_CPU_CONV_FUSED dl_cpu_dnnl_conv_forward, dl_cpu_dnnl_conv_backward_data, dl_cpu_dnnl_conv_backward_weights
+#define DL_CPU_CONV_BACKWARD dl_cpu_dnnl_conv_backward
 #else
 #define DL_CPU_CONV_FUSED NULL, NULL, NULL
+#define DL_CPU_CONV_BACKWARD NULL
 #endif
 
 #endif

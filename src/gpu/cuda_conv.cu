@@ -153,7 +153,7 @@ int cuda_col2im(dl_tensor *x, const dl_tensor *cols, int64_t sn, int64_t sr, int
 } // namespace
 
 /* the table is filled in member order: a new member must be added below */
-static_assert(sizeof(struct dl_conv_kernels) == 8 * sizeof(void *), "dl_conv_kernels changed: fill its new members");
+static_assert(sizeof(struct dl_conv_kernels) == 9 * sizeof(void *), "dl_conv_kernels changed: fill its new members");
 
 /* the fused convolution: cuDNN (cuda_cudnn.cu) */
 extern "C" {
@@ -172,4 +172,6 @@ extern "C" const struct dl_conv_kernels dl_cuda_conv = {cuda_im2col,
                                                         dl_cuda_conv_backward_weights,
                                                         cuda_max_pool,
                                                         dl_cuda_conv_supported,
-                                                        cuda_max_pool_backward};
+                                                        cuda_max_pool_backward,
+                                                        /* conv_backward: cuDNN's two passes in turn */
+                                                        nullptr};

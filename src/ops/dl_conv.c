@@ -262,8 +262,13 @@ int dl_op_conv_fused_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *w, bool ha
   if (gx && !(o[0] = dl_tensor_empty(x->shape, x->ndim, x->dtype, dev))) goto done;
   if (gw && !(o[1] = dl_tensor_empty(w->shape, w->ndim, w->dtype, dev))) goto done;
   if (gb && has_bias && !(o[2] = dl_tensor_empty(w->shape, 1, w->dtype, dev))) goto done;
-  if (o[0] && o[0]->numel > 0 && dl_kernel_status(fn, k->conv_backward_data(o[0], t[0], t[2], &q))) goto done;
-  if ((o[1] || o[2]) && dl_kernel_status(fn, k->conv_backward_weights(o[1], o[2], t[0], t[1], &q))) goto done;
+  const bool data = o[0] && o[0]->numel > 0, weights = o[1] || o[2];
+  if (data && weights && k->conv_backward) {
+    if (dl_kernel_status(fn, k->conv_backward(o[0], o[1], o[2], t[0], t[1], t[2], &q))) goto done;
+  } else {
+    if (data && dl_kernel_status(fn, k->conv_backward_data(o[0], t[0], t[2], &q))) goto done;
+    if (weights && dl_kernel_status(fn, k->conv_backward_weights(o[1], o[2], t[0], t[1], &q))) goto done;
+  }
   if (gx) *gx = o[0];
   if (gw) *gw = o[1];
   if (gb) *gb = o[2];

@@ -69,6 +69,11 @@ struct dl_conv_kernels {
    * fails */
   int (*max_pool_backward)(dl_tensor *gx, const dl_tensor *g, const dl_tensor *idx, int64_t NC, int64_t plane,
                            int64_t L);
+  /* Optional (NULL: conv_backward_data, then conv_backward_weights): both
+   * backward passes from one gy, gx and at least one of gw, gb, sharing
+   * what they can (oneDNN: gy converted to the kernels' layout once) */
+  int (*conv_backward)(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
+                       const dl_tensor *w, const struct dl_conv_params *p);
 };
 
 extern const struct dl_conv_kernels dl_cpu_conv;
