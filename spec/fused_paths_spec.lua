@@ -47,7 +47,7 @@ describe("max pooling's gradient kernel", function()
   it("ties go to the first maximum; a strided output gradient is read as its values", function()
     local x = dl.zeros(1, 1, 4, 4)
     local y = F.max_pool2d(x:requires_grad_(), 2)
-    y:backward(dl.tensor({{{{1, 2}, {3, 4}}}}):transpose(3, 4))
+    y:backward(dl.tensor({{{{1, 2}, {3, 4}}}}, {dtype = "float32"}):transpose(3, 4))
     local want = dl.zeros(1, 1, 4, 4)
     want[1][1][1][1], want[1][1][1][3], want[1][1][3][1], want[1][1][3][3] = 1, 3, 2, 4
     H.assert_close(x.grad, want, 0)
@@ -189,6 +189,25 @@ describe("dl._batch_norm_relu_pool", function()
       assert.is_true(res[1][2]:isnan():any():item() == false and res[1][1]:isnan():any():item())
     end)
   end
+  it("keeps channels apart in training: an infinity in the next channel leaves this one's gradient alone", function()
+    for _, size in ipairs({28, 14, 10}) do
+      local x = dl.randn(3, 2, size, size)
+      -- the first values of channel 2's planes: what a vector step past a row of channel 1 reads
+      for n = 1, 3 do
+        x[n][2][1][1], x[n][2][1][2], x[n][2][1][3], x[n][2][1][4] = math.huge, -math.huge, math.huge, 1
+      end
+      local gp = dl.randn(3, 2, size // 2, size // 2)
+      local res = {}
+      for k, f in ipairs({dl._batch_norm_relu_pool, three_ops}) do
+        local xi, wi = x:clone():requires_grad_(), dl.ones(2):requires_grad_()
+        f(xi, nil, nil, {weight = wi, training = true}):backward(gp)
+        res[k] = {xi.grad:select(2, 1), wi.grad[1]}
+      end
+      assert.is_true(res[1][1]:isfinite():all():item(), "channel 1's gradient is finite")
+      H.assert_close(res[1][1], res[2][1], 2e-5)
+      H.assert_close(res[1][2], res[2][2], 2e-3)
+    end
+  end)
   it("gradcheck, jvp and double backward (training and evaluation)", function()
     local F64 = {dtype = "float64"}
     for _, training in ipairs({true, false}) do
@@ -310,6 +329,16 @@ describe("nn.Sequential's BatchNorm + ReLU fusion", function()
   end)
 end)
 
+describe("ReLU's gradient at NaN", function()
+  it("passes the gradient, first order and under create_graph alike (as PyTorch's threshold_backward)", function()
+    local x = dl.tensor({-1, 0 / 0, 2, 0}, {dtype = "float64"}):requires_grad_()
+    local g1 = dl.autograd.grad(x:relu(), {x}, dl.tensor({1, 2, 3, 4}, {dtype = "float64"}))
+    local g2 = dl.autograd.grad(x:relu(), {x}, dl.tensor({1, 2, 3, 4}, {dtype = "float64"}), {create_graph = true})
+    assert.same({0, 2, 3, 0}, g1:totable())
+    assert.same({0, 2, 3, 0}, g2:detach():totable())
+  end)
+end)
+
 describe("batch norm's float32 kernels", function()
   it("match float64 on data far from zero, runs of any length", function()
     for _, shape in ipairs({{64, 3, 49}, {4, 2, 3000}, {7, 5, 1}, {200, 2, 17}}) do
@@ -333,5 +362,15 @@ describe("batch norm's float32 kernels", function()
       H.assert_close(res[2][2], xr.grad, 2e-3)
       H.assert_close(res[2][3], wr.grad, 2e-3 * math.sqrt(shape[1] * shape[3]))
     end
+  end)
+  it("keep their precision when a channel starts with an outlier or an infinity", function()
+    local x64 = dl.randn(32, 3, 49, {dtype = "float64"})
+    x64[1][1][1], x64[1][2][1] = 1e6, math.huge
+    local y32 = dl.batch_norm(x64:float(), nil, nil, {training = true})
+    local y64 = dl.batch_norm(x64:float():double(), nil, nil, {training = true})
+    H.assert_close(y32:select(2, 1), y64:select(2, 1), 1e-5)
+    H.assert_close(y32:select(2, 3), y64:select(2, 3), 1e-5)
+    assert.is_true(y32:select(2, 2):isnan():all():item()) -- an infinity in the channel: NaN, as in float64
+    assert.is_true(y64:select(2, 2):isnan():all():item())
   end)
 end)

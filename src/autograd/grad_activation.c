@@ -50,9 +50,10 @@ typedef struct {
 static dl_tensor *act_grad_composed(dl_act op, dl_tensor *g, dl_tensor *x, double p0, double p1) {
   switch (op) {
   case DL_ACT_LEAKY_RELU: return t_where(p_gt(x, 0), ref(g), t_muls(ref(g), p0));
-  case DL_ACT_RELU: {
-    dl_tensor *mask = p_gt(x, 0);
-    dl_tensor *r = mask ? dl_ag_where(mask, dl_operand_tensor(g), dl_operand_scalar(dl_scalar_f(0))) : NULL;
+  case DL_ACT_RELU: { /* 0 where x <= 0, else g (a NaN passes it, as relu_b and PyTorch's threshold_backward) */
+    dl_tensor *mask = dl_op_binary_ex(DL_BIN_LE, dl_operand_tensor(x), dl_operand_scalar(dl_scalar_f(0)),
+                                      dl_scalar_i(1));
+    dl_tensor *r = mask ? dl_ag_where(mask, dl_operand_scalar(dl_scalar_f(0)), dl_operand_tensor(g)) : NULL;
     dl_tensor_release(mask);
     return r;
   }

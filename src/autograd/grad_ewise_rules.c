@@ -163,7 +163,8 @@ static T *unary_local(const ew_ctx *c, T *x, T *y, T *v) {
   case DL_UN_RELU:
     /* not recording (a first-order backward, or a jvp): one fused pass */
     if (!dl_grad_enabled()) return dl_op_act_backward(DL_ACT_RELU, v, y, 0, 0);
-    return pick(p_bin_s(DL_BIN_GT, ref(y), 0), ref(v), true); /* one mask, one select */
+    /* 0 where y <= 0, else v: a NaN passes, as the fused pass and PyTorch's threshold_backward */
+    return pick(p_bin_s(DL_BIN_LE, ref(y), 0), ref(v), false);
   case DL_UN_SQUARE: return mul(ref(v), mul_s(ref(x), 2));
   case DL_UN_SQRT: return dv(ref(v), mul_s(ref(y), 2));
   case DL_UN_RSQRT: return mul(ref(v), mul_s(pow_s(ref(y), 3), -0.5));

@@ -53,18 +53,28 @@ static double chan_sum_f(const float *x0, int64_t N, int64_t stride, int64_t L, 
   return total;
 }
 
+/* the mean of up to 64 values of a run, 0 when it is not finite */
+static float first_estimate(const float *x, int64_t L) {
+  const int64_t n = L < 64 ? L : 64;
+  double s = 0;
+  for (int64_t i = 0; i < n; i++) s += x[i];
+  const float k = (float)(s / (double)n);
+  return isfinite(k) ? k : 0;
+}
+
 static void stats_f(const float *xp, int64_t N, int64_t C, int64_t L, float *mp, float *vp, float *rp, double eps) {
   const double M = (double)(N * L);
 #pragma omp parallel for if (N * C * L > DL_PARALLEL_GRAIN)
   for (int64_t c = 0; c < C; c++) {
-    /* sums about the channel's first value, so the float lanes add terms
-     * of the data's spread, not of its offset */
-    const float *x0 = &AT(xp, 0, c, 0), k0 = M > 0 ? x0[0] : 0;
+    /* sums about a first estimate of the mean (of the channel's first run,
+     * in double), so the float lanes add terms of the data's spread, not of
+     * its offset */
+    const float *x0 = &AT(xp, 0, c, 0), k0 = M > 0 ? first_estimate(x0, L) : 0;
     const double mu = M > 0 ? k0 + chan_sum_f(x0, N, C * L, L, k0, false) / M : 0;
     /* a second pass about the mean (a channel's runs are mostly still in
      * L2); sum (x - m)^2 = sum (x - mu)^2 + M (mu - m)^2 for the float m */
     const double q = chan_sum_f(x0, N, C * L, L, (float)mu, true), dm = mu - (double)(float)mu;
-    const double v = M > 0 ? q / M - dm * dm : 0, vv = v > 0 ? v : 0;
+    const double v = M > 0 ? q / M - dm * dm : 0, vv = v < 0 ? 0 : v; /* (rounding below 0; NaN stays) */
     mp[c] = (float)mu;
     vp[c] = (float)vv;
     rp[c] = (float)(1.0 / sqrt(vv + eps));

@@ -60,19 +60,20 @@ static inline void taps8(const float *r0, const float *r1, v8f t[4]) {
   t[2] = __builtin_shuffle(c, d, even), t[3] = __builtin_shuffle(c, d, odd);
 }
 
-/* t a + s rounded once, as the kernels' __builtin_fmaf: with FMA the
- * compiler contracts the vector expression to it; without, lane by lane.
- * (Macros and pointers, not vectors by value: the ABI of those changes in
- * builds without AVX.) */
-#ifdef __FMA__
-#define FMA8(t, a, s) ((t) * (a) + (s))
+/* t a + s rounded once, as the kernels' __builtin_fmaf, whatever the
+ * optimisation level: the FMA instruction where the build has it, else
+ * lane by lane. (Macros and pointers, not vectors by value: the ABI of
+ * those changes in builds without AVX.) */
+#if defined(__FMA__) && defined(__AVX__)
+#include <immintrin.h>
+#define FMA8(t, a, s) ((v8f)_mm256_fmadd_ps((__m256)(t), _mm256_set1_ps(a), (__m256)(s)))
 #else
-#define FMA8(t, a, s)                                                       \
-  ({                                                                         \
-    const v8f t_ = (t), s_ = (s);                                            \
-    v8f p_;                                                                  \
+#define FMA8(t, a, s)                                                         \
+  ({                                                                           \
+    const v8f t_ = (t), s_ = (s);                                              \
+    v8f p_;                                                                    \
     for (int l_ = 0; l_ < 8; l_++) p_[l_] = __builtin_fmaf(t_[l_], a, s_[l_]); \
-    p_;                                                                      \
+    p_;                                                                        \
   })
 #endif
 #define BCAST8(v) ((v8f){v, v, v, v, v, v, v, v})
@@ -107,8 +108,9 @@ static inline void win8(const v8f t[4], float mu, float a, float s, v8f *best, v
 /* The taps of windows j0 .. j0 + n - 1 (n <= 8) of the row pair r0, r1, and
  * (g not NULL) their pooled gradients, zero in lanes past n: straight from
  * the tensors where a whole step can be read inside them (a step reads on
- * into the next row, lanes that are dropped), else from zero-padded
- * copies (the last rows of the last plane). */
+ * into the next row or plane: lanes past n are never stored, and pass8
+ * neutralises them), else from zero-padded copies (the last rows of the
+ * last plane). */
 static inline void step8(const float *r0, const float *r1, const float *g, int64_t j0, int64_t n, const float *xend,
                          const float *gend, v8f t[4], v8f *gv) {
   if (r1 + 2 * j0 + 16 <= xend) {
@@ -173,7 +175,9 @@ static inline void pass8(const v8f t[4], const v8f *gv, int64_t n, float mu, flo
     }
   v8f x = t[0];
   for (int i = 1; i < 4; i++) x = PICK(*k == i, t[i], x);
-  *xk = x, *ge = g;
+  /* lanes past n read the next row (or plane): mu there, so 0 (x - mu) never meets an infinity */
+  const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+  *xk = PICK(lane < (int32_t)n, x, BCAST8(mu)), *ge = g;
 }
 
 /* sums over one plane: sg += g', sgx += g' (x - mu) with g' the gradient

@@ -2,7 +2,7 @@
  * RBF features (one GEMM for the cross terms, then exp), and the table
  * of every layer kernel (batch norm, layer norm, the recurrent cells and
  * attention's softmax live in files of their own). Operands are contiguous
- * and of one float dtype; sums accumulate in double. */
+ * and of one float dtype. */
 #include "../ops/dl_layer.h"
 #include "cpu_iter.h"
 #include "cpu_attention.h"

@@ -99,9 +99,10 @@ int cuda_max_pool(dl_tensor *y, dl_tensor *idx, const dl_tensor *x, int64_t NC, 
 }
 
 /* one thread per plane, so overlapping windows add in window order as on
- * the CPU (deterministic, no atomics). The indices are max_pool's own (saved
- * by autograd, guarded by their version counter); one outside the plane is
- * skipped rather than written out of bounds. */
+ * the CPU (deterministic, no atomics; few large planes leave most of the
+ * card idle). The indices are max_pool's own (saved by autograd, guarded by
+ * their version counter); one outside the plane is skipped rather than
+ * written out of bounds (the CPU's kernel fails instead). */
 template <typename T>
 __global__ void max_pool_backward_kernel(T *gx, const T *g, const int64_t *idx, int64_t NC, int64_t plane, int64_t L) {
   DL_CUDA_FOR(nc, NC) {

@@ -64,9 +64,10 @@ struct dl_conv_kernels {
    * nor when the library cannot be loaded; im2col and GEMMs run instead) */
   bool (*conv_supported)(const dl_tensor *x, const struct dl_conv_params *p);
   /* max pooling's input gradient: gx [NC, plane] = 0, then g [NC, L] added
-   * at idx [NC, L] (max_pool's 1-based indices), each plane in index order
-   * (deterministic with overlapping windows); an index outside the plane
-   * fails */
+   * at idx [NC, L] (max_pool's 1-based indices, which autograd keeps under
+   * their version counter), each plane in index order (deterministic with
+   * overlapping windows); an index outside the plane fails on the CPU and
+   * is skipped on CUDA (a kernel cannot report it) */
   int (*max_pool_backward)(dl_tensor *gx, const dl_tensor *g, const dl_tensor *idx, int64_t NC, int64_t plane,
                            int64_t L);
   /* Optional (NULL: conv_backward_data, then conv_backward_weights): both

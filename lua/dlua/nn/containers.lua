@@ -110,7 +110,7 @@ local function pools_2x2(c)
   if getmetatable(c) ~= nn.MaxPool2d or rawget(c, "forward") ~= nil then return false end
   local k, o = c.kernel_size, c.opts or {}
   local function is(v, n) return v == n or (type(v) == "table" and v[1] == n and v[2] == n and #v == 2) end
-  return k[1] == 2 and k[2] == 2 and (o.stride == nil or is(o.stride, 2)) and (o.padding == nil or is(o.padding, 0))
+  return is(k, 2) and (o.stride == nil or is(o.stride, 2)) and (o.padding == nil or is(o.padding, 0))
     and (o.dilation == nil or is(o.dilation, 1)) and not o.ceil_mode and not o.return_indices
 end
 
