@@ -262,13 +262,16 @@ static int bn_backward(dl_node *nd, dl_tensor *const *gout, dl_tensor **gin) {
   int64_t bshape[3];
   int ndims = bn_dims(c, dims, bshape);
   dl_tensor *x, *mean, *invstd, *w = NULL, *b = NULL, *xhat, *r, *t;
-  const int bslot = 3 + c->has_weight;
+  const int bslot = 3 + c->has_weight, wslot = bslot + (c->ep != DL_BN_PLAIN && c->has_bias);
+  dl_tensor *win[2] = {NULL, NULL};
   if (!(x = dl_ag_keep(&p, dl_node_saved(nd, 0))) || !(mean = dl_ag_keep(&p, dl_node_saved(nd, 1))) ||
       !(invstd = dl_ag_keep(&p, dl_node_saved(nd, 2))) || (c->has_weight && !(w = dl_ag_keep(&p, dl_node_saved(nd, 3)))) ||
-      (c->ep != DL_BN_PLAIN && c->has_bias && !(b = dl_ag_keep(&p, dl_node_saved(nd, bslot)))))
+      (c->ep != DL_BN_PLAIN && c->has_bias && !(b = dl_ag_keep(&p, dl_node_saved(nd, bslot)))) ||
+      (c->ep == DL_BN_RELU_POOL2 && (!(win[0] = dl_ag_keep(&p, dl_node_saved(nd, wslot))) ||
+                                     !(win[1] = dl_ag_keep(&p, dl_node_saved(nd, wslot + 1))))))
     goto done;
   if (c->training && !dl_grad_enabled()) { /* no graph to record: the fused kernel */
-    rc = dl_op_batch_norm_backward(g, x, mean, invstd, w, b, c->ep, wants(nd, 0) ? &gin[0] : NULL,
+    rc = dl_op_batch_norm_backward(g, x, mean, invstd, w, b, c->ep, win, wants(nd, 0) ? &gin[0] : NULL,
                                    wants(nd, 1) ? &gin[1] : NULL, wants(nd, 2) ? &gin[2] : NULL);
     goto done;
   }
@@ -379,11 +382,12 @@ dl_tensor *dl_ag_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl
     dl_tensor_release(y);
     return r;
   }
-  dl_tensor *out, *mean = NULL, *invstd = NULL;
+  dl_tensor *out, *mean = NULL, *invstd = NULL, *win[2] = {NULL, NULL};
+  const bool pooled = ep == DL_BN_RELU_POOL2, record = dl_ag_needs_grad(in, 3);
+  /* with pooling, the winners' record for a backward */
   if (dl_op_batch_norm_ex(x, weight, bias, running_mean, running_var, training, momentum, eps, ep, &out, &mean,
-                          &invstd))
+                          &invstd, pooled && record ? win : NULL))
     return NULL;
-  const bool pooled = ep == DL_BN_RELU_POOL2;
   bn_ctx c = {eps,         training, weight != NULL, bias != NULL, ep, pooled ? 3 : x->ndim, x->shape[1],
               pooled ? x->shape[2] : 0, pooled ? x->shape[3] : 0};
   if (!training) { /* a snapshot: later training steps update the running statistics in place */
@@ -391,7 +395,7 @@ dl_tensor *dl_ag_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl
     dl_tensor_release(mean);
     if (!(mean = m)) goto fail;
   }
-  if (dl_ag_needs_grad(in, 3)) {
+  if (record) {
     dl_node *node = dl_ag_record(pooled ? &bn_pool_type : ep == DL_BN_RELU ? &bn_relu_type : &bn_type, in, 3, out);
     if (!node) goto fail;
     dl_node_save(node, x);
@@ -399,6 +403,7 @@ dl_tensor *dl_ag_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl
     dl_node_save(node, invstd);
     if (weight) dl_node_save(node, weight);
     if (ep != DL_BN_PLAIN && bias) dl_node_save(node, bias);
+    if (pooled) dl_node_save(node, win[0]), dl_node_save(node, win[1]);
     memcpy(node->ctx, &c, sizeof c);
   }
   if (dl_fw_any(in, 3)) {
@@ -411,10 +416,14 @@ dl_tensor *dl_ag_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl
   }
   dl_tensor_release(mean);
   dl_tensor_release(invstd);
+  dl_tensor_release(win[0]);
+  dl_tensor_release(win[1]);
   return out;
 fail:
   dl_tensor_release(mean);
   dl_tensor_release(invstd);
+  dl_tensor_release(win[0]);
+  dl_tensor_release(win[1]);
   dl_tensor_release(out);
   return NULL;
 }

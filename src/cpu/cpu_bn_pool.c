@@ -2,10 +2,11 @@
  * op (src/ops/dl_layer.h), a CNN's usual block after a convolution. Run
  * as three ops, the full-size activation is written by batch norm, read by
  * pooling, and its gradient written by pooling's backward and read by
- * batch norm's: here the forward writes only the pooled output, and the
- * backward reads the pooled gradient and recomputes each window's winner
- * from x (the same fused multiply-add and comparisons as the forward), so
- * no indices are kept either.
+ * batch norm's: here the forward writes the pooled output and a record of
+ * each window's winner (its tap and whether the ReLU passes it, a byte, and
+ * its x), a quarter of the activation's bytes and an eighth of max
+ * pooling's int64 indices, and the backward reads the pooled gradient and
+ * that record: its sums over the windows alone, its gradient pass x once.
  *
  * float32 runs 8 windows a step in portable vectors (taps split into even
  * and odd lanes, as the max-pooling row kernel); a window with a NaN tap
@@ -13,12 +14,10 @@
 #include "../ops/dl_layer.h"
 #include "cpu_iter.h"
 #include "cpu_norm.h"
+#include "cpu_reduce_util.h"
 
 #include <math.h>
 #include <string.h>
-
-/* element (i, c, 0) of a contiguous [N, C, L] tensor */
-#define PLANE(p, i, c) ((p) + ((i) * C + (c)) * L)
 
 /* ---- the scalar window (float64, and float32 windows with a NaN) ---- */
 
@@ -105,14 +104,11 @@ static inline void win8(const v8f t[4], float mu, float a, float s, v8f *best, v
   *best = m;
 }
 
-/* The taps of windows j0 .. j0 + n - 1 (n <= 8) of the row pair r0, r1, and
- * (g not NULL) their pooled gradients, zero in lanes past n: straight from
- * the tensors where a whole step can be read inside them (a step reads on
- * into the next row or plane: lanes past n are never stored, and pass8
- * neutralises them), else from zero-padded copies (the last rows of the
- * last plane). */
-static inline void step8(const float *r0, const float *r1, const float *g, int64_t j0, int64_t n, const float *xend,
-                         const float *gend, v8f t[4], v8f *gv) {
+/* The taps of windows j0 .. j0 + n - 1 (n <= 8) of the row pair r0, r1:
+ * straight from the tensor where a whole step can be read inside it (a step
+ * reads on into the next row or plane, lanes past n that are never
+ * stored), else from zero-padded copies (the last rows of the last plane) */
+static inline void step8(const float *r0, const float *r1, int64_t j0, int64_t n, const float *xend, v8f t[4]) {
   if (r1 + 2 * j0 + 16 <= xend) {
     taps8(r0 + 2 * j0, r1 + 2 * j0, t);
   } else {
@@ -120,94 +116,78 @@ static inline void step8(const float *r0, const float *r1, const float *g, int64
     memcpy(c0, r0 + 2 * j0, (size_t)(2 * n) * sizeof *c0), memcpy(c1, r1 + 2 * j0, (size_t)(2 * n) * sizeof *c1);
     taps8(c0, c1, t);
   }
-  if (!g) return;
-  if (g + j0 + 8 <= gend) {
-    memcpy(gv, g + j0, sizeof *gv);
-  } else {
-    float cg[8] = {0};
-    memcpy(cg, g + j0, (size_t)n * sizeof *cg);
-    memcpy(gv, cg, sizeof *gv);
-  }
-  const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
-  *gv = PICK(lane < (int32_t)n, *gv, (v8f){0});
 }
 
-static void pool_plane_f(float *out, const float *x, int64_t H, int64_t W, float mu, float a, float s,
-                         const float *xend) {
+/* the first n lanes of v to dst (a masked store where the CPU has one:
+ * a call to memcpy for a few bytes costs more than the step) */
+static inline void put8(float *dst, const v8f *v, int64_t n) {
+  if (n == 8) {
+    memcpy(dst, v, sizeof *v);
+    return;
+  }
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+  _mm256_mask_storeu_ps(dst, (__mmask8)((1u << n) - 1), (__m256)*v);
+#else
+  memcpy(dst, v, (size_t)n * sizeof *dst);
+#endif
+}
+
+/* the winners' record of 8 windows: tap (0..3) + 4 where the ReLU passes
+ * the gradient (the max is > 0, or NaN), as bytes; their x */
+typedef uint8_t v8b __attribute__((vector_size(8)));
+static inline void record8(uint8_t *tap, float *xs, const v8f t[4], const v8f *m, const v8i *k, int64_t n) {
+  const v8i pass = ~(*m <= 0) & 4;
+  const v8b code = __builtin_convertvector(*k | pass, v8b);
+  if (n == 8) memcpy(tap, &code, sizeof code);
+  else
+    for (int l = 0; l < n; l++) tap[l] = code[l];
+  v8f x = t[0];
+  for (int i = 1; i < 4; i++) x = PICK(*k == i, t[i], x);
+  put8(xs, &x, n);
+}
+
+static void pool_plane_f(float *out, uint8_t *tap, float *xs, const float *x, int64_t H, int64_t W, float mu, float a,
+                         float s, const float *xend) {
   const int64_t Ho = H / 2, Wo = W / 2;
   for (int64_t ho = 0; ho < Ho; ho++) {
     const float *r0 = x + 2 * ho * W, *r1 = r0 + W;
     float *o = out + ho * Wo;
     for (int64_t j0 = 0; j0 < Wo; j0 += 8) {
       const int64_t n = Wo - j0 < 8 ? Wo - j0 : 8;
-      v8f t[4];
+      v8f t[4], m;
       v8i k, nan = {0};
-      step8(r0, r1, NULL, j0, n, xend, NULL, t, NULL);
-      v8f m;
+      step8(r0, r1, j0, n, xend, t);
       win8(t, mu, a, s, &m, &k, &nan);
-      if (n == 8) memcpy(o + j0, &m, sizeof m);
-      else memcpy(o + j0, &m, (size_t)n * sizeof *o);
       if (any_lane(&nan, n))
-        for (int64_t j = j0; j < j0 + n; j++) {
-          float v[4];
-          TAPS(v, r0, r1, j);
-          winner_float(v, mu, a, s, &o[j]);
+        for (int l = 0; l < n; l++) {
+          const float v[4] = {t[0][l], t[1][l], t[2][l], t[3][l]};
+          float b;
+          k[l] = winner_float(v, mu, a, s, &b), m[l] = b;
         }
+      put8(o + j0, &m, n);
+      if (tap) record8(tap + ho * Wo + j0, xs + ho * Wo + j0, t, &m, &k, n);
     }
   }
 }
 
-/* One step of 8 windows of the backward: the gradient each window passes
- * on (gv where the ReLU let its winner through, else 0), the winner's tap
- * in *k and its x in *xk. NaN windows take the scalar rule. */
-static inline void pass8(const v8f t[4], const v8f *gv, int64_t n, float mu, float a, float s, v8f *ge, v8i *k,
-                         v8f *xk) {
-  v8i nan = {0};
-  v8f m;
-  win8(t, mu, a, s, &m, k, &nan);
-  v8f g = PICK(m > 0, *gv, (v8f){0});
-  if (any_lane(&nan, n))
-    for (int l = 0; l < n; l++) {
-      const float v[4] = {t[0][l], t[1][l], t[2][l], t[3][l]};
-      float b;
-      const int w = winner_float(v, mu, a, s, &b);
-      (*k)[l] = w, g[l] = RELU_PASS(b, (*gv)[l]);
-    }
-  v8f x = t[0];
-  for (int i = 1; i < 4; i++) x = PICK(*k == i, t[i], x);
-  /* lanes past n read the next row (or plane): mu there, so 0 (x - mu) never meets an infinity */
-  const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
-  *xk = PICK(lane < (int32_t)n, x, BCAST8(mu)), *ge = g;
-}
-
-/* sums over one plane: sg += g', sgx += g' (x - mu) with g' the gradient
- * at each window's winner */
-static void plane_sums_f(const float *x, const float *gp, int64_t H, int64_t W, float a, float s, float mu, double *sg,
-                         double *sgx, const float *xend, const float *gend) {
-  const int64_t Ho = H / 2, Wo = W / 2;
-  v8f ag = {0}, ax = {0};
-  for (int64_t ho = 0; ho < Ho; ho++) {
-    const float *r0 = x + 2 * ho * W, *r1 = r0 + W, *g = gp + ho * Wo;
-    for (int64_t j0 = 0; j0 < Wo; j0 += 8) {
-      const int64_t n = Wo - j0 < 8 ? Wo - j0 : 8;
-      v8f t[4], gv = {0}, xk;
-      v8i k;
-      step8(r0, r1, g, j0, n, xend, gend, t, &gv);
-      v8f ge;
-      pass8(t, &gv, n, mu, a, s, &ge, &k, &xk);
-      ag += ge, ax += ge * (xk - mu);
-    }
+/* the sums over one plane's Lo windows from the forward's record: sg +=
+ * g', sgx += g' (x - mu) with g' = gp where the ReLU passed it */
+static void plane_sums_f(const uint8_t *tap, const float *xs, const float *gp, int64_t Lo, float mu, double *sg,
+                         double *sgx) {
+  float u = 0, v = 0;
+  DL_SIMD_REDUCE2(+, u, +, v) for (int64_t i = 0; i < Lo; i++) {
+    const float g = tap[i] & 4 ? gp[i] : 0.0f;
+    u += g, v += g * (xs[i] - mu);
   }
-  double u = 0, v = 0;
-  for (int l = 0; l < 8; l++) u += ag[l], v += ax[l];
   *sg += u, *sgx += v;
 }
 
 /* the input gradient of one plane: base = slope (x - mu) + off everywhere,
  * plus kf g' at each window's winner (one expression for every element),
  * written window by window */
-static void plane_grad_f(float *gx, const float *x, const float *gp, int64_t H, int64_t W, float a, float s, float mu,
-                         float kf, float slope, float off, const float *xend, const float *gend) {
+static void plane_grad_f(float *gx, const float *x, const uint8_t *tap, const float *gp, int64_t H, int64_t W,
+                         float mu, float kf, float slope, float off, const float *xend, const uint8_t *tend,
+                         const float *gend) {
   const int64_t Ho = H / 2, Wo = W / 2;
   /* the elements no window covers (a last column or row of odd sizes) */
   for (int64_t h = 0; h < H; h++)
@@ -216,81 +196,90 @@ static void plane_grad_f(float *gx, const float *x, const float *gp, int64_t H, 
   const v8i lo = {0, 8, 1, 9, 2, 10, 3, 11}, hi = lo + 4;
   for (int64_t ho = 0; ho < Ho; ho++) {
     const float *r0 = x + 2 * ho * W, *r1 = r0 + W, *g = gp + ho * Wo;
+    const uint8_t *tp = tap + ho * Wo;
     float *d0 = gx + 2 * ho * W, *d1 = d0 + W;
     for (int64_t j0 = 0; j0 < Wo; j0 += 8) {
       const int64_t n = Wo - j0 < 8 ? Wo - j0 : 8;
-      v8f t[4], gv = {0}, xk, r[4];
-      v8i k;
-      step8(r0, r1, g, j0, n, xend, gend, t, &gv);
-      v8f ge;
-      pass8(t, &gv, n, mu, a, s, &ge, &k, &xk);
+      v8f t[4], gv = {0}, r[4];
+      v8b code = {0};
+      step8(r0, r1, j0, n, xend, t);
+      /* the record and the gradient of 8 windows (lanes past n unused) */
+      if (tp + j0 + 8 <= tend && g + j0 + 8 <= gend) {
+        memcpy(&code, tp + j0, sizeof code), memcpy(&gv, g + j0, sizeof gv);
+      } else {
+        for (int l = 0; l < n; l++) code[l] = tp[j0 + l], gv[l] = g[j0 + l];
+      }
+      const v8i kc = __builtin_convertvector(code, v8i), k = kc & 3;
+      const v8f ge = PICK((kc & 4) != 0, gv, (v8f){0});
       for (int i = 0; i < 4; i++) /* base + kf g', the expression of every other element */
         r[i] = FMA8(PICK(k == i, ge, (v8f){0}), kf, FMA8(t[i] - mu, slope, BCAST8(off)));
       /* back to rows: taps 0, 1 interleaved are row 2 ho, taps 2, 3 row 2 ho + 1 */
       const v8f row0[2] = {__builtin_shuffle(r[0], r[1], lo), __builtin_shuffle(r[0], r[1], hi)};
       const v8f row1[2] = {__builtin_shuffle(r[2], r[3], lo), __builtin_shuffle(r[2], r[3], hi)};
-      if (n == 8) { /* vector by vector (one wide copy of the pair stalls on store forwarding) */
-        memcpy(d0 + 2 * j0, &row0[0], sizeof row0[0]), memcpy(d0 + 2 * j0 + 8, &row0[1], sizeof row0[1]);
-        memcpy(d1 + 2 * j0, &row1[0], sizeof row1[0]), memcpy(d1 + 2 * j0 + 8, &row1[1], sizeof row1[1]);
-      } else {
-        memcpy(d0 + 2 * j0, row0, (size_t)(2 * n) * sizeof *d0);
-        memcpy(d1 + 2 * j0, row1, (size_t)(2 * n) * sizeof *d1);
-      }
+      put8(d0 + 2 * j0, &row0[0], 2 * n < 8 ? 2 * n : 8), put8(d1 + 2 * j0, &row1[0], 2 * n < 8 ? 2 * n : 8);
+      if (n > 4) put8(d0 + 2 * j0 + 8, &row0[1], 2 * n - 8), put8(d1 + 2 * j0 + 8, &row1[1], 2 * n - 8);
     }
   }
 }
 
 /* ---- float64: the scalar windows ---- */
 
-static void pool_plane_d(double *out, const double *x, int64_t H, int64_t W, double mu, double a, double s,
-                         const double *xend) {
+static void pool_plane_d(double *out, uint8_t *tap, double *xs, const double *x, int64_t H, int64_t W, double mu,
+                         double a, double s, const double *xend) {
   (void)xend; /* reads stay inside the windows */
-  for (int64_t ho = 0; ho < H / 2; ho++) {
-    const double *r0 = x + 2 * ho * W, *r1 = r0 + W;
-    for (int64_t j = 0; j < W / 2; j++) {
-      double v[4];
-      TAPS(v, r0, r1, j);
-      winner_double(v, mu, a, s, &out[ho * (W / 2) + j]);
-    }
-  }
-}
-
-/* the sums (gx == NULL), or the input gradient from them */
-static void plane_backward_d(double *gx, const double *x, const double *gp, int64_t H, int64_t W, double a, double s,
-                             double mu, double *sg, double *sgx, double kf, double slope, double off) {
   const int64_t Wo = W / 2;
-  if (gx)
-    for (int64_t i = 0; i < H * W; i++) gx[i] = __builtin_fma(kf, 0.0, __builtin_fma(slope, x[i] - mu, off));
   for (int64_t ho = 0; ho < H / 2; ho++) {
     const double *r0 = x + 2 * ho * W, *r1 = r0 + W;
     for (int64_t j = 0; j < Wo; j++) {
       double v[4], b;
       TAPS(v, r0, r1, j);
       const int w = winner_double(v, mu, a, s, &b);
-      const double ge = RELU_PASS(b, gp[ho * Wo + j]);
-      if (gx)
-        gx[(2 * ho + (w >> 1)) * W + 2 * j + (w & 1)] = __builtin_fma(kf, ge, __builtin_fma(slope, v[w] - mu, off));
-      else
-        *sg += ge, *sgx += ge * (v[w] - mu);
+      out[ho * Wo + j] = b;
+      if (tap) tap[ho * Wo + j] = (uint8_t)(w | (b <= 0 ? 0 : 4)), xs[ho * Wo + j] = v[w];
     }
   }
 }
 
+static void plane_sums_d(const uint8_t *tap, const double *xs, const double *gp, int64_t Lo, double mu, double *sg,
+                         double *sgx) {
+  for (int64_t i = 0; i < Lo; i++) {
+    const double g = tap[i] & 4 ? gp[i] : 0.0;
+    *sg += g, *sgx += g * (xs[i] - mu);
+  }
+}
+
+static void plane_grad_d(double *gx, const double *x, const uint8_t *tap, const double *gp, int64_t H, int64_t W,
+                         double mu, double kf, double slope, double off, const double *xend, const uint8_t *tend,
+                         const double *gend) {
+  (void)xend, (void)tend, (void)gend; /* reads stay inside the windows */
+  const int64_t Wo = W / 2;
+  for (int64_t i = 0; i < H * W; i++) gx[i] = __builtin_fma(kf, 0.0, __builtin_fma(slope, x[i] - mu, off));
+  for (int64_t ho = 0; ho < H / 2; ho++)
+    for (int64_t j = 0; j < Wo; j++) {
+      const int code = tap[ho * Wo + j], w = code & 3;
+      const int64_t at = (2 * ho + (w >> 1)) * W + 2 * j + (w & 1);
+      gx[at] = __builtin_fma(kf, code & 4 ? gp[ho * Wo + j] : 0.0, __builtin_fma(slope, x[at] - mu, off));
+    }
+}
+
 /* ---- entries ---- */
 
-int dl_cpu_bn_relu_pool(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C, int64_t H, int64_t W,
-                        const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight, const dl_tensor *bias) {
+int dl_cpu_bn_relu_pool(dl_tensor *out, dl_tensor *tap, dl_tensor *xs, const dl_tensor *x, int64_t N, int64_t C,
+                        int64_t H, int64_t W, const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight,
+                        const dl_tensor *bias) {
   const int64_t L = H * W, Lo = (H / 2) * (W / 2);
-#define POOL_LOOP(T, PLANE_FN)                                                                        \
-  do {                                                                                                \
-    const T *xp = dl_tensor_data(x), *mp = dl_tensor_data(mean), *rp = dl_tensor_data(invstd);        \
-    const T *wp = weight ? dl_tensor_data(weight) : NULL, *bp = bias ? dl_tensor_data(bias) : NULL;   \
-    T *op = dl_tensor_data(out);                                                                      \
+  uint8_t *tp = tap ? dl_tensor_data(tap) : NULL;
+#define POOL_LOOP(T, PLANE_FN)                                                                          \
+  do {                                                                                                  \
+    const T *xp = dl_tensor_data(x), *mp = dl_tensor_data(mean), *rp = dl_tensor_data(invstd);          \
+    const T *wp = weight ? dl_tensor_data(weight) : NULL, *bp = bias ? dl_tensor_data(bias) : NULL;     \
+    T *op = dl_tensor_data(out), *sp = xs ? dl_tensor_data(xs) : NULL;                                  \
     _Pragma("omp parallel for if (N * C * L > DL_PARALLEL_GRAIN)") for (int64_t e = 0; e < N * C; e++) { \
-      const int64_t c = e % C;                                                                        \
-      BN_COEFFS(T, c, m, a, s);                                                                       \
-      PLANE_FN(op + e * Lo, xp + e * L, H, W, m, a, s, xp + N * C * L);                              \
-    }                                                                                                 \
+      const int64_t c = e % C;                                                                          \
+      BN_COEFFS(T, c, m, a, s);                                                                         \
+      PLANE_FN(op + e * Lo, tp ? tp + e * Lo : NULL, sp ? sp + e * Lo : NULL, xp + e * L, H, W, m, a, s,  \
+               xp + N * C * L);                                                                         \
+    }                                                                                                   \
   } while (0)
   if (x->dtype == DL_FLOAT32) POOL_LOOP(float, pool_plane_f);
   else POOL_LOOP(double, pool_plane_d);
@@ -299,43 +288,45 @@ int dl_cpu_bn_relu_pool(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C
 }
 
 int dl_cpu_bn_relu_pool_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gp, const dl_tensor *x,
-                                 int64_t N, int64_t C, int64_t H, int64_t W, const dl_tensor *mean,
-                                 const dl_tensor *invstd, const dl_tensor *weight, const dl_tensor *bias) {
+                                 const dl_tensor *tap, const dl_tensor *xs, int64_t N, int64_t C, int64_t H, int64_t W,
+                                 const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight,
+                                 const dl_tensor *bias) {
   const int64_t L = H * W, Lo = (H / 2) * (W / 2);
   const double M = (double)(N * L);
-  /* per channel: the sums over every plane, then (with gx) each plane's gradient */
-#define BACKWARD_LOOP(T, SUMS, GRAD)                                                                   \
-  do {                                                                                                 \
-    const T *xp = dl_tensor_data(x), *gpp = dl_tensor_data(gp), *mp = dl_tensor_data(mean);            \
-    const T *rp = dl_tensor_data(invstd), *wp = weight ? dl_tensor_data(weight) : NULL;                \
-    const T *bp = bias ? dl_tensor_data(bias) : NULL;                                                   \
-    T *gxp = gx ? dl_tensor_data(gx) : NULL, *gwp = gw ? dl_tensor_data(gw) : NULL;                    \
-    T *gbp = gb ? dl_tensor_data(gb) : NULL;                                                            \
-    _Pragma("omp parallel for if (N * C * L > DL_PARALLEL_GRAIN)") for (int64_t c = 0; c < C; c++) {   \
-      BN_COEFFS(T, c, mu, a, s);                                                                       \
-      const double r = rp[c];                                                                          \
-      double sg = 0, sgx = 0;                                                                          \
-      for (int64_t i = 0; i < N; i++) SUMS;                                                            \
-      sgx *= r;                                                                                        \
-      if (gwp) gwp[c] = (T)sgx;                                                                        \
-      if (gbp) gbp[c] = (T)sg;                                                                         \
-      if (!gxp) continue;                                                                              \
-      const double k = r * (wp ? (double)wp[c] : 1.0);                                                 \
-      const T kf = (T)k, off = (T)(-k * (sg / M)), slope = (T)(-k * r * (sgx / M));                    \
-      for (int64_t i = 0; i < N; i++) GRAD;                                                            \
-    }                                                                                                  \
+  const uint8_t *tp = dl_tensor_data(tap);
+  /* per channel: the sums over every plane's windows, then (with gx) each
+   * plane's gradient; the weights and the bias need no more (b: the
+   * forward's winners carry the ReLU's pass) */
+#define BACKWARD_LOOP(T, SUFFIX)                                                                            \
+  do {                                                                                                      \
+    const T *xp = dl_tensor_data(x), *gpp = dl_tensor_data(gp), *mp = dl_tensor_data(mean);                 \
+    const T *rp = dl_tensor_data(invstd), *wp = weight ? dl_tensor_data(weight) : NULL, *sp = dl_tensor_data(xs); \
+    T *gxp = gx ? dl_tensor_data(gx) : NULL, *gwp = gw ? dl_tensor_data(gw) : NULL;                         \
+    T *gbp = gb ? dl_tensor_data(gb) : NULL;                                                                 \
+    (void)bias;                                                                                             \
+    _Pragma("omp parallel for if (N * C * L > DL_PARALLEL_GRAIN)") for (int64_t c = 0; c < C; c++) {        \
+      const T mu = mp[c];                                                                                   \
+      const double r = rp[c];                                                                               \
+      double sg = 0, sgx = 0;                                                                               \
+      for (int64_t i = 0; i < N; i++) {                                                                     \
+        const int64_t e = i * C + c;                                                                        \
+        plane_sums_##SUFFIX(tp + e * Lo, sp + e * Lo, gpp + e * Lo, Lo, mu, &sg, &sgx);                     \
+      }                                                                                                     \
+      sgx *= r;                                                                                             \
+      if (gwp) gwp[c] = (T)sgx;                                                                             \
+      if (gbp) gbp[c] = (T)sg;                                                                              \
+      if (!gxp) continue;                                                                                   \
+      const double k = r * (wp ? (double)wp[c] : 1.0);                                                      \
+      const T kf = (T)k, off = (T)(-k * (sg / M)), slope = (T)(-k * r * (sgx / M));                         \
+      for (int64_t i = 0; i < N; i++) {                                                                     \
+        const int64_t e = i * C + c;                                                                        \
+        plane_grad_##SUFFIX(gxp + e * L, xp + e * L, tp + e * Lo, gpp + e * Lo, H, W, mu, kf, slope, off,   \
+                            xp + N * C * L, tp + N * C * Lo, gpp + N * C * Lo);                             \
+      }                                                                                                     \
+    }                                                                                                       \
   } while (0)
-  if (x->dtype == DL_FLOAT32)
-    BACKWARD_LOOP(float,
-                  plane_sums_f(PLANE(xp, i, c), gpp + (i * C + c) * Lo, H, W, a, s, mu, &sg, &sgx, xp + N * C * L,
-                               gpp + N * C * Lo),
-                  plane_grad_f(PLANE(gxp, i, c), PLANE(xp, i, c), gpp + (i * C + c) * Lo, H, W, a, s, mu, kf, slope,
-                               off, xp + N * C * L, gpp + N * C * Lo));
-  else
-    BACKWARD_LOOP(double,
-                  plane_backward_d(NULL, PLANE(xp, i, c), gpp + (i * C + c) * Lo, H, W, a, s, mu, &sg, &sgx, 0, 0, 0),
-                  plane_backward_d(PLANE(gxp, i, c), PLANE(xp, i, c), gpp + (i * C + c) * Lo, H, W, a, s, mu, NULL,
-                                   NULL, kf, slope, off));
+  if (x->dtype == DL_FLOAT32) BACKWARD_LOOP(float, f);
+  else BACKWARD_LOOP(double, d);
 #undef BACKWARD_LOOP
   return DL_KERNEL_OK;
 }

@@ -28,11 +28,13 @@ int dl_cpu_bn_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_ten
                        int64_t N, int64_t C, int64_t L, const dl_tensor *mean, const dl_tensor *invstd,
                        const dl_tensor *weight, const dl_tensor *bias, bool relu);
 /* batch norm + ReLU + 2x2 max pooling (cpu_bn_pool.c) */
-int dl_cpu_bn_relu_pool(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C, int64_t H, int64_t W,
-                        const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight, const dl_tensor *bias);
+int dl_cpu_bn_relu_pool(dl_tensor *out, dl_tensor *tap, dl_tensor *xs, const dl_tensor *x, int64_t N, int64_t C,
+                        int64_t H, int64_t W, const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight,
+                        const dl_tensor *bias);
 int dl_cpu_bn_relu_pool_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gp, const dl_tensor *x,
-                                 int64_t N, int64_t C, int64_t H, int64_t W, const dl_tensor *mean,
-                                 const dl_tensor *invstd, const dl_tensor *weight, const dl_tensor *bias);
+                                 const dl_tensor *tap, const dl_tensor *xs, int64_t N, int64_t C, int64_t H, int64_t W,
+                                 const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight,
+                                 const dl_tensor *bias);
 int dl_cpu_layer_norm(dl_tensor *y, dl_tensor *mean, dl_tensor *rstd, const dl_tensor *x, int64_t R, int64_t N,
                       const dl_tensor *w, const dl_tensor *b, double eps);
 int dl_cpu_layer_norm_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *g, const dl_tensor *x,

@@ -144,7 +144,7 @@ int dl_op_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor
                   dl_tensor *running_var, bool training, double momentum, double eps, dl_tensor **out,
                   dl_tensor **save_mean, dl_tensor **save_invstd) {
   return dl_op_batch_norm_ex(x, weight, bias, running_mean, running_var, training, momentum, eps, DL_BN_PLAIN, out,
-                             save_mean, save_invstd);
+                             save_mean, save_invstd, NULL);
 }
 
 bool dl_batch_norm_pool_fused(const dl_tensor *x) {
@@ -171,7 +171,7 @@ static int bn_dims_ep(const char *fn, const dl_tensor *x, dl_bn_epilogue ep, int
 
 int dl_op_batch_norm_ex(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
                         dl_tensor *running_var, bool training, double momentum, double eps, dl_bn_epilogue ep,
-                        dl_tensor **out, dl_tensor **save_mean, dl_tensor **save_invstd) {
+                        dl_tensor **out, dl_tensor **save_mean, dl_tensor **save_invstd, dl_tensor **winners) {
   static const char fn[] = "batch_norm";
   int64_t N, C, L;
   *out = NULL;
@@ -220,21 +220,26 @@ int dl_op_batch_norm_ex(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_ten
   } else {
     if (!(t[3] = dl_tensor_contiguous(running_mean)) || !(t[5] = invstd_of(running_var, eps))) goto done;
   }
+  const bool pool = ep == DL_BN_RELU_POOL2;
   int64_t pooled[4] = {N, C, x->ndim == 4 ? x->shape[2] / 2 : 0, x->ndim == 4 ? x->shape[3] / 2 : 0};
-  if (!(*out = ep == DL_BN_RELU_POOL2 ? dl_tensor_empty(pooled, 4, x->dtype, dev)
-                                      : dl_tensor_empty(x->shape, x->ndim, x->dtype, dev)))
-    goto done;
-  int krc = ep == DL_BN_RELU_POOL2
-                ? k->bn_relu_pool(*out, t[0], N, C, x->shape[2], x->shape[3], t[3], t[5], t[1], t[2])
-                : k->bn_apply(*out, t[0], N, C, L, t[3], t[5], t[1], t[2], ep == DL_BN_RELU);
-  if (dl_kernel_status("batch_norm", krc)) {
-    dl_tensor_release(*out);
-    *out = NULL;
-    goto done;
-  }
+  dl_tensor *win[2] = {NULL, NULL};
+  if (pool && winners && (!(win[0] = dl_tensor_empty(pooled, 4, DL_UINT8, dev)) ||
+                          !(win[1] = dl_tensor_empty(pooled, 4, x->dtype, dev))))
+    goto fail_out;
+  if (!(*out = pool ? dl_tensor_empty(pooled, 4, x->dtype, dev) : dl_tensor_empty(x->shape, x->ndim, x->dtype, dev)))
+    goto fail_out;
+  int krc = pool ? k->bn_relu_pool(*out, win[0], win[1], t[0], N, C, x->shape[2], x->shape[3], t[3], t[5], t[1], t[2])
+                 : k->bn_apply(*out, t[0], N, C, L, t[3], t[5], t[1], t[2], ep == DL_BN_RELU);
+  if (dl_kernel_status("batch_norm", krc)) goto fail_out;
+  if (pool && winners) winners[0] = win[0], winners[1] = win[1];
   if (save_mean) *save_mean = dl_tensor_retain(t[3]);
   if (save_invstd) *save_invstd = dl_tensor_retain(t[5]);
   rc = 0;
+  goto done;
+fail_out:
+  release_all(win, 2);
+  dl_tensor_release(*out);
+  *out = NULL;
 done:
   release_all(t, 6);
   return rc;
@@ -261,12 +266,20 @@ dl_tensor *dl_op_batch_norm_apply(dl_tensor *x, dl_tensor *mean, dl_tensor *invs
 }
 
 int dl_op_batch_norm_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *mean, dl_tensor *invstd, dl_tensor *weight,
-                              dl_tensor *bias, dl_bn_epilogue ep, dl_tensor **gx, dl_tensor **gw, dl_tensor **gb) {
+                              dl_tensor *bias, dl_bn_epilogue ep, dl_tensor *const *winners, dl_tensor **gx,
+                              dl_tensor **gw, dl_tensor **gb) {
   static const char fn[] = "batch_norm_backward";
   int64_t N, C, L;
   if (bn_dims_ep(fn, x, ep, &N, &C, &L)) return -1;
   if (check_like(fn, "grad_output", gy, x)) return -1;
   const bool pooled = ep == DL_BN_RELU_POOL2;
+  if (pooled && (!winners || !winners[0] || !winners[1] || winners[0]->dtype != DL_UINT8 ||
+                 !dl_tensor_same_shape(winners[0], gy) || !dl_tensor_same_shape(winners[1], gy) ||
+                 winners[1]->dtype != x->dtype || !dl_tensor_is_contiguous(winners[0]) ||
+                 !dl_tensor_is_contiguous(winners[1]))) {
+    dl_error_set("%s: the pooling's winners from the forward are missing or do not match", fn);
+    return -1;
+  }
   if (pooled ? gy->ndim != 4 || gy->shape[0] != N || gy->shape[1] != C || gy->shape[2] != x->shape[2] / 2 ||
                    gy->shape[3] != x->shape[3] / 2
              : !dl_tensor_same_shape(gy, x)) {
@@ -291,8 +304,8 @@ int dl_op_batch_norm_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *mean, dl_t
   if (gx && !(o[0] = dl_tensor_empty(x->shape, x->ndim, x->dtype, dev))) goto done;
   if (gw && !(o[1] = dl_tensor_empty(cshape, 1, x->dtype, dev))) goto done;
   if (gb && !(o[2] = dl_tensor_empty(cshape, 1, x->dtype, dev))) goto done;
-  int krc = pooled ? k->bn_relu_pool_backward(o[0], o[1], o[2], t[0], t[1], N, C, x->shape[2], x->shape[3], t[2], t[3],
-                                               t[4], t[5])
+  int krc = pooled ? k->bn_relu_pool_backward(o[0], o[1], o[2], t[0], t[1], winners[0], winners[1], N, C, x->shape[2],
+                                               x->shape[3], t[2], t[3], t[4], t[5])
                    : k->bn_backward(o[0], o[1], o[2], t[0], t[1], N, C, L, t[2], t[3], t[4], t[5], ep == DL_BN_RELU);
   if (dl_kernel_status("batch_norm", krc)) goto done;
   if (gx) *gx = o[0];

@@ -71,15 +71,20 @@ struct dl_layer_kernels {
   /* Optional (NULL: the front-end composes batch norm + ReLU and max
    * pooling). x [N, C, H, W], H and W >= 2: out [N, C, H / 2, W / 2] the
    * max of each 2x2 window (stride 2) of bn_apply's values with relu;
-   * the first maximum, a NaN wins (the last), as max_pool's */
-  int (*bn_relu_pool)(dl_tensor *out, const dl_tensor *x, int64_t N, int64_t C, int64_t H, int64_t W,
-                      const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight, const dl_tensor *bias);
-  /* its training-mode gradients from gp [N, C, H / 2, W / 2]: bn_backward's
-   * with g = gp at each window's maximum where the ReLU passes it (both
-   * recomputed from x as bn_relu_pool chose them), 0 elsewhere */
+   * the first maximum, a NaN wins (the last), as max_pool's. With tap and
+   * xs (both or neither, [N, C, H / 2, W / 2]; tap uint8, xs x's dtype),
+   * each window's winner for the backward: tap = its tap (0..3, row-major
+   * in the window) + 4 when the ReLU passes its gradient, xs = its x */
+  int (*bn_relu_pool)(dl_tensor *out, dl_tensor *tap, dl_tensor *xs, const dl_tensor *x, int64_t N, int64_t C,
+                      int64_t H, int64_t W, const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight,
+                      const dl_tensor *bias);
+  /* its training-mode gradients from gp [N, C, H / 2, W / 2] and the
+   * forward's tap and xs: bn_backward's with g = gp at each window's
+   * winner where the ReLU passes it, 0 elsewhere */
   int (*bn_relu_pool_backward)(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gp, const dl_tensor *x,
-                               int64_t N, int64_t C, int64_t H, int64_t W, const dl_tensor *mean,
-                               const dl_tensor *invstd, const dl_tensor *weight, const dl_tensor *bias);
+                               const dl_tensor *tap, const dl_tensor *xs, int64_t N, int64_t C, int64_t H, int64_t W,
+                               const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight,
+                               const dl_tensor *bias);
 };
 
 extern const struct dl_layer_kernels dl_cpu_layer;
@@ -112,19 +117,22 @@ typedef enum {
 /* whether x's backend runs DL_BN_RELU_POOL2 on x (a float [N, C, H, W], H
  * and W >= 2); otherwise callers compose it */
 bool dl_batch_norm_pool_fused(const dl_tensor *x);
-/* dl_op_batch_norm followed by epilogue ep in the same pass */
+/* dl_op_batch_norm followed by epilogue ep in the same pass; with
+ * DL_BN_RELU_POOL2, winners (a NULL pointer, or an array of 2) receives
+ * the pooling's winners for the backward (the kernel's tap and xs) */
 int dl_op_batch_norm_ex(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
                         dl_tensor *running_var, bool training, double momentum, double eps, dl_bn_epilogue ep,
-                        dl_tensor **out, dl_tensor **save_mean, dl_tensor **save_invstd);
+                        dl_tensor **out, dl_tensor **save_mean, dl_tensor **save_invstd, dl_tensor **winners);
 /* The normalisation alone with given [C] statistics (the bn_apply kernel):
  * the same values as dl_op_batch_norm_ex's output for them. */
 dl_tensor *dl_op_batch_norm_apply(dl_tensor *x, dl_tensor *mean, dl_tensor *invstd, dl_tensor *weight,
                                   dl_tensor *bias, bool relu);
 /* The training-mode gradients (fused; with an epilogue, of the whole
- * (bias given), gy the epilogue's output gradient); gx/gw/gb NULL pointers
- * skip them. */
+ * (bias given), gy the epilogue's output gradient, with pooling the
+ * forward's winners); gx/gw/gb NULL pointers skip them. */
 int dl_op_batch_norm_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *mean, dl_tensor *invstd, dl_tensor *weight,
-                              dl_tensor *bias, dl_bn_epilogue ep, dl_tensor **gx, dl_tensor **gw, dl_tensor **gb);
+                              dl_tensor *bias, dl_bn_epilogue ep, dl_tensor *const *winners, dl_tensor **gx,
+                              dl_tensor **gw, dl_tensor **gb);
 
 /* The recurrent cells (the kernels' formulas above), each one pass over
  * its rows; operands of one float dtype and device, any strides. */
