@@ -103,6 +103,16 @@ describe("bench report.lua", function()
     assert.are.same({"matmul-1024", "GFLOP/s", "100", "90.0", "1.11", "100", "1.00"}, row(out, "matmul-1024", 7))
   end)
 
+  it("divides by the best round's sgemm rate (other load only lowers a rate)", function()
+    local out = report {
+      "RESULT matmul-1024 dlua 60 GFLOP/s", "RESULT matmul-1024 dlua 100 GFLOP/s", "RESULT matmul-1024 dlua 80 GFLOP/s",
+      "RESULT matmul-1024 pytorch 90 GFLOP/s",
+      "RESULT matmul-64 dlua 10000 ns/op", "RESULT matmul-64 pytorch 12000 ns/op",
+    }
+    assert.are.same({"matmul-64", "ns/op", "10000", "12000", "1.20", "5243", "0.52"}, row(out, "matmul-64", 7))
+    assert.truthy(out:find("its best round: 100 GFLOP/s", 1, true))
+  end)
+
   it("shows dlua at T threads against PyTorch's best setting, named", function()
     local out = report {
       "RESULT matmul-1024 dlua 100 GFLOP/s", "RESULT matmul-1024 dlua@2 150 GFLOP/s",
