@@ -14,7 +14,6 @@
 #include "../ops/dl_layer.h"
 #include "cpu_iter.h"
 #include "cpu_norm.h"
-#include "cpu_reduce_util.h"
 
 #include <math.h>
 #include <string.h>
@@ -171,15 +170,30 @@ static void pool_plane_f(float *out, uint8_t *tap, float *xs, const float *x, in
 }
 
 /* the sums over one plane's Lo windows from the forward's record: sg +=
- * g', sgx += g' (x - mu) with g' = gp where the ReLU passed it */
+ * g', sgx += g' (x - mu) with g' = gp where the ReLU passed it; 8 windows
+ * a step (a plane of 7x7 windows is shorter than the compiler's vector
+ * loop, whose scalar remainder then ran it all), reading on into the next
+ * plane where the tensors go on (lanes past the plane masked) */
 static void plane_sums_f(const uint8_t *tap, const float *xs, const float *gp, int64_t Lo, float mu, double *sg,
-                         double *sgx) {
-  float u = 0, v = 0;
-  DL_SIMD_REDUCE2(+, u, +, v) for (int64_t i = 0; i < Lo; i++) {
-    const float g = tap[i] & 4 ? gp[i] : 0.0f;
-    u += g, v += g * (xs[i] - mu);
+                         double *sgx, const uint8_t *tend) {
+  const v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};
+  v8f u = {0}, v = {0};
+  for (int64_t i = 0; i < Lo; i += 8) {
+    const int64_t n = Lo - i < 8 ? Lo - i : 8;
+    v8b code = {0};
+    v8f g = {0}, x = {0};
+    if (tap + i + 8 <= tend) { /* tap, xs and gp share a layout: one bound for the three */
+      memcpy(&code, tap + i, sizeof code), memcpy(&g, gp + i, sizeof g), memcpy(&x, xs + i, sizeof x);
+    } else {
+      for (int l = 0; l < n; l++) code[l] = tap[i + l], g[l] = gp[i + l], x[l] = xs[i + l];
+    }
+    const v8i in = lane < (int32_t)n, pass = (__builtin_convertvector(code, v8i) & 4) != 0;
+    const v8f ge = PICK(in & pass, g, (v8f){0});
+    u += ge, v += ge * PICK(in, x - mu, (v8f){0});
   }
-  *sg += u, *sgx += v;
+  double a = 0, b = 0;
+  for (int l = 0; l < 8; l++) a += u[l], b += v[l];
+  *sg += a, *sgx += b;
 }
 
 /* the input gradient of one plane: base = slope (x - mu) + off everywhere,
@@ -241,7 +255,8 @@ static void pool_plane_d(double *out, uint8_t *tap, double *xs, const double *x,
 }
 
 static void plane_sums_d(const uint8_t *tap, const double *xs, const double *gp, int64_t Lo, double mu, double *sg,
-                         double *sgx) {
+                         double *sgx, const uint8_t *tend) {
+  (void)tend; /* reads stay inside the plane */
   for (int64_t i = 0; i < Lo; i++) {
     const double g = tap[i] & 4 ? gp[i] : 0.0;
     *sg += g, *sgx += g * (xs[i] - mu);
@@ -310,7 +325,7 @@ int dl_cpu_bn_relu_pool_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, co
       double sg = 0, sgx = 0;                                                                               \
       for (int64_t i = 0; i < N; i++) {                                                                     \
         const int64_t e = i * C + c;                                                                        \
-        plane_sums_##SUFFIX(tp + e * Lo, sp + e * Lo, gpp + e * Lo, Lo, mu, &sg, &sgx);                     \
+        plane_sums_##SUFFIX(tp + e * Lo, sp + e * Lo, gpp + e * Lo, Lo, mu, &sg, &sgx, tp + N * C * Lo);    \
       }                                                                                                     \
       sgx *= r;                                                                                             \
       if (gwp) gwp[c] = (T)sgx;                                                                             \
