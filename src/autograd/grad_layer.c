@@ -276,21 +276,22 @@ static int bn_backward(dl_node *nd, dl_tensor *const *gout, dl_tensor **gin) {
     goto done;
   }
   const dl_tensor *x4 = x; /* with pooling, the input as given: [N, C, H, W] */
-  if (c->ep == DL_BN_RELU_POOL2) { /* the pooling's gradient first, at the maxima of the recomputed output */
-    dl_tensor *y, *pooled, *idx = NULL;
+  dl_tensor *y = NULL;      /* with an epilogue, the output before pooling, recomputed by the forward's kernel */
+  if (c->ep == DL_BN_RELU_POOL2) { /* the pooling's gradient first, at the maxima of that output */
+    dl_tensor *y4, *pooled, *idx = NULL;
     const int64_t flat[3] = {x4->shape[0], c->C, c->H * c->W};
     if (!(x = dl_ag_keep(&p, dl_ag_reshape(x, flat, 3))) || /* recorded: under create_graph x's own path counts */
         !(y = dl_ag_keep(&p, dl_op_batch_norm_apply(x, mean, invstd, w, b, true))) ||
-        !(y = dl_ag_keep(&p, dl_tensor_reshape(y, x4->shape, 4))) ||
-        !(pooled = dl_ag_keep(&p, dl_op_max_pool(y, &pool2, &idx))) || !dl_ag_keep(&p, idx) ||
+        !(y4 = dl_ag_keep(&p, dl_tensor_reshape(y, x4->shape, 4))) ||
+        !(pooled = dl_ag_keep(&p, dl_op_max_pool(y4, &pool2, &idx))) || !dl_ag_keep(&p, idx) ||
         !(g = dl_ag_keep(&p, dl_ag_max_pool_grad(g, idx, x4->shape, 4))) ||
         !(g = dl_ag_keep(&p, dl_ag_reshape(g, x->shape, 3))))
       goto done;
   }
-  if (c->ep != DL_BN_PLAIN) { /* the ReLU's gradient: 0 where the output (recomputed by the same kernel) is <= 0,
-                                * g elsewhere (a NaN output passes it, as the ReLU's kernel) */
-    dl_tensor *y, *mask;
-    if (!(y = dl_ag_keep(&p, dl_op_batch_norm_apply(x, mean, invstd, w, b, true))) ||
+  if (c->ep != DL_BN_PLAIN) { /* the ReLU's gradient: 0 where that output is <= 0, g elsewhere (a NaN output
+                                * passes it, as the ReLU's kernel) */
+    dl_tensor *mask;
+    if ((!y && !(y = dl_ag_keep(&p, dl_op_batch_norm_apply(x, mean, invstd, w, b, true)))) ||
         !(mask = dl_ag_keep(&p, dl_op_binary_ex(DL_BIN_LE, dl_operand_tensor(y), dl_operand_scalar(dl_scalar_f(0)),
                                                 dl_scalar_i(1)))) ||
         !(g = dl_ag_keep(&p, dl_ag_where(mask, dl_operand_scalar(dl_scalar_f(0)), dl_operand_tensor(g)))))

@@ -124,8 +124,9 @@ static void backward_f(float *gxp, float *gwp, float *gbp, const float *gyp, con
     if (gwp) gwp[c] = (float)sgx;
     if (gbp) gbp[c] = (float)sg;
     if (!gxp) continue;
-    const double k = r * (wp ? (double)wp[c] : 1.0);
-    const float kf = (float)k, off = (float)(-k * (sg / M)), slope = (float)(-k * r * (sgx / M));
+    double kd, sd, od;
+    bn_grad_coeffs(r, wp ? wp[c] : 1.0, sg, sgx, M, &kd, &sd, &od);
+    const float kf = (float)kd, slope = (float)sd, off = (float)od;
     for (int64_t i = 0; i < N; i++) {
       const float *g = &AT(gyp, i, c, 0), *x = &AT(xp, i, c, 0);
       float *o = &AT(gxp, i, c, 0);

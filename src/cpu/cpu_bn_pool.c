@@ -304,21 +304,19 @@ int dl_cpu_bn_relu_pool(dl_tensor *out, dl_tensor *tap, dl_tensor *xs, const dl_
 
 int dl_cpu_bn_relu_pool_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gp, const dl_tensor *x,
                                  const dl_tensor *tap, const dl_tensor *xs, int64_t N, int64_t C, int64_t H, int64_t W,
-                                 const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight,
-                                 const dl_tensor *bias) {
+                                 const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight) {
   const int64_t L = H * W, Lo = (H / 2) * (W / 2);
   const double M = (double)(N * L);
   const uint8_t *tp = dl_tensor_data(tap);
   /* per channel: the sums over every plane's windows, then (with gx) each
-   * plane's gradient; the weights and the bias need no more (b: the
-   * forward's winners carry the ReLU's pass) */
+   * plane's gradient (the forward's record carries the ReLU's pass, so the
+   * bias is not needed) */
 #define BACKWARD_LOOP(T, SUFFIX)                                                                            \
   do {                                                                                                      \
     const T *xp = dl_tensor_data(x), *gpp = dl_tensor_data(gp), *mp = dl_tensor_data(mean);                 \
     const T *rp = dl_tensor_data(invstd), *wp = weight ? dl_tensor_data(weight) : NULL, *sp = dl_tensor_data(xs); \
     T *gxp = gx ? dl_tensor_data(gx) : NULL, *gwp = gw ? dl_tensor_data(gw) : NULL;                         \
     T *gbp = gb ? dl_tensor_data(gb) : NULL;                                                                 \
-    (void)bias;                                                                                             \
     _Pragma("omp parallel for if (N * C * L > DL_PARALLEL_GRAIN)") for (int64_t c = 0; c < C; c++) {        \
       const T mu = mp[c];                                                                                   \
       const double r = rp[c];                                                                               \
@@ -331,8 +329,9 @@ int dl_cpu_bn_relu_pool_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, co
       if (gwp) gwp[c] = (T)sgx;                                                                             \
       if (gbp) gbp[c] = (T)sg;                                                                              \
       if (!gxp) continue;                                                                                   \
-      const double k = r * (wp ? (double)wp[c] : 1.0);                                                      \
-      const T kf = (T)k, off = (T)(-k * (sg / M)), slope = (T)(-k * r * (sgx / M));                         \
+      double kd, sd, od;                                                                                    \
+      bn_grad_coeffs(r, wp ? (double)wp[c] : 1.0, sg, sgx, M, &kd, &sd, &od);                               \
+      const T kf = (T)kd, slope = (T)sd, off = (T)od;                                                       \
       for (int64_t i = 0; i < N; i++) {                                                                     \
         const int64_t e = i * C + c;                                                                        \
         plane_grad_##SUFFIX(gxp + e * L, xp + e * L, tp + e * Lo, gpp + e * Lo, H, W, mu, kf, slope, off,   \

@@ -15,6 +15,16 @@
 #define BN_COEFFS(T, c, m, a, s) const T m = mp[c], a = rp[c] * (wp ? wp[c] : (T)1), s = bp ? bp[c] : (T)0
 #define FMA_float __builtin_fmaf
 #define FMA_double __builtin_fma
+/* the input gradient's coefficients per channel from the sums sg = sum g
+ * and sgx = sum g xhat over M elements (r invstd, w weight or 1):
+ * gx = kf g + slope (x - mu) + off, each element one fused multiply-add of
+ * the other two terms */
+static inline void bn_grad_coeffs(double r, double w, double sg, double sgx, double M, double *kf, double *slope,
+                                  double *off) {
+  const double k = r * w;
+  *kf = k, *off = -k * (sg / M), *slope = -k * r * (sgx / M);
+}
+
 /* relu's forward (NaN stays NaN) and backward (the gradient passes unless
  * the output is <= 0), as the activation kernels have them */
 #define RELU_OUT(v) ((v) < 0 ? 0 : (v))
@@ -33,8 +43,7 @@ int dl_cpu_bn_relu_pool(dl_tensor *out, dl_tensor *tap, dl_tensor *xs, const dl_
                         const dl_tensor *bias);
 int dl_cpu_bn_relu_pool_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gp, const dl_tensor *x,
                                  const dl_tensor *tap, const dl_tensor *xs, int64_t N, int64_t C, int64_t H, int64_t W,
-                                 const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight,
-                                 const dl_tensor *bias);
+                                 const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight);
 int dl_cpu_layer_norm(dl_tensor *y, dl_tensor *mean, dl_tensor *rstd, const dl_tensor *x, int64_t R, int64_t N,
                       const dl_tensor *w, const dl_tensor *b, double eps);
 int dl_cpu_layer_norm_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *g, const dl_tensor *x,

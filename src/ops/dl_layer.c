@@ -305,7 +305,7 @@ int dl_op_batch_norm_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *mean, dl_t
   if (gw && !(o[1] = dl_tensor_empty(cshape, 1, x->dtype, dev))) goto done;
   if (gb && !(o[2] = dl_tensor_empty(cshape, 1, x->dtype, dev))) goto done;
   int krc = pooled ? k->bn_relu_pool_backward(o[0], o[1], o[2], t[0], t[1], winners[0], winners[1], N, C, x->shape[2],
-                                               x->shape[3], t[2], t[3], t[4], t[5])
+                                               x->shape[3], t[2], t[3], t[4])
                    : k->bn_backward(o[0], o[1], o[2], t[0], t[1], N, C, L, t[2], t[3], t[4], t[5], ep == DL_BN_RELU);
   if (dl_kernel_status("batch_norm", krc)) goto done;
   if (gx) *gx = o[0];

@@ -83,8 +83,7 @@ struct dl_layer_kernels {
    * winner where the ReLU passes it, 0 elsewhere */
   int (*bn_relu_pool_backward)(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gp, const dl_tensor *x,
                                const dl_tensor *tap, const dl_tensor *xs, int64_t N, int64_t C, int64_t H, int64_t W,
-                               const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight,
-                               const dl_tensor *bias);
+                               const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight);
 };
 
 extern const struct dl_layer_kernels dl_cpu_layer;

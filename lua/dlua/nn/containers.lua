@@ -106,12 +106,13 @@ end
 
 -- whether the module after those is an nn.MaxPool2d of 2x2 windows with
 -- stride 2, unpadded, undilated, floor mode, without indices
+local function is2(v, n) return v == n or (type(v) == "table" and v[1] == n and v[2] == n and #v == 2) end
+local NO_OPTS = {}
 local function pools_2x2(c)
   if getmetatable(c) ~= nn.MaxPool2d or rawget(c, "forward") ~= nil then return false end
-  local k, o = c.kernel_size, c.opts or {}
-  local function is(v, n) return v == n or (type(v) == "table" and v[1] == n and v[2] == n and #v == 2) end
-  return is(k, 2) and (o.stride == nil or is(o.stride, 2)) and (o.padding == nil or is(o.padding, 0))
-    and (o.dilation == nil or is(o.dilation, 1)) and not o.ceil_mode and not o.return_indices
+  local o = c.opts or NO_OPTS
+  return is2(c.kernel_size, 2) and (o.stride == nil or is2(o.stride, 2)) and (o.padding == nil or is2(o.padding, 0))
+    and (o.dilation == nil or is2(o.dilation, 1)) and not o.ceil_mode and not o.return_indices
 end
 
 -- one input, passed through each module in turn (as PyTorch's); BatchNorm
