@@ -125,8 +125,9 @@ function nn.Sequential:forward(x)
     local m = rawget(self, NAMES[i])
     if i < n and fuses_relu(m, rawget(self, NAMES[i + 1])) then
       local pool = rawget(self, NAMES[i + 2])
-      if i + 1 < n and m._forward_relu_pool and pools_2x2(pool) then
-        x = m:_forward_relu_pool(x, pool)
+      local y = i + 1 < n and m._forward_relu_pool and pools_2x2(pool) and m:_forward_relu_pool(x)
+      if y then
+        x = y
         i = i + 3
       else
         x = m:_forward_relu(x)

@@ -339,13 +339,13 @@ for nd = 2, 3 do
   end)
   if nd == 2 then
     -- with a ReLU and MaxPool2d(2) after it (kernel 2, stride 2, no
-    -- padding): the pooled output straight from the normalisation, the
-    -- pooling's maxima recomputed in the backward (no indices kept); an
-    -- image smaller than the window runs the modules one by one (and fails
-    -- as MaxPool2d does)
-    cls._forward_relu_pool = errors.named(bn_label, function(self, x, pool)
+    -- padding): the pooled output straight from the normalisation, each
+    -- window's winner recorded for the backward (no indices kept); nil for
+    -- an image smaller than the window, which the caller then runs module
+    -- by module (so it fails as MaxPool2d does)
+    cls._forward_relu_pool = errors.named(bn_label, function(self, x)
       check_bn_input(self, x, dims, what)
-      if x:size(3) < 2 or x:size(4) < 2 then return pool(self:_forward_relu(x)) end
+      if x:size(3) < 2 or x:size(4) < 2 then return nil end
       return bn_forward(self, x, batch_norm_relu_pool)
     end)
   end
