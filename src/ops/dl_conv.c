@@ -160,14 +160,14 @@ dl_tensor *dl_op_max_pool(dl_tensor *x, const dl_window *w, dl_tensor **idx) {
 dl_tensor *dl_op_max_pool_backward(dl_tensor *g, dl_tensor *idx, const int64_t *shape, int ndim) {
   static const char fn[] = "max_pool_backward";
   char a[64], b[64];
-  if ((g->dtype != DL_FLOAT32 && g->dtype != DL_FLOAT64) || ndim < 3 || ndim > 2 + DL_CONV_MAX_SPATIAL ||
-      g->ndim != ndim || !dl_tensor_same_shape(g, idx) ||
-      idx->dtype != DL_INT64 || g->shape[0] != shape[0] || g->shape[1] != shape[1] ||
-      !dl_device_eq(dl_tensor_device(g), dl_tensor_device(idx))) {
+  if (!dl_dtype_is_float(g->dtype) || ndim < 3 || ndim > 2 + DL_CONV_MAX_SPATIAL || g->ndim != ndim ||
+      !dl_tensor_same_shape(g, idx) || idx->dtype != DL_INT64 || g->shape[0] != shape[0] ||
+      g->shape[1] != shape[1]) {
     dl_error_set("%s: a float gradient %s and int64 indices %s of an input of %d dims expected", fn,
                  dl_tensor_shape_str(g, a, sizeof a), dl_tensor_shape_str(idx, b, sizeof b), ndim);
     return NULL;
   }
+  if (dl_check_same_device(fn, g, idx)) return NULL;
   const struct dl_conv_kernels *k = kernels_of(fn, g);
   if (!k) return NULL;
   if (!k->max_pool_backward) {

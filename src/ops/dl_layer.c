@@ -148,7 +148,7 @@ int dl_op_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor
 }
 
 bool dl_batch_norm_pool_fused(const dl_tensor *x) {
-  if ((x->dtype != DL_FLOAT32 && x->dtype != DL_FLOAT64) || x->ndim != 4 || x->shape[2] < 2 || x->shape[3] < 2)
+  if (!dl_dtype_is_float(x->dtype) || x->ndim != 4 || x->shape[2] < 2 || x->shape[3] < 2)
     return false;
   const dl_backend *be = dl_backend_get(dl_tensor_device(x));
   return be && be->layer && be->layer->bn_relu_pool && be->layer->bn_relu_pool_backward;
