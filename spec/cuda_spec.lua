@@ -622,6 +622,11 @@ local MODULES = {
   {"BatchNorm2d, ReLU and 2x2 max pooling (one op on the CPU, two on the device)", function()
     return nn.Sequential(nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2))
   end, function() return r(4, 3, 6, 5) * 2 + 0.5 end, EXACT},
+  {"Conv2d, BatchNorm2d, ReLU (and 2x2 max pooling): one op over blocked channels on the CPU, layer by layer on the device",
+    function()
+      return nn.Sequential(nn.Conv2d(3, 16, 3, {padding = 1}), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, {padding = 1, bias = false}), nn.BatchNorm2d(32), nn.ReLU())
+    end, function() return r(4, 3, 8, 6) end, GEMM},
   {"BatchNorm1d then ReLU fused, in eval mode", function()
     local m = nn.Sequential(nn.BatchNorm1d(4), nn.ReLU())
     m(r(10, 4) + 2) -- move the running statistics

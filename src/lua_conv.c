@@ -102,29 +102,68 @@ static int l_col2im(lua_State *L) {
 /* dl.convolution(x, weight, bias, {stride = 1, padding = 0, padding_end =
  * padding, dilation = 1, groups = 1}): x [N, C, *S], weight [O, C / groups,
  * *kernel], bias [O] or nil -> [N, O, *out] (F.conv1d/2d/3d are built on it) */
-static int l_convolution(lua_State *L) {
-  static const char fn[] = "dl.convolution";
+/* the convolution options at index i for x (dl.convolution's) */
+static dl_conv_params conv_params(lua_State *L, int i, const char *fn, const dl_tensor *x) {
   static const char *const allowed[] = {"stride", "padding", "padding_end", "dilation", "groups", NULL};
-  dl_tensor *x = dlua_checktensor(L, 1), *w = dlua_checktensor(L, 2);
-  dl_tensor *b = lua_isnoneornil(L, 3) ? NULL : dlua_checktensor(L, 3);
   int nd = spatial_dims(L, x);
-  if (!lua_isnoneornil(L, 4) && !dlua_isoptions(L, 4)) luaL_typeerror(L, 4, "options table");
-  dlua_checkoptions(L, 4, fn, allowed);
+  if (!lua_isnoneornil(L, i) && !dlua_isoptions(L, i)) luaL_typeerror(L, i, "options table");
+  dlua_checkoptions(L, i, fn, allowed);
   dl_conv_params p = {.w = {.nd = nd}};
-  opt_sizes(L, 4, "stride", nd, p.w.stride, 1, 1);
-  opt_sizes(L, 4, "dilation", nd, p.w.dilation, 1, 1);
-  opt_sizes(L, 4, "padding", nd, p.w.pad_lo, 0, 0);
+  opt_sizes(L, i, "stride", nd, p.w.stride, 1, 1);
+  opt_sizes(L, i, "dilation", nd, p.w.dilation, 1, 1);
+  opt_sizes(L, i, "padding", nd, p.w.pad_lo, 0, 0);
   for (int d = 0; d < nd; d++) p.w.pad_hi[d] = p.w.pad_lo[d];
-  if (dlua_isoptions(L, 4)) {
-    lua_getfield(L, 4, "padding_end");
+  if (dlua_isoptions(L, i)) {
+    lua_getfield(L, i, "padding_end");
     bool has_end = !lua_isnil(L, -1);
     lua_pop(L, 1);
-    if (has_end) opt_sizes(L, 4, "padding_end", nd, p.w.pad_hi, 0, 0);
+    if (has_end) opt_sizes(L, i, "padding_end", nd, p.w.pad_hi, 0, 0);
   }
   int64_t groups[1];
-  opt_sizes(L, 4, "groups", 1, groups, 1, 1);
+  opt_sizes(L, i, "groups", 1, groups, 1, 1);
   p.groups = groups[0];
+  return p;
+}
+
+static int l_convolution(lua_State *L) {
+  dl_tensor *x = dlua_checktensor(L, 1), *w = dlua_checktensor(L, 2);
+  dl_tensor *b = lua_isnoneornil(L, 3) ? NULL : dlua_checktensor(L, 3);
+  dl_conv_params p = conv_params(L, 4, "dl.convolution", x);
   dlua_push_or_error(L, dl_ag_convolution(x, w, b, &p));
+  return 1;
+}
+
+/* dl._conv_block(x, weight, bias, conv_opts, bn_weight, bn_bias,
+ * running_mean, running_var, {momentum = 0.1, eps = 1e-5, pool = false}):
+ * a 2-D convolution (conv_opts as dl.convolution's), batch norm with the
+ * batch statistics (the running ones, optional, moved by momentum), a ReLU
+ * and with pool 2x2 stride-2 max pooling, as one op (grad_conv_block.c):
+ * what nn.Sequential runs for Conv2d, BatchNorm2d (training), ReLU and
+ * MaxPool2d(2). Internal: the layers check their arguments first. */
+static int l_conv_block(lua_State *L) {
+  static const char fn[] = "dl._conv_block";
+  static const char *const allowed[] = {"momentum", "eps", "pool", NULL};
+  dl_tensor *x = dlua_checktensor(L, 1), *w = dlua_checktensor(L, 2);
+  dl_tensor *b = lua_isnoneornil(L, 3) ? NULL : dlua_checktensor(L, 3);
+  dl_conv_params p = conv_params(L, 4, fn, x);
+  dl_tensor *t[4];
+  for (int i = 0; i < 4; i++) t[i] = lua_isnoneornil(L, 5 + i) ? NULL : dlua_checktensor(L, 5 + i);
+  if (!t[2] != !t[3]) return luaL_error(L, "%s: running_mean and running_var must be given together", fn);
+  if (!lua_isnoneornil(L, 9) && !dlua_isoptions(L, 9)) luaL_typeerror(L, 9, "options table");
+  dlua_checkoptions(L, 9, fn, allowed);
+  double momentum = 0.1, eps = 1e-5;
+  bool pool = false;
+  if (dlua_isoptions(L, 9)) {
+    lua_getfield(L, 9, "momentum");
+    if (!lua_isnil(L, -1)) momentum = luaL_checknumber(L, -1);
+    lua_getfield(L, 9, "eps");
+    if (!lua_isnil(L, -1)) eps = luaL_checknumber(L, -1);
+    lua_getfield(L, 9, "pool");
+    pool = lua_toboolean(L, -1);
+    lua_pop(L, 3);
+  }
+  if (!(eps >= 0)) return luaL_error(L, "%s: eps must be >= 0, got %f", fn, eps);
+  dlua_push_or_error(L, dl_ag_conv_block(x, w, b, &p, t[0], t[1], t[2], t[3], momentum, eps, pool));
   return 1;
 }
 
@@ -145,7 +184,7 @@ static int l_max_pool(lua_State *L) {
 }
 
 static const luaL_Reg functions[] = {
-  {"im2col", l_im2col}, {"col2im", l_col2im}, {"convolution", l_convolution}, {"max_pool", l_max_pool},
+  {"im2col", l_im2col}, {"col2im", l_col2im}, {"convolution", l_convolution}, {"_conv_block", l_conv_block}, {"max_pool", l_max_pool},
   {NULL, NULL},
 };
 

@@ -15,6 +15,13 @@ dl_tensor *dl_ag_dropout(dl_tensor *x, double p, bool training);
  * without its kernels) */
 dl_tensor *dl_ag_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
                             dl_tensor *running_var, bool training, double momentum, double eps, dl_bn_epilogue ep);
+/* batch norm's (and its epilogue's) training-mode gradients from g as
+ * differentiable ops, what its node records under create_graph: x the
+ * input ([N, C, L], or [N, C, H, W] with pooling), mean / invstd its batch
+ * statistics (for the ReLU's mask and the pooling's maxima); gin[i] where
+ * want[i] (x, w, b; new references). 0, or -1 with an error. */
+int dl_ag_batch_norm_grads(dl_tensor *g, dl_tensor *x, dl_tensor *mean, dl_tensor *invstd, dl_tensor *w,
+                           dl_tensor *b, double eps, dl_bn_epilogue ep, const bool *want, dl_tensor **gin);
 
 /* layer norm over the trailing dims of x that hold N elements (w, b: N
  * elements each, optional; grad_layer_norm.c) */

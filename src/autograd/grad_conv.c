@@ -154,8 +154,7 @@ static dl_tensor *composed(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_co
   return y;
 }
 
-/* the gradients by the composed formulas, with differentiable ops */
-static int composed_backward(dl_tensor *gy, dl_tensor *x, dl_tensor *w, bool has_bias, const dl_conv_params *c,
+int dl_ag_convolution_grads(dl_tensor *gy, dl_tensor *x, dl_tensor *w, bool has_bias, const dl_conv_params *c,
                              dl_tensor **gx, dl_tensor **gw, dl_tensor **gb) {
   dl_ag_scope p = {.n = 0};
   int64_t N = x->shape[0], NO = N * gy->shape[1], L = NO > 0 ? gy->numel / NO : 0, G = c->groups;
@@ -207,7 +206,7 @@ static int convolution_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **
     dl_tensor **gx = wants(n, 0) ? &gin[0] : NULL, **gw = wants(n, 1) ? &gin[1] : NULL;
     dl_tensor **gb = c->has_bias && wants(n, 2) ? &gin[2] : NULL;
     /* a graph of the gradients (create_graph) needs the differentiable formulas */
-    rc = dl_grad_enabled() ? composed_backward(gout[0], x, w, c->has_bias, &c->p, gx, gw, gb)
+    rc = dl_grad_enabled() ? dl_ag_convolution_grads(gout[0], x, w, c->has_bias, &c->p, gx, gw, gb)
                            : dl_op_conv_fused_backward(gout[0], x, w, c->has_bias, &c->p, gx, gw, gb);
   }
   dl_tensor_release(x);

@@ -254,25 +254,19 @@ static dl_tensor *bn_center(dl_ag_scope *p, const bn_ctx *c, dl_tensor *v, dl_te
   return dl_ag_keep(p, dl_ag_sub(t, b));
 }
 
-static int bn_backward(dl_node *nd, dl_tensor *const *gout, dl_tensor **gin) {
-  const bn_ctx *c = (const bn_ctx *)nd->ctx;
-  dl_tensor *g = gout[0];
+/* the gradients (gin[i] where want[i]: x, weight, bias) from g: the fused
+ * kernel with no graph to record, else the differentiable formulas; win
+ * the pooling's record (used by the fused kernel only) */
+static int bn_grads(const bn_ctx *c, dl_tensor *g, dl_tensor *x, dl_tensor *mean, dl_tensor *invstd, dl_tensor *w,
+                    dl_tensor *b, dl_tensor *const *win, const bool *want, dl_tensor **gin) {
   dl_ag_scope p = {.n = 0};
   int rc = -1, dims[2];
   int64_t bshape[3];
   int ndims = bn_dims(c, dims, bshape);
-  dl_tensor *x, *mean, *invstd, *w = NULL, *b = NULL, *xhat, *r, *t;
-  const int bslot = 3 + c->has_weight, wslot = bslot + (c->ep != DL_BN_PLAIN && c->has_bias);
-  dl_tensor *win[2] = {NULL, NULL};
-  if (!(x = dl_ag_keep(&p, dl_node_saved(nd, 0))) || !(mean = dl_ag_keep(&p, dl_node_saved(nd, 1))) ||
-      !(invstd = dl_ag_keep(&p, dl_node_saved(nd, 2))) || (c->has_weight && !(w = dl_ag_keep(&p, dl_node_saved(nd, 3)))) ||
-      (c->ep != DL_BN_PLAIN && c->has_bias && !(b = dl_ag_keep(&p, dl_node_saved(nd, bslot)))) ||
-      (c->ep == DL_BN_RELU_POOL2 && (!(win[0] = dl_ag_keep(&p, dl_node_saved(nd, wslot))) ||
-                                     !(win[1] = dl_ag_keep(&p, dl_node_saved(nd, wslot + 1))))))
-    goto done;
+  dl_tensor *xhat, *r, *t;
   if (c->training && !dl_grad_enabled()) { /* no graph to record: the fused kernel */
-    rc = dl_op_batch_norm_backward(g, x, mean, invstd, w, b, c->ep, win, wants(nd, 0) ? &gin[0] : NULL,
-                                   wants(nd, 1) ? &gin[1] : NULL, wants(nd, 2) ? &gin[2] : NULL);
+    rc = dl_op_batch_norm_backward(g, x, mean, invstd, w, b, c->ep, win, want[0] ? &gin[0] : NULL,
+                                   want[1] ? &gin[1] : NULL, want[2] ? &gin[2] : NULL);
     goto done;
   }
   const dl_tensor *x4 = x; /* with pooling, the input as given: [N, C, H, W] */
@@ -306,14 +300,14 @@ static int bn_backward(dl_node *nd, dl_tensor *const *gout, dl_tensor **gin) {
       goto done;
   }
   if (!(xhat = bn_xhat(&p, c, x, mean, invstd)) || !(r = bcast(&p, c, invstd))) goto done;
-  if (wants(nd, 0)) {
+  if (want[0]) {
     dl_tensor *k = r;
     if (w && (!(k = bcast(&p, c, w)) || !(k = dl_ag_keep(&p, dl_ag_mul(k, r))))) goto done;
     if (!(t = c->training ? bn_center(&p, c, g, xhat) : g) || !(gin[0] = dl_ag_mul(t, k))) goto done;
   }
-  if (wants(nd, 1) && (!(t = dl_ag_keep(&p, dl_ag_mul(g, xhat))) || !(gin[1] = dl_ag_sum(t, dims, ndims, false))))
+  if (want[1] && (!(t = dl_ag_keep(&p, dl_ag_mul(g, xhat))) || !(gin[1] = dl_ag_sum(t, dims, ndims, false))))
     goto done;
-  if (wants(nd, 2) && !(gin[2] = dl_ag_sum(g, dims, ndims, false))) goto done;
+  if (want[2] && !(gin[2] = dl_ag_sum(g, dims, ndims, false))) goto done;
   if (gin[0] && c->ep == DL_BN_RELU_POOL2) { /* back to the input's [N, C, H, W] */
     dl_tensor *g4 = dl_ag_reshape(gin[0], x4->shape, 4);
     dl_tensor_release(gin[0]);
@@ -324,9 +318,43 @@ done:
   dl_ag_scope_end(&p);
   return rc;
 }
+
+static int bn_backward(dl_node *nd, dl_tensor *const *gout, dl_tensor **gin) {
+  const bn_ctx *c = (const bn_ctx *)nd->ctx;
+  dl_ag_scope p = {.n = 0};
+  int rc = -1;
+  dl_tensor *x, *mean, *invstd, *w = NULL, *b = NULL;
+  const int bslot = 3 + c->has_weight, wslot = bslot + (c->ep != DL_BN_PLAIN && c->has_bias);
+  dl_tensor *win[2] = {NULL, NULL};
+  const bool want[3] = {wants(nd, 0), wants(nd, 1), wants(nd, 2)};
+  if ((x = dl_ag_keep(&p, dl_node_saved(nd, 0))) && (mean = dl_ag_keep(&p, dl_node_saved(nd, 1))) &&
+      (invstd = dl_ag_keep(&p, dl_node_saved(nd, 2))) && (!c->has_weight || (w = dl_ag_keep(&p, dl_node_saved(nd, 3)))) &&
+      (c->ep == DL_BN_PLAIN || !c->has_bias || (b = dl_ag_keep(&p, dl_node_saved(nd, bslot)))) &&
+      (c->ep != DL_BN_RELU_POOL2 || ((win[0] = dl_ag_keep(&p, dl_node_saved(nd, wslot))) &&
+                                     (win[1] = dl_ag_keep(&p, dl_node_saved(nd, wslot + 1))))))
+    rc = bn_grads(c, gout[0], x, mean, invstd, w, b, win, want, gin);
+  dl_ag_scope_end(&p);
+  return rc;
+}
 static const dl_node_type bn_type = {"NativeBatchNormBackward0", bn_backward, NULL};
 static const dl_node_type bn_relu_type = {"NativeBatchNormReluBackward0", bn_backward, NULL};
 static const dl_node_type bn_pool_type = {"NativeBatchNormReluMaxPoolBackward0", bn_backward, NULL};
+
+int dl_ag_batch_norm_grads(dl_tensor *g, dl_tensor *x, dl_tensor *mean, dl_tensor *invstd, dl_tensor *w,
+                           dl_tensor *b, double eps, dl_bn_epilogue ep, const bool *want, dl_tensor **gin) {
+  const bool pooled = ep == DL_BN_RELU_POOL2;
+  if (x->ndim != (pooled ? 4 : 3) && !(x->ndim == 2 && !pooled)) {
+    char b1[64];
+    dl_error_set("batch_norm_backward: unexpected input %s", dl_tensor_shape_str(x, b1, sizeof b1));
+    return -1;
+  }
+  bn_ctx c = {eps,          true, w != NULL, b != NULL, ep, pooled ? 3 : x->ndim, x->shape[1],
+              pooled ? x->shape[2] : 0, pooled ? x->shape[3] : 0};
+  const bool grad_mode = dl_set_grad_enabled(true); /* the formulas, recorded */
+  int rc = bn_grads(&c, g, x, mean, invstd, w, b, NULL, want, gin);
+  dl_set_grad_enabled(grad_mode);
+  return rc;
+}
 
 /* batch norm + ReLU, then the pooling, as two recorded ops (tangents, or a
  * device without the fused kernels) */

@@ -336,4 +336,4 @@ static int cpu_col2im(dl_tensor *x, const dl_tensor *cols, int64_t sn, int64_t s
 
 const struct dl_conv_kernels dl_cpu_conv = {cpu_im2col,  cpu_col2im, DL_CPU_CONV_FUSED, cpu_max_pool,
                                             NULL /* conv_supported: oneDNN takes every float32 one */,
-                                            cpu_max_pool_backward, DL_CPU_CONV_BACKWARD};
+                                            cpu_max_pool_backward, DL_CPU_CONV_BACKWARD, DL_CPU_CONV_C16};

@@ -132,4 +132,6 @@ const struct dl_layer_kernels dl_cpu_layer = {
   .attn_softmax_backward = dl_cpu_attn_softmax_backward,
   .layer_norm = dl_cpu_layer_norm,
   .layer_norm_backward = dl_cpu_layer_norm_backward,
+  .bn_relu_c16 = dl_cpu_bn_relu_c16,
+  .bn_relu_c16_backward = dl_cpu_bn_relu_c16_backward,
 };

@@ -44,6 +44,14 @@ int dl_cpu_bn_relu_pool(dl_tensor *out, dl_tensor *tap, dl_tensor *xs, const dl_
 int dl_cpu_bn_relu_pool_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gp, const dl_tensor *x,
                                  const dl_tensor *tap, const dl_tensor *xs, int64_t N, int64_t C, int64_t H, int64_t W,
                                  const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight);
+/* the same over a convolution's output in blocks of 16 channels (cpu_bn_c16.c) */
+int dl_cpu_bn_relu_c16(dl_tensor *out, dl_tensor *tap, dl_tensor *xs, dl_tensor *mean, dl_tensor *var,
+                       dl_tensor *invstd, const dl_tensor *y, int64_t N, int64_t C, int64_t H, int64_t W,
+                       const dl_tensor *weight, const dl_tensor *bias, double eps, bool pool);
+int dl_cpu_bn_relu_c16_backward(dl_tensor *gy, dl_tensor *gw, dl_tensor *gb, const dl_tensor *g, const dl_tensor *y,
+                                const dl_tensor *tap, const dl_tensor *xs, int64_t N, int64_t C, int64_t H, int64_t W,
+                                const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight,
+                                const dl_tensor *bias, bool pool);
 int dl_cpu_layer_norm(dl_tensor *y, dl_tensor *mean, dl_tensor *rstd, const dl_tensor *x, int64_t R, int64_t N,
                       const dl_tensor *w, const dl_tensor *b, double eps);
 int dl_cpu_layer_norm_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *g, const dl_tensor *x,

@@ -154,7 +154,7 @@ int cuda_col2im(dl_tensor *x, const dl_tensor *cols, int64_t sn, int64_t sr, int
 } // namespace
 
 /* the table is filled in member order: a new member must be added below */
-static_assert(sizeof(struct dl_conv_kernels) == 9 * sizeof(void *), "dl_conv_kernels changed: fill its new members");
+static_assert(sizeof(struct dl_conv_kernels) == 12 * sizeof(void *), "dl_conv_kernels changed: fill its new members");
 
 /* the fused convolution: cuDNN (cuda_cudnn.cu) */
 extern "C" {
@@ -175,4 +175,9 @@ extern "C" const struct dl_conv_kernels dl_cuda_conv = {cuda_im2col,
                                                         dl_cuda_conv_supported,
                                                         cuda_max_pool_backward,
                                                         /* conv_backward: cuDNN's two passes in turn */
+                                                        nullptr,
+                                                        /* conv_c16, conv_forward_c16, conv_backward_c16:
+                                                         * the output stays [N, C, H, W] */
+                                                        nullptr,
+                                                        nullptr,
                                                         nullptr};

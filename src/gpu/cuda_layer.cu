@@ -466,7 +466,7 @@ static int cuda_attn_softmax_backward(dl_tensor *gx, const dl_tensor *g, const d
 #undef CDATA
 
 /* the table is filled in member order: a new member must be added below */
-static_assert(sizeof(struct dl_layer_kernels) == 15 * sizeof(void *),
+static_assert(sizeof(struct dl_layer_kernels) == 17 * sizeof(void *),
               "dl_layer_kernels changed: fill its new members");
 
 extern "C" const struct dl_layer_kernels dl_cuda_layer = {
@@ -479,6 +479,9 @@ extern "C" const struct dl_layer_kernels dl_cuda_layer = {
     nullptr,
     /* bn_relu_pool, bn_relu_pool_backward: batch norm + ReLU, then max
      * pooling, as two ops on this device */
+    nullptr,
+    nullptr,
+    /* bn_relu_c16, bn_relu_c16_backward: no blocked convolution output here */
     nullptr,
     nullptr,
 };

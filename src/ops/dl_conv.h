@@ -75,6 +75,19 @@ struct dl_conv_kernels {
    * what they can (oneDNN: gy converted to the kernels' layout once) */
   int (*conv_backward)(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
                        const dl_tensor *w, const struct dl_conv_params *p);
+  /* Optional (NULL: none). The output and its gradient in blocks of 16
+   * channels, yb / gyb [N, O / 16, *out, 16] (oneDNN's nChw16c: channel
+   * 16 b + l of a position at [n, b, ..., l]), the layout the CPU's
+   * kernels compute in, for batch norm's blocked kernels (dl_layer.h
+   * bn_relu_c16) to read and write without a reorder either way.
+   * conv_c16: whether this problem (float32, 2-D, O % 16 == 0) has it,
+   * forward and both backward passes; then conv_forward_c16 fills yb and
+   * conv_backward_c16 the gradients from gyb (gx, gw, gb each optional). */
+  bool (*conv_c16)(const dl_tensor *x, const dl_tensor *w, bool bias, const struct dl_conv_params *p);
+  int (*conv_forward_c16)(dl_tensor *yb, const dl_tensor *x, const dl_tensor *w, const dl_tensor *b,
+                          const struct dl_conv_params *p);
+  int (*conv_backward_c16)(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gyb, const dl_tensor *x,
+                           const dl_tensor *w, const struct dl_conv_params *p);
 };
 
 extern const struct dl_conv_kernels dl_cpu_conv;

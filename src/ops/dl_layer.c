@@ -147,6 +147,14 @@ int dl_op_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor
                              save_mean, save_invstd, NULL);
 }
 
+int dl_batch_norm_update_running(dl_tensor *running_mean, dl_tensor *running_var, dl_tensor *mean, dl_tensor *var,
+                                 double M, double momentum) {
+  /* running = (1 - m) running + m stat: lerp; the variance unbiased */
+  if (dl_op_lerp_(running_mean, mean, dl_operand_scalar(dl_scalar_f(momentum)))) return -1;
+  if (dl_op_binary_(DL_BIN_MUL, var, dl_operand_scalar(dl_scalar_f(M / (M - 1))), dl_scalar_i(1))) return -1;
+  return dl_op_lerp_(running_var, var, dl_operand_scalar(dl_scalar_f(momentum)));
+}
+
 bool dl_batch_norm_pool_fused(const dl_tensor *x) {
   if (!dl_dtype_is_float(x->dtype) || x->ndim != 4 || x->shape[2] < 2 || x->shape[3] < 2)
     return false;
@@ -210,13 +218,8 @@ int dl_op_batch_norm_ex(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_ten
     for (int i = 3; i < 6; i++)
       if (!(t[i] = dl_tensor_empty(cshape, 1, x->dtype, dev))) goto done;
     if (dl_kernel_status("batch_norm", k->bn_stats(t[0], N, C, L, t[3], t[4], t[5], eps))) goto done;
-    if (running_mean) {
-      /* running = (1 - m) running + m stat: lerp; the variance unbiased */
-      double M = (double)(N * L);
-      if (dl_op_lerp_(running_mean, t[3], dl_operand_scalar(dl_scalar_f(momentum)))) goto done;
-      if (dl_op_binary_(DL_BIN_MUL, t[4], dl_operand_scalar(dl_scalar_f(M / (M - 1))), dl_scalar_i(1))) goto done;
-      if (dl_op_lerp_(running_var, t[4], dl_operand_scalar(dl_scalar_f(momentum)))) goto done;
-    }
+    if (running_mean && dl_batch_norm_update_running(running_mean, running_var, t[3], t[4], (double)(N * L), momentum))
+      goto done;
   } else {
     if (!(t[3] = dl_tensor_contiguous(running_mean)) || !(t[5] = invstd_of(running_var, eps))) goto done;
   }

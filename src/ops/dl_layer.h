@@ -84,6 +84,22 @@ struct dl_layer_kernels {
   int (*bn_relu_pool_backward)(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gp, const dl_tensor *x,
                                const dl_tensor *tap, const dl_tensor *xs, int64_t N, int64_t C, int64_t H, int64_t W,
                                const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight);
+  /* Optional (NULL: none; only with the conv table's c16 entries). Batch
+   * norm's training pass + ReLU (+ with pool bn_relu_pool's 2x2 pooling)
+   * of float32 y in blocks of 16 channels, [N, C / 16, H, W, 16] (C a
+   * multiple of 16; dl_conv.h conv_forward_c16's output): mean, var
+   * (biased), invstd [C] the batch statistics, out the plain
+   * [N, C, H, W] (pooled: [N, C, H / 2, W / 2]) output; with pool, tap and
+   * xs as bn_relu_pool's record but blocked, [N, C / 16, H / 2, W / 2, 16] */
+  int (*bn_relu_c16)(dl_tensor *out, dl_tensor *tap, dl_tensor *xs, dl_tensor *mean, dl_tensor *var,
+                     dl_tensor *invstd, const dl_tensor *y, int64_t N, int64_t C, int64_t H, int64_t W,
+                     const dl_tensor *weight, const dl_tensor *bias, double eps, bool pool);
+  /* its gradients from g (out's, plain): gy blocked as y, gw, gb [C]; each
+   * optional. Without pool the ReLU's mask is recomputed from y */
+  int (*bn_relu_c16_backward)(dl_tensor *gy, dl_tensor *gw, dl_tensor *gb, const dl_tensor *g, const dl_tensor *y,
+                              const dl_tensor *tap, const dl_tensor *xs, int64_t N, int64_t C, int64_t H, int64_t W,
+                              const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight,
+                              const dl_tensor *bias, bool pool);
 };
 
 extern const struct dl_layer_kernels dl_cpu_layer;
@@ -107,6 +123,12 @@ int dl_op_rbf_backward(dl_tensor *g, dl_tensor *out, dl_tensor *x, dl_tensor *ce
 int dl_op_batch_norm(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_tensor *running_mean,
                   dl_tensor *running_var, bool training, double momentum, double eps, dl_tensor **out,
                   dl_tensor **save_mean, dl_tensor **save_invstd);
+/* The running statistics' training update from the batch's mean and
+ * biased var [C] over M values a channel: running = (1 - momentum)
+ * running + momentum stat, the variance made unbiased (var is scaled in
+ * place by M / (M - 1)). 0 ok, -1 with an error. */
+int dl_batch_norm_update_running(dl_tensor *running_mean, dl_tensor *running_var, dl_tensor *mean, dl_tensor *var,
+                                 double M, double momentum);
 /* what runs after the normalisation, in the same pass */
 typedef enum {
   DL_BN_PLAIN,

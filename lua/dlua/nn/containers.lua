@@ -115,15 +115,34 @@ local function pools_2x2(c)
     and (o.dilation == nil or is2(o.dilation, 1)) and not o.ceil_mode and not o.return_indices
 end
 
+-- whether m is an nn.Conv2d without a forward of its own, followed by a
+-- BatchNorm2d and a ReLU that fuse
+local function conv_block(self, m, i, n)
+  if i + 2 > n or getmetatable(m) ~= nn.Conv2d or rawget(m, "forward") ~= nil then return false end
+  local bn = rawget(self, NAMES[i + 1])
+  return getmetatable(bn) == nn.BatchNorm2d and fuses_relu(bn, rawget(self, NAMES[i + 2]))
+end
+
 -- one input, passed through each module in turn (as PyTorch's); BatchNorm
 -- then ReLU run fused, and with a MaxPool2d(2) after them BatchNorm2d, ReLU
--- and the pooling (the same values and gradients, passes less each way)
+-- and the pooling; a Conv2d before BatchNorm2d and ReLU (and the pooling)
+-- joins them (the same values and gradients, passes less each way)
 function nn.Sequential:forward(x)
   local n = rawget(self, "_len")
   local i = 1
   while i <= n do
     local m = rawget(self, NAMES[i])
-    if i < n and fuses_relu(m, rawget(self, NAMES[i + 1])) then
+    local y
+    if conv_block(self, m, i, n) then
+      local pool = i + 3 <= n and pools_2x2(rawget(self, NAMES[i + 3]))
+      y = m:_forward_block(x, rawget(self, NAMES[i + 1]), pool)
+      if y then
+        x = y
+        i = i + (pool and 4 or 3)
+      end
+    end
+    if y then -- done above
+    elseif i < n and fuses_relu(m, rawget(self, NAMES[i + 1])) then
       local pool = rawget(self, NAMES[i + 2])
       local y = i + 1 < n and m._forward_relu_pool and pools_2x2(pool) and m:_forward_relu_pool(x)
       if y then

@@ -13,7 +13,8 @@ local nn = dl.nn
 local F = nn.functional
 local checks = require "dlua.checks"
 
-local im2col, col2im, convolution = dl.im2col, dl.col2im, dl.convolution
+local im2col, col2im, convolution, conv_block = dl.im2col, dl.col2im, dl.convolution, dl._conv_block
+local errors = require "dlua.errors"
 local is_tensor = dl.is_tensor
 local fmt = string.format
 local shape_str, check_options = checks.shape_str, checks.options
@@ -90,8 +91,10 @@ local function check_bias(fn, b, n)
   end
 end
 
--- conv over nd spatial dims: x [N, C, *S] (or [C, *S]), w [O, C / groups, *k], b [O] or nil
-local function conv(fn, nd, x, w, b, o)
+-- conv over nd spatial dims: x [N, C, *S] (or [C, *S]), w [O, C / groups, *k], b [O] or nil;
+-- run (optional) runs the checked convolution instead of dl.convolution:
+-- run(x [N, C, *S], w, b, dl.convolution's options, the output's sizes)
+local function conv(fn, nd, x, w, b, o, run)
   o = check_options(fn, o, conv_fopts)
   local xb, unbatched = batched(fn, x, nd)
   local groups = check_weight(fn, nd, w, "out, in / groups, *kernel", o)
@@ -132,7 +135,9 @@ local function conv(fn, nd, x, w, b, o)
       fail(fn, "input %s (padded: %d in spatial dim %d) is smaller than the kernel %s (dilated: %d)", shape_str(x), S[i] + lo[i] + hi[i], i, shape_str(w), d[i] * (k[i] - 1) + 1)
     end
   end
-  local y = convolution(xb, w, b, {stride = s, dilation = d, padding = lo, padding_end = hi, groups = groups})
+  local copts = {stride = s, dilation = d, padding = lo, padding_end = hi, groups = groups}
+  if run then return run(xb, w, b, copts, out) end
+  local y = convolution(xb, w, b, copts)
   if unbatched then y = y:squeeze(1) end
   return y
 end
@@ -232,6 +237,32 @@ local function conv_class(nd)
     return conv(nil, nd, x, self.weight, self.bias, call)
   end
   function M:_label() return fmt("%s(%d, %d)", name, self.in_channels, self.out_channels) end
+  if nd == 2 then
+    -- What nn.Sequential runs for this layer, a BatchNorm2d with batch
+    -- statistics (training, or keeping no running ones), a ReLU and, with
+    -- pool, a MaxPool2d(2): one op (dl._conv_block), whose convolution
+    -- output stays in the kernels' own layout between the layers. nil where
+    -- that does not apply (the caller then runs the modules one by one, and
+    -- their errors are theirs): a 4-D input, zero padding, the norm's
+    -- channels, more than one value a channel, an output of at least 2x2
+    -- to pool. Only these classes themselves fuse (containers.lua).
+    local block_opts = {}
+    local function label(self) return self:_label() end
+    M._forward_block = errors.named(label, function(self, x, bn, pool)
+      if not is_tensor(x) or x:dim() ~= 4 or (self.padding_mode ~= "zeros" and self.padding ~= "valid")
+        or bn.num_features ~= self.out_channels or not (bn.training or not bn.track_running_stats) then
+        return nil
+      end
+      call.stride, call.padding, call.dilation, call.groups = self.stride, self.padding, self.dilation, self.groups
+      return conv(nil, nd, x, self.weight, self.bias, call, function(xb, w, b, copts, out)
+        if (pool and (out[1] < 2 or out[2] < 2)) or xb:size(1) * out[1] * out[2] < 2 then return nil end
+        return nn._batch_norm_call(bn, xb, function(xi, rm, rv, o)
+          block_opts.momentum, block_opts.eps, block_opts.pool = o.momentum, o.eps, pool
+          return conv_block(xi, w, b, copts, o.weight, o.bias, rm, rv, block_opts)
+        end)
+      end)
+    end)
+  end
   function M:extra_repr()
     local parts = {fmt("%d, %d, kernel_size=%s, stride=%s", self.in_channels, self.out_channels,
       tuple_str(self.kernel_size), tuple_str(self.stride))}

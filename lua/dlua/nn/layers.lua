@@ -291,6 +291,11 @@ local function bn_forward(self, x, f)
   return f(x, nil, nil, o)
 end
 
+-- what nn.Sequential runs for a Conv2d before this layer (conv.lua's
+-- _forward_block): the running statistics' bookkeeping of a forward, then
+-- f(x, running_mean, running_var, opts)
+nn._batch_norm_call = bn_forward
+
 -- "BatchNorm2d(16)", how errors name the module
 function BatchNorm1d:_label() return fmt("%s(%d)", self.__name, self.num_features) end
 

@@ -1,0 +1,349 @@
+/* cpu_bn_c16.c — batch norm's training pass, a ReLU and optionally 2x2
+ * stride-2 max pooling (src/ops/dl_layer.h: bn_relu_c16) over a
+ * convolution's output kept in the layout oneDNN computes it in: blocks of
+ * 16 channels, [N, C / 16, H, W, 16] (nChw16c). Reordering that output to
+ * [N, C, H, W] and its gradient back costs as much as the batch norm
+ * itself (12.8 MB each way for the CNN demo's first layer); here the
+ * statistics, the normalised output (plain, the next layer's input) and
+ * the gradient (blocked, the convolution's backward input) are computed
+ * from the blocks directly, 16 channels a vector, each 2x2 window four
+ * plain vector loads.
+ *
+ * The arithmetic is cpu_batch_norm.c's and cpu_bn_pool.c's: the same
+ * pre-activation FMA(y - mean, invstd w, b), the same ReLU rule, the same
+ * window winner (the first maximum, a NaN wins, the last) and the same
+ * record (tap | pass << 2, and the winner's y), so values and gradients
+ * equal the plain kernels' up to the statistics' summation order.
+ * Channel blocks run in parallel (the statistics and the gradient's sums
+ * per block, in a fixed order: deterministic whatever the thread count). */
+#include "../ops/dl_layer.h"
+#include "cpu_iter.h"
+#include "cpu_norm.h"
+
+#include <math.h>
+#include <string.h>
+
+typedef float v16f __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+typedef uint8_t v16b __attribute__((vector_size(16)));
+
+#define PICK16(m, a, b) ((v16f)(((v16i)(a) & (m)) | ((v16i)(b) & ~(m))))
+#define ZERO16 ((v16f){0})
+
+static inline v16f load16(const float *p) {
+  v16f v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void store16(float *p, v16f v) { memcpy(p, &v, sizeof v); }
+
+/* t a + s rounded once per lane, as the plain kernels' fmaf */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+static inline v16f fma16(v16f t, v16f a, v16f s) { return (v16f)_mm512_fmadd_ps((__m512)t, (__m512)a, (__m512)s); }
+#else
+static inline v16f fma16(v16f t, v16f a, v16f s) {
+  v16f r;
+  for (int l = 0; l < 16; l++) r[l] = __builtin_fmaf(t[l], a[l], s[l]);
+  return r;
+}
+#endif
+
+/* the block of channels cb of image n: L positions of 16 channels */
+#define BLOCK(p, n, cb) ((p) + (((n) * CB + (cb)) * L) * 16)
+
+/* per-channel vectors of block cb */
+static inline v16f chan16(const float *v, int64_t cb, float dflt) {
+  v16f r;
+  for (int l = 0; l < 16; l++) r[l] = v ? v[cb * 16 + l] : dflt;
+  return r;
+}
+
+/* ---- statistics ---- */
+
+/* the sum over every image of the block of (y - k), or (y - k)^2, per
+ * lane: float lanes over one image's run (four accumulators), then double */
+static void block_sums(const float *y, int64_t N, int64_t CB, int64_t L, int64_t cb, v16f k, bool square,
+                       double *out) {
+  for (int l = 0; l < 16; l++) out[l] = 0;
+  for (int64_t n = 0; n < N; n++) {
+    const float *p = BLOCK(y, n, cb);
+    v16f a[4] = {ZERO16, ZERO16, ZERO16, ZERO16};
+    int64_t i = 0;
+    for (; i + 4 <= L; i += 4)
+      for (int j = 0; j < 4; j++) {
+        const v16f d = load16(p + (i + j) * 16) - k;
+        a[j] += square ? d * d : d;
+      }
+    for (; i < L; i++) {
+      const v16f d = load16(p + i * 16) - k;
+      a[0] += square ? d * d : d;
+    }
+    const v16f s = (a[0] + a[1]) + (a[2] + a[3]);
+    for (int l = 0; l < 16; l++) out[l] += s[l];
+  }
+}
+
+/* mean, biased var and invstd of the 16 channels of block cb: sums about
+ * a first estimate (the mean of up to 64 positions of the first image,
+ * in double), then the squares about the float mean, as stats_f */
+static void block_stats(const float *y, int64_t N, int64_t CB, int64_t L, int64_t cb, float *mp, float *vp,
+                        float *rp, double eps) {
+  const double M = (double)(N * L);
+  const int64_t n0 = L < 64 ? L : 64;
+  double e[16] = {0}, s[16], q[16];
+  for (int64_t i = 0; i < n0; i++)
+    for (int l = 0; l < 16; l++) e[l] += BLOCK(y, 0, cb)[i * 16 + l];
+  v16f k;
+  for (int l = 0; l < 16; l++) {
+    const float f = (float)(e[l] / (double)n0);
+    k[l] = isfinite(f) ? f : 0;
+  }
+  block_sums(y, N, CB, L, cb, k, false, s);
+  v16f mf;
+  double mu[16];
+  for (int l = 0; l < 16; l++) mu[l] = k[l] + s[l] / M, mf[l] = (float)mu[l];
+  block_sums(y, N, CB, L, cb, mf, true, q);
+  for (int l = 0; l < 16; l++) {
+    const double dm = mu[l] - (double)mf[l], v = q[l] / M - dm * dm, vv = v < 0 ? 0 : v;
+    const int64_t c = cb * 16 + l;
+    mp[c] = mf[l];
+    vp[c] = (float)vv;
+    rp[c] = (float)(1.0 / sqrt(vv + eps));
+  }
+}
+
+/* ---- the forward's outputs ---- */
+
+/* the normalisation's map of block cb: pre-activation fma(y - mu, a, s) */
+typedef struct {
+  v16f mu, a, s;
+} bn_map;
+
+static bn_map map_of(int64_t cb, const float *mp, const float *rp, const float *wp, const float *bp) {
+  bn_map m = {chan16(mp, cb, 0), chan16(rp, cb, 0), chan16(bp, cb, 0)};
+  if (wp) m.a *= chan16(wp, cb, 1);
+  return m;
+}
+
+static inline v16f relu16(v16f p) { return PICK16(p < 0, ZERO16, p); }
+
+/* The plain output is written through a tile of up to TILE positions of
+ * the 16 channels: lanes scattered into the tile (L1), then a run per
+ * channel into its plane */
+#define TILE 64
+static void flush_tile(float *out, int64_t plane, float tile[16][TILE], int64_t n) {
+  for (int l = 0; l < 16; l++) memcpy(out + l * plane, tile[l], (size_t)n * sizeof(float));
+}
+static inline void tile_put(float tile[16][TILE], int64_t j, v16f v) {
+  for (int l = 0; l < 16; l++) tile[l][j] = v[l];
+}
+
+/* the gradient of the plain output read through a tile: g16[j] the 16
+ * channels' values at position p0 + j */
+static void load_tile(v16f *g16, const float *g, int64_t plane, int64_t n) {
+  for (int l = 0; l < 16; l++) {
+    const float *row = g + l * plane;
+    for (int64_t j = 0; j < n; j++) g16[j][l] = row[j];
+  }
+}
+
+/* relu(bn(y)) of block (n, cb) into out's 16 planes of L */
+static void relu_block(float *out, const float *y, int64_t L, const bn_map *m) {
+  float tile[16][TILE];
+  for (int64_t i0 = 0; i0 < L; i0 += TILE) {
+    const int64_t w = L - i0 < TILE ? L - i0 : TILE;
+    for (int64_t j = 0; j < w; j++) tile_put(tile, j, relu16(fma16(load16(y + (i0 + j) * 16) - m->mu, m->a, m->s)));
+    flush_tile(out + i0, L, tile, w);
+  }
+}
+
+/* the pooled block: each 2x2 window's winner of relu(bn(y)) into out's 16
+ * planes of Ho x Wo, its record (tap | pass << 2, its y) into tap and xs
+ * (blocked, [Ho, Wo, 16]) */
+static void pool_block(float *out, uint8_t *tap, float *xs, const float *y, int64_t H, int64_t W, const bn_map *m) {
+  const int64_t Ho = H / 2, Wo = W / 2, Lo = Ho * Wo;
+  float tile[16][TILE];
+  for (int64_t ho = 0; ho < Ho; ho++) {
+    const float *r0 = y + 2 * ho * W * 16, *r1 = r0 + W * 16;
+    for (int64_t j0 = 0; j0 < Wo; j0 += TILE) {
+      const int64_t w = Wo - j0 < TILE ? Wo - j0 : TILE;
+      for (int64_t j = 0; j < w; j++) {
+        const int64_t wo = j0 + j, o = ho * Wo + wo;
+        const v16f t[4] = {load16(r0 + 2 * wo * 16), load16(r0 + (2 * wo + 1) * 16), load16(r1 + 2 * wo * 16),
+                           load16(r1 + (2 * wo + 1) * 16)};
+        v16f best = relu16(fma16(t[0] - m->mu, m->a, m->s)), x = t[0];
+        v16i k = {0};
+        for (int i = 1; i < 4; i++) {
+          const v16f r = relu16(fma16(t[i] - m->mu, m->a, m->s));
+          const v16i win = (r > best) | (r != r); /* the first maximum; a NaN wins, the last one */
+          k = (win & i) | (k & ~win), best = PICK16(win, r, best), x = PICK16(win, t[i], x);
+        }
+        const v16i pass = ~(best <= 0) & 4;
+        const v16b code = __builtin_convertvector(k | pass, v16b);
+        memcpy(tap + o * 16, &code, sizeof code);
+        store16(xs + o * 16, x);
+        tile_put(tile, j, best);
+      }
+      flush_tile(out + ho * Wo + j0, Lo, tile, w);
+    }
+  }
+}
+
+int dl_cpu_bn_relu_c16(dl_tensor *out, dl_tensor *tap, dl_tensor *xs, dl_tensor *mean, dl_tensor *var,
+                       dl_tensor *invstd, const dl_tensor *y, int64_t N, int64_t C, int64_t H, int64_t W,
+                       const dl_tensor *weight, const dl_tensor *bias, double eps, bool pool) {
+  const int64_t CB = C / 16, L = H * W, Lo = pool ? (H / 2) * (W / 2) : L;
+  const float *yp = dl_tensor_data(y), *wp = weight ? dl_tensor_data(weight) : NULL;
+  const float *bp = bias ? dl_tensor_data(bias) : NULL;
+  float *mp = dl_tensor_data(mean), *vp = dl_tensor_data(var), *rp = dl_tensor_data(invstd);
+  float *op = dl_tensor_data(out), *sp = pool ? dl_tensor_data(xs) : NULL;
+  uint8_t *tp = pool ? dl_tensor_data(tap) : NULL;
+  const bool par = N * C * L > DL_PARALLEL_GRAIN;
+#pragma omp parallel if (par)
+  {
+#pragma omp for
+    for (int64_t cb = 0; cb < CB; cb++) block_stats(yp, N, CB, L, cb, mp, vp, rp, eps);
+#pragma omp for
+    for (int64_t e = 0; e < N * CB; e++) {
+      const int64_t n = e / CB, cb = e % CB;
+      const bn_map m = map_of(cb, mp, rp, wp, bp);
+      float *o = op + (n * C + cb * 16) * Lo;
+      if (pool) pool_block(o, tp + e * Lo * 16, sp + e * Lo * 16, BLOCK(yp, n, cb), H, W, &m);
+      else relu_block(o, BLOCK(yp, n, cb), L, &m);
+    }
+  }
+  return DL_KERNEL_OK;
+}
+
+/* ---- backward ---- */
+
+/* per lane of block cb: sg = sum g', sgx = sum g' (y - mu) over the
+ * images, g' the output gradient where the ReLU passed it (at each
+ * window's winner with pooling) */
+static void grad_sums(const float *gp, const float *y, const uint8_t *tap, const float *xs, int64_t N, int64_t C,
+                      int64_t H, int64_t W, int64_t cb, const bn_map *m, bool pool, double *sg, double *sgx) {
+  const int64_t CB = C / 16, L = H * W, Lo = pool ? (H / 2) * (W / 2) : L;
+  v16f g16[TILE];
+  for (int l = 0; l < 16; l++) sg[l] = sgx[l] = 0;
+  for (int64_t n = 0; n < N; n++) {
+    const float *g = gp + (n * C + cb * 16) * Lo;
+    const int64_t e = n * CB + cb;
+    v16f u = ZERO16, v = ZERO16;
+    for (int64_t i0 = 0; i0 < Lo; i0 += TILE) {
+      const int64_t w = Lo - i0 < TILE ? Lo - i0 : TILE;
+      load_tile(g16, g + i0, Lo, w);
+      for (int64_t j = 0; j < w; j++) {
+        const int64_t i = i0 + j;
+        v16f ge, d;
+        if (pool) {
+          v16b code;
+          memcpy(&code, tap + (e * Lo + i) * 16, sizeof code);
+          const v16i passes = (__builtin_convertvector(code, v16i) & 4) != 0;
+          ge = PICK16(passes, g16[j], ZERO16), d = load16(xs + (e * Lo + i) * 16) - m->mu;
+        } else {
+          d = load16(BLOCK(y, n, cb) + i * 16) - m->mu;
+          ge = PICK16(fma16(d, m->a, m->s) <= 0, ZERO16, g16[j]);
+        }
+        u += ge, v += ge * d;
+      }
+    }
+    for (int l = 0; l < 16; l++) sg[l] += u[l], sgx[l] += v[l];
+  }
+}
+
+/* the input gradient's coefficients of block cb (bn_grad_coeffs per lane) */
+typedef struct {
+  v16f kf, slope, off;
+} grad_map;
+
+/* y's gradient of block (n, cb) without pooling: kf g' + slope (y - mu) + off */
+static void relu_grad_block(float *gy, const float *g, const float *y, int64_t L, const bn_map *m,
+                            const grad_map *k) {
+  v16f g16[TILE];
+  for (int64_t i0 = 0; i0 < L; i0 += TILE) {
+    const int64_t w = L - i0 < TILE ? L - i0 : TILE;
+    load_tile(g16, g + i0, L, w);
+    for (int64_t j = 0; j < w; j++) {
+      const v16f d = load16(y + (i0 + j) * 16) - m->mu;
+      const v16f ge = PICK16(fma16(d, m->a, m->s) <= 0, ZERO16, g16[j]);
+      store16(gy + (i0 + j) * 16, fma16(ge, k->kf, fma16(d, k->slope, k->off)));
+    }
+  }
+}
+
+/* with pooling: kf g' at each window's winner, the rest of the expression
+ * everywhere (elements no window covers: g' = 0) */
+static void pool_grad_block(float *gy, const float *g, const float *y, const uint8_t *tap, int64_t H, int64_t W,
+                            const bn_map *m, const grad_map *k) {
+  const int64_t Ho = H / 2, Wo = W / 2, Lo = Ho * Wo;
+  for (int64_t h = 0; h < H; h++)
+    for (int64_t x = h < 2 * Ho ? 2 * Wo : 0; x < W; x++) {
+      const int64_t i = (h * W + x) * 16;
+      store16(gy + i, fma16(ZERO16, k->kf, fma16(load16(y + i) - m->mu, k->slope, k->off)));
+    }
+  v16f g16[TILE];
+  for (int64_t ho = 0; ho < Ho; ho++)
+    for (int64_t j0 = 0; j0 < Wo; j0 += TILE) {
+      const int64_t w = Wo - j0 < TILE ? Wo - j0 : TILE;
+      load_tile(g16, g + ho * Wo + j0, Lo, w);
+      for (int64_t j = 0; j < w; j++) {
+        const int64_t wo = j0 + j;
+        v16b code;
+        memcpy(&code, tap + (ho * Wo + wo) * 16, sizeof code);
+        const v16i kc = __builtin_convertvector(code, v16i), kt = kc & 3;
+        const v16f ge = PICK16((kc & 4) != 0, g16[j], ZERO16);
+        const int64_t at[4] = {(2 * ho * W + 2 * wo) * 16, (2 * ho * W + 2 * wo + 1) * 16,
+                               ((2 * ho + 1) * W + 2 * wo) * 16, ((2 * ho + 1) * W + 2 * wo + 1) * 16};
+        for (int i = 0; i < 4; i++)
+          store16(gy + at[i], fma16(PICK16(kt == i, ge, ZERO16), k->kf,
+                                    fma16(load16(y + at[i]) - m->mu, k->slope, k->off)));
+      }
+    }
+}
+
+int dl_cpu_bn_relu_c16_backward(dl_tensor *gy, dl_tensor *gw, dl_tensor *gb, const dl_tensor *g, const dl_tensor *y,
+                                const dl_tensor *tap, const dl_tensor *xs, int64_t N, int64_t C, int64_t H, int64_t W,
+                                const dl_tensor *mean, const dl_tensor *invstd, const dl_tensor *weight,
+                                const dl_tensor *bias, bool pool) {
+  const int64_t CB = C / 16, L = H * W, Lo = pool ? (H / 2) * (W / 2) : L;
+  const double M = (double)(N * L);
+  const float *gp = dl_tensor_data(g), *yp = dl_tensor_data(y), *mp = dl_tensor_data(mean);
+  const float *rp = dl_tensor_data(invstd), *wp = weight ? dl_tensor_data(weight) : NULL;
+  const float *bp = bias ? dl_tensor_data(bias) : NULL, *sp = pool ? dl_tensor_data(xs) : NULL;
+  const uint8_t *tp = pool ? dl_tensor_data(tap) : NULL;
+  float *gyp = gy ? dl_tensor_data(gy) : NULL, *gwp = gw ? dl_tensor_data(gw) : NULL;
+  float *gbp = gb ? dl_tensor_data(gb) : NULL;
+  /* the coefficients of every block, from the first loop to the second */
+  grad_map kk[CB > 0 ? CB : 1];
+  const bool par = N * C * L > DL_PARALLEL_GRAIN;
+#pragma omp parallel if (par)
+  {
+#pragma omp for
+    for (int64_t cb = 0; cb < CB; cb++) {
+      const bn_map m = map_of(cb, mp, rp, wp, bp);
+      double sg[16], sgx[16];
+      grad_sums(gp, yp, tp, sp, N, C, H, W, cb, &m, pool, sg, sgx);
+      for (int l = 0; l < 16; l++) {
+        const int64_t c = cb * 16 + l;
+        const double r = rp[c], sxr = sgx[l] * r;
+        if (gwp) gwp[c] = (float)sxr;
+        if (gbp) gbp[c] = (float)sg[l];
+        double kd, sd, od;
+        bn_grad_coeffs(r, wp ? (double)wp[c] : 1.0, sg[l], sxr, M, &kd, &sd, &od);
+        kk[cb].kf[l] = (float)kd, kk[cb].slope[l] = (float)sd, kk[cb].off[l] = (float)od;
+      }
+    }
+    if (gyp) {
+#pragma omp for
+      for (int64_t e = 0; e < N * CB; e++) {
+        const int64_t n = e / CB, cb = e % CB;
+        const bn_map m = map_of(cb, mp, rp, wp, bp);
+        const float *g = gp + (n * C + cb * 16) * Lo;
+        if (pool) pool_grad_block(BLOCK(gyp, n, cb), g, BLOCK(yp, n, cb), tp + e * Lo * 16, H, W, &m, &kk[cb]);
+        else relu_grad_block(BLOCK(gyp, n, cb), g, BLOCK(yp, n, cb), L, &m, &kk[cb]);
+      }
+    }
+  }
+  return DL_KERNEL_OK;
+}
