@@ -23,6 +23,11 @@
 #include <math.h>
 #include <string.h>
 
+/* The helpers below pass vectors by value; all are static to this file, so
+ * the calling convention a build without AVX-512 gives them is never seen
+ * across files (GCC warns that it differs from an AVX-512 build's). */
+#pragma GCC diagnostic ignored "-Wpsabi"
+
 typedef float v16f __attribute__((vector_size(64)));
 typedef int32_t v16i __attribute__((vector_size(64)));
 typedef uint8_t v16b __attribute__((vector_size(16)));
@@ -30,23 +35,32 @@ typedef uint8_t v16b __attribute__((vector_size(16)));
 #define PICK16(m, a, b) ((v16f)(((v16i)(a) & (m)) | ((v16i)(b) & ~(m))))
 #define ZERO16 ((v16f){0})
 
-static inline v16f load16(const float *p) {
-  v16f v;
-  memcpy(&v, p, sizeof v);
-  return v;
-}
-static inline void store16(float *p, v16f v) { memcpy(p, &v, sizeof v); }
+/* (macros, as fma16 below: vectors by value in a call draw GCC's ABI
+ * notes in builds without AVX-512) */
+#define load16(p)            \
+  ({                         \
+    v16f v_;                 \
+    memcpy(&v_, (p), sizeof v_); \
+    v_;                      \
+  })
+#define store16(p, v)              \
+  do {                             \
+    const v16f s_ = (v);           \
+    memcpy((p), &s_, sizeof s_);   \
+  } while (0)
 
 /* t a + s rounded once per lane, as the plain kernels' fmaf */
 #if defined(__AVX512F__)
 #include <immintrin.h>
-static inline v16f fma16(v16f t, v16f a, v16f s) { return (v16f)_mm512_fmadd_ps((__m512)t, (__m512)a, (__m512)s); }
+#define fma16(t, a, s) ((v16f)_mm512_fmadd_ps((__m512)(t), (__m512)(a), (__m512)(s)))
 #else
-static inline v16f fma16(v16f t, v16f a, v16f s) {
-  v16f r;
-  for (int l = 0; l < 16; l++) r[l] = __builtin_fmaf(t[l], a[l], s[l]);
-  return r;
-}
+#define fma16(t, a, s)                                                        \
+  ({                                                                           \
+    const v16f t_ = (t), a_ = (a), s_ = (s);                                   \
+    v16f r_;                                                                   \
+    for (int l_ = 0; l_ < 16; l_++) r_[l_] = __builtin_fmaf(t_[l_], a_[l_], s_[l_]); \
+    r_;                                                                        \
+  })
 #endif
 
 /* the block of channels cb of image n: L positions of 16 channels */
@@ -63,8 +77,9 @@ static inline v16f chan16(const float *v, int64_t cb, float dflt) {
 
 /* the sum over every image of the block of (y - k), or (y - k)^2, per
  * lane: float lanes over one image's run (four accumulators), then double */
-static void block_sums(const float *y, int64_t N, int64_t CB, int64_t L, int64_t cb, v16f k, bool square,
+static void block_sums(const float *y, int64_t N, int64_t CB, int64_t L, int64_t cb, const v16f *kp, bool square,
                        double *out) {
+  const v16f k = *kp;
   for (int l = 0; l < 16; l++) out[l] = 0;
   for (int64_t n = 0; n < N; n++) {
     const float *p = BLOCK(y, n, cb);
@@ -99,11 +114,11 @@ static void block_stats(const float *y, int64_t N, int64_t CB, int64_t L, int64_
     const float f = (float)(e[l] / (double)n0);
     k[l] = isfinite(f) ? f : 0;
   }
-  block_sums(y, N, CB, L, cb, k, false, s);
+  block_sums(y, N, CB, L, cb, &k, false, s);
   v16f mf;
   double mu[16];
   for (int l = 0; l < 16; l++) mu[l] = k[l] + s[l] / M, mf[l] = (float)mu[l];
-  block_sums(y, N, CB, L, cb, mf, true, q);
+  block_sums(y, N, CB, L, cb, &mf, true, q);
   for (int l = 0; l < 16; l++) {
     const double dm = mu[l] - (double)mf[l], v = q[l] / M - dm * dm, vv = v < 0 ? 0 : v;
     const int64_t c = cb * 16 + l;
@@ -126,7 +141,11 @@ static bn_map map_of(int64_t cb, const float *mp, const float *rp, const float *
   return m;
 }
 
-static inline v16f relu16(v16f p) { return PICK16(p < 0, ZERO16, p); }
+#define relu16(p)                    \
+  ({                                 \
+    const v16f p_ = (p);             \
+    PICK16(p_ < 0, ZERO16, p_);      \
+  })
 
 /* The plain output is written through a tile of up to TILE positions of
  * the 16 channels: lanes scattered into the tile (L1), then a run per
@@ -135,9 +154,11 @@ static inline v16f relu16(v16f p) { return PICK16(p < 0, ZERO16, p); }
 static void flush_tile(float *out, int64_t plane, float tile[16][TILE], int64_t n) {
   for (int l = 0; l < 16; l++) memcpy(out + l * plane, tile[l], (size_t)n * sizeof(float));
 }
-static inline void tile_put(float tile[16][TILE], int64_t j, v16f v) {
-  for (int l = 0; l < 16; l++) tile[l][j] = v[l];
-}
+#define tile_put(tile, j, v)                          \
+  do {                                                \
+    const v16f t_ = (v);                              \
+    for (int l_ = 0; l_ < 16; l_++) (tile)[l_][j] = t_[l_]; \
+  } while (0)
 
 /* the gradient of the plain output read through a tile: g16[j] the 16
  * channels' values at position p0 + j */
