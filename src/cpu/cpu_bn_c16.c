@@ -147,36 +147,89 @@ static bn_map map_of(int64_t cb, const float *mp, const float *rp, const float *
     PICK16(p_ < 0, ZERO16, p_);      \
   })
 
-/* The plain output is written through a tile of up to TILE positions of
- * the 16 channels: lanes scattered into the tile (L1), then a run per
- * channel into its plane */
-#define TILE 64
-static void flush_tile(float *out, int64_t plane, float tile[16][TILE], int64_t n) {
-  for (int l = 0; l < 16; l++) memcpy(out + l * plane, tile[l], (size_t)n * sizeof(float));
+/* ---- between the blocks and the plain planes: 16x16 transposes ----
+ * 16 positions of a block (a vector of 16 channels each) are 16 positions
+ * of the block's 16 planes (a run of 16 floats each): a transpose in
+ * registers, four rounds of 16 two-vector shuffles, moves between them. */
+
+/* r[i][j] <-> r[j][i]: round k (b = 8, 4, 2, 1) swaps the off-diagonal
+ * b x b blocks of every 2b x 2b block; lane c of row i comes from (row i,
+ * row i + b) concatenated at MASK[k][0][c], of row i + b at MASK[k][1][c] */
+static const v16i MASK[4][2] = {
+      {{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}, {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}},
+      {{0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27}, {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31}},
+      {{0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29}, {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31}},
+      {{0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}, {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}},
+};
+#define ROUND(k, b)                                                                        \
+  for (int i = 0; i < 16; i++)                                                             \
+    if (!(i & (b))) {                                                                      \
+      const v16f u_ = r[i], v_ = r[i + (b)];                                               \
+      r[i] = __builtin_shuffle(u_, v_, MASK[k][0]), r[i + (b)] = __builtin_shuffle(u_, v_, MASK[k][1]); \
+    }
+static inline void transpose16(v16f *r) {
+  ROUND(0, 8) ROUND(1, 4) ROUND(2, 2) ROUND(3, 1)
 }
-#define tile_put(tile, j, v)                          \
-  do {                                                \
-    const v16f t_ = (v);                              \
-    for (int l_ = 0; l_ < 16; l_++) (tile)[l_][j] = t_[l_]; \
+#undef ROUND
+
+/* the first n (<= 16) floats of *v to dst, and from src (the rest 0): one
+ * vector move, masked where the CPU has masks (a memcpy of a few bytes
+ * costs more than the transpose) */
+static inline void put16(float *dst, const v16f *v, int64_t n) {
+#if defined(__AVX512F__)
+  _mm512_mask_storeu_ps(dst, (__mmask16)((1u << n) - 1), (__m512)*v);
+#else
+  if (n == 16) memcpy(dst, v, sizeof *v);
+  else
+    for (int64_t l = 0; l < n; l++) dst[l] = (*v)[l];
+#endif
+}
+static inline void get16(v16f *v, const float *src, int64_t n) {
+#if defined(__AVX512F__)
+  *v = (v16f)_mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1), src);
+#else
+  if (n == 16) memcpy(v, src, sizeof *v);
+  else {
+    *v = ZERO16;
+    for (int64_t l = 0; l < n; l++) (*v)[l] = src[l];
+  }
+#endif
+}
+
+/* Up to 16 consecutive positions of a block, from o0 on, on their way to
+ * the block's 16 planes (of `plane` floats each, at out) */
+typedef struct {
+  v16f v[16];
+  int n;
+  int64_t o0;
+} stage16;
+
+static void stage_flush(stage16 *st, float *out, int64_t plane) {
+  if (st->n == 0) return;
+  for (int j = st->n; j < 16; j++) st->v[j] = ZERO16;
+  transpose16(st->v);
+  for (int l = 0; l < 16; l++) put16(out + l * plane + st->o0, &st->v[l], st->n);
+  st->o0 += st->n, st->n = 0;
+}
+
+#define stage_push(st, out, plane, x)                      \
+  do {                                                     \
+    (st)->v[(st)->n++] = (x);                              \
+    if ((st)->n == 16) stage_flush((st), (out), (plane));  \
   } while (0)
 
-/* the gradient of the plain output read through a tile: g16[j] the 16
- * channels' values at position p0 + j */
-static void load_tile(v16f *g16, const float *g, int64_t plane, int64_t n) {
-  for (int l = 0; l < 16; l++) {
-    const float *row = g + l * plane;
-    for (int64_t j = 0; j < n; j++) g16[j][l] = row[j];
-  }
+/* positions o0 .. o0 + n - 1 (n <= 16) of the 16 planes at g as vectors of
+ * 16 channels, g16[0 .. n - 1] */
+static void gather16(v16f *g16, const float *g, int64_t plane, int64_t o0, int64_t n) {
+  for (int l = 0; l < 16; l++) get16(&g16[l], g + l * plane + o0, n);
+  transpose16(g16);
 }
 
 /* relu(bn(y)) of block (n, cb) into out's 16 planes of L */
 static void relu_block(float *out, const float *y, int64_t L, const bn_map *m) {
-  float tile[16][TILE];
-  for (int64_t i0 = 0; i0 < L; i0 += TILE) {
-    const int64_t w = L - i0 < TILE ? L - i0 : TILE;
-    for (int64_t j = 0; j < w; j++) tile_put(tile, j, relu16(fma16(load16(y + (i0 + j) * 16) - m->mu, m->a, m->s)));
-    flush_tile(out + i0, L, tile, w);
-  }
+  stage16 st = {.n = 0, .o0 = 0};
+  for (int64_t i = 0; i < L; i++) stage_push(&st, out, L, relu16(fma16(load16(y + i * 16) - m->mu, m->a, m->s)));
+  stage_flush(&st, out, L);
 }
 
 /* the pooled block: each 2x2 window's winner of relu(bn(y)) into out's 16
@@ -184,31 +237,28 @@ static void relu_block(float *out, const float *y, int64_t L, const bn_map *m) {
  * (blocked, [Ho, Wo, 16]) */
 static void pool_block(float *out, uint8_t *tap, float *xs, const float *y, int64_t H, int64_t W, const bn_map *m) {
   const int64_t Ho = H / 2, Wo = W / 2, Lo = Ho * Wo;
-  float tile[16][TILE];
+  stage16 st = {.n = 0, .o0 = 0};
   for (int64_t ho = 0; ho < Ho; ho++) {
     const float *r0 = y + 2 * ho * W * 16, *r1 = r0 + W * 16;
-    for (int64_t j0 = 0; j0 < Wo; j0 += TILE) {
-      const int64_t w = Wo - j0 < TILE ? Wo - j0 : TILE;
-      for (int64_t j = 0; j < w; j++) {
-        const int64_t wo = j0 + j, o = ho * Wo + wo;
-        const v16f t[4] = {load16(r0 + 2 * wo * 16), load16(r0 + (2 * wo + 1) * 16), load16(r1 + 2 * wo * 16),
-                           load16(r1 + (2 * wo + 1) * 16)};
-        v16f best = relu16(fma16(t[0] - m->mu, m->a, m->s)), x = t[0];
-        v16i k = {0};
-        for (int i = 1; i < 4; i++) {
-          const v16f r = relu16(fma16(t[i] - m->mu, m->a, m->s));
-          const v16i win = (r > best) | (r != r); /* the first maximum; a NaN wins, the last one */
-          k = (win & i) | (k & ~win), best = PICK16(win, r, best), x = PICK16(win, t[i], x);
-        }
-        const v16i pass = ~(best <= 0) & 4;
-        const v16b code = __builtin_convertvector(k | pass, v16b);
-        memcpy(tap + o * 16, &code, sizeof code);
-        store16(xs + o * 16, x);
-        tile_put(tile, j, best);
+    for (int64_t wo = 0; wo < Wo; wo++) {
+      const int64_t o = ho * Wo + wo;
+      const v16f t[4] = {load16(r0 + 2 * wo * 16), load16(r0 + (2 * wo + 1) * 16), load16(r1 + 2 * wo * 16),
+                         load16(r1 + (2 * wo + 1) * 16)};
+      v16f best = relu16(fma16(t[0] - m->mu, m->a, m->s)), x = t[0];
+      v16i k = {0};
+      for (int i = 1; i < 4; i++) {
+        const v16f r = relu16(fma16(t[i] - m->mu, m->a, m->s));
+        const v16i win = (r > best) | (r != r); /* the first maximum; a NaN wins, the last one */
+        k = (win & i) | (k & ~win), best = PICK16(win, r, best), x = PICK16(win, t[i], x);
       }
-      flush_tile(out + ho * Wo + j0, Lo, tile, w);
+      const v16i pass = ~(best <= 0) & 4;
+      const v16b code = __builtin_convertvector(k | pass, v16b);
+      memcpy(tap + o * 16, &code, sizeof code);
+      store16(xs + o * 16, x);
+      stage_push(&st, out, Lo, best);
     }
   }
+  stage_flush(&st, out, Lo);
 }
 
 int dl_cpu_bn_relu_c16(dl_tensor *out, dl_tensor *tap, dl_tensor *xs, dl_tensor *mean, dl_tensor *var,
@@ -245,15 +295,15 @@ int dl_cpu_bn_relu_c16(dl_tensor *out, dl_tensor *tap, dl_tensor *xs, dl_tensor 
 static void grad_sums(const float *gp, const float *y, const uint8_t *tap, const float *xs, int64_t N, int64_t C,
                       int64_t H, int64_t W, int64_t cb, const bn_map *m, bool pool, double *sg, double *sgx) {
   const int64_t CB = C / 16, L = H * W, Lo = pool ? (H / 2) * (W / 2) : L;
-  v16f g16[TILE];
+  v16f g16[16];
   for (int l = 0; l < 16; l++) sg[l] = sgx[l] = 0;
   for (int64_t n = 0; n < N; n++) {
     const float *g = gp + (n * C + cb * 16) * Lo;
     const int64_t e = n * CB + cb;
     v16f u = ZERO16, v = ZERO16;
-    for (int64_t i0 = 0; i0 < Lo; i0 += TILE) {
-      const int64_t w = Lo - i0 < TILE ? Lo - i0 : TILE;
-      load_tile(g16, g + i0, Lo, w);
+    for (int64_t i0 = 0; i0 < Lo; i0 += 16) {
+      const int64_t w = Lo - i0 < 16 ? Lo - i0 : 16;
+      gather16(g16, g, Lo, i0, w);
       for (int64_t j = 0; j < w; j++) {
         const int64_t i = i0 + j;
         v16f ge, d;
@@ -281,10 +331,10 @@ typedef struct {
 /* y's gradient of block (n, cb) without pooling: kf g' + slope (y - mu) + off */
 static void relu_grad_block(float *gy, const float *g, const float *y, int64_t L, const bn_map *m,
                             const grad_map *k) {
-  v16f g16[TILE];
-  for (int64_t i0 = 0; i0 < L; i0 += TILE) {
-    const int64_t w = L - i0 < TILE ? L - i0 : TILE;
-    load_tile(g16, g + i0, L, w);
+  v16f g16[16];
+  for (int64_t i0 = 0; i0 < L; i0 += 16) {
+    const int64_t w = L - i0 < 16 ? L - i0 : 16;
+    gather16(g16, g, L, i0, w);
     for (int64_t j = 0; j < w; j++) {
       const v16f d = load16(y + (i0 + j) * 16) - m->mu;
       const v16f ge = PICK16(fma16(d, m->a, m->s) <= 0, ZERO16, g16[j]);
@@ -303,24 +353,20 @@ static void pool_grad_block(float *gy, const float *g, const float *y, const uin
       const int64_t i = (h * W + x) * 16;
       store16(gy + i, fma16(ZERO16, k->kf, fma16(load16(y + i) - m->mu, k->slope, k->off)));
     }
-  v16f g16[TILE];
-  for (int64_t ho = 0; ho < Ho; ho++)
-    for (int64_t j0 = 0; j0 < Wo; j0 += TILE) {
-      const int64_t w = Wo - j0 < TILE ? Wo - j0 : TILE;
-      load_tile(g16, g + ho * Wo + j0, Lo, w);
-      for (int64_t j = 0; j < w; j++) {
-        const int64_t wo = j0 + j;
-        v16b code;
-        memcpy(&code, tap + (ho * Wo + wo) * 16, sizeof code);
-        const v16i kc = __builtin_convertvector(code, v16i), kt = kc & 3;
-        const v16f ge = PICK16((kc & 4) != 0, g16[j], ZERO16);
-        const int64_t at[4] = {(2 * ho * W + 2 * wo) * 16, (2 * ho * W + 2 * wo + 1) * 16,
-                               ((2 * ho + 1) * W + 2 * wo) * 16, ((2 * ho + 1) * W + 2 * wo + 1) * 16};
-        for (int i = 0; i < 4; i++)
-          store16(gy + at[i], fma16(PICK16(kt == i, ge, ZERO16), k->kf,
-                                    fma16(load16(y + at[i]) - m->mu, k->slope, k->off)));
-      }
-    }
+  v16f g16[16];
+  int64_t ho = 0, wo = 0; /* of window o */
+  for (int64_t o = 0; o < Lo; o++) {
+    if (o % 16 == 0) gather16(g16, g, Lo, o, Lo - o < 16 ? Lo - o : 16);
+    v16b code;
+    memcpy(&code, tap + o * 16, sizeof code);
+    const v16i kc = __builtin_convertvector(code, v16i), kt = kc & 3;
+    const v16f ge = PICK16((kc & 4) != 0, g16[o % 16], ZERO16);
+    const int64_t at[4] = {(2 * ho * W + 2 * wo) * 16, (2 * ho * W + 2 * wo + 1) * 16,
+                           ((2 * ho + 1) * W + 2 * wo) * 16, ((2 * ho + 1) * W + 2 * wo + 1) * 16};
+    for (int i = 0; i < 4; i++)
+      store16(gy + at[i], fma16(PICK16(kt == i, ge, ZERO16), k->kf, fma16(load16(y + at[i]) - m->mu, k->slope, k->off)));
+    if (++wo == Wo) wo = 0, ho++;
+  }
 }
 
 int dl_cpu_bn_relu_c16_backward(dl_tensor *gy, dl_tensor *gw, dl_tensor *gb, const dl_tensor *g, const dl_tensor *y,
