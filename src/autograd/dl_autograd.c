@@ -7,6 +7,7 @@
 #include "dl_ag_view.h"
 #include "../ops/dl_ewise.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,15 +130,25 @@ void dl_node_release(dl_node *n) {
   releasing = false;
 }
 
+/* a slot for one more saved tensor: more than DL_NODE_MAX_SAVED is a
+ * rule's bug (its count is fixed by its code, never by input) */
+static dl_saved *next_saved(dl_node *n) {
+  if (n->nsaved >= DL_NODE_MAX_SAVED) {
+    fprintf(stderr, "dlua: internal error: %s saves more than %d tensors\n", n->type->name, DL_NODE_MAX_SAVED);
+    abort();
+  }
+  return &n->saved[n->nsaved++];
+}
+
 void dl_node_save(dl_node *n, dl_tensor *t) {
-  dl_saved *s = &n->saved[n->nsaved++];
+  dl_saved *s = next_saved(n);
   s->t = dl_tensor_retain(t);
   s->version = t->storage->version;
   s->is_output = 0;
 }
 
 void dl_node_save_output(dl_node *n, dl_tensor *out, int k) {
-  dl_saved *s = &n->saved[n->nsaved++];
+  dl_saved *s = next_saved(n);
   s->t = dl_tensor_alias(out); /* no grad_fn: no cycle node -> out -> node */
   s->version = out->storage->version;
   s->is_output = 1;

@@ -15,7 +15,8 @@
 #include "../dl_tensor.h"
 
 #define DL_NODE_INLINE_EDGES 3
-#define DL_NODE_MAX_SAVED 10
+/* a rule saves at most this many tensors (the convolution block: 11) */
+#define DL_NODE_MAX_SAVED 12
 #define DL_NODE_MAX_OUTPUTS 4
 #define DL_NODE_CTX_BYTES 448
 

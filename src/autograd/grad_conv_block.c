@@ -23,10 +23,11 @@
 typedef struct {
   dl_conv_params p;
   double eps;
-  bool has_bias, has_bn_w, has_bn_b, pool;
+  bool has_bias, has_bn_w, has_bn_b, pool, has_xb;
 } block_ctx;
 
 _Static_assert(sizeof(block_ctx) <= DL_NODE_CTX_BYTES, "block_ctx does not fit a node");
+_Static_assert(DL_NODE_MAX_SAVED >= 11, "the block saves up to 11 tensors");
 
 static bool wants(const dl_node *n, int i) { return n->edges[i].fn || n->edges[i].leaf; }
 
@@ -68,14 +69,15 @@ static int block_backward(dl_node *nd, dl_tensor *const *gout, dl_tensor **gin) 
   dl_tensor *x, *w, *b = NULL, *bn_w = NULL, *bn_b = NULL;
   dl_conv_block_saved s = {0};
   const bool want[5] = {wants(nd, 0), wants(nd, 1), c->has_bias && wants(nd, 2), wants(nd, 3), wants(nd, 4)};
-  /* saved: x, w, y, mean, invstd, then b, bn_w, bn_b, tap, xs where present */
+  /* saved: x, w, y, mean, invstd, then b, bn_w, bn_b, tap, xs, xb where present */
   if (!(x = dl_ag_keep(&p, dl_node_saved(nd, k++))) || !(w = dl_ag_keep(&p, dl_node_saved(nd, k++))) ||
       !(s.y = dl_ag_keep(&p, dl_node_saved(nd, k++))) || !(s.mean = dl_ag_keep(&p, dl_node_saved(nd, k++))) ||
       !(s.invstd = dl_ag_keep(&p, dl_node_saved(nd, k++))) ||
       (c->has_bias && !(b = dl_ag_keep(&p, dl_node_saved(nd, k++)))) ||
       (c->has_bn_w && !(bn_w = dl_ag_keep(&p, dl_node_saved(nd, k++)))) ||
       (c->has_bn_b && !(bn_b = dl_ag_keep(&p, dl_node_saved(nd, k++)))) ||
-      (c->pool && (!(s.tap = dl_ag_keep(&p, dl_node_saved(nd, k++))) || !(s.xs = dl_ag_keep(&p, dl_node_saved(nd, k++))))))
+      (c->pool && (!(s.tap = dl_ag_keep(&p, dl_node_saved(nd, k++))) || !(s.xs = dl_ag_keep(&p, dl_node_saved(nd, k++))))) ||
+      (c->has_xb && !(s.xb = dl_ag_keep(&p, dl_node_saved(nd, k++)))))
     goto done;
   if (dl_grad_enabled()) /* create_graph: the differentiable formulas */
     rc = composed_grads(c, gout[0], x, w, b, bn_w, bn_b, s.mean, s.invstd, want, gin);
@@ -130,10 +132,10 @@ dl_tensor *dl_ag_conv_block(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_c
       dl_tensor_release(o);
       return NULL;
     }
-    block_ctx ctx = {c, eps, b != NULL, bn_w != NULL, bn_b != NULL, pool};
+    block_ctx ctx = {c, eps, b != NULL, bn_w != NULL, bn_b != NULL, pool, s.xb != NULL};
     memcpy(node->ctx, &ctx, sizeof ctx);
-    dl_tensor *keep[10] = {x, w, s.y, s.mean, s.invstd, b, bn_w, bn_b, s.tap, s.xs};
-    for (int i = 0; i < 10; i++)
+    dl_tensor *keep[11] = {x, w, s.y, s.mean, s.invstd, b, bn_w, bn_b, s.tap, s.xs, s.xb};
+    for (int i = 0; i < 11; i++)
       if (keep[i]) dl_node_save(node, keep[i]);
   }
   dl_conv_block_saved_release(&s);

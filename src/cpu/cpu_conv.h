@@ -16,11 +16,12 @@ int dl_cpu_dnnl_conv_backward_weights(dl_tensor *gw, dl_tensor *gb, const dl_ten
 int dl_cpu_dnnl_conv_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gy, const dl_tensor *x,
                               const dl_tensor *w, const dl_conv_params *p);
 /* the output (gradient) in blocks of 16 channels (struct dl_conv_kernels) */
-bool dl_cpu_dnnl_conv_c16(const dl_tensor *x, const dl_tensor *w, bool bias, const dl_conv_params *p);
-int dl_cpu_dnnl_conv_forward_c16(dl_tensor *yb, const dl_tensor *x, const dl_tensor *w, const dl_tensor *b,
-                                 const dl_conv_params *p);
+int dl_cpu_dnnl_conv_c16(const dl_tensor *x, const dl_tensor *w, bool bias, const dl_conv_params *p);
+int dl_cpu_dnnl_conv_forward_c16(dl_tensor *yb, dl_tensor *xb, const dl_tensor *x, const dl_tensor *w,
+                                 const dl_tensor *b, const dl_conv_params *p);
 int dl_cpu_dnnl_conv_backward_c16(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gyb,
-                                  const dl_tensor *x, const dl_tensor *w, const dl_conv_params *p);
+                                  const dl_tensor *xb, const dl_tensor *x, const dl_tensor *w,
+                                  const dl_conv_params *p);
 #define DL_CPU_CONV_FUSED dl_cpu_dnnl_conv_forward, dl_cpu_dnnl_conv_backward_data, dl_cpu_dnnl_conv_backward_weights
 #define DL_CPU_CONV_BACKWARD dl_cpu_dnnl_conv_backward
 #define DL_CPU_CONV_C16 dl_cpu_dnnl_conv_c16, dl_cpu_dnnl_conv_forward_c16, dl_cpu_dnnl_conv_backward_c16

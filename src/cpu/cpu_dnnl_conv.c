@@ -234,15 +234,16 @@ fail:
   return NULL;
 }
 
-/* runs e with the slots' plain data at ptrs (in slot order); slot given
- * (>= 0) takes the memory have, already in the layout it wants */
-static int run_with(entry *e, void *const *ptrs, int given, dnnl_memory_t have) {
+/* runs e with the slots' plain data at ptrs (in slot order); a slot i with
+ * given[i] (given may be NULL) takes that memory, already in the layout it
+ * wants (no reorder either way) */
+static int run_with(entry *e, void *const *ptrs, const dnnl_memory_t *given) {
   dnnl_exec_arg_t args[MAX_SLOTS];
   for (int i = 0; i < e->nslots; i++) {
     slot *s = &e->slots[i];
     args[i].arg = s->arg;
-    if (i == given) {
-      args[i].memory = have;
+    if (given && given[i]) {
+      args[i].memory = given[i];
       continue;
     }
     if (failed(dnnl_memory_set_data_handle(s->user, ptrs[i]), "memory")) return -1;
@@ -255,14 +256,14 @@ static int run_with(entry *e, void *const *ptrs, int given, dnnl_memory_t have) 
   if (failed(dnnl_primitive_execute(e->prim, stream, e->nslots, args), "convolution")) return -1;
   for (int i = 0; i < e->nslots; i++) {
     slot *s = &e->slots[i];
-    if (s->reorder && s->output && i != given) {
+    if (s->reorder && s->output && !(given && given[i])) {
       dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, s->inner}, {DNNL_ARG_TO, s->user}};
       if (failed(dnnl_primitive_execute(s->reorder, stream, 2, r), "reorder")) return -1;
     }
   }
   return failed(dnnl_stream_wait(stream), "stream");
 }
-static int run(entry *e, void *const *ptrs) { return run_with(e, ptrs, -1, NULL); }
+static int run(entry *e, void *const *ptrs) { return run_with(e, ptrs, NULL); }
 
 static conv_key key_of(int kind, const dl_tensor *x, const dl_tensor *w, bool bias, const dl_conv_params *p) {
   conv_key k;
@@ -324,7 +325,8 @@ int dl_cpu_dnnl_conv_backward(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const
     bool share = sd->arg == DNNL_ARG_DIFF_DST && sw->arg == DNNL_ARG_DIFF_DST && sd->inner && sw->inner &&
                  dnnl_memory_get_memory_desc(sd->inner, &md) == dnnl_success &&
                  dnnl_memory_get_memory_desc(sw->inner, &mw) == dnnl_success && dnnl_memory_desc_equal(md, mw);
-    if (run(ed, pd) == 0 && run_with(ew, pw, share ? 1 : -1, share ? sd->inner : NULL) == 0) rc = DL_KERNEL_OK;
+    const dnnl_memory_t given[MAX_SLOTS] = {NULL, share ? sd->inner : NULL};
+    if (run(ed, pd) == 0 && run_with(ew, pw, given) == 0) rc = DL_KERNEL_OK;
   }
   dl_tensor_release(scratch);
   return rc;
@@ -383,43 +385,81 @@ static dnnl_memory_t blocked_over(entry *e, int i, void *data) {
   return failed(dnnl_memory_set_data_handle(s->blocked, data), "memory") ? NULL : s->blocked;
 }
 
-bool dl_cpu_dnnl_conv_c16(const dl_tensor *x, const dl_tensor *w, bool bias, const dl_conv_params *p) {
-  if (p->w.nd != 2 || x->dtype != DL_FLOAT32 || w->shape[0] % 16 != 0) return false;
+/* whether slot arg of a and of b want one layout (both blocked) */
+static bool same_inner(const entry *a, const entry *b, int arg) {
+  const int i = slot_of(a, arg), j = slot_of(b, arg);
+  const dnnl_memory_desc_t *ma = NULL, *mb = NULL;
+  return i >= 0 && j >= 0 && a->slots[i].inner && b->slots[j].inner &&
+         dnnl_memory_get_memory_desc(a->slots[i].inner, &ma) == dnnl_success &&
+         dnnl_memory_get_memory_desc(b->slots[j].inner, &mb) == dnnl_success && dnnl_memory_desc_equal(ma, mb);
+}
+
+int dl_cpu_dnnl_conv_c16(const dl_tensor *x, const dl_tensor *w, bool bias, const dl_conv_params *p) {
+  if (p->w.nd != 2 || x->dtype != DL_FLOAT32 || w->shape[0] % 16 != 0) return 0;
   conv_key kf = key_of(FWD, x, w, bias, p), kd = key_of(BWD_DATA, x, w, false, p),
            kw = key_of(BWD_WEIGHTS, x, w, bias, p);
-  entry *e;
-  return (e = get(&kf)) && slot_c16(e, DNNL_ARG_DST) && (e = get(&kd)) && slot_c16(e, DNNL_ARG_DIFF_DST) &&
-         (e = get(&kw)) && slot_c16(e, DNNL_ARG_DIFF_DST);
+  /* (three entries: none evicts another, the cache drops its least recently used) */
+  entry *ef = get(&kf), *ed = ef ? get(&kd) : NULL, *ew = ed ? get(&kw) : NULL;
+  if (!ew || !slot_c16(ef, DNNL_ARG_DST) || !slot_c16(ed, DNNL_ARG_DIFF_DST) || !slot_c16(ew, DNNL_ARG_DIFF_DST))
+    return 0;
+  /* (with C not a multiple of 16 the blocks are padded: [N, C / 16, ...] would not hold them) */
+  const bool in = x->shape[1] % 16 == 0 && slot_c16(ef, DNNL_ARG_SRC) && same_inner(ef, ew, DNNL_ARG_SRC);
+  return DL_CONV_C16_OUT | (in ? DL_CONV_C16_IN : 0);
 }
 
-/* e (from get) with the c16 operand arg over data; ptrs as run's */
-static int run_c16(entry *e, void *const *ptrs, int arg, void *data) {
-  const int i = e ? slot_of(e, arg) : -1;
+/* e (from get) with its c16 operands over caller's buffers: arg over data,
+ * and arg2 (0: none) over data2; ptrs as run's */
+static int run_c16(entry *e, void *const *ptrs, int arg, void *data, int arg2, void *data2) {
   if (!e) return -1;
-  if (i < 0 || !slot_c16(e, arg)) {
-    dl_error_set("cpu: this convolution does not compute in blocks of 16 channels");
+  dnnl_memory_t given[MAX_SLOTS] = {NULL};
+  const int args[2] = {arg, arg2};
+  void *const datas[2] = {data, data2};
+  for (int k = 0; k < 2 && args[k]; k++) {
+    const int i = slot_of(e, args[k]);
+    if (i < 0 || !slot_c16(e, args[k])) {
+      dl_error_set("cpu: this convolution does not compute in blocks of 16 channels");
+      return -1;
+    }
+    if (!(given[i] = blocked_over(e, i, datas[k]))) return -1;
+  }
+  return run_with(e, ptrs, given);
+}
+
+/* x reordered into xb, the forward's source layout (slot SRC of e) */
+static int reorder_src(entry *e, const dl_tensor *x, dl_tensor *xb) {
+  const int i = e ? slot_of(e, DNNL_ARG_SRC) : -1;
+  if (i < 0 || !slot_c16(e, DNNL_ARG_SRC)) {
+    dl_error_set("cpu: this convolution does not read its input in blocks of 16 channels");
     return -1;
   }
-  dnnl_memory_t m = blocked_over(e, i, data);
-  return m ? run_with(e, ptrs, i, m) : -1;
+  slot *s = &e->slots[i];
+  dnnl_memory_t to = blocked_over(e, i, dl_tensor_data(xb));
+  if (!to || failed(dnnl_memory_set_data_handle(s->user, dl_tensor_data(x)), "memory")) return -1;
+  dnnl_exec_arg_t r[2] = {{DNNL_ARG_FROM, s->user}, {DNNL_ARG_TO, to}};
+  return failed(dnnl_primitive_execute(s->reorder, stream, 2, r), "reorder");
 }
 
-int dl_cpu_dnnl_conv_forward_c16(dl_tensor *yb, const dl_tensor *x, const dl_tensor *w, const dl_tensor *b,
-                                 const dl_conv_params *p) {
+int dl_cpu_dnnl_conv_forward_c16(dl_tensor *yb, dl_tensor *xb, const dl_tensor *x, const dl_tensor *w,
+                                 const dl_tensor *b, const dl_conv_params *p) {
   conv_key k = key_of(FWD, x, w, b != NULL, p);
+  entry *e = get(&k);
   void *ptrs[4] = {dl_tensor_data(x), dl_tensor_data(w)};
   int n = 2;
   if (b) ptrs[n++] = dl_tensor_data(b);
   ptrs[n] = NULL; /* the output slot: given */
-  return run_c16(get(&k), ptrs, DNNL_ARG_DST, dl_tensor_data(yb)) ? DL_KERNEL_FAILED : DL_KERNEL_OK;
+  if (xb && reorder_src(e, x, xb)) return DL_KERNEL_FAILED;
+  return run_c16(e, ptrs, DNNL_ARG_DST, dl_tensor_data(yb), xb ? DNNL_ARG_SRC : 0, xb ? dl_tensor_data(xb) : NULL)
+             ? DL_KERNEL_FAILED
+             : DL_KERNEL_OK;
 }
 
 int dl_cpu_dnnl_conv_backward_c16(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gyb,
-                                  const dl_tensor *x, const dl_tensor *w, const dl_conv_params *p) {
+                                  const dl_tensor *xb, const dl_tensor *x, const dl_tensor *w,
+                                  const dl_conv_params *p) {
   if (gx) {
     conv_key kd = key_of(BWD_DATA, gx, w, false, p);
     void *pd[3] = {NULL, dl_tensor_data(w), dl_tensor_data(gx)};
-    if (run_c16(get(&kd), pd, DNNL_ARG_DIFF_DST, dl_tensor_data(gyb))) return DL_KERNEL_FAILED;
+    if (run_c16(get(&kd), pd, DNNL_ARG_DIFF_DST, dl_tensor_data(gyb), 0, NULL)) return DL_KERNEL_FAILED;
   }
   if (!gw && !gb) return DL_KERNEL_OK;
   dl_tensor *scratch = gw ? NULL : dl_tensor_empty(w->shape, w->ndim, DL_FLOAT32, dl_tensor_device(w));
@@ -427,7 +467,10 @@ int dl_cpu_dnnl_conv_backward_c16(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, c
   dl_tensor *wt = gw ? gw : scratch;
   conv_key kw = key_of(BWD_WEIGHTS, x, wt, gb != NULL, p);
   void *pw[4] = {dl_tensor_data(x), NULL, dl_tensor_data(wt), gb ? dl_tensor_data(gb) : NULL};
-  int rc = run_c16(get(&kw), pw, DNNL_ARG_DIFF_DST, dl_tensor_data(gyb)) ? DL_KERNEL_FAILED : DL_KERNEL_OK;
+  int rc = run_c16(get(&kw), pw, DNNL_ARG_DIFF_DST, dl_tensor_data(gyb), xb ? DNNL_ARG_SRC : 0,
+                   xb ? dl_tensor_data(xb) : NULL)
+               ? DL_KERNEL_FAILED
+               : DL_KERNEL_OK;
   dl_tensor_release(scratch);
   return rc;
 }

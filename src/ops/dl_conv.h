@@ -80,15 +80,23 @@ struct dl_conv_kernels {
    * 16 b + l of a position at [n, b, ..., l]), the layout the CPU's
    * kernels compute in, for batch norm's blocked kernels (dl_layer.h
    * bn_relu_c16) to read and write without a reorder either way.
-   * conv_c16: whether this problem (float32, 2-D, O % 16 == 0) has it,
-   * forward and both backward passes; then conv_forward_c16 fills yb and
-   * conv_backward_c16 the gradients from gyb (gx, gw, gb each optional). */
-  bool (*conv_c16)(const dl_tensor *x, const dl_tensor *w, bool bias, const struct dl_conv_params *p);
-  int (*conv_forward_c16)(dl_tensor *yb, const dl_tensor *x, const dl_tensor *w, const dl_tensor *b,
+   * conv_c16: for this problem (float32, 2-D, O % 16 == 0), 0, or
+   * DL_CONV_C16_OUT when the forward and both backward passes take the
+   * output that way, | DL_CONV_C16_IN when the forward and the weights'
+   * pass read x in blocks of 16 too. Then conv_forward_c16 fills yb, and xb
+   * (optional, with DL_CONV_C16_IN: [N, C / 16, *S, 16]) with x as it
+   * reads it, for conv_backward_c16's weights pass to read instead of
+   * converting x again; conv_backward_c16 fills gx, gw, gb (each optional)
+   * from gyb (xb optional). */
+  int (*conv_c16)(const dl_tensor *x, const dl_tensor *w, bool bias, const struct dl_conv_params *p);
+  int (*conv_forward_c16)(dl_tensor *yb, dl_tensor *xb, const dl_tensor *x, const dl_tensor *w, const dl_tensor *b,
                           const struct dl_conv_params *p);
-  int (*conv_backward_c16)(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gyb, const dl_tensor *x,
-                           const dl_tensor *w, const struct dl_conv_params *p);
+  int (*conv_backward_c16)(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gyb, const dl_tensor *xb,
+                           const dl_tensor *x, const dl_tensor *w, const struct dl_conv_params *p);
 };
+
+#define DL_CONV_C16_OUT 1
+#define DL_CONV_C16_IN 2
 
 extern const struct dl_conv_kernels dl_cpu_conv;
 

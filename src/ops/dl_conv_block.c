@@ -11,8 +11,8 @@ static void release_all(dl_tensor **ts, int n) {
 }
 
 void dl_conv_block_saved_release(dl_conv_block_saved *s) {
-  dl_tensor *t[5] = {s->y, s->mean, s->invstd, s->tap, s->xs};
-  release_all(t, 5);
+  dl_tensor *t[6] = {s->y, s->mean, s->invstd, s->tap, s->xs, s->xb};
+  release_all(t, 6);
   *s = (dl_conv_block_saved){0};
 }
 
@@ -36,7 +36,7 @@ bool dl_conv_block_fused(const dl_tensor *x, const dl_tensor *w, const dl_tensor
   if (!be || !be->conv || !be->conv->conv_c16 || !be->layer || !be->layer->bn_relu_c16 ||
       !be->layer->bn_relu_c16_backward)
     return false;
-  return be->conv->conv_c16(x, w, b != NULL, p);
+  return be->conv->conv_c16(x, w, b != NULL, p) & DL_CONV_C16_OUT;
 }
 
 int dl_op_conv_block(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_params *p, dl_tensor *bn_w,
@@ -48,7 +48,10 @@ int dl_op_conv_block(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_par
   const int64_t N = x->shape[0], O = w->shape[0];
   int64_t sz[2];
   if (dl_window_out(fn, &p->w, x->shape + 2, x, sz)) return -1;
-  const int64_t H = sz[0], W = sz[1], cshape[1] = {O};
+  const int64_t H = sz[0], W = sz[1], cshape[1] = {O}, C = x->shape[1];
+  const int64_t xshape[5] = {N, C / 16, x->shape[2], x->shape[3], 16};
+  /* the input as the convolution reads it, kept for the weights' gradient */
+  const bool keep_x = be->conv->conv_c16(x, w, b != NULL, p) & DL_CONV_C16_IN;
   const int64_t yshape[5] = {N, O / 16, H, W, 16}, rshape[5] = {N, O / 16, H / 2, W / 2, 16};
   const int64_t oshape[4] = {N, O, pool ? H / 2 : H, pool ? W / 2 : W};
   *out = NULL;
@@ -61,12 +64,13 @@ int dl_op_conv_block(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_par
   dl_conv_block_saved s = {dl_tensor_empty(yshape, 5, DL_FLOAT32, dev), dl_tensor_empty(cshape, 1, DL_FLOAT32, dev),
                            dl_tensor_empty(cshape, 1, DL_FLOAT32, dev),
                            pool ? dl_tensor_empty(rshape, 5, DL_UINT8, dev) : NULL,
-                           pool ? dl_tensor_empty(rshape, 5, DL_FLOAT32, dev) : NULL};
+                           pool ? dl_tensor_empty(rshape, 5, DL_FLOAT32, dev) : NULL,
+                           keep_x ? dl_tensor_empty(xshape, 5, DL_FLOAT32, dev) : NULL};
   dl_tensor *o = dl_tensor_empty(oshape, 4, DL_FLOAT32, dev);
   if (!t[0] || !t[1] || (b && !t[2]) || (bn_w && !t[3]) || (bn_b && !t[4]) || !t[5] || !s.y || !s.mean ||
-      !s.invstd || (pool && (!s.tap || !s.xs)) || !o)
+      !s.invstd || (pool && (!s.tap || !s.xs)) || (keep_x && !s.xb) || !o)
     goto done;
-  if (dl_kernel_status(fn, be->conv->conv_forward_c16(s.y, t[0], t[1], t[2], p)) ||
+  if (dl_kernel_status(fn, be->conv->conv_forward_c16(s.y, s.xb, t[0], t[1], t[2], p)) ||
       dl_kernel_status(fn, be->layer->bn_relu_c16(o, s.tap, s.xs, s.mean, t[5], s.invstd, s.y, N, O, H, W, t[3],
                                                  t[4], eps, pool)))
     goto done;
@@ -116,7 +120,7 @@ int dl_op_conv_block_backward(dl_tensor *g, dl_tensor *x, dl_tensor *w, const dl
   if (dl_kernel_status(fn, be->layer->bn_relu_c16_backward(gy, o[3], o[4], t[0], s->y, s->tap, s->xs, N, O, H, W,
                                                           s->mean, s->invstd, t[3], t[4], pool)))
     goto done;
-  if (conv && dl_kernel_status(fn, be->conv->conv_backward_c16(o[0], o[1], o[2], gy, t[1], t[2], p))) goto done;
+  if (conv && dl_kernel_status(fn, be->conv->conv_backward_c16(o[0], o[1], o[2], gy, s->xb, t[1], t[2], p))) goto done;
   dl_tensor **res[5] = {gx, gw, gb, gbn_w, gbn_b};
   for (int i = 0; i < 5; i++)
     if (res[i]) *res[i] = o[i], o[i] = NULL;

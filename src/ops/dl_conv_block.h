@@ -15,6 +15,7 @@ typedef struct {
   dl_tensor *y;             /* the convolution's output, [N, O / 16, Ho, Wo, 16] */
   dl_tensor *mean, *invstd; /* the batch statistics [O] */
   dl_tensor *tap, *xs;      /* with pooling, the windows' record (dl_layer.h bn_relu_c16) */
+  dl_tensor *xb;            /* or NULL: the input as the convolution read it, [N, C / 16, H, W, 16] */
 } dl_conv_block_saved;
 
 void dl_conv_block_saved_release(dl_conv_block_saved *s);
