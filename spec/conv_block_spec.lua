@@ -100,6 +100,26 @@ describe("dl._conv_block", function()
     end
   end)
 
+  it("float32 statistics hold against float64 for data far from zero with an odd first image", function()
+    -- an identity convolution (exact in float32), so the batch norm's inputs are x itself: 10 + 0.01 noise,
+    -- the first image 5 standard deviations off the rest
+    local C = 16
+    local x = dl.randn(8, C, 8, 8) * 0.01 + 10
+    x:narrow(1, 1, 1):add_(0.05)
+    local w = dl.zeros(C, C, 3, 3)
+    for c = 1, C do w[c][c][2][2] = 1 end
+    for _, pool in ipairs({true, false}) do
+      local o = {pool = pool, momentum = 1}
+      local rm, rv = dl.zeros(C), dl.ones(C)
+      local y = dl._conv_block(x, w:requires_grad_(), nil, {padding = 1}, nil, nil, rm, rv, o)
+      local rm64, rv64 = dl.zeros(C, {dtype = "float64"}), dl.ones(C, {dtype = "float64"})
+      local ref = dl.no_grad(one_by_one, x:double(), w:detach():double(), nil, {padding = 1}, nil, nil, rm64, rv64, o)
+      H.assert_close(y:double(), ref, 2e-4)
+      H.assert_close(rm:double(), rm64, 1e-4)
+      H.assert_close(rv:double() / rv64, dl.ones(C, {dtype = "float64"}), 1e-4)
+    end
+  end)
+
   it("ties and a zero variance pick the pooling's winners", function()
     -- a constant image: each channel constant, normalised to its bias; every window a tie
     local x, w = dl.ones(3, 16, 6, 8), dl.randn(16, 16, 3, 3) * 0.1

@@ -75,54 +75,57 @@ static inline v16f chan16(const float *v, int64_t cb, float dflt) {
 
 /* ---- statistics ---- */
 
-/* the sum over every image of the block of (y - k), or (y - k)^2, per
- * lane: float lanes over one image's run (four accumulators), then double */
-static void block_sums(const float *y, int64_t N, int64_t CB, int64_t L, int64_t cb, const v16f *kp, bool square,
-                       double *out) {
+/* the sums over every image of the block of d = y - k and of d^2, per
+ * lane: float lanes over one image's run (two accumulators each), then
+ * double */
+static void block_sums(const float *y, int64_t N, int64_t CB, int64_t L, int64_t cb, const v16f *kp, double *s1,
+                       double *s2) {
   const v16f k = *kp;
-  for (int l = 0; l < 16; l++) out[l] = 0;
+  for (int l = 0; l < 16; l++) s1[l] = s2[l] = 0;
   for (int64_t n = 0; n < N; n++) {
     const float *p = BLOCK(y, n, cb);
-    v16f a[4] = {ZERO16, ZERO16, ZERO16, ZERO16};
+    v16f a[2] = {ZERO16, ZERO16}, q[2] = {ZERO16, ZERO16};
     int64_t i = 0;
-    for (; i + 4 <= L; i += 4)
-      for (int j = 0; j < 4; j++) {
+    for (; i + 2 <= L; i += 2)
+      for (int j = 0; j < 2; j++) {
         const v16f d = load16(p + (i + j) * 16) - k;
-        a[j] += square ? d * d : d;
+        a[j] += d, q[j] += d * d;
       }
-    for (; i < L; i++) {
+    if (i < L) {
       const v16f d = load16(p + i * 16) - k;
-      a[0] += square ? d * d : d;
+      a[0] += d, q[0] += d * d;
     }
-    const v16f s = (a[0] + a[1]) + (a[2] + a[3]);
-    for (int l = 0; l < 16; l++) out[l] += s[l];
+    const v16f u = a[0] + a[1], v = q[0] + q[1];
+    for (int l = 0; l < 16; l++) s1[l] += u[l], s2[l] += v[l];
   }
 }
 
-/* mean, biased var and invstd of the 16 channels of block cb: sums about
- * a first estimate (the mean of up to 64 positions of the first image,
- * in double), then the squares about the float mean, as stats_f */
+/* mean, biased var and invstd of the 16 channels of block cb, in one pass:
+ * the sums about a first estimate k of the mean, var = mean(d^2) -
+ * mean(d)^2 in double. The cancellation is of (mean - k)^2, so k is the
+ * mean of 64 positions spread evenly over the whole batch (off by about
+ * std / 8, a 64th of the variance), not of the first image's first
+ * positions, which a border or an odd first image could put far off (the
+ * plain kernel takes a second pass about the mean instead) */
 static void block_stats(const float *y, int64_t N, int64_t CB, int64_t L, int64_t cb, float *mp, float *vp,
                         float *rp, double eps) {
   const double M = (double)(N * L);
-  const int64_t n0 = L < 64 ? L : 64;
-  double e[16] = {0}, s[16], q[16];
-  for (int64_t i = 0; i < n0; i++)
-    for (int l = 0; l < 16; l++) e[l] += BLOCK(y, 0, cb)[i * 16 + l];
+  const int64_t n0 = N * L < 64 ? N * L : 64;
+  double e[16] = {0}, s1[16], s2[16];
+  for (int64_t i = 0; i < n0; i++) {
+    const int64_t at = i * (N * L) / n0; /* the at-th position of the batch: image at / L, position at % L */
+    for (int l = 0; l < 16; l++) e[l] += BLOCK(y, at / L, cb)[(at % L) * 16 + l];
+  }
   v16f k;
   for (int l = 0; l < 16; l++) {
     const float f = (float)(e[l] / (double)n0);
     k[l] = isfinite(f) ? f : 0;
   }
-  block_sums(y, N, CB, L, cb, &k, false, s);
-  v16f mf;
-  double mu[16];
-  for (int l = 0; l < 16; l++) mu[l] = k[l] + s[l] / M, mf[l] = (float)mu[l];
-  block_sums(y, N, CB, L, cb, &mf, true, q);
+  block_sums(y, N, CB, L, cb, &k, s1, s2);
   for (int l = 0; l < 16; l++) {
-    const double dm = mu[l] - (double)mf[l], v = q[l] / M - dm * dm, vv = v < 0 ? 0 : v;
+    const double dm = s1[l] / M, mu = k[l] + dm, v = s2[l] / M - dm * dm, vv = v < 0 ? 0 : v;
     const int64_t c = cb * 16 + l;
-    mp[c] = mf[l];
+    mp[c] = (float)mu;
     vp[c] = (float)vv;
     rp[c] = (float)(1.0 / sqrt(vv + eps));
   }
