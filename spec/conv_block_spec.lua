@@ -100,15 +100,22 @@ describe("dl._conv_block", function()
     end
   end)
 
-  it("float32 statistics hold against float64 for data far from zero with an odd first image", function()
+  it("float32 statistics hold against float64 for data far from zero with an odd first image or column", function()
     -- an identity convolution (exact in float32), so the batch norm's inputs are x itself: 10 + 0.01 noise,
-    -- the first image 5 standard deviations off the rest
+    -- the first image (batch 8), or every image's first column (batch 64), 5 standard deviations off the rest
     local C = 16
-    local x = dl.randn(8, C, 8, 8) * 0.01 + 10
-    x:narrow(1, 1, 1):add_(0.05)
     local w = dl.zeros(C, C, 3, 3)
     for c = 1, C do w[c][c][2][2] = 1 end
-    for _, pool in ipairs({true, false}) do
+    for _, pool in ipairs({true, false, "column"}) do
+      local x
+      if pool == "column" then
+        x = dl.randn(64, C, 8, 8) * 0.01 + 10
+        x:narrow(4, 1, 1):add_(0.05)
+        pool = false
+      else
+        x = dl.randn(8, C, 8, 8) * 0.01 + 10
+        x:narrow(1, 1, 1):add_(0.05)
+      end
       local o = {pool = pool, momentum = 1}
       local rm, rv = dl.zeros(C), dl.ones(C)
       local y = dl._conv_block(x, w:requires_grad_(), nil, {padding = 1}, nil, nil, rm, rv, o)
@@ -118,6 +125,23 @@ describe("dl._conv_block", function()
       H.assert_close(rm:double(), rm64, 1e-4)
       H.assert_close(rv:double() / rv64, dl.ones(C, {dtype = "float64"}), 1e-4)
     end
+  end)
+
+  it("a bias that needs no gradient, an input that needs none: the other gradients as the layers'", function()
+    dl.manual_seed(8)
+    local x, w, b = dl.randn(4, 32, 10, 10), dl.randn(32, 32, 3, 3) * 0.06, dl.randn(32) * 0.1
+    local g = dl.randn(4, 32, 5, 5)
+    local res = {}
+    for k, f in ipairs({dl._conv_block, one_by_one}) do
+      local wi, bwi = w:clone():requires_grad_(), dl.ones(32):requires_grad_()
+      local y = f(x, wi, b, {padding = 1}, bwi, nil, nil, nil, {pool = true})
+      if k == 1 then assert.equal("ConvolutionBatchNormReluMaxPoolBackward0", y.grad_fn:name()) end
+      y:backward(g)
+      res[k] = {y, wi.grad, bwi.grad}
+    end
+    H.assert_close(res[1][1], res[2][1], 1e-5)
+    H.assert_close(res[1][2], res[2][2], 1e-3)
+    H.assert_close(res[1][3], res[2][3], 1e-3)
   end)
 
   it("ties and a zero variance pick the pooling's winners", function()
@@ -241,7 +265,8 @@ describe("nn.Sequential's Conv2d + BatchNorm2d + ReLU (+ MaxPool2d) fusion", fun
 
   it("steps aside for a subclass, other padding modes, an unbatched input and a small image", function()
     local Sub = nn.Conv2d:extend("MyConv")
-    for _, conv in ipairs({Sub(3, 16, 3, {padding = 1}), nn.Conv2d(3, 16, 3, {padding = 1, padding_mode = "reflect"})}) do
+    local reflect = nn.Conv2d(3, 16, 3, {padding = 1, padding_mode = "reflect"})
+    for _, conv in ipairs({Sub(3, 16, 3, {padding = 1}), reflect}) do
       local net = nn.Sequential(conv, nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2))
       local y = net(dl.randn(2, 3, 6, 6):requires_grad_())
       assert.equal("NativeBatchNormReluMaxPoolBackward0", y.grad_fn:name())

@@ -46,8 +46,10 @@ static int composed_grads(const block_ctx *c, dl_tensor *g, dl_tensor *x, dl_ten
       !(gn = c->pool ? g : dl_ag_keep(&p, dl_ag_reshape(g, flat, 3))))
     goto done;
   if (dl_ag_batch_norm_grads(gn, yn, mean, invstd, bn_w, bn_b, c->eps, c->pool ? DL_BN_RELU_POOL2 : DL_BN_RELU, bw,
-                             gb))
+                             gb)) {
+    for (int i = 0; i < 3; i++) dl_tensor_release(gb[i]); /* (those it made before failing) */
     goto done;
+  }
   gin[3] = gb[1], gin[4] = gb[2]; /* (the engine releases gin when the rule fails) */
   if (conv && !dl_ag_keep(&p, gb[0])) goto done;
   if (conv) {
@@ -76,15 +78,16 @@ static int block_backward(dl_node *nd, dl_tensor *const *gout, dl_tensor **gin) 
       (c->has_bias && !(b = dl_ag_keep(&p, dl_node_saved(nd, k++)))) ||
       (c->has_bn_w && !(bn_w = dl_ag_keep(&p, dl_node_saved(nd, k++)))) ||
       (c->has_bn_b && !(bn_b = dl_ag_keep(&p, dl_node_saved(nd, k++)))) ||
-      (c->pool && (!(s.tap = dl_ag_keep(&p, dl_node_saved(nd, k++))) || !(s.xs = dl_ag_keep(&p, dl_node_saved(nd, k++))))) ||
+      (c->pool &&
+       (!(s.tap = dl_ag_keep(&p, dl_node_saved(nd, k++))) || !(s.xs = dl_ag_keep(&p, dl_node_saved(nd, k++))))) ||
       (c->has_xb && !(s.xb = dl_ag_keep(&p, dl_node_saved(nd, k++)))))
     goto done;
   if (dl_grad_enabled()) /* create_graph: the differentiable formulas */
     rc = composed_grads(c, gout[0], x, w, b, bn_w, bn_b, s.mean, s.invstd, want, gin);
   else
-    rc = dl_op_conv_block_backward(gout[0], x, w, &c->p, bn_w, bn_b, &s, c->pool, want[0] ? &gin[0] : NULL,
-                                   want[1] ? &gin[1] : NULL, want[2] ? &gin[2] : NULL, want[3] ? &gin[3] : NULL,
-                                   want[4] ? &gin[4] : NULL);
+    rc = dl_op_conv_block_backward(gout[0], x, w, c->has_bias, &c->p, bn_w, bn_b, &s, c->pool,
+                                   want[0] ? &gin[0] : NULL, want[1] ? &gin[1] : NULL, want[2] ? &gin[2] : NULL,
+                                   want[3] ? &gin[3] : NULL, want[4] ? &gin[4] : NULL);
 done:
   dl_ag_scope_end(&p);
   return rc;

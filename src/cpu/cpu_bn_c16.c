@@ -9,11 +9,12 @@
  * from the blocks directly, 16 channels a vector, each 2x2 window four
  * plain vector loads.
  *
- * The arithmetic is cpu_batch_norm.c's and cpu_bn_pool.c's: the same
+ * The map is cpu_batch_norm.c's and cpu_bn_pool.c's: the same
  * pre-activation FMA(y - mean, invstd w, b), the same ReLU rule, the same
  * window winner (the first maximum, a NaN wins, the last) and the same
- * record (tap | pass << 2, and the winner's y), so values and gradients
- * equal the plain kernels' up to the statistics' summation order.
+ * record (tap | pass << 2, and the winner's y). The statistics differ in
+ * how they are summed (mostly one pass, block_stats), so values and
+ * gradients equal the plain kernels' to float32 rounding.
  * Channel blocks run in parallel (the statistics and the gradient's sums
  * per block, in a fixed order: deterministic whatever the thread count). */
 #include "../ops/dl_layer.h"
@@ -75,46 +76,55 @@ static inline v16f chan16(const float *v, int64_t cb, float dflt) {
 
 /* ---- statistics ---- */
 
+/* Float lanes sum at most FLUSH terms each before they go to double (the
+ * plain kernel's float sums run over 32 rows alike) */
+#define FLUSH 128
+
 /* the sums over every image of the block of d = y - k and of d^2, per
- * lane: float lanes over one image's run (two accumulators each), then
- * double */
+ * lane: float lanes over up to 2 FLUSH positions (two accumulators each),
+ * then double */
 static void block_sums(const float *y, int64_t N, int64_t CB, int64_t L, int64_t cb, const v16f *kp, double *s1,
                        double *s2) {
   const v16f k = *kp;
   for (int l = 0; l < 16; l++) s1[l] = s2[l] = 0;
   for (int64_t n = 0; n < N; n++) {
     const float *p = BLOCK(y, n, cb);
-    v16f a[2] = {ZERO16, ZERO16}, q[2] = {ZERO16, ZERO16};
-    int64_t i = 0;
-    for (; i + 2 <= L; i += 2)
-      for (int j = 0; j < 2; j++) {
-        const v16f d = load16(p + (i + j) * 16) - k;
-        a[j] += d, q[j] += d * d;
+    for (int64_t i0 = 0; i0 < L; i0 += 2 * FLUSH) {
+      const int64_t i1 = L - i0 < 2 * FLUSH ? L : i0 + 2 * FLUSH;
+      v16f a[2] = {ZERO16, ZERO16}, q[2] = {ZERO16, ZERO16};
+      int64_t i = i0;
+      for (; i + 2 <= i1; i += 2)
+        for (int j = 0; j < 2; j++) {
+          const v16f d = load16(p + (i + j) * 16) - k;
+          a[j] += d, q[j] += d * d;
+        }
+      if (i < i1) {
+        const v16f d = load16(p + i * 16) - k;
+        a[0] += d, q[0] += d * d;
       }
-    if (i < L) {
-      const v16f d = load16(p + i * 16) - k;
-      a[0] += d, q[0] += d * d;
+      const v16f u = a[0] + a[1], v = q[0] + q[1];
+      for (int l = 0; l < 16; l++) s1[l] += u[l], s2[l] += v[l];
     }
-    const v16f u = a[0] + a[1], v = q[0] + q[1];
-    for (int l = 0; l < 16; l++) s1[l] += u[l], s2[l] += v[l];
   }
 }
 
-/* mean, biased var and invstd of the 16 channels of block cb, in one pass:
- * the sums about a first estimate k of the mean, var = mean(d^2) -
- * mean(d)^2 in double. The cancellation is of (mean - k)^2, so k is the
- * mean of 64 positions spread evenly over the whole batch (off by about
- * std / 8, a 64th of the variance), not of the first image's first
- * positions, which a border or an odd first image could put far off (the
- * plain kernel takes a second pass about the mean instead) */
+/* mean, biased var and invstd of the 16 channels of block cb, mostly in
+ * one pass: the sums of d = y - k and d^2 about a first estimate k of the
+ * mean, var = mean(d^2) - mean(d)^2 in double. That subtraction cancels
+ * (mean - k)^2, so k is the mean of 64 samples spread over the images and
+ * over each plane's rows (off by about std / 8 for most data); where it is
+ * still more than a standard deviation off in some channel, the block's
+ * squares are summed again about the mean (the plain kernel's second
+ * pass), so an odd first image or a border never costs the variance its
+ * precision */
 static void block_stats(const float *y, int64_t N, int64_t CB, int64_t L, int64_t cb, float *mp, float *vp,
                         float *rp, double eps) {
   const double M = (double)(N * L);
   const int64_t n0 = N * L < 64 ? N * L : 64;
-  double e[16] = {0}, s1[16], s2[16];
-  for (int64_t i = 0; i < n0; i++) {
-    const int64_t at = i * (N * L) / n0; /* the at-th position of the batch: image at / L, position at % L */
-    for (int l = 0; l < 16; l++) e[l] += BLOCK(y, at / L, cb)[(at % L) * 16 + l];
+  double e[16] = {0}, s1[16], s2[16], mu[16], var[16];
+  for (int64_t i = 0; i < n0; i++) { /* image i N / n0, position i L / n0: down the batch and each plane at once */
+    const float *p = BLOCK(y, i * N / n0, cb) + (i * L / n0) * 16;
+    for (int l = 0; l < 16; l++) e[l] += p[l];
   }
   v16f k;
   for (int l = 0; l < 16; l++) {
@@ -122,10 +132,25 @@ static void block_stats(const float *y, int64_t N, int64_t CB, int64_t L, int64_
     k[l] = isfinite(f) ? f : 0;
   }
   block_sums(y, N, CB, L, cb, &k, s1, s2);
+  bool again = false;
   for (int l = 0; l < 16; l++) {
-    const double dm = s1[l] / M, mu = k[l] + dm, v = s2[l] / M - dm * dm, vv = v < 0 ? 0 : v;
+    const double dm = s1[l] / M;
+    mu[l] = k[l] + dm, var[l] = s2[l] / M - dm * dm;
+    again |= dm * dm > var[l]; /* (false for NaN: a NaN channel stays NaN) */
+  }
+  if (again) { /* the squares about the float mean: sum (y - m)^2 = sum (y - mu)^2 + M (mu - m)^2 */
+    v16f mf;
+    for (int l = 0; l < 16; l++) mf[l] = (float)mu[l];
+    block_sums(y, N, CB, L, cb, &mf, s1, s2);
+    for (int l = 0; l < 16; l++) {
+      const double dm = mu[l] - (double)mf[l];
+      var[l] = s2[l] / M - dm * dm;
+    }
+  }
+  for (int l = 0; l < 16; l++) {
+    const double vv = var[l] < 0 ? 0 : var[l]; /* (rounding below 0; NaN stays) */
     const int64_t c = cb * 16 + l;
-    mp[c] = (float)mu;
+    mp[c] = (float)mu[l];
     vp[c] = (float)vv;
     rp[c] = (float)(1.0 / sqrt(vv + eps));
   }
@@ -159,10 +184,14 @@ static bn_map map_of(int64_t cb, const float *mp, const float *rp, const float *
  * b x b blocks of every 2b x 2b block; lane c of row i comes from (row i,
  * row i + b) concatenated at MASK[k][0][c], of row i + b at MASK[k][1][c] */
 static const v16i MASK[4][2] = {
-      {{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23}, {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}},
-      {{0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27}, {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31}},
-      {{0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29}, {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31}},
-      {{0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30}, {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}},
+    {{0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
+     {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31}},
+    {{0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27},
+     {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31}},
+    {{0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29},
+     {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31}},
+    {{0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30},
+     {1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31}},
 };
 #define ROUND(k, b)                                                                        \
   for (int i = 0; i < 16; i++)                                                             \
@@ -304,7 +333,7 @@ static void grad_sums(const float *gp, const float *y, const uint8_t *tap, const
     const float *g = gp + (n * C + cb * 16) * Lo;
     const int64_t e = n * CB + cb;
     v16f u = ZERO16, v = ZERO16;
-    for (int64_t i0 = 0; i0 < Lo; i0 += 16) {
+    for (int64_t i0 = 0; i0 < Lo; i0 += 16) { /* (FLUSH is a multiple of 16) */
       const int64_t w = Lo - i0 < 16 ? Lo - i0 : 16;
       gather16(g16, g, Lo, i0, w);
       for (int64_t j = 0; j < w; j++) {
@@ -321,8 +350,11 @@ static void grad_sums(const float *gp, const float *y, const uint8_t *tap, const
         }
         u += ge, v += ge * d;
       }
+      if ((i0 + 16) % FLUSH == 0 || i0 + 16 >= Lo) { /* to double every FLUSH positions */
+        for (int l = 0; l < 16; l++) sg[l] += u[l], sgx[l] += v[l];
+        u = v = ZERO16;
+      }
     }
-    for (int l = 0; l < 16; l++) sg[l] += u[l], sgx[l] += v[l];
   }
 }
 
@@ -367,7 +399,8 @@ static void pool_grad_block(float *gy, const float *g, const float *y, const uin
     const int64_t at[4] = {(2 * ho * W + 2 * wo) * 16, (2 * ho * W + 2 * wo + 1) * 16,
                            ((2 * ho + 1) * W + 2 * wo) * 16, ((2 * ho + 1) * W + 2 * wo + 1) * 16};
     for (int i = 0; i < 4; i++)
-      store16(gy + at[i], fma16(PICK16(kt == i, ge, ZERO16), k->kf, fma16(load16(y + at[i]) - m->mu, k->slope, k->off)));
+      store16(gy + at[i], fma16(PICK16(kt == i, ge, ZERO16), k->kf,
+                                fma16(load16(y + at[i]) - m->mu, k->slope, k->off)));
     if (++wo == Wo) wo = 0, ho++;
   }
 }

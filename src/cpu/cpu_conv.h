@@ -20,7 +20,7 @@ int dl_cpu_dnnl_conv_c16(const dl_tensor *x, const dl_tensor *w, bool bias, cons
 int dl_cpu_dnnl_conv_forward_c16(dl_tensor *yb, dl_tensor *xb, const dl_tensor *x, const dl_tensor *w,
                                  const dl_tensor *b, const dl_conv_params *p);
 int dl_cpu_dnnl_conv_backward_c16(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gyb,
-                                  const dl_tensor *xb, const dl_tensor *x, const dl_tensor *w,
+                                  const dl_tensor *xb, const dl_tensor *x, const dl_tensor *w, bool has_bias,
                                   const dl_conv_params *p);
 #define DL_CPU_CONV_FUSED dl_cpu_dnnl_conv_forward, dl_cpu_dnnl_conv_backward_data, dl_cpu_dnnl_conv_backward_weights
 #define DL_CPU_CONV_BACKWARD dl_cpu_dnnl_conv_backward

@@ -447,14 +447,14 @@ int dl_cpu_dnnl_conv_forward_c16(dl_tensor *yb, dl_tensor *xb, const dl_tensor *
   int n = 2;
   if (b) ptrs[n++] = dl_tensor_data(b);
   ptrs[n] = NULL; /* the output slot: given */
-  if (xb && reorder_src(e, x, xb)) return DL_KERNEL_FAILED;
+  if (!e || (xb && reorder_src(e, x, xb))) return DL_KERNEL_FAILED;
   return run_c16(e, ptrs, DNNL_ARG_DST, dl_tensor_data(yb), xb ? DNNL_ARG_SRC : 0, xb ? dl_tensor_data(xb) : NULL)
              ? DL_KERNEL_FAILED
              : DL_KERNEL_OK;
 }
 
 int dl_cpu_dnnl_conv_backward_c16(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gyb,
-                                  const dl_tensor *xb, const dl_tensor *x, const dl_tensor *w,
+                                  const dl_tensor *xb, const dl_tensor *x, const dl_tensor *w, bool has_bias,
                                   const dl_conv_params *p) {
   if (gx) {
     conv_key kd = key_of(BWD_DATA, gx, w, false, p);
@@ -462,16 +462,23 @@ int dl_cpu_dnnl_conv_backward_c16(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, c
     if (run_c16(get(&kd), pd, DNNL_ARG_DIFF_DST, dl_tensor_data(gyb), 0, NULL)) return DL_KERNEL_FAILED;
   }
   if (!gw && !gb) return DL_KERNEL_OK;
-  dl_tensor *scratch = gw ? NULL : dl_tensor_empty(w->shape, w->ndim, DL_FLOAT32, dl_tensor_device(w));
-  if (!gw && !scratch) return DL_KERNEL_FAILED;
-  dl_tensor *wt = gw ? gw : scratch;
-  conv_key kw = key_of(BWD_WEIGHTS, x, wt, gb != NULL, p);
-  void *pw[4] = {dl_tensor_data(x), NULL, dl_tensor_data(wt), gb ? dl_tensor_data(gb) : NULL};
-  int rc = run_c16(get(&kw), pw, DNNL_ARG_DIFF_DST, dl_tensor_data(gyb), xb ? DNNL_ARG_SRC : 0,
-                   xb ? dl_tensor_data(xb) : NULL)
-               ? DL_KERNEL_FAILED
-               : DL_KERNEL_OK;
-  dl_tensor_release(scratch);
+  /* the weights' pass of the problem conv_c16 checked: with the bias's gradient where the convolution has a
+   * bias, wanted or not (scratch for what is not wanted) */
+  const int64_t bshape[1] = {w->shape[0]};
+  dl_tensor *sw = gw ? NULL : dl_tensor_empty(w->shape, w->ndim, DL_FLOAT32, dl_tensor_device(w));
+  dl_tensor *sb = gb || !has_bias ? NULL : dl_tensor_empty(bshape, 1, DL_FLOAT32, dl_tensor_device(w));
+  int rc = DL_KERNEL_FAILED;
+  if ((gw || sw) && (gb || sb || !has_bias)) {
+    dl_tensor *wt = gw ? gw : sw, *bt = gb ? gb : sb;
+    conv_key kw = key_of(BWD_WEIGHTS, x, wt, has_bias, p);
+    void *pw[4] = {dl_tensor_data(x), NULL, dl_tensor_data(wt), bt ? dl_tensor_data(bt) : NULL};
+    rc = run_c16(get(&kw), pw, DNNL_ARG_DIFF_DST, dl_tensor_data(gyb), xb ? DNNL_ARG_SRC : 0,
+                 xb ? dl_tensor_data(xb) : NULL)
+             ? DL_KERNEL_FAILED
+             : DL_KERNEL_OK;
+  }
+  dl_tensor_release(sw);
+  dl_tensor_release(sb);
   return rc;
 }
 

@@ -87,12 +87,13 @@ struct dl_conv_kernels {
    * (optional, with DL_CONV_C16_IN: [N, C / 16, *S, 16]) with x as it
    * reads it, for conv_backward_c16's weights pass to read instead of
    * converting x again; conv_backward_c16 fills gx, gw, gb (each optional)
-   * from gyb (xb optional). */
+   * from gyb (xb optional), has_bias whether the convolution has a bias
+   * (whose gradient is then computed, wanted or not, as conv_c16 checked). */
   int (*conv_c16)(const dl_tensor *x, const dl_tensor *w, bool bias, const struct dl_conv_params *p);
   int (*conv_forward_c16)(dl_tensor *yb, dl_tensor *xb, const dl_tensor *x, const dl_tensor *w, const dl_tensor *b,
                           const struct dl_conv_params *p);
   int (*conv_backward_c16)(dl_tensor *gx, dl_tensor *gw, dl_tensor *gb, const dl_tensor *gyb, const dl_tensor *xb,
-                           const dl_tensor *x, const dl_tensor *w, const struct dl_conv_params *p);
+                           const dl_tensor *x, const dl_tensor *w, bool has_bias, const struct dl_conv_params *p);
 };
 
 #define DL_CONV_C16_OUT 1

@@ -87,9 +87,9 @@ done:
   return rc;
 }
 
-int dl_op_conv_block_backward(dl_tensor *g, dl_tensor *x, dl_tensor *w, const dl_conv_params *p, dl_tensor *bn_w,
-                              dl_tensor *bn_b, const dl_conv_block_saved *s, bool pool, dl_tensor **gx,
-                              dl_tensor **gw, dl_tensor **gb, dl_tensor **gbn_w, dl_tensor **gbn_b) {
+int dl_op_conv_block_backward(dl_tensor *g, dl_tensor *x, dl_tensor *w, bool has_bias, const dl_conv_params *p,
+                              dl_tensor *bn_w, dl_tensor *bn_b, const dl_conv_block_saved *s, bool pool,
+                              dl_tensor **gx, dl_tensor **gw, dl_tensor **gb, dl_tensor **gbn_w, dl_tensor **gbn_b) {
   static const char fn[] = "conv_block_backward";
   const dl_backend *be = dl_backend_get(dl_tensor_device(x));
   const dl_device dev = dl_tensor_device(x);
@@ -120,7 +120,9 @@ int dl_op_conv_block_backward(dl_tensor *g, dl_tensor *x, dl_tensor *w, const dl
   if (dl_kernel_status(fn, be->layer->bn_relu_c16_backward(gy, o[3], o[4], t[0], s->y, s->tap, s->xs, N, O, H, W,
                                                           s->mean, s->invstd, t[3], t[4], pool)))
     goto done;
-  if (conv && dl_kernel_status(fn, be->conv->conv_backward_c16(o[0], o[1], o[2], gy, s->xb, t[1], t[2], p))) goto done;
+  if (conv &&
+      dl_kernel_status(fn, be->conv->conv_backward_c16(o[0], o[1], o[2], gy, s->xb, t[1], t[2], has_bias, p)))
+    goto done;
   dl_tensor **res[5] = {gx, gw, gb, gbn_w, gbn_b};
   for (int i = 0; i < 5; i++)
     if (res[i]) *res[i] = o[i], o[i] = NULL;

@@ -22,7 +22,8 @@ void dl_conv_block_saved_release(dl_conv_block_saved *s);
 
 /* Whether x's backend runs the block: float32, groups 1, O a multiple of
  * 16 where its convolution computes in those blocks, out (the
- * convolution's output size, dl_conv_check's) at least 2x2 with pooling;
+ * convolution's output size, dl_conv_check's) at least 2x2 with pooling,
+ * more than one value a channel without;
  * bn_w, bn_b, running_mean, running_var each NULL or a float32 [O] on x's
  * device. p checked (dl_conv_check). */
 bool dl_conv_block_fused(const dl_tensor *x, const dl_tensor *w, const dl_tensor *b, const dl_conv_params *p,
@@ -35,9 +36,10 @@ int dl_op_conv_block(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_par
                      dl_tensor *bn_b, dl_tensor *running_mean, dl_tensor *running_var, double momentum, double eps,
                      bool pool, dl_tensor **out, dl_conv_block_saved *saved);
 /* Its gradients from g (out's): each of gx, gw, gb (the convolution's),
- * gbn_w, gbn_b a NULL pointer when not wanted. */
-int dl_op_conv_block_backward(dl_tensor *g, dl_tensor *x, dl_tensor *w, const dl_conv_params *p, dl_tensor *bn_w,
-                              dl_tensor *bn_b, const dl_conv_block_saved *s, bool pool, dl_tensor **gx,
-                              dl_tensor **gw, dl_tensor **gb, dl_tensor **gbn_w, dl_tensor **gbn_b);
+ * gbn_w, gbn_b a NULL pointer when not wanted; has_bias whether the
+ * convolution has a bias. */
+int dl_op_conv_block_backward(dl_tensor *g, dl_tensor *x, dl_tensor *w, bool has_bias, const dl_conv_params *p,
+                              dl_tensor *bn_w, dl_tensor *bn_b, const dl_conv_block_saved *s, bool pool,
+                              dl_tensor **gx, dl_tensor **gw, dl_tensor **gb, dl_tensor **gbn_w, dl_tensor **gbn_b);
 
 #endif

@@ -241,11 +241,11 @@ local function conv_class(nd)
     -- What nn.Sequential runs for this layer, a BatchNorm2d with batch
     -- statistics (training, or keeping no running ones), a ReLU and, with
     -- pool, a MaxPool2d(2): one op (dl._conv_block), whose convolution
-    -- output stays in the kernels' own layout between the layers. nil where
-    -- that does not apply (the caller then runs the modules one by one, and
-    -- their errors are theirs): a 4-D input, zero padding, the norm's
-    -- channels, more than one value a channel, an output of at least 2x2
-    -- to pool. Only these classes themselves fuse (containers.lua).
+    -- output stays in the kernels' own layout between the layers. It needs
+    -- a 4-D input, zero padding, the norm's channels, more than one value a
+    -- channel and, to pool, an output of at least 2x2; otherwise nil, and
+    -- the caller runs the modules one by one (their errors are theirs).
+    -- Only these classes themselves fuse (containers.lua).
     local block_opts = {}
     local function label(self) return self:_label() end
     M._forward_block = errors.named(label, function(self, x, bn, pool)
