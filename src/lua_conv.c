@@ -151,18 +151,8 @@ static int l_conv_block(lua_State *L) {
   if (!t[2] != !t[3]) return luaL_error(L, "%s: running_mean and running_var must be given together", fn);
   if (!lua_isnoneornil(L, 9) && !dlua_isoptions(L, 9)) luaL_typeerror(L, 9, "options table");
   dlua_checkoptions(L, 9, fn, allowed);
-  double momentum = 0.1, eps = 1e-5;
-  bool pool = false;
-  if (dlua_isoptions(L, 9)) {
-    lua_getfield(L, 9, "momentum");
-    if (!lua_isnil(L, -1)) momentum = luaL_checknumber(L, -1);
-    lua_getfield(L, 9, "eps");
-    if (!lua_isnil(L, -1)) eps = luaL_checknumber(L, -1);
-    lua_getfield(L, 9, "pool");
-    pool = lua_toboolean(L, -1);
-    lua_pop(L, 3);
-  }
-  if (!(eps >= 0)) return luaL_error(L, "%s: eps must be >= 0, got %f", fn, eps);
+  double momentum = dlua_optnumber(L, 9, "momentum", 0.1), eps = dlua_optnumber(L, 9, "eps", 1e-5);
+  bool pool = dlua_optbool(L, 9, "pool", false);
   dlua_push_or_error(L, dl_ag_conv_block(x, w, b, &p, t[0], t[1], t[2], t[3], momentum, eps, pool));
   return 1;
 }
@@ -184,7 +174,8 @@ static int l_max_pool(lua_State *L) {
 }
 
 static const luaL_Reg functions[] = {
-  {"im2col", l_im2col}, {"col2im", l_col2im}, {"convolution", l_convolution}, {"_conv_block", l_conv_block}, {"max_pool", l_max_pool},
+  {"im2col", l_im2col}, {"col2im", l_col2im}, {"convolution", l_convolution}, {"_conv_block", l_conv_block},
+  {"max_pool", l_max_pool},
   {NULL, NULL},
 };
 

@@ -122,12 +122,18 @@ dl_tensor *dl_ag_conv_block(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_c
   dl_conv_params c = *params;
   int64_t out[DL_CONV_MAX_SPATIAL];
   if (dl_conv_check("convolution", x, w, b, &c, out)) return NULL;
+  if (!(eps >= 0)) { /* (the layers one by one say it as batch norm does) */
+    dl_error_set("batch_norm: eps must be >= 0, got %g", eps);
+    return NULL;
+  }
   dl_tensor *in[5] = {x, w, b, bn_w, bn_b};
-  if (dl_fw_any(in, 5) || !dl_conv_block_fused(x, w, b, &c, out, bn_w, bn_b, running_mean, running_var, pool))
-    return one_by_one(x, w, b, &c, bn_w, bn_b, running_mean, running_var, momentum, eps, pool);
+  const int c16 =
+      dl_fw_any(in, 5) ? 0 : dl_conv_block_fused(x, w, b, &c, out, bn_w, bn_b, running_mean, running_var, pool);
+  if (!c16) return one_by_one(x, w, b, &c, bn_w, bn_b, running_mean, running_var, momentum, eps, pool);
   dl_tensor *o;
   dl_conv_block_saved s;
-  if (dl_op_conv_block(x, w, b, &c, bn_w, bn_b, running_mean, running_var, momentum, eps, pool, &o, &s)) return NULL;
+  if (dl_op_conv_block(x, w, b, &c, c16, bn_w, bn_b, running_mean, running_var, momentum, eps, pool, &o, &s))
+    return NULL;
   if (dl_ag_needs_grad(in, 5)) {
     dl_node *node = dl_ag_record(pool ? &block_pool_type : &block_type, in, 5, o);
     if (!node) {

@@ -302,18 +302,22 @@ int dl_cpu_bn_relu_c16(dl_tensor *out, dl_tensor *tap, dl_tensor *xs, dl_tensor 
   float *mp = dl_tensor_data(mean), *vp = dl_tensor_data(var), *rp = dl_tensor_data(invstd);
   float *op = dl_tensor_data(out), *sp = pool ? dl_tensor_data(xs) : NULL;
   uint8_t *tp = pool ? dl_tensor_data(tap) : NULL;
+  /* each block's map, from the statistics' loop to the output's */
+  bn_map maps[CB > 0 ? CB : 1];
   const bool par = N * C * L > DL_PARALLEL_GRAIN;
 #pragma omp parallel if (par)
   {
 #pragma omp for
-    for (int64_t cb = 0; cb < CB; cb++) block_stats(yp, N, CB, L, cb, mp, vp, rp, eps);
+    for (int64_t cb = 0; cb < CB; cb++) {
+      block_stats(yp, N, CB, L, cb, mp, vp, rp, eps);
+      maps[cb] = map_of(cb, mp, rp, wp, bp);
+    }
 #pragma omp for
     for (int64_t e = 0; e < N * CB; e++) {
       const int64_t n = e / CB, cb = e % CB;
-      const bn_map m = map_of(cb, mp, rp, wp, bp);
       float *o = op + (n * C + cb * 16) * Lo;
-      if (pool) pool_block(o, tp + e * Lo * 16, sp + e * Lo * 16, BLOCK(yp, n, cb), H, W, &m);
-      else relu_block(o, BLOCK(yp, n, cb), L, &m);
+      if (pool) pool_block(o, tp + e * Lo * 16, sp + e * Lo * 16, BLOCK(yp, n, cb), H, W, &maps[cb]);
+      else relu_block(o, BLOCK(yp, n, cb), L, &maps[cb]);
     }
   }
   return DL_KERNEL_OK;
@@ -417,16 +421,17 @@ int dl_cpu_bn_relu_c16_backward(dl_tensor *gy, dl_tensor *gw, dl_tensor *gb, con
   const uint8_t *tp = pool ? dl_tensor_data(tap) : NULL;
   float *gyp = gy ? dl_tensor_data(gy) : NULL, *gwp = gw ? dl_tensor_data(gw) : NULL;
   float *gbp = gb ? dl_tensor_data(gb) : NULL;
-  /* the coefficients of every block, from the first loop to the second */
+  /* each block's map and gradient coefficients, from the first loop to the second */
+  bn_map maps[CB > 0 ? CB : 1];
   grad_map kk[CB > 0 ? CB : 1];
   const bool par = N * C * L > DL_PARALLEL_GRAIN;
 #pragma omp parallel if (par)
   {
 #pragma omp for
     for (int64_t cb = 0; cb < CB; cb++) {
-      const bn_map m = map_of(cb, mp, rp, wp, bp);
+      maps[cb] = map_of(cb, mp, rp, wp, bp);
       double sg[16], sgx[16];
-      grad_sums(gp, yp, tp, sp, N, C, H, W, cb, &m, pool, sg, sgx);
+      grad_sums(gp, yp, tp, sp, N, C, H, W, cb, &maps[cb], pool, sg, sgx);
       for (int l = 0; l < 16; l++) {
         const int64_t c = cb * 16 + l;
         const double r = rp[c], sxr = sgx[l] * r;
@@ -441,10 +446,9 @@ int dl_cpu_bn_relu_c16_backward(dl_tensor *gy, dl_tensor *gw, dl_tensor *gb, con
 #pragma omp for
       for (int64_t e = 0; e < N * CB; e++) {
         const int64_t n = e / CB, cb = e % CB;
-        const bn_map m = map_of(cb, mp, rp, wp, bp);
         const float *g = gp + (n * C + cb * 16) * Lo;
-        if (pool) pool_grad_block(BLOCK(gyp, n, cb), g, BLOCK(yp, n, cb), tp + e * Lo * 16, H, W, &m, &kk[cb]);
-        else relu_grad_block(BLOCK(gyp, n, cb), g, BLOCK(yp, n, cb), L, &m, &kk[cb]);
+        if (pool) pool_grad_block(BLOCK(gyp, n, cb), g, BLOCK(yp, n, cb), tp + e * Lo * 16, H, W, &maps[cb], &kk[cb]);
+        else relu_grad_block(BLOCK(gyp, n, cb), g, BLOCK(yp, n, cb), L, &maps[cb], &kk[cb]);
       }
     }
   }

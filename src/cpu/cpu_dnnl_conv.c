@@ -32,6 +32,7 @@ typedef struct {
   dnnl_memory_t user, inner;
   dnnl_primitive_t reorder;
   dnnl_memory_t blocked; /* the inner layout over a caller's buffer (the _c16 entries), made on first use */
+  bool c16;              /* the inner layout is nChw16c (blocks of 16 channels) */
 } slot;
 
 #define MAX_SLOTS 4
@@ -163,6 +164,10 @@ static int add_slot(entry *e, dnnl_primitive_desc_t pd, int arg, const dnnl_memo
   if (failed(dnnl_memory_create(&s->user, plain, engine, DNNL_MEMORY_NONE), "memory")) return -1;
   if (!want || dnnl_memory_desc_equal(want, plain)) return 0;
   if (failed(dnnl_memory_create(&s->inner, want, engine, DNNL_MEMORY_ALLOCATE), "memory")) return -1;
+  dnnl_memory_desc_t c16;
+  s->c16 = want->ndims == 4 &&
+           dnnl_memory_desc_init_by_tag(&c16, 4, want->dims, dnnl_f32, dnnl_nChw16c) == dnnl_success &&
+           dnnl_memory_desc_equal(want, &c16);
   dnnl_primitive_desc_t rpd;
   if (failed(output ? dnnl_reorder_primitive_desc_create(&rpd, want, engine, plain, engine, NULL)
                     : dnnl_reorder_primitive_desc_create(&rpd, plain, engine, want, engine, NULL),
@@ -366,13 +371,7 @@ static int slot_of(const entry *e, int arg) {
 /* whether e's primitive takes arg in nChw16c (and not the plain layout) */
 static bool slot_c16(const entry *e, int arg) {
   const int i = slot_of(e, arg);
-  const dnnl_memory_desc_t *md = NULL;
-  if (i < 0 || !e->slots[i].inner || dnnl_memory_get_memory_desc(e->slots[i].inner, &md) != dnnl_success)
-    return false;
-  dnnl_memory_desc_t want;
-  if (md->ndims != 4 || dnnl_memory_desc_init_by_tag(&want, 4, md->dims, dnnl_f32, dnnl_nChw16c) != dnnl_success)
-    return false;
-  return dnnl_memory_desc_equal(md, &want);
+  return i >= 0 && e->slots[i].c16;
 }
 
 /* slot i's layout over data (a memory made once, its handle set per call) */

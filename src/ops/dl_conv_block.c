@@ -22,24 +22,25 @@ static bool channel_vector(const dl_tensor *t, int64_t C, dl_device dev) {
                 dl_device_eq(dl_tensor_device(t), dev));
 }
 
-bool dl_conv_block_fused(const dl_tensor *x, const dl_tensor *w, const dl_tensor *b, const dl_conv_params *p,
-                         const int64_t *out, const dl_tensor *bn_w, const dl_tensor *bn_b,
-                         const dl_tensor *running_mean, const dl_tensor *running_var, bool pool) {
-  if (x->dtype != DL_FLOAT32 || p->w.nd != 2 || p->groups != 1 || x->numel == 0 || w->numel == 0) return false;
+int dl_conv_block_fused(const dl_tensor *x, const dl_tensor *w, const dl_tensor *b, const dl_conv_params *p,
+                        const int64_t *out, const dl_tensor *bn_w, const dl_tensor *bn_b,
+                        const dl_tensor *running_mean, const dl_tensor *running_var, bool pool) {
+  if (x->dtype != DL_FLOAT32 || p->w.nd != 2 || p->groups != 1 || x->numel == 0 || w->numel == 0) return 0;
   const int64_t O = w->shape[0];
-  if (O % 16 != 0 || (pool ? out[0] < 2 || out[1] < 2 : x->shape[0] * out[0] * out[1] < 2)) return false;
+  if (O % 16 != 0 || (pool ? out[0] < 2 || out[1] < 2 : x->shape[0] * out[0] * out[1] < 2)) return 0;
   const dl_device dev = dl_tensor_device(x);
   if (!channel_vector(bn_w, O, dev) || !channel_vector(bn_b, O, dev) || !channel_vector(running_mean, O, dev) ||
       !channel_vector(running_var, O, dev) || !running_mean != !running_var)
-    return false;
+    return 0;
   const dl_backend *be = dl_backend_get(dev);
   if (!be || !be->conv || !be->conv->conv_c16 || !be->layer || !be->layer->bn_relu_c16 ||
       !be->layer->bn_relu_c16_backward)
-    return false;
-  return be->conv->conv_c16(x, w, b != NULL, p) & DL_CONV_C16_OUT;
+    return 0;
+  const int c16 = be->conv->conv_c16(x, w, b != NULL, p);
+  return c16 & DL_CONV_C16_OUT ? c16 : 0;
 }
 
-int dl_op_conv_block(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_params *p, dl_tensor *bn_w,
+int dl_op_conv_block(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_params *p, int c16, dl_tensor *bn_w,
                      dl_tensor *bn_b, dl_tensor *running_mean, dl_tensor *running_var, double momentum, double eps,
                      bool pool, dl_tensor **out, dl_conv_block_saved *saved) {
   static const char fn[] = "conv_block";
@@ -51,7 +52,7 @@ int dl_op_conv_block(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_par
   const int64_t H = sz[0], W = sz[1], cshape[1] = {O}, C = x->shape[1];
   const int64_t xshape[5] = {N, C / 16, x->shape[2], x->shape[3], 16};
   /* the input as the convolution reads it, kept for the weights' gradient */
-  const bool keep_x = be->conv->conv_c16(x, w, b != NULL, p) & DL_CONV_C16_IN;
+  const bool keep_x = c16 & DL_CONV_C16_IN;
   const int64_t yshape[5] = {N, O / 16, H, W, 16}, rshape[5] = {N, O / 16, H / 2, W / 2, 16};
   const int64_t oshape[4] = {N, O, pool ? H / 2 : H, pool ? W / 2 : W};
   *out = NULL;

@@ -23,16 +23,17 @@ void dl_conv_block_saved_release(dl_conv_block_saved *s);
 /* Whether x's backend runs the block: float32, groups 1, O a multiple of
  * 16 where its convolution computes in those blocks, out (the
  * convolution's output size, dl_conv_check's) at least 2x2 with pooling,
- * more than one value a channel without;
- * bn_w, bn_b, running_mean, running_var each NULL or a float32 [O] on x's
- * device. p checked (dl_conv_check). */
-bool dl_conv_block_fused(const dl_tensor *x, const dl_tensor *w, const dl_tensor *b, const dl_conv_params *p,
-                         const int64_t *out, const dl_tensor *bn_w, const dl_tensor *bn_b,
-                         const dl_tensor *running_mean, const dl_tensor *running_var, bool pool);
-/* The block where dl_conv_block_fused: *out [N, O, Ho, Wo] (pooled: halved)
- * and *saved; running statistics (optional, together) move by momentum. 0,
- * or -1 with an error. */
-int dl_op_conv_block(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_params *p, dl_tensor *bn_w,
+ * more than one value a channel without; bn_w, bn_b, running_mean,
+ * running_var each NULL or a float32 [O] on x's device. p checked
+ * (dl_conv_check). 0 when not, else the conv table's conv_c16 flags
+ * (DL_CONV_C16_OUT set), for dl_op_conv_block. */
+int dl_conv_block_fused(const dl_tensor *x, const dl_tensor *w, const dl_tensor *b, const dl_conv_params *p,
+                        const int64_t *out, const dl_tensor *bn_w, const dl_tensor *bn_b,
+                        const dl_tensor *running_mean, const dl_tensor *running_var, bool pool);
+/* The block where dl_conv_block_fused gave c16 (its flags): *out
+ * [N, O, Ho, Wo] (pooled: halved) and *saved; running statistics
+ * (optional, together) move by momentum. 0, or -1 with an error. */
+int dl_op_conv_block(dl_tensor *x, dl_tensor *w, dl_tensor *b, const dl_conv_params *p, int c16, dl_tensor *bn_w,
                      dl_tensor *bn_b, dl_tensor *running_mean, dl_tensor *running_var, double momentum, double eps,
                      bool pool, dl_tensor **out, dl_conv_block_saved *saved);
 /* Its gradients from g (out's): each of gx, gw, gb (the convolution's),

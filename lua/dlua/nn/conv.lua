@@ -246,7 +246,19 @@ local function conv_class(nd)
     -- channel and, to pool, an output of at least 2x2; otherwise nil, and
     -- the caller runs the modules one by one (their errors are theirs).
     -- Only these classes themselves fuse (containers.lua).
-    local block_opts = {}
+    -- (the call's state goes through `block` to two functions made once,
+    -- not through closures made each forward)
+    local block = {opts = {}}
+    local function run_norm(x, rm, rv, o) -- batch norm's bookkeeping done: the op
+      local b = block
+      b.opts.momentum, b.opts.eps = o.momentum, o.eps
+      return conv_block(x, b.w, b.b, b.copts, o.weight, o.bias, rm, rv, b.opts)
+    end
+    local function run_conv(xb, w, b, copts, out) -- the convolution checked
+      if (block.opts.pool and (out[1] < 2 or out[2] < 2)) or xb:size(1) * out[1] * out[2] < 2 then return nil end
+      block.w, block.b, block.copts = w, b, copts
+      return nn._batch_norm_call(block.bn, xb, run_norm)
+    end
     local function label(self) return self:_label() end
     M._forward_block = errors.named(label, function(self, x, bn, pool)
       if not is_tensor(x) or x:dim() ~= 4 or (self.padding_mode ~= "zeros" and self.padding ~= "valid")
@@ -254,13 +266,10 @@ local function conv_class(nd)
         return nil
       end
       call.stride, call.padding, call.dilation, call.groups = self.stride, self.padding, self.dilation, self.groups
-      return conv(nil, nd, x, self.weight, self.bias, call, function(xb, w, b, copts, out)
-        if (pool and (out[1] < 2 or out[2] < 2)) or xb:size(1) * out[1] * out[2] < 2 then return nil end
-        return nn._batch_norm_call(bn, xb, function(xi, rm, rv, o)
-          block_opts.momentum, block_opts.eps, block_opts.pool = o.momentum, o.eps, pool
-          return conv_block(xi, w, b, copts, o.weight, o.bias, rm, rv, block_opts)
-        end)
-      end)
+      block.bn, block.opts.pool = bn, pool
+      local y = conv(nil, nd, x, self.weight, self.bias, call, run_conv)
+      block.bn, block.w, block.b, block.copts = nil, nil, nil, nil -- (no tensor kept alive between calls)
+      return y
     end)
   end
   function M:extra_repr()
