@@ -102,6 +102,16 @@ function H.check_jvp(fn, inputs, tol)
 end
 
 -- the keys of a table, sorted (case tables run in a fixed order)
+-- the float64 product of float32 operands, as float32's reference
+function H.matmul_ref(a, b) return dl.matmul(a:double(), b:double()) end
+
+-- a random [r, c] float32 matrix, stored as given (t: as the transpose of
+-- a [c, r] tensor)
+function H.matrix(r, c, t)
+  if t then return dl.randn(c, r):t() end
+  return dl.randn(r, c)
+end
+
 function H.sorted_keys(t)
   local ks = {}
   for k in pairs(t) do ks[#ks + 1] = k end

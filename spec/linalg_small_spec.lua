@@ -5,14 +5,7 @@
 local dl = require "dlua"
 local H = require "spec.helper"
 
--- the float64 product of float32 operands, as float32's reference
-local function ref(a, b) return dl.matmul(a:double(), b:double()) end
-
--- [r, c] float32 stored as given (t: as the transpose of a [c, r] tensor)
-local function operand(r, c, t)
-  if t then return dl.randn(c, r):t() end
-  return dl.randn(r, c)
-end
+local ref, operand = H.matmul_ref, H.matrix
 
 local SHAPES = { -- M, K, N of [M, K] @ [K, N]
   {64, 8, 64}, {64, 64, 64}, {64, 64, 1}, {64, 1, 64}, {1, 64, 64}, {64, 64, 8}, {32, 64, 64},

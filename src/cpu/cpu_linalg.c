@@ -1,5 +1,6 @@
-/* cpu_linalg.c — GEMM on the CPU: OpenBLAS for float32/float64 (small
- * float32 products in cpu_gemm_small.c), a plain loop for int64.
+/* cpu_linalg.c — GEMM on the CPU: OpenBLAS for float64 and small-to-mid
+ * float32 products, oneDNN's sgemm for larger float32 ones where it is
+ * there (small products in cpu_gemm_small.c), a plain loop for int64.
  * Column-major, as dl_linalg.h defines the kernels. */
 #include "../ops/dl_linalg.h"
 #include "cpu_gemm_packed.h"
@@ -7,6 +8,32 @@
 #include "cpu_iter.h"
 
 #include <cblas.h>
+#ifdef DL_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+#endif
+
+#ifdef DL_HAVE_DNNL
+/* From m n k = 2^20 up oneDNN's JIT sgemm beats OpenBLAS on this project's
+ * shapes: the fashion MLP's eleven products take 592 us against 873 at two
+ * threads, 997 against 1155 at one, and 1024^3 runs 1.08-1.13x faster;
+ * below it (64^3 and less) OpenBLAS's small kernels win by up to 2x. Both
+ * read the same thread count (libgomp's). */
+#define DNNL_SGEMM_MNK (1 << 20) /* scripts/bench/gemm_engines.sh measures the choice */
+
+/* column-major C = op(A) op(B) is row-major C^T = op(B)^T op(A)^T */
+static bool sgemm_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                       const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  if ((double)m * (double)n * (double)k < DNNL_SGEMM_MNK) return false;
+  return dnnl_sgemm(tb ? 'T' : 'N', ta ? 'T' : 'N', n, m, k, alpha, b, ldb, a, lda, beta, c, ldc) == dnnl_success;
+}
+#else
+static bool sgemm_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                       const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  (void)ta, (void)tb, (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)b, (void)ldb, (void)beta;
+  (void)c, (void)ldc;
+  return false;
+}
+#endif
 
 /* int64: C = alpha op(A) op(B) + beta C, wrapping like PyTorch's integer
  * matmul (unsigned arithmetic, so overflow is defined) */
@@ -31,6 +58,7 @@ static void gemm_one(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_
   switch (dt) {
   case DL_FLOAT32:
     if (dl_cpu_sgemm_small(ta, tb, m, n, k, (float)alpha, a, lda, b, ldb, (float)beta, NULL, c, ldc)) break;
+    if (sgemm_dnnl(ta, tb, m, n, k, (float)alpha, a, lda, b, ldb, (float)beta, c, ldc)) break;
     cblas_sgemm(CblasColMajor, cta, ctb, (blasint)m, (blasint)n, (blasint)k, (float)alpha, a, (blasint)lda, b,
                 (blasint)ldb, (float)beta, c, (blasint)ldc);
     break;

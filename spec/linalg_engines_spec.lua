@@ -1,0 +1,71 @@
+-- float32 products past oneDNN's cut-off (m n k >= 2^20, src/cpu/cpu_linalg.c;
+-- OpenBLAS below it): every layout of the operands, ragged sizes, narrowed
+-- views, alpha and beta through addmm, a Linear layer's forward and
+-- backward, at one thread and two, each against the same product in float64.
+local dl = require "dlua"
+local H = require "spec.helper"
+
+local ref, operand = H.matmul_ref, H.matrix
+
+local SHAPES = { -- M, K, N of [M, K] @ [K, N]; all past the cut-off
+  {128, 784, 256}, {256, 128, 784}, {130, 150, 70}, {1, 1100, 1000}, {1100, 1, 1000}, {100, 100, 105},
+}
+
+describe("float32 products past oneDNN's cut-off", function()
+  local prev
+  setup(function() prev = dl.get_num_threads() end)
+  teardown(function() dl.set_num_threads(prev) end)
+  dl.manual_seed(21)
+  for _, threads in ipairs({1, 2}) do
+    for _, s in ipairs(SHAPES) do
+      local M, K, N = s[1], s[2], s[3]
+      for _, ta in ipairs({false, true}) do
+        for _, tb in ipairs({false, true}) do
+          local name = string.format("[%d,%d]%s @ [%d,%d]%s, %d thread(s)", M, K, ta and "^T" or "", K, N,
+            tb and "^T" or "", threads)
+          it("match float64 for " .. name, function()
+            dl.set_num_threads(threads)
+            local a, b = operand(M, K, ta), operand(K, N, tb)
+            local c = dl.mm(a, b)
+            assert.equal("float32", c.dtype)
+            assert.same({M, N}, c:size())
+            H.assert_close(c:double(), ref(a, b), 1e-4 * math.sqrt(K))
+          end)
+        end
+      end
+    end
+  end
+
+  it("read operands with leading dims wider than the matrix (narrowed views)", function()
+    local a = dl.randn(128, 300):narrow(2, 7, 256) -- lda 300
+    local b = dl.randn(200, 256):narrow(1, 3, 160):t() -- [256, 160], column-major, ld 256
+    H.assert_close(dl.mm(a, b):double(), ref(a, b), 1e-3)
+  end)
+
+  it("apply alpha and beta, and ignore NaN in the input when beta = 0", function()
+    local a, b, input = dl.randn(128, 160), dl.randn(160, 96), dl.randn(128, 96)
+    H.assert_close(dl.addmm(input, a, b, {beta = 2, alpha = 0.5}):double(), ref(a, b) * 0.5 + input:double() * 2,
+      1e-3)
+    local c = dl.addmm(dl.full({128, 96}, 0 / 0), a, b, {beta = 0})
+    assert.is_false(c:isnan():any():item())
+    H.assert_close(c:double(), ref(a, b), 1e-3)
+  end)
+
+  it("give a Linear layer's output and gradients as float64 does", function()
+    local lin = dl.nn.Linear(784, 256)
+    local x, g = dl.randn(128, 784), dl.randn(128, 256)
+    local y = lin(x)
+    y:backward(g)
+    local w, b = lin.weight:detach():double():requires_grad_(), lin.bias:detach():double():requires_grad_()
+    local xd = x:double()
+    local yd = dl.addmm(b, xd, w:t())
+    yd:backward(g:double())
+    H.assert_close(y:double(), yd, 1e-3)
+    H.assert_close(lin.weight.grad:double(), w.grad, 1e-3)
+    H.assert_close(lin.bias.grad:double(), b.grad, 1e-3)
+    assert.is_true(lin.weight.grad:is_contiguous())
+    -- a second backward adds to the gradient the first one left
+    lin(x):backward(g)
+    H.assert_close(lin.weight.grad:double(), w.grad * 2, 2e-3)
+  end)
+end)
