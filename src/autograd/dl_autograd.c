@@ -514,6 +514,13 @@ static int run_backward(dl_tensor *const *roots, dl_tensor *const *grads, int nr
       int cut = add_into_region(n, gout[0], create_graph);
       if (cut < 0) goto node_fail;
       if (!cut && n->type->backward(n, gout, gin)) goto node_fail;
+      /* done with the output gradients: a leaf can now take over an input
+       * gradient that is a view of one (a Linear weight's, through its
+       * transpose) instead of copying it */
+      for (int k = 0; k < n->noutputs; k++) {
+        dl_tensor_release(gout[k]);
+        gout[k] = NULL;
+      }
       for (int i = 0; i < n->nedges; i++) {
         dl_tensor *g = gin[i];
         gin[i] = NULL;
