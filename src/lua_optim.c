@@ -2,8 +2,9 @@
  * of every parameter of a param group (lua/dlua/optim/sgd_family.lua holds
  * the classes). Reads the group's options, creates missing state tensors,
  * advances the per-parameter step count, has the engine compute the
- * step-dependent scalars (dl_optim_hp_for_step), then calls the engine
- * once per parameter that has a gradient. */
+ * step-dependent scalars (dl_optim_hp_for_step), then has the engine
+ * update the parameters that have a gradient, up to BATCH at a time in one
+ * call (one parallel region on the CPU). */
 #include "lua_dlua.h"
 #include "ops/dl_optim.h"
 
@@ -79,6 +80,10 @@ static dl_tensor *slot(lua_State *L, const char *name, int st, const char *key, 
   return t;
 }
 
+/* parameters handed to the engine in one call; a group with more runs in
+ * several (the arrays live on the C stack: no allocation per step) */
+#define BATCH 64
+
 /* dl._optim.step(algo, group, state, name) */
 static int l_step(lua_State *L) {
   int ai = luaL_checkoption(L, 1, NULL, algo_names);
@@ -129,6 +134,9 @@ static int l_step(lua_State *L) {
   if (!lua_istable(L, -1)) return luaL_error(L, "dl.optim.%s: param group has no 'params' list", name);
   const int params = lua_gettop(L);
   const lua_Integer n = luaL_len(L, params);
+  dl_optim_call calls[BATCH];
+  dl_optim_hp hps[BATCH];
+  int nb = 0;
   for (lua_Integer i = 1; i <= n; i++) {
     lua_geti(L, params, i);
     const int pi = lua_gettop(L);
@@ -148,13 +156,15 @@ static int l_step(lua_State *L) {
       lua_settable(L, 3);
     }
     const int st = lua_gettop(L);
-    dl_optim_hp hp = base;
-    dl_tensor *s[3] = {NULL, NULL, NULL};
+    dl_optim_hp *hp = &hps[nb];
+    *hp = base;
+    dl_optim_call *c = &calls[nb++];
+    *c = (dl_optim_call){.param = p, .grad = p->grad, .hp = hp};
     for (int k = 0; k < 3; k++) {
       if (!(mask & (1u << k))) continue;
       bool fresh;
-      s[k] = slot(L, name, st, slot_names[algo][k], p, algo == DL_OPTIM_ADAGRAD ? init_acc : 0, &fresh);
-      if (algo == DL_OPTIM_SGD) hp.first = fresh;
+      c->s[k] = slot(L, name, st, slot_names[algo][k], p, algo == DL_OPTIM_ADAGRAD ? init_acc : 0, &fresh);
+      if (algo == DL_OPTIM_SGD) hp->first = fresh;
     }
     if (algo != DL_OPTIM_SGD) {
       double step = next_step(L, st), mp = 1.0;
@@ -163,15 +173,20 @@ static int l_step(lua_State *L) {
         if (lua_isnumber(L, -1)) mp = lua_tonumber(L, -1);
         lua_pop(L, 1);
       }
-      dl_optim_hp_for_step(algo, &hp, step, lr_decay, mdecay, &mp);
+      dl_optim_hp_for_step(algo, hp, step, lr_decay, mdecay, &mp);
       if (algo == DL_OPTIM_NADAM) {
         lua_pushnumber(L, mp);
         lua_setfield(L, st, "mu_product");
       }
     }
-    if (dl_optim_step(fn, algo, p, p->grad, s, slot_names[algo], &hp)) return dlua_engine_error(L);
+    /* the tables hold every tensor the calls point at */
     lua_settop(L, params);
+    if (nb == BATCH || i == n) {
+      if (dl_optim_step_many(fn, algo, calls, nb, slot_names[algo])) return dlua_engine_error(L);
+      nb = 0;
+    }
   }
+  if (nb > 0 && dl_optim_step_many(fn, algo, calls, nb, slot_names[algo])) return dlua_engine_error(L);
   return 0;
 }
 

@@ -3,11 +3,18 @@
  * read and written once. Arithmetic is in the parameter's dtype with the
  * order of operations of PyTorch's single-tensor updates (see dl_optim.h);
  * options are hoisted into local constants so the loops unswitch and
- * vectorise. OpenMP above the grain. */
+ * vectorise. A param group's parameters are updated in one parallel
+ * region above the grain. */
 #include "../ops/dl_optim.h"
 #include "cpu_iter.h"
 
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifdef __SSE__
+#include <immintrin.h>
+#endif
 
 #define SQRT_float sqrtf
 #define SQRT_double sqrt
@@ -19,29 +26,15 @@
 #else
 #define OPT_SIMD
 #endif
-#define OPT_CHUNK 8192
 
-/* for i in [0, n): BODY, as SIMD loops over the restrict pointers of the
- * enclosing function (outlined OpenMP bodies lose restrict and stay
- * scalar, so the parallel path runs SIMD chunks) */
-#define OPT_FOR(n, ...)                                                         \
-  do {                                                                          \
-    if ((n) > DL_PARALLEL_GRAIN) {                                              \
-      _Pragma("omp parallel for schedule(static)")                              \
-      for (int64_t opt_lo_ = 0; opt_lo_ < (n); opt_lo_ += OPT_CHUNK) {          \
-        const int64_t opt_hi_ = opt_lo_ + OPT_CHUNK < (n) ? opt_lo_ + OPT_CHUNK : (n); \
-        OPT_SIMD for (int64_t i = opt_lo_; i < opt_hi_; i++) { __VA_ARGS__ }    \
-      }                                                                         \
-    } else {                                                                    \
-      OPT_SIMD for (int64_t i = 0; i < (n); i++) { __VA_ARGS__ }                \
-    }                                                                           \
-  } while (0)
+/* for i in [lo, hi): BODY, a SIMD loop over the kernel's restrict
+ * pointers (the group runner below splits the work across threads) */
+#define OPT_LOOP(...) OPT_SIMD for (int64_t i = lo; i < hi; i++) { __VA_ARGS__ }
 
 /* g_i with maximize and coupled weight decay applied */
 #define GRAD_IN(T)                                                               \
   T *restrict p = (T *)dl_tensor_data(c->param);                               \
   const T *restrict gr = (const T *)dl_tensor_data(c->grad);                   \
-  const int64_t n = c->param->numel;                                            \
   const dl_optim_hp *hp = c->hp;                                                \
   const T wd = (T)hp->weight_decay, gs = hp->maximize ? (T)-1 : (T)1;          \
   const bool has_wd = hp->weight_decay != 0;
@@ -51,15 +44,15 @@
 #define S(k, T) ((T *)(c->s[k] ? dl_tensor_data(c->s[k]) : NULL))
 
 #define KERNELS(T)                                                               \
-  static void sgd_##T(const dl_optim_call *c) {                                 \
+  static void sgd_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {                                \
     GRAD_IN(T)                                                                  \
     const T lr = (T)hp->lr, mom = (T)hp->momentum, d1 = (T)(1 - hp->dampening); \
     T *restrict b = S(0, T);                                                    \
     if (!b) {                                                                   \
-      OPT_FOR(n, p[i] = p[i] + -lr * G_AT(i););                                  \
+      OPT_LOOP(p[i] = p[i] + -lr * G_AT(i););                                  \
     } else {                                                                    \
       const bool first = hp->first, nest = hp->nesterov;                        \
-      OPT_FOR(n,                                                              \
+      OPT_LOOP(                                                             \
         T g = G_AT(i);                                                          \
         T bi = first ? g : mom * b[i] + d1 * g;                                 \
         b[i] = bi;                                                              \
@@ -67,24 +60,24 @@
       );                                                                         \
     }                                                                           \
   }                                                                             \
-  static void adagrad_##T(const dl_optim_call *c) {                             \
+  static void adagrad_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {                            \
     GRAD_IN(T)                                                                  \
     const T clr = (T)hp->clr, eps = (T)hp->eps;                                 \
     T *restrict s = S(0, T);                                                    \
-    OPT_FOR(n,                                                                \
+    OPT_LOOP(                                                               \
       T g = G_AT(i);                                                            \
       T si = s[i] + g * g;                                                      \
       s[i] = si;                                                                \
       p[i] = p[i] + -clr * (g / (SQRT_##T(si) + eps));                          \
     );                                                                           \
   }                                                                             \
-  static void rmsprop_##T(const dl_optim_call *c) {                             \
+  static void rmsprop_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {                            \
     GRAD_IN(T)                                                                  \
     const T lr = (T)hp->lr, eps = (T)hp->eps, al = (T)hp->alpha, a1 = (T)(1 - hp->alpha); \
     const T mom = (T)hp->momentum;                                              \
     T *restrict v = S(0, T), *restrict m = S(1, T), *restrict b = S(2, T);      \
     const bool cen = m != NULL, hasb = b != NULL;                               \
-    OPT_FOR(n,                                                                \
+    OPT_LOOP(                                                               \
       T g = G_AT(i);                                                            \
       T vi = al * v[i] + a1 * (g * g);                                          \
       v[i] = vi;                                                                \
@@ -105,14 +98,14 @@
       }                                                                         \
     );                                                                           \
   }                                                                             \
-  static void adam_##T(const dl_optim_call *c) {                                \
+  static void adam_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {                               \
     GRAD_IN(T)                                                                  \
     const T ss = (T)hp->clr, eps = (T)hp->eps, b1 = (T)hp->beta1, b2 = (T)hp->beta2; \
     const T c1 = (T)(1 - hp->beta1), c2 = (T)(1 - hp->beta2), bc = (T)hp->bc2, dec = (T)hp->decay; \
     const bool has_dec = hp->decay != 1;                                        \
     T *restrict m = S(0, T), *restrict v = S(1, T), *restrict vm = S(2, T);    \
     if (vm) {                                                                   \
-      OPT_FOR(n,                                                              \
+      OPT_LOOP(                                                             \
         T pi = has_dec ? p[i] * dec : p[i];                                     \
         T g = has_wd ? gs * gr[i] + wd * pi : gs * gr[i];                       \
         T mi = b1 * m[i] + c1 * g, vi = b2 * v[i] + c2 * (g * g);               \
@@ -123,7 +116,7 @@
         p[i] = pi + -ss * (mi / (SQRT_##T(mx) / bc + eps));                     \
       );                                                                         \
     } else {                                                                    \
-      OPT_FOR(n,                                                              \
+      OPT_LOOP(                                                             \
         T pi = has_dec ? p[i] * dec : p[i];                                     \
         T g = has_wd ? gs * gr[i] + wd * pi : gs * gr[i];                       \
         T mi = b1 * m[i] + c1 * g, vi = b2 * v[i] + c2 * (g * g);               \
@@ -133,12 +126,12 @@
       );                                                                         \
     }                                                                           \
   }                                                                             \
-  static void adamax_##T(const dl_optim_call *c) {                              \
+  static void adamax_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {                             \
     GRAD_IN(T)                                                                  \
     const T clr = (T)hp->clr, eps = (T)hp->eps, b1 = (T)hp->beta1, b2 = (T)hp->beta2; \
     const T c1 = (T)(1 - hp->beta1);                                            \
     T *restrict m = S(0, T), *restrict u = S(1, T);                             \
-    OPT_FOR(n,                                                                \
+    OPT_LOOP(                                                               \
       T g = G_AT(i);                                                            \
       T mi = b1 * m[i] + c1 * g;                                                \
       m[i] = mi;                                                                \
@@ -148,13 +141,13 @@
       p[i] = p[i] + -clr * (mi / ui);                                           \
     );                                                                           \
   }                                                                             \
-  static void nadam_##T(const dl_optim_call *c) {                               \
+  static void nadam_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {                              \
     GRAD_IN(T)                                                                  \
     const T eps = (T)hp->eps, b1 = (T)hp->beta1, b2 = (T)hp->beta2, bc = (T)hp->bc2; \
     const T c1 = (T)(1 - hp->beta1), c2 = (T)(1 - hp->beta2);                   \
     const T cg = (T)hp->c_grad, ca = (T)hp->c_avg;                              \
     T *restrict m = S(0, T), *restrict v = S(1, T);                             \
-    OPT_FOR(n,                                                                \
+    OPT_LOOP(                                                               \
       T g = G_AT(i);                                                            \
       T mi = b1 * m[i] + c1 * g, vi = b2 * v[i] + c2 * (g * g);                 \
       m[i] = mi;                                                                \
@@ -164,11 +157,11 @@
       p[i] = pi + ca * (mi / d);                                                \
     );                                                                           \
   }                                                                             \
-  static void adadelta_##T(const dl_optim_call *c) {                            \
+  static void adadelta_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {                           \
     GRAD_IN(T)                                                                  \
     const T lr = (T)hp->lr, eps = (T)hp->eps, rho = (T)hp->rho, r1 = (T)(1 - hp->rho); \
     T *restrict v = S(0, T), *restrict u = S(1, T);                             \
-    OPT_FOR(n,                                                                \
+    OPT_LOOP(                                                               \
       T g = G_AT(i);                                                            \
       T vi = rho * v[i] + r1 * (g * g);                                         \
       v[i] = vi;                                                                \
@@ -181,10 +174,73 @@
 KERNELS(float)
 KERNELS(double)
 
+typedef void (*opt_range)(const dl_optim_call *c, int64_t lo, int64_t hi);
+
+/* Subnormal numbers are flushed to zero during an update (MXCSR's FTZ and
+ * DAZ, per thread, restored after): a state entry whose gradient stays 0
+ * (a dead ReLU's weights) decays by beta or momentum each step into the
+ * subnormal range, where every x86 operation on it takes a microcode
+ * assist; the fashion MLP's Adam step became 15x slower after a few
+ * thousand steps. A subnormal moment changes no parameter: the update it
+ * feeds is below the parameter's last bit. */
+static inline unsigned ftz_enter(void) {
+#ifdef __SSE__
+  unsigned csr = _mm_getcsr();
+  _mm_setcsr(csr | 0x8040u); /* FTZ | DAZ */
+  return csr;
+#else
+  return 0;
+#endif
+}
+
+static inline void ftz_leave(unsigned csr) {
+#ifdef __SSE__
+  _mm_setcsr(csr);
+#else
+  (void)csr;
+#endif
+}
+
+/* elements [lo, hi) of the calls' parameters laid end to end */
+static void run_span(opt_range f32, opt_range f64, const dl_optim_call *calls, int n, int64_t lo, int64_t hi) {
+  unsigned csr = ftz_enter();
+  int64_t base = 0;
+  for (int j = 0; j < n && base < hi; j++) {
+    const dl_optim_call *c = &calls[j];
+    const int64_t m = c->param->numel, a = lo > base ? lo - base : 0, b = hi - base < m ? hi - base : m;
+    if (a < b) (c->param->dtype == DL_FLOAT64 ? f64 : f32)(c, a, b);
+    base += m;
+  }
+  ftz_leave(csr);
+}
+
+/* One parallel region for a whole param group: each thread takes an equal
+ * share of the parameters' elements laid end to end, so small tensors
+ * (biases, narrow layers) no longer run on one thread while the other
+ * waits, and the group pays one fork instead of one per tensor. */
+static void run_group(opt_range f32, opt_range f64, const dl_optim_call *calls, int n) {
+  int64_t total = 0;
+  for (int j = 0; j < n; j++) total += calls[j].param->numel;
+  if (total <= DL_PARALLEL_GRAIN) {
+    run_span(f32, f64, calls, n, 0, total);
+    return;
+  }
+#pragma omp parallel
+  {
+#ifdef _OPENMP
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+    const int64_t t = 0, nt = 1;
+#endif
+    /* shares end on 16-element boundaries of the whole span */
+    const int64_t lo = total * t / nt / 16 * 16, hi = t == nt - 1 ? total : total * (t + 1) / nt / 16 * 16;
+    run_span(f32, f64, calls, n, lo, hi);
+  }
+}
+
 #define DISPATCH(name)                                                          \
-  static int name(const dl_optim_call *c) {                                    \
-    if (c->param->dtype == DL_FLOAT64) name##_double(c);                        \
-    else name##_float(c);                                                       \
+  static int name(const dl_optim_call *calls, int n) {                          \
+    run_group(name##_float, name##_double, calls, n);                           \
     return DL_KERNEL_OK;                                                        \
   }
 DISPATCH(sgd)

@@ -155,16 +155,20 @@ KERNEL(adamax)
 KERNEL(nadam)
 KERNEL(adadelta)
 
+/* one launch per parameter of the group */
 #define LAUNCHER(name)                                                                                          \
-  static int name(const dl_optim_call *c) {                                                                     \
+  static int name(const dl_optim_call *calls, int ncalls) {                                                     \
     DL_CUDA_ENTRY();                                                                                            \
-    int64_t n = c->param->numel;                                                                                \
-    if (n == 0) return dl_cuda_status();                                                                        \
-    if (c->param->dtype == DL_FLOAT64)                                                                          \
-      name##_kernel<double><<<dl_cuda_blocks(n), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(args_of<double>(c));   \
-    else                                                                                                        \
-      name##_kernel<float><<<dl_cuda_blocks(n), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(args_of<float>(c));     \
-    DL_CUDA_LAUNCHED(#name);                                                                                    \
+    for (int j = 0; j < ncalls; j++) {                                                                          \
+      const dl_optim_call *c = &calls[j];                                                                       \
+      int64_t n = c->param->numel;                                                                              \
+      if (n == 0) continue;                                                                                     \
+      if (c->param->dtype == DL_FLOAT64)                                                                        \
+        name##_kernel<double><<<dl_cuda_blocks(n), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(args_of<double>(c)); \
+      else                                                                                                      \
+        name##_kernel<float><<<dl_cuda_blocks(n), DL_CUDA_THREADS, 0, dl_cuda_stream()>>>(args_of<float>(c));   \
+      DL_CUDA_LAUNCHED(#name);                                                                                  \
+    }                                                                                                           \
     return dl_cuda_status();                                                                                    \
   }
 LAUNCHER(sgd)

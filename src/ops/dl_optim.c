@@ -32,43 +32,58 @@ static int check_like(const char *fn, const char *what, const dl_tensor *p, cons
   return dl_check_same_device(fn, p, t);
 }
 
-int dl_optim_step(const char *fn, dl_optim_algo algo, dl_tensor *param, dl_tensor *grad, dl_tensor *const s[3],
-                  const char *const names[3], const dl_optim_hp *hp) {
-  static const char *const slot_name[3] = {"state tensor 1", "state tensor 2", "state tensor 3"};
-  if (!names) names = slot_name;
+static const char *const default_slot_names[3] = {"state tensor 1", "state tensor 2", "state tensor 3"};
+
+/* the parameter's dtype, its gradient and the state the algorithm reads;
+ * clears the slots it does not read */
+static int check_call(const char *fn, dl_optim_algo algo, dl_optim_call *c, const char *const names[3]) {
   if ((unsigned)algo >= DL_OPTIM_NALGOS) {
     dl_error_set("%s: unknown optimiser", fn);
     return -1;
   }
+  const dl_tensor *param = c->param;
   if (param->dtype != DL_FLOAT32 && param->dtype != DL_FLOAT64) {
     dl_error_set("%s: parameters must be float32 or float64, got %s", fn, dl_dtype_name(param->dtype));
     return -1;
   }
-  if (check_like(fn, "grad", param, grad)) return -1;
-  unsigned mask = dl_optim_state_mask(algo, hp);
-  dl_optim_call c = {.param = param, .grad = grad, .hp = hp};
+  if (check_like(fn, "grad", param, c->grad)) return -1;
+  unsigned mask = dl_optim_state_mask(algo, c->hp);
   for (int i = 0; i < 3; i++) {
-    if (!(mask & (1u << i))) continue;
-    if (!s[i]) {
+    if (!(mask & (1u << i))) {
+      c->s[i] = NULL;
+      continue;
+    }
+    if (!c->s[i]) {
       dl_error_set("%s: missing %s", fn, names[i]);
       return -1;
     }
-    if (check_like(fn, names[i], param, s[i])) return -1;
-    if (!dl_tensor_is_contiguous(s[i])) {
+    if (check_like(fn, names[i], param, c->s[i])) return -1;
+    if (!dl_tensor_is_contiguous(c->s[i])) {
       dl_error_set("%s: %s is not contiguous", fn, names[i]);
       return -1;
     }
-    c.s[i] = s[i];
   }
   const struct dl_optim_kernels *k = dl_backend_of(param)->optim;
   if (!k || !k->step[algo]) {
     dl_error_set("%s: not supported on this device", fn);
     return -1;
   }
+  return 0;
+}
+
+static void bump_state(const dl_optim_call *c) {
+  for (int i = 0; i < 3; i++)
+    if (c->s[i]) dl_tensor_bump_version(c->s[i]);
+}
+
+/* one checked call; a non-contiguous gradient or parameter goes through a
+ * contiguous copy */
+static int run_one(const char *fn, dl_optim_algo algo, dl_optim_call c) {
+  dl_tensor *param = c.param;
   if (param->numel == 0) return 0;
   dl_tensor *gc = NULL, *pc = NULL;
-  if (!dl_tensor_is_contiguous(grad)) {
-    if (!(gc = dl_tensor_contiguous(grad))) return -1;
+  if (!dl_tensor_is_contiguous(c.grad)) {
+    if (!(gc = dl_tensor_contiguous(c.grad))) return -1;
     c.grad = gc;
   }
   if (!dl_tensor_is_contiguous(param)) {
@@ -78,7 +93,7 @@ int dl_optim_step(const char *fn, dl_optim_algo algo, dl_tensor *param, dl_tenso
     }
     c.param = pc;
   }
-  int rc = dl_kernel_status(fn, k->step[algo](&c));
+  int rc = dl_kernel_status(fn, dl_backend_of(param)->optim->step[algo](&c, 1));
   if (pc) {
     rc = dl_tensor_copy_(param, pc);
     dl_tensor_release(pc);
@@ -86,8 +101,42 @@ int dl_optim_step(const char *fn, dl_optim_algo algo, dl_tensor *param, dl_tenso
     dl_tensor_bump_version(param);
   }
   dl_tensor_release(gc);
-  for (int i = 0; i < 3; i++)
-    if (c.s[i]) dl_tensor_bump_version(c.s[i]);
+  bump_state(&c);
+  return rc;
+}
+
+int dl_optim_step(const char *fn, dl_optim_algo algo, dl_tensor *param, dl_tensor *grad, dl_tensor *const s[3],
+                  const char *const names[3], const dl_optim_hp *hp) {
+  dl_optim_call c = {.param = param, .grad = grad, .s = {s[0], s[1], s[2]}, .hp = hp};
+  if (check_call(fn, algo, &c, names ? names : default_slot_names)) return -1;
+  return run_one(fn, algo, c);
+}
+
+int dl_optim_step_many(const char *fn, dl_optim_algo algo, dl_optim_call *calls, int n, const char *const names[3]) {
+  if (!names) names = default_slot_names;
+  for (int j = 0; j < n; j++)
+    if (check_call(fn, algo, &calls[j], names)) return -1;
+  /* the contiguous ones on the first call's backend move to the front */
+  int batch = 0;
+  const dl_backend *be = n > 0 ? dl_backend_of(calls[0].param) : NULL;
+  for (int j = 0; j < n; j++) {
+    const dl_optim_call *c = &calls[j];
+    if (c->param->numel > 0 && dl_backend_of(c->param) == be && dl_tensor_is_contiguous(c->param) &&
+        dl_tensor_is_contiguous(c->grad)) {
+      dl_optim_call t = calls[batch];
+      calls[batch++] = *c;
+      calls[j] = t;
+    }
+  }
+  int rc = 0;
+  if (batch > 0) {
+    rc = dl_kernel_status(fn, be->optim->step[algo](calls, batch));
+    for (int j = 0; j < batch; j++) {
+      dl_tensor_bump_version(calls[j].param);
+      bump_state(&calls[j]);
+    }
+  }
+  for (int j = batch; j < n && rc == 0; j++) rc = run_one(fn, algo, calls[j]);
   return rc;
 }
 

@@ -74,7 +74,7 @@ void dl_optim_hp_for_step(dl_optim_algo algo, dl_optim_hp *hp, double step, doub
  * All tensors contiguous, of one float dtype and device, same numel. */
 typedef struct {
   dl_tensor *param;
-  const dl_tensor *grad;
+  dl_tensor *grad; /* read only */
   dl_tensor *s[3]; /* state, by algorithm (NULL when unused):
                       SGD {buf}; Adagrad {sum}; RMSprop {square_avg, grad_avg, buf};
                       Adam {exp_avg, exp_avg_sq, max_exp_avg_sq};
@@ -83,8 +83,10 @@ typedef struct {
   const dl_optim_hp *hp;
 } dl_optim_call;
 
+/* step[algo] updates calls[0..n): the parameters of one group, each with
+ * its own scalars (the step count may differ between parameters) */
 struct dl_optim_kernels {
-  int (*step[DL_OPTIM_NALGOS])(const dl_optim_call *c);
+  int (*step[DL_OPTIM_NALGOS])(const dl_optim_call *calls, int n);
 };
 
 /* ---- front-end ----
@@ -96,6 +98,14 @@ struct dl_optim_kernels {
  * names[i] (or "state tensor i" when names is NULL) the state in errors. Returns 0, or -1 with an error set. */
 int dl_optim_step(const char *fn, dl_optim_algo algo, dl_tensor *param, dl_tensor *grad, dl_tensor *const s[3],
                   const char *const names[3], const dl_optim_hp *hp);
+
+/* The same for many parameters at once: calls[j] holds a parameter, its
+ * gradient, its state and its scalars. Every call is checked first (on an
+ * error nothing is updated); the contiguous ones on the first call's
+ * device then go to the backend in one kernel call (on the CPU, one
+ * parallel region for all of them), the others one by one as above.
+ * Reorders calls. */
+int dl_optim_step_many(const char *fn, dl_optim_algo algo, dl_optim_call *calls, int n, const char *const names[3]);
 
 /* Which state slots the algorithm uses, given its options (bit i: s[i]). */
 unsigned dl_optim_state_mask(dl_optim_algo algo, const dl_optim_hp *hp);
