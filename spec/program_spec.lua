@@ -72,6 +72,24 @@ describe("dlua script.lua args", function()
     assert.equal("", err)
   end)
 
+  it("exits promptly with closed tensors among thousands of live ones", function()
+    -- the exit releases every live tensor; a compiled form of that loop
+    -- once spun forever when a closed tensor headed the list
+    local path = script([[
+      local keep = dl.arange(3000):split(1)
+      local a, b = dl.zeros(2), dl.zeros(2)
+      a:close()
+      b:close()
+      print(#keep)
+    ]])
+    local out = os.tmpname()
+    local _, _, code = os.execute(string.format("timeout 60 %s %s >%s", q(DLUA), q(path), q(out)))
+    local printed = slurp(out)
+    os.remove(out)
+    assert.equal(0, code) -- 124: still running after a minute
+    assert.equal("3000\n", printed)
+  end)
+
   it("exits 1 with the message and a traceback on an uncaught error", function()
     local s = script("local function inner() error('boom') end\ninner()\n")
     local out, err, code = run({s})

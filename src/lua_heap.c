@@ -292,9 +292,15 @@ static int sentinel_gc(lua_State *L) {
   if (!h) return 0;
   if (current_state == L) current_state = NULL;
   drain(h);
-  while (h->live.next != &h->live) {
-    dlua_tensor_ud *u = h->live.next;
-    list_unlink(u);
+  /* pops the head through the sentinel's own fields: written as a loop of
+   * list_unlink(h->live.next), GCC 12 -O3 kept the unlinked node as the
+   * next head when its tensor was already closed, and spun forever at
+   * exit after two t:close() among a few thousand live tensors */
+  dlua_tensor_ud *u;
+  while ((u = h->live.next) != &h->live) {
+    h->live.next = u->next;
+    u->next->prev = &h->live;
+    u->prev = u->next = NULL;
     dl_tensor *t = u->t;
     u->t = NULL;
     if (t) dl_tensor_release(t);
