@@ -29,8 +29,8 @@ static const char META_KEY = 0, METHODS_KEY = 0, GETTERS_KEY = 0, SETTERS_KEY = 
 #define GC_MIN_TENSORS 64
 #define GC_CACHE_BYTES ((size_t)4 << 20)
 static _Thread_local size_t gc_bytes, gc_tensors, gc_live = GC_MIN_BYTES, gc_base = GC_MIN_BYTES;
-/* tensor bytes made since the last full collection */
-static _Thread_local size_t gc_since_full;
+/* old garbage (live bytes above those after the last full collection)
+ * that makes a backward run a full collection */
 #define GC_STEP_BYTES ((size_t)64 << 20)
 _Thread_local bool dlua_gc_due;
 
@@ -49,20 +49,25 @@ void dlua_gc_collect(lua_State *L) {
     lua_gc(L, LUA_GCCOLLECT);
     dlua_heap_drain(L);
     gc_live = gc_base = live_bytes();
-    gc_since_full = 0;
   }
 }
 
-/* A training step's tensors outlive the minor collections run during its
- * forward pass (they are then old), so they would wait for a full one while
- * the next steps allocate afresh, past what the allocator caches (page
- * faults: a third of a Transformer step's time). After a backward that
- * followed at least GC_STEP_BYTES of new tensors, collect them all: the
- * next step reuses their blocks. Small steps never pay for it. */
+/* After a backward the step's tensors are garbage. Most are still young
+ * (a step starts right after the previous one's collection, so they have
+ * seen at most the minor collections of their own step), and a minor
+ * collection frees them: the next step reuses their blocks (a step that
+ * made less than GC_MIN_BYTES waits for the usual pacing). A step that
+ * allocates more than GC_CACHE_BYTES runs minor collections inside it,
+ * and the tensors that outlive two of them are old: only a full
+ * collection frees those, so one runs once GC_STEP_BYTES of them have
+ * piled up (otherwise the next steps allocate afresh, past what the
+ * allocator caches: page faults were a third of a Transformer step's
+ * time). A full collection walks the whole Lua heap (1.4 ms beside the
+ * library); the fashion MLP ran one every 24 steps, 5% of its time. */
 void dlua_gc_after_backward(lua_State *L) {
-  if (gc_since_full < GC_STEP_BYTES) return;
-  dlua_gc_due = false;
-  gc_bytes = gc_tensors = gc_since_full = 0;
+  if (gc_bytes < GC_MIN_BYTES) return; /* a small step: the usual pacing */
+  dlua_gc_collect(L);
+  if (gc_live < gc_base + GC_STEP_BYTES) return;
   lua_gc(L, LUA_GCCOLLECT);
   dlua_heap_drain(L);
   gc_live = gc_base = live_bytes();
@@ -79,7 +84,6 @@ void dlua_pushtensor(lua_State *L, dl_tensor *t) {
   lua_setmetatable(L, -2);
   size_t fresh = dl_alloc_take_pressure();
   gc_bytes += fresh;
-  gc_since_full += fresh;
   gc_tensors++;
   if ((gc_bytes >= gc_live && gc_tensors >= GC_MIN_TENSORS) || gc_bytes >= GC_CACHE_BYTES) {
     /* Due, but best run at the next op's start (dlua_gc_point): by then the
