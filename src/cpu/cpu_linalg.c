@@ -8,6 +8,7 @@
 #include "cpu_iter.h"
 
 #include <cblas.h>
+#include <string.h>
 #ifdef DL_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
 #endif
@@ -80,12 +81,15 @@ static int cpu_gemm(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t
   return DL_KERNEL_OK;
 }
 
-/* C[i, j] = beta * bias[i * s] for every column j */
+/* C[i, j] = beta * bias[i * s] for every column j; a contiguous bias at
+ * beta = 1 (every Linear layer) is copied column by column */
 #define FILL_COLUMNS(T, MUL)                                                                       \
   for (int64_t j = 0; j < n; j++) {                                                                 \
     T *cj = (T *)c + j * ldc;                                                                       \
     const T *bv = bias;                                                                             \
-    for (int64_t i = 0; i < m; i++) cj[i] = MUL(bv[i * s]);                                         \
+    if (s == 1 && beta == 1) memcpy(cj, bv, (size_t)m * sizeof(T));                                 \
+    else if (s == 1) for (int64_t i = 0; i < m; i++) cj[i] = MUL(bv[i]);                            \
+    else for (int64_t i = 0; i < m; i++) cj[i] = MUL(bv[i * s]);                                    \
   }
 
 static void fill_columns(dl_dtype dt, int64_t m, int64_t n, double beta, const void *bias, int64_t s, void *c,
