@@ -12,6 +12,7 @@
 
 #if defined(__AVX2__) && defined(__FMA__)
 
+#include <cblas.h>
 #include <immintrin.h>
 #include <omp.h>
 
@@ -227,7 +228,23 @@ bool dl_cpu_sgemm_small(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float
   return true;
 }
 
+bool dl_cpu_sgemm_tn_repacked(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                              const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  if (m <= 1 || n <= 0 || k <= 0 || m * k > PACK_MAX || !dl_cpu_blas_avx512()) return false;
+  if (m * n * k > SMALL_MNK_ANY_THREADS) return false; /* 128^3: 39.8 us direct, 42.6 repacked */
+  pack_transposed(m, k, a, lda, pack_buf);
+  cblas_sgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, alpha, pack_buf,
+              (blasint)m, b, (blasint)ldb, beta, c, (blasint)ldc);
+  return true;
+}
+
 #else /* no AVX2/FMA: BLAS for everything */
+
+bool dl_cpu_sgemm_tn_repacked(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+                              const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  (void)m, (void)n, (void)k, (void)alpha, (void)a, (void)lda, (void)b, (void)ldb, (void)beta, (void)c, (void)ldc;
+  return false;
+}
 
 bool dl_cpu_sgemm_small(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
                         int64_t lda, const float *b, int64_t ldb, float beta, const float *bias, float *c,

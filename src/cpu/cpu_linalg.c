@@ -60,6 +60,7 @@ static void gemm_one(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_
   case DL_FLOAT32:
     if (dl_cpu_sgemm_small(ta, tb, m, n, k, (float)alpha, a, lda, b, ldb, (float)beta, NULL, c, ldc)) break;
     if (sgemm_dnnl(ta, tb, m, n, k, (float)alpha, a, lda, b, ldb, (float)beta, c, ldc)) break;
+    if (ta && !tb && dl_cpu_sgemm_tn_repacked(m, n, k, (float)alpha, a, lda, b, ldb, (float)beta, c, ldc)) break;
     cblas_sgemm(CblasColMajor, cta, ctb, (blasint)m, (blasint)n, (blasint)k, (float)alpha, a, (blasint)lda, b,
                 (blasint)ldb, (float)beta, c, (blasint)ldc);
     break;
