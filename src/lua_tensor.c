@@ -29,14 +29,26 @@ static const char META_KEY = 0, METHODS_KEY = 0, GETTERS_KEY = 0, SETTERS_KEY = 
 #define GC_MIN_TENSORS 64
 #define GC_CACHE_BYTES ((size_t)4 << 20)
 static _Thread_local size_t gc_bytes, gc_tensors, gc_live = GC_MIN_BYTES, gc_base = GC_MIN_BYTES;
-/* old garbage (live bytes above those after the last full collection)
- * that makes a backward run a full collection */
+/* old garbage (host live bytes above the lowest seen since the last full
+ * collection) that makes a backward run a full collection */
 #define GC_STEP_BYTES ((size_t)64 << 20)
+/* tensor bytes made on any device since the last full collection; past
+ * GC_FULL_BYTES a backward runs one whatever the host count says (old
+ * device tensors do not show in it) */
+static _Thread_local size_t gc_since_full;
+#define GC_FULL_BYTES ((size_t)1 << 30)
 _Thread_local bool dlua_gc_due;
 
 static size_t live_bytes(void) {
   size_t live = dl_host_live_bytes();
   return live > GC_MIN_BYTES ? live : GC_MIN_BYTES;
+}
+
+static void full_collect(lua_State *L) {
+  lua_gc(L, LUA_GCCOLLECT);
+  dlua_heap_drain(L);
+  gc_live = gc_base = live_bytes();
+  gc_since_full = 0;
 }
 
 void dlua_gc_collect(lua_State *L) {
@@ -45,32 +57,28 @@ void dlua_gc_collect(lua_State *L) {
   lua_gc(L, LUA_GCSTEP, 0); /* generational mode: a minor collection */
   dlua_heap_drain(L);
   gc_live = live_bytes();
-  if (gc_live > 2 * gc_base) {
-    lua_gc(L, LUA_GCCOLLECT);
-    dlua_heap_drain(L);
-    gc_live = gc_base = live_bytes();
-  }
+  if (gc_live > 2 * gc_base) full_collect(L);
+  else if (gc_live < gc_base) gc_base = gc_live; /* a peak's full collection does not raise the bar for good */
 }
 
 /* After a backward the step's tensors are garbage. Most are still young
  * (a step starts right after the previous one's collection, so they have
  * seen at most the minor collections of their own step), and a minor
  * collection frees them: the next step reuses their blocks (a step that
- * made less than GC_MIN_BYTES waits for the usual pacing). A step that
- * allocates more than GC_CACHE_BYTES runs minor collections inside it,
- * and the tensors that outlive two of them are old: only a full
- * collection frees those, so one runs once GC_STEP_BYTES of them have
- * piled up (otherwise the next steps allocate afresh, past what the
- * allocator caches: page faults were a third of a Transformer step's
- * time). A full collection walks the whole Lua heap (1.4 ms beside the
- * library); the fashion MLP ran one every 24 steps, 5% of its time. */
+ * made less than GC_MIN_BYTES since the last collection waits for the
+ * usual pacing). A step that allocates more than GC_CACHE_BYTES runs
+ * minor collections inside it, and the tensors that outlive two of them
+ * are old: only a full collection frees those, so one runs once
+ * GC_STEP_BYTES of them have piled up on the host, or GC_FULL_BYTES of
+ * tensors were made on any device (otherwise the next steps allocate
+ * afresh, past what the allocator caches: page faults were a third of a
+ * Transformer step's time). A full collection walks the whole Lua heap
+ * (1.4 ms beside the library): run after every 64 MB made, as before,
+ * it took 5% of the fashion MLP's time (every 24 steps). */
 void dlua_gc_after_backward(lua_State *L) {
-  if (gc_bytes < GC_MIN_BYTES) return; /* a small step: the usual pacing */
-  dlua_gc_collect(L);
-  if (gc_live < gc_base + GC_STEP_BYTES) return;
-  lua_gc(L, LUA_GCCOLLECT);
-  dlua_heap_drain(L);
-  gc_live = gc_base = live_bytes();
+  if (gc_bytes >= GC_MIN_BYTES) dlua_gc_collect(L);
+  if (live_bytes() < gc_base + GC_STEP_BYTES && gc_since_full < GC_FULL_BYTES) return;
+  full_collect(L);
 }
 
 void dlua_pushtensor(lua_State *L, dl_tensor *t) {
@@ -84,6 +92,7 @@ void dlua_pushtensor(lua_State *L, dl_tensor *t) {
   lua_setmetatable(L, -2);
   size_t fresh = dl_alloc_take_pressure();
   gc_bytes += fresh;
+  gc_since_full += fresh;
   gc_tensors++;
   if ((gc_bytes >= gc_live && gc_tensors >= GC_MIN_TENSORS) || gc_bytes >= GC_CACHE_BYTES) {
     /* Due, but best run at the next op's start (dlua_gc_point): by then the
