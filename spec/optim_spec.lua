@@ -369,6 +369,7 @@ describe("Optimizer:zero_grad / step", function()
     -- and a non-contiguous parameter (updated through a copy) in one group
     local sizes = {40000, 3, 0, 30001, 17, 65536}
     local prev = dl.get_num_threads()
+    finally(function() dl.set_num_threads(prev) end)
     dl.set_num_threads(2)
     dl.manual_seed(11)
     for _, name in ipairs(ALL) do
@@ -393,7 +394,42 @@ describe("Optimizer:zero_grad / step", function()
       end
       for i, p in ipairs(group) do H.assert_close(p, alone[i], 0) end
     end
-    dl.set_num_threads(prev)
+  end)
+
+  it("updates parameters that share a storage one after the other, as one at a time", function()
+    -- two views of one buffer, overlapping by 10000 elements, in one group
+    local prev = dl.get_num_threads()
+    finally(function() dl.set_num_threads(prev) end)
+    dl.set_num_threads(2)
+    local function pair()
+      local base = dl.randn(90000)
+      return base, dl.nn.Parameter(base:narrow(1, 1, 50000)), dl.nn.Parameter(base:narrow(1, 40001, 50000))
+    end
+    dl.manual_seed(3)
+    local b1, p1, q1 = pair()
+    local b2 = b1:clone()
+    local p2, q2 = dl.nn.Parameter(b2:narrow(1, 1, 50000)), dl.nn.Parameter(b2:narrow(1, 40001, 50000))
+    local opt = dl.optim.SGD({p1, q1}, {lr = 0.5})
+    local op, oq = dl.optim.SGD({p2}, {lr = 0.5}), dl.optim.SGD({q2}, {lr = 0.5})
+    local g = dl.randn(50000)
+    p1.grad, q1.grad, p2.grad, q2.grad = g, g * 2, g, g * 2
+    opt:step()
+    op:step()
+    oq:step()
+    H.assert_close(b1, b2, 0)
+  end)
+
+  it("updates the parameters before one whose state is bad, then raises the error", function()
+    local a, b = dl.nn.Parameter(dl.ones(2, F64)), dl.nn.Parameter(dl.ones(2, F64))
+    local opt = dl.optim.SGD({a, b}, {lr = 0.5, momentum = 0.9})
+    a.grad, b.grad = dl.ones(2, F64), dl.ones(2, F64)
+    opt.state[b] = {momentum_buffer = dl.zeros(3, F64)}
+    H.assert_error(function() opt:step() end, "momentum_buffer has shape [3] but the parameter has shape [2]")
+    H.assert_close(a, {0.5, 0.5}, 0)
+    H.assert_close(b, {1, 1}, 0)
+    opt.state[b] = {momentum_buffer = "x"}
+    H.assert_error(function() opt:step() end, "state 'momentum_buffer' is not a tensor")
+    H.assert_close(a, {0.5 - 0.5 * 1.9, 0.5 - 0.5 * 1.9}, 1e-15)
   end)
 
   it("gives each parameter of a group the bias correction of its own step count", function()
@@ -418,7 +454,9 @@ describe("Optimizer:zero_grad / step", function()
     H.assert_close(b, rb, 0)
   end)
 
-  it("flushes a moment that decays below the smallest normal number to zero", function()
+  -- x86 only (MXCSR): other CPUs keep subnormals
+  local on_x86 = H.sh("uname -m"):match("x86_64") ~= nil
+  ;(on_x86 and it or pending)("flushes a moment that decays below the smallest normal number to zero", function()
     -- PyTorch keeps the subnormal value; x86 takes a microcode assist on
     -- every operation with one, and no parameter moves by it. Per dtype:
     -- a normal number that beta1 = 0.9 takes below the smallest normal

@@ -63,26 +63,50 @@ static double next_step(lua_State *L, int st) {
   return step;
 }
 
+/* parameters handed to the engine in one call; a group with more runs in
+ * several (the arrays live on the C stack: no allocation per step) */
+#define BATCH 64
+
+typedef struct {
+  dl_optim_call calls[BATCH];
+  dl_optim_hp hps[BATCH];
+  int n;
+  const char *fn;
+  dl_optim_algo algo;
+} batch;
+
+/* updates the parameters gathered so far (an error is raised) */
+static void flush(lua_State *L, batch *b) {
+  int n = b->n;
+  b->n = 0;
+  if (n > 0 && dl_optim_step_many(b->fn, b->algo, b->calls, n, slot_names[b->algo])) dlua_engine_error(L);
+}
+
+/* an error in gathering a parameter: the ones gathered before it are
+ * updated first, as one update per parameter did */
+static int gather_error(lua_State *L, batch *b, const char *msg) {
+  lua_pushstring(L, msg);
+  flush(L, b);
+  return lua_error(L);
+}
+
 /* state[p].<key> as a tensor, created (filled with v) when absent; *fresh
  * tells which. Leaves nothing on the stack; the table keeps the reference. */
-static dl_tensor *slot(lua_State *L, const char *name, int st, const char *key, const dl_tensor *p, double v,
-                       bool *fresh) {
+static dl_tensor *slot(lua_State *L, batch *b, const char *name, int st, const char *key, const dl_tensor *p,
+                       double v, bool *fresh) {
   lua_getfield(L, st, key);
   dl_tensor *t = lua_isnil(L, -1) ? NULL : dlua_totensor(L, -1);
-  if (!lua_isnil(L, -1) && !t) luaL_error(L, "dl.optim.%s: state '%s' is not a tensor", name, key);
+  if (!lua_isnil(L, -1) && !t)
+    gather_error(L, b, lua_pushfstring(L, "dl.optim.%s: state '%s' is not a tensor", name, key));
   lua_pop(L, 1);
   if (fresh) *fresh = t == NULL;
   if (t) return t;
   t = dl_tensor_full(p->shape, p->ndim, p->dtype, dl_tensor_device(p), dl_scalar_f(v));
-  if (!t) dlua_engine_error(L);
+  if (!t) gather_error(L, b, lua_pushfstring(L, "dl.optim.%s: %s", name, dl_error_get()));
   dlua_pushtensor(L, t);
   lua_setfield(L, st, key);
   return t;
 }
-
-/* parameters handed to the engine in one call; a group with more runs in
- * several (the arrays live on the C stack: no allocation per step) */
-#define BATCH 64
 
 /* dl._optim.step(algo, group, state, name) */
 static int l_step(lua_State *L) {
@@ -134,14 +158,12 @@ static int l_step(lua_State *L) {
   if (!lua_istable(L, -1)) return luaL_error(L, "dl.optim.%s: param group has no 'params' list", name);
   const int params = lua_gettop(L);
   const lua_Integer n = luaL_len(L, params);
-  dl_optim_call calls[BATCH];
-  dl_optim_hp hps[BATCH];
-  int nb = 0;
+  batch b = {.n = 0, .fn = fn, .algo = algo};
   for (lua_Integer i = 1; i <= n; i++) {
     lua_geti(L, params, i);
     const int pi = lua_gettop(L);
     dl_tensor *p = dlua_totensor(L, pi);
-    if (!p) return luaL_error(L, "dl.optim.%s: params[%d] is not a tensor", name, (int)i);
+    if (!p) return gather_error(L, &b, lua_pushfstring(L, "dl.optim.%s: params[%d] is not a tensor", name, (int)i));
     if (!p->grad) {
       lua_settop(L, params);
       continue;
@@ -156,14 +178,13 @@ static int l_step(lua_State *L) {
       lua_settable(L, 3);
     }
     const int st = lua_gettop(L);
-    dl_optim_hp *hp = &hps[nb];
+    dl_optim_hp *hp = &b.hps[b.n];
     *hp = base;
-    dl_optim_call *c = &calls[nb++];
-    *c = (dl_optim_call){.param = p, .grad = p->grad, .hp = hp};
+    dl_tensor *s[3] = {NULL, NULL, NULL};
     for (int k = 0; k < 3; k++) {
       if (!(mask & (1u << k))) continue;
       bool fresh;
-      c->s[k] = slot(L, name, st, slot_names[algo][k], p, algo == DL_OPTIM_ADAGRAD ? init_acc : 0, &fresh);
+      s[k] = slot(L, &b, name, st, slot_names[algo][k], p, algo == DL_OPTIM_ADAGRAD ? init_acc : 0, &fresh);
       if (algo == DL_OPTIM_SGD) hp->first = fresh;
     }
     if (algo != DL_OPTIM_SGD) {
@@ -179,14 +200,12 @@ static int l_step(lua_State *L) {
         lua_setfield(L, st, "mu_product");
       }
     }
+    b.calls[b.n++] = (dl_optim_call){.param = p, .grad = p->grad, .s = {s[0], s[1], s[2]}, .hp = hp};
     /* the tables hold every tensor the calls point at */
     lua_settop(L, params);
-    if (nb == BATCH || i == n) {
-      if (dl_optim_step_many(fn, algo, calls, nb, slot_names[algo])) return dlua_engine_error(L);
-      nb = 0;
-    }
+    if (b.n == BATCH) flush(L, &b);
   }
-  if (nb > 0 && dl_optim_step_many(fn, algo, calls, nb, slot_names[algo])) return dlua_engine_error(L);
+  flush(L, &b);
   return 0;
 }
 

@@ -3,8 +3,8 @@
  * read and written once. Arithmetic is in the parameter's dtype with the
  * order of operations of PyTorch's single-tensor updates (see dl_optim.h);
  * options are hoisted into local constants so the loops unswitch and
- * vectorise. A param group's parameters are updated in one parallel
- * region above the grain. */
+ * vectorise. A batch of a param group's parameters is updated in one
+ * parallel region above the grain. */
 #include "../ops/dl_optim.h"
 #include "cpu_iter.h"
 
@@ -177,12 +177,15 @@ KERNELS(double)
 typedef void (*opt_range)(const dl_optim_call *c, int64_t lo, int64_t hi);
 
 /* Subnormal numbers are flushed to zero during an update (MXCSR's FTZ and
- * DAZ, per thread, restored after): a state entry whose gradient stays 0
- * (a dead ReLU's weights) decays by beta or momentum each step into the
- * subnormal range, where every x86 operation on it takes a microcode
- * assist; the fashion MLP's Adam step became 15x slower after a few
- * thousand steps. A subnormal moment changes no parameter: the update it
- * feeds is below the parameter's last bit. */
+ * DAZ, per thread, restored after; x86 only): a state entry whose
+ * gradient stays 0 (a dead ReLU's weights) decays by beta or momentum each
+ * step into the subnormal range, where every x86 operation on it takes a
+ * microcode assist; the fashion MLP's Adam step became 15x slower after a
+ * few thousand steps. The flush applies to everything the update reads and
+ * writes: subnormal gradients and parameters read as 0, and a result
+ * below the smallest normal number is stored as 0. A subnormal moment
+ * moves no parameter of normal size (its update is below the parameter's
+ * last bit). */
 static inline unsigned ftz_enter(void) {
 #ifdef __SSE__
   unsigned csr = _mm_getcsr();
@@ -214,10 +217,11 @@ static void run_span(opt_range f32, opt_range f64, const dl_optim_call *calls, i
   ftz_leave(csr);
 }
 
-/* One parallel region for a whole param group: each thread takes an equal
- * share of the parameters' elements laid end to end, so small tensors
- * (biases, narrow layers) no longer run on one thread while the other
- * waits, and the group pays one fork instead of one per tensor. */
+/* One parallel region for the calls of one batch (up to 64 contiguous
+ * parameters of a group, lua_optim.c): each thread takes an equal share
+ * of their elements laid end to end, so small tensors (biases, narrow
+ * layers) no longer run on one thread while the other waits, and the
+ * batch pays one fork instead of one per tensor. */
 static void run_group(opt_range f32, opt_range f64, const dl_optim_call *calls, int n) {
   int64_t total = 0;
   for (int j = 0; j < n; j++) total += calls[j].param->numel;

@@ -95,7 +95,7 @@ static int run_one(const char *fn, dl_optim_algo algo, dl_optim_call c) {
   }
   int rc = dl_kernel_status(fn, dl_backend_of(param)->optim->step[algo](&c, 1));
   if (pc) {
-    rc = dl_tensor_copy_(param, pc);
+    if (dl_tensor_copy_(param, pc)) rc = -1;
     dl_tensor_release(pc);
   } else {
     dl_tensor_bump_version(param);
@@ -112,11 +112,18 @@ int dl_optim_step(const char *fn, dl_optim_algo algo, dl_tensor *param, dl_tenso
   return run_one(fn, algo, c);
 }
 
-int dl_optim_step_many(const char *fn, dl_optim_algo algo, dl_optim_call *calls, int n, const char *const names[3]) {
-  if (!names) names = default_slot_names;
-  for (int j = 0; j < n; j++)
-    if (check_call(fn, algo, &calls[j], names)) return -1;
-  /* the contiguous ones on the first call's backend move to the front */
+/* whether two of the calls update one storage (tied or overlapping
+ * parameters): their updates must not run side by side */
+static bool shares_storage(const dl_optim_call *calls, int n) {
+  for (int i = 1; i < n; i++)
+    for (int j = 0; j < i; j++)
+      if (calls[i].param->storage == calls[j].param->storage) return true;
+  return false;
+}
+
+/* calls[0..n), all checked: the contiguous ones on the first call's
+ * backend in one kernel call, the others one by one */
+static int run_checked(const char *fn, dl_optim_algo algo, dl_optim_call *calls, int n) {
   int batch = 0;
   const dl_backend *be = n > 0 ? dl_backend_of(calls[0].param) : NULL;
   for (int j = 0; j < n; j++) {
@@ -128,6 +135,7 @@ int dl_optim_step_many(const char *fn, dl_optim_algo algo, dl_optim_call *calls,
       calls[j] = t;
     }
   }
+  if (shares_storage(calls, batch)) batch = 0;
   int rc = 0;
   if (batch > 0) {
     rc = dl_kernel_status(fn, be->optim->step[algo](calls, batch));
@@ -138,6 +146,18 @@ int dl_optim_step_many(const char *fn, dl_optim_algo algo, dl_optim_call *calls,
   }
   for (int j = batch; j < n && rc == 0; j++) rc = run_one(fn, algo, calls[j]);
   return rc;
+}
+
+int dl_optim_step_many(const char *fn, dl_optim_algo algo, dl_optim_call *calls, int n, const char *const names[3]) {
+  if (!names) names = default_slot_names;
+  for (int j = 0; j < n; j++) {
+    if (check_call(fn, algo, &calls[j], names) == 0) continue;
+    /* as one call per parameter would: the ones before it are updated */
+    if (j > 0 && run_checked(fn, algo, calls, j)) return -1;
+    check_call(fn, algo, &calls[j], names); /* its error again */
+    return -1;
+  }
+  return run_checked(fn, algo, calls, n);
 }
 
 void dl_optim_hp_for_step(dl_optim_algo algo, dl_optim_hp *hp, double step, double lr_decay, double momentum_decay,

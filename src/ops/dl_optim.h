@@ -100,11 +100,12 @@ int dl_optim_step(const char *fn, dl_optim_algo algo, dl_tensor *param, dl_tenso
                   const char *const names[3], const dl_optim_hp *hp);
 
 /* The same for many parameters at once: calls[j] holds a parameter, its
- * gradient, its state and its scalars. Every call is checked first (on an
- * error nothing is updated); the contiguous ones on the first call's
- * device then go to the backend in one kernel call (on the CPU, one
- * parallel region for all of them), the others one by one as above.
- * Reorders calls. */
+ * gradient, its state and its scalars. The contiguous ones on the first
+ * call's device go to the backend in one kernel call (on the CPU, one
+ * parallel region for all of them) unless two share a storage; the others
+ * run one by one as above. On a call that fails its checks, the ones
+ * before it are updated and the error is returned, as one call per
+ * parameter would do. Reorders calls. */
 int dl_optim_step_many(const char *fn, dl_optim_algo algo, dl_optim_call *calls, int n, const char *const names[3]);
 
 /* Which state slots the algorithm uses, given its options (bit i: s[i]). */
