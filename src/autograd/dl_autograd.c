@@ -342,9 +342,11 @@ static int accumulate_leaf(dl_tensor *leaf, dl_tensor *g, bool create_graph) {
   }
   if (!leaf->grad) {
     /* taken over only when nothing else can see its storage (a view of a
-     * shared gradient has a refcount of its own) */
+     * shared gradient has a refcount of its own) and it is all of it (the
+     * last piece of a cat's gradient would keep the whole alive) */
     if (g->refcount == 1 && g->storage->refcount == 1 && !g->grad_fn && dl_tensor_is_contiguous(g) &&
-        g->dtype == leaf->dtype) {
+        g->dtype == leaf->dtype && g->offset == 0 &&
+        (size_t)g->numel * dl_dtype_size(g->dtype) == g->storage->nbytes) {
       leaf->grad = g;
       return 0;
     }
