@@ -2,7 +2,6 @@
 local dl = require "dlua"
 local H = {}
 
--- max |a - b| over all elements of two tensors or tables
 -- runs a shell command: its stdout and stderr together, and its exit code
 function H.sh(cmd)
   local p = io.popen(cmd .. " 2>&1")
@@ -11,6 +10,7 @@ function H.sh(cmd)
   return out, ok and 0 or code
 end
 
+-- max |a - b| over all elements of two tensors or tables
 function H.max_abs_diff(a, b)
   local ta = dl.is_tensor(a) and a:double():totable() or a
   local tb = dl.is_tensor(b) and b:double():totable() or b
@@ -101,7 +101,6 @@ function H.check_jvp(fn, inputs, tol)
   H.assert_close(out, fn(table.unpack(primals)), 0)
 end
 
--- the keys of a table, sorted (case tables run in a fixed order)
 -- the float64 product of float32 operands, as float32's reference
 function H.matmul_ref(a, b) return dl.matmul(a:double(), b:double()) end
 
@@ -112,6 +111,7 @@ function H.matrix(r, c, t)
   return dl.randn(r, c)
 end
 
+-- the keys of a table, sorted (case tables run in a fixed order)
 function H.sorted_keys(t)
   local ks = {}
   for k in pairs(t) do ks[#ks + 1] = k end

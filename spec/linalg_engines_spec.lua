@@ -1,6 +1,7 @@
 -- float32 products past oneDNN's cut-off (m n k >= 2^20, src/cpu/cpu_linalg.c;
--- OpenBLAS below it): every layout of the operands, ragged sizes, narrowed
--- views, alpha and beta through addmm, a Linear layer's forward and
+-- OpenBLAS below it, and for these too where dlua is built without
+-- oneDNN): every layout of the operands, ragged sizes, narrowed views,
+-- alpha and beta through addmm and out=, a Linear layer's forward and
 -- backward, at one thread and two, each against the same product in float64.
 local dl = require "dlua"
 local H = require "spec.helper"
@@ -42,13 +43,18 @@ describe("float32 products past oneDNN's cut-off", function()
     H.assert_close(dl.mm(a, b):double(), ref(a, b), 1e-3)
   end)
 
-  it("apply alpha and beta, and ignore NaN in the input when beta = 0", function()
+  it("apply alpha and beta, and do not read the output when beta = 0", function()
     local a, b, input = dl.randn(128, 160), dl.randn(160, 96), dl.randn(128, 96)
     H.assert_close(dl.addmm(input, a, b, {beta = 2, alpha = 0.5}):double(), ref(a, b) * 0.5 + input:double() * 2,
       1e-3)
     local c = dl.addmm(dl.full({128, 96}, 0 / 0), a, b, {beta = 0})
     assert.is_false(c:isnan():any():item())
     H.assert_close(c:double(), ref(a, b), 1e-3)
+    -- the product written over NaN (out=): the engine is called with beta = 0
+    local out = dl.full({128, 96}, 0 / 0)
+    dl.mm(a, b, {out = out})
+    assert.is_false(out:isnan():any():item())
+    H.assert_close(out:double(), ref(a, b), 1e-3)
   end)
 
   it("give a Linear layer's output and gradients as float64 does", function()

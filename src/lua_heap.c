@@ -292,10 +292,12 @@ static int sentinel_gc(lua_State *L) {
   if (!h) return 0;
   if (current_state == L) current_state = NULL;
   drain(h);
-  /* pops the head through the sentinel's own fields: written as a loop of
-   * list_unlink(h->live.next), GCC 12 -O3 kept the unlinked node as the
-   * next head when its tensor was already closed, and spun forever at
-   * exit after two t:close() among a few thousand live tensors */
+  /* pops the head through the sentinel's own fields. Written as a loop
+   * of list_unlink(h->live.next), the -O3 build (GCC 12) spun forever at
+   * exit after two t:close() among a few thousand live tensors: its code
+   * kept the node it had just unlinked as the next head when that node's
+   * tensor was closed (seen in the disassembly; a walk of the list at the
+   * loop's start found it consistent, and that build did not spin) */
   dlua_tensor_ud *u;
   while ((u = h->live.next) != &h->live) {
     h->live.next = u->next;

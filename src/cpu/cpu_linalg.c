@@ -15,11 +15,12 @@
 
 #ifdef DL_HAVE_DNNL
 /* From m n k = 2^20 up oneDNN's JIT sgemm beats OpenBLAS on this project's
- * shapes: the fashion MLP's eleven products take 592 us against 873 at two
- * threads, 997 against 1155 at one, and 1024^3 runs 1.08-1.13x faster;
- * below it (64^3 and less) OpenBLAS's small kernels win by up to 2x. Both
- * read the same thread count (libgomp's). */
-#define DNNL_SGEMM_MNK (1 << 20) /* scripts/bench/gemm_engines.sh measures the choice */
+ * shapes (scripts/bench/gemm_engines.sh): the fashion MLP's eleven
+ * products took 537-648 us against 764-933 at two threads and 955-997
+ * against 1102-1155 at one over three runs, and 1024^3 runs 1.08-1.13x
+ * faster; below it (64^3 and less) OpenBLAS's small kernels win by up to
+ * 2x. Both read the same thread count (libgomp's). */
+#define DNNL_SGEMM_MNK (1 << 20)
 
 /* column-major C = op(A) op(B) is row-major C^T = op(B)^T op(A)^T */
 static bool sgemm_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
