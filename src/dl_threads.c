@@ -94,21 +94,40 @@ static int own_running(void) {
   return n;
 }
 
+/* the count the cores left free allow now; -1 when /proc cannot say */
+static int sample_want(void) {
+  int total = runnable_tasks(), ours = own_running();
+  if (total < 0 || ours < 0) return -1;
+  /* this thread is running as it reads, counted in both */
+  return dl_threads_fit(usable_cpus(), asked, total - ours);
+}
+
+/* A first look decides at once, without the hysteresis: a short script
+ * (an epoch of 25 ms) started beside a busy process ran its first 100 ms,
+ * all of its work, with a thread the scheduler kept putting aside. */
+int dl_threads_first(int current, int want) { return want > 0 && want < current ? want : current; }
+
+static void first_look(dl_threads_state *s) {
+  s->current = dl_threads_first(s->current, sample_want());
+  atomic_store_explicit(&dl_threads_target, s->current, memory_order_relaxed);
+}
+
 static void *monitor(void *arg) {
   (void)arg;
   int seen = asked;
   dl_threads_state s = {seen, 0};
+  first_look(&s);
   const struct timespec period = {0, 50 * 1000 * 1000};
   for (;;) {
     nanosleep(&period, NULL);
     if (asked != seen) { /* dl.set_num_threads: start over from the new count */
       seen = asked;
       s = (dl_threads_state){seen, 0};
+      first_look(&s);
+      continue;
     }
-    int total = runnable_tasks(), ours = own_running();
-    if (total < 0 || ours < 0) continue;
-    /* this thread is running as it reads, counted in both */
-    int want = dl_threads_fit(usable_cpus(), asked, total - ours);
+    int want = sample_want();
+    if (want < 0) continue;
     atomic_store_explicit(&dl_threads_target, dl_threads_step(&s, want), memory_order_relaxed);
   }
   return NULL;

@@ -10,7 +10,8 @@
  * monitor thread therefore looks, every 50 ms, at how many tasks are
  * runnable on the machine besides dlua's own (/proc/loadavg less this
  * process's running threads) and lowers the count to the cores left free
- * (at least 1); it raises it again when they are. The thread that runs Lua
+ * (at least 1); it raises it again when they are. Its first look, when
+ * the count is set, lowers at once. The thread that runs Lua
  * applies a change between ops (dl_threads_poll), where no parallel region
  * is open. DLUA_ADAPT_THREADS=0 turns the monitor off. */
 #ifndef DL_THREADS_H
@@ -46,5 +47,8 @@ typedef struct {
   int streak;
 } dl_threads_state;
 int dl_threads_step(dl_threads_state *s, int want);
+/* the first look after a count is set (the monitor's start, a new
+ * dl.set_num_threads) takes a lower count at once; want < 1: no reading */
+int dl_threads_first(int current, int want);
 
 #endif

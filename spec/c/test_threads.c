@@ -1,6 +1,7 @@
 /* test_threads.c — the thread count's decisions (dl_threads.h): how many
- * threads the free cores allow, and the hysteresis that keeps a passing
- * process from making the count swing. */
+ * threads the free cores allow, the hysteresis that keeps a passing
+ * process from making the count swing, and the first look that lowers
+ * at once. */
 #include "ctest.h"
 #include "dl_threads.h"
 
@@ -36,6 +37,13 @@ int main(void) {
   CHECK(dl_threads_step(&u, 2) == 1);
   CHECK(dl_threads_step(&u, 2) == 1);
   CHECK(dl_threads_step(&u, 2) == 2);
+
+  /* the first look lowers at once, never raises, and ignores no reading */
+  CHECK(dl_threads_first(2, 1) == 1);
+  CHECK(dl_threads_first(4, 2) == 2);
+  CHECK(dl_threads_first(2, 2) == 2);
+  CHECK(dl_threads_first(1, 2) == 1);
+  CHECK(dl_threads_first(2, -1) == 2);
 
   /* the count asked for is what is applied until the monitor says more */
   dl_set_num_threads(3);
