@@ -22,7 +22,7 @@ declare -A ARGS=(
   [add1m.lua]=50 [add1m.py]=50
   [mlp_step.lua]=1000 [mlp_step.py]=1000 [mlp_nn.lua]=1000 [mlp_nn.py]=1000
   [adam_step.lua]=500 [adam_step.py]=500
-  [housing_mlp.lua]="--epochs 1" [housing_mlp.py]="--epochs 1"
+  [housing_mlp.lua]="--epochs 3" [housing_mlp.py]="--epochs 3"
   [conv.lua]=5 [conv.py]=5
   [seq.lua]=5 [seq.py]=5
 )
