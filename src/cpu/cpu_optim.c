@@ -44,15 +44,15 @@
 #define S(k, T) ((T *)(c->s[k] ? dl_tensor_data(c->s[k]) : NULL))
 
 #define KERNELS(T)                                                               \
-  static void sgd_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {                                \
+  static void sgd_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {         \
     GRAD_IN(T)                                                                  \
     const T lr = (T)hp->lr, mom = (T)hp->momentum, d1 = (T)(1 - hp->dampening); \
     T *restrict b = S(0, T);                                                    \
     if (!b) {                                                                   \
-      OPT_LOOP(p[i] = p[i] + -lr * G_AT(i););                                  \
+      OPT_LOOP(p[i] = p[i] + -lr * G_AT(i););                                   \
     } else {                                                                    \
       const bool first = hp->first, nest = hp->nesterov;                        \
-      OPT_LOOP(                                                             \
+      OPT_LOOP(                                                                 \
         T g = G_AT(i);                                                          \
         T bi = first ? g : mom * b[i] + d1 * g;                                 \
         b[i] = bi;                                                              \
@@ -60,24 +60,24 @@
       );                                                                         \
     }                                                                           \
   }                                                                             \
-  static void adagrad_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {                            \
+  static void adagrad_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {     \
     GRAD_IN(T)                                                                  \
     const T clr = (T)hp->clr, eps = (T)hp->eps;                                 \
     T *restrict s = S(0, T);                                                    \
-    OPT_LOOP(                                                               \
+    OPT_LOOP(                                                                   \
       T g = G_AT(i);                                                            \
       T si = s[i] + g * g;                                                      \
       s[i] = si;                                                                \
       p[i] = p[i] + -clr * (g / (SQRT_##T(si) + eps));                          \
     );                                                                           \
   }                                                                             \
-  static void rmsprop_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {                            \
+  static void rmsprop_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {     \
     GRAD_IN(T)                                                                  \
     const T lr = (T)hp->lr, eps = (T)hp->eps, al = (T)hp->alpha, a1 = (T)(1 - hp->alpha); \
     const T mom = (T)hp->momentum;                                              \
     T *restrict v = S(0, T), *restrict m = S(1, T), *restrict b = S(2, T);      \
     const bool cen = m != NULL, hasb = b != NULL;                               \
-    OPT_LOOP(                                                               \
+    OPT_LOOP(                                                                   \
       T g = G_AT(i);                                                            \
       T vi = al * v[i] + a1 * (g * g);                                          \
       v[i] = vi;                                                                \
@@ -98,14 +98,14 @@
       }                                                                         \
     );                                                                           \
   }                                                                             \
-  static void adam_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {                               \
+  static void adam_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {        \
     GRAD_IN(T)                                                                  \
     const T ss = (T)hp->clr, eps = (T)hp->eps, b1 = (T)hp->beta1, b2 = (T)hp->beta2; \
     const T c1 = (T)(1 - hp->beta1), c2 = (T)(1 - hp->beta2), bc = (T)hp->bc2, dec = (T)hp->decay; \
     const bool has_dec = hp->decay != 1;                                        \
     T *restrict m = S(0, T), *restrict v = S(1, T), *restrict vm = S(2, T);    \
     if (vm) {                                                                   \
-      OPT_LOOP(                                                             \
+      OPT_LOOP(                                                                 \
         T pi = has_dec ? p[i] * dec : p[i];                                     \
         T g = has_wd ? gs * gr[i] + wd * pi : gs * gr[i];                       \
         T mi = b1 * m[i] + c1 * g, vi = b2 * v[i] + c2 * (g * g);               \
@@ -116,7 +116,7 @@
         p[i] = pi + -ss * (mi / (SQRT_##T(mx) / bc + eps));                     \
       );                                                                         \
     } else {                                                                    \
-      OPT_LOOP(                                                             \
+      OPT_LOOP(                                                                 \
         T pi = has_dec ? p[i] * dec : p[i];                                     \
         T g = has_wd ? gs * gr[i] + wd * pi : gs * gr[i];                       \
         T mi = b1 * m[i] + c1 * g, vi = b2 * v[i] + c2 * (g * g);               \
@@ -126,12 +126,12 @@
       );                                                                         \
     }                                                                           \
   }                                                                             \
-  static void adamax_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {                             \
+  static void adamax_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {      \
     GRAD_IN(T)                                                                  \
     const T clr = (T)hp->clr, eps = (T)hp->eps, b1 = (T)hp->beta1, b2 = (T)hp->beta2; \
     const T c1 = (T)(1 - hp->beta1);                                            \
     T *restrict m = S(0, T), *restrict u = S(1, T);                             \
-    OPT_LOOP(                                                               \
+    OPT_LOOP(                                                                   \
       T g = G_AT(i);                                                            \
       T mi = b1 * m[i] + c1 * g;                                                \
       m[i] = mi;                                                                \
@@ -141,13 +141,13 @@
       p[i] = p[i] + -clr * (mi / ui);                                           \
     );                                                                           \
   }                                                                             \
-  static void nadam_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {                              \
+  static void nadam_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {       \
     GRAD_IN(T)                                                                  \
     const T eps = (T)hp->eps, b1 = (T)hp->beta1, b2 = (T)hp->beta2, bc = (T)hp->bc2; \
     const T c1 = (T)(1 - hp->beta1), c2 = (T)(1 - hp->beta2);                   \
     const T cg = (T)hp->c_grad, ca = (T)hp->c_avg;                              \
     T *restrict m = S(0, T), *restrict v = S(1, T);                             \
-    OPT_LOOP(                                                               \
+    OPT_LOOP(                                                                   \
       T g = G_AT(i);                                                            \
       T mi = b1 * m[i] + c1 * g, vi = b2 * v[i] + c2 * (g * g);                 \
       m[i] = mi;                                                                \
@@ -157,11 +157,11 @@
       p[i] = pi + ca * (mi / d);                                                \
     );                                                                           \
   }                                                                             \
-  static void adadelta_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {                           \
+  static void adadelta_##T(const dl_optim_call *c, int64_t lo, int64_t hi) {    \
     GRAD_IN(T)                                                                  \
     const T lr = (T)hp->lr, eps = (T)hp->eps, rho = (T)hp->rho, r1 = (T)(1 - hp->rho); \
     T *restrict v = S(0, T), *restrict u = S(1, T);                             \
-    OPT_LOOP(                                                               \
+    OPT_LOOP(                                                                   \
       T g = G_AT(i);                                                            \
       T vi = rho * v[i] + r1 * (g * g);                                         \
       v[i] = vi;                                                                \
