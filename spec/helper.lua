@@ -111,6 +111,31 @@ function H.matrix(r, c, t)
   return dl.randn(r, c)
 end
 
+local luassert = require "luassert" -- busted's assert, outside a spec file
+
+-- one case per shape {M, K, N} and layout (each operand plain or a
+-- transposed view): dl.mm of float32 matrices against the float64 product.
+-- it: busted's; suffix ends each case's name; before runs first in each.
+function H.matmul_layout_cases(it, shapes, suffix, before)
+  for _, s in ipairs(shapes) do
+    local M, K, N = s[1], s[2], s[3]
+    for _, ta in ipairs({false, true}) do
+      for _, tb in ipairs({false, true}) do
+        local name = string.format("[%d,%d]%s @ [%d,%d]%s%s", M, K, ta and "^T" or "", K, N, tb and "^T" or "",
+          suffix or "")
+        it("match float64 for " .. name, function()
+          if before then before() end
+          local a, b = H.matrix(M, K, ta), H.matrix(K, N, tb)
+          local c = dl.mm(a, b)
+          luassert.equal("float32", c.dtype)
+          luassert.same({M, N}, c:size())
+          H.assert_close(c:double(), H.matmul_ref(a, b), 1e-4 * math.sqrt(K))
+        end)
+      end
+    end
+  end
+end
+
 -- the keys of a table, sorted (case tables run in a fixed order)
 function H.sorted_keys(t)
   local ks = {}

@@ -6,7 +6,7 @@
 local dl = require "dlua"
 local H = require "spec.helper"
 
-local ref, operand = H.matmul_ref, H.matrix
+local ref = H.matmul_ref
 
 local SHAPES = { -- M, K, N of [M, K] @ [K, N]; all past the cut-off
   {128, 784, 256}, {256, 128, 784}, {130, 150, 70}, {1, 1100, 1000}, {1100, 1, 1000}, {100, 100, 105},
@@ -18,23 +18,8 @@ describe("float32 products past oneDNN's cut-off", function()
   teardown(function() dl.set_num_threads(prev) end)
   dl.manual_seed(21)
   for _, threads in ipairs({1, 2}) do
-    for _, s in ipairs(SHAPES) do
-      local M, K, N = s[1], s[2], s[3]
-      for _, ta in ipairs({false, true}) do
-        for _, tb in ipairs({false, true}) do
-          local name = string.format("[%d,%d]%s @ [%d,%d]%s, %d thread(s)", M, K, ta and "^T" or "", K, N,
-            tb and "^T" or "", threads)
-          it("match float64 for " .. name, function()
-            dl.set_num_threads(threads)
-            local a, b = operand(M, K, ta), operand(K, N, tb)
-            local c = dl.mm(a, b)
-            assert.equal("float32", c.dtype)
-            assert.same({M, N}, c:size())
-            H.assert_close(c:double(), ref(a, b), 1e-4 * math.sqrt(K))
-          end)
-        end
-      end
-    end
+    H.matmul_layout_cases(it, SHAPES, string.format(", %d thread(s)", threads),
+      function() dl.set_num_threads(threads) end)
   end
 
   it("read operands with leading dims wider than the matrix (narrowed views)", function()

@@ -5,7 +5,7 @@
 local dl = require "dlua"
 local H = require "spec.helper"
 
-local ref, operand = H.matmul_ref, H.matrix
+local ref = H.matmul_ref
 
 local SHAPES = { -- M, K, N of [M, K] @ [K, N]
   {64, 8, 64}, {64, 64, 64}, {64, 64, 1}, {64, 1, 64}, {1, 64, 64}, {64, 64, 8}, {32, 64, 64},
@@ -14,21 +14,7 @@ local SHAPES = { -- M, K, N of [M, K] @ [K, N]
 
 describe("float32 small products", function()
   dl.manual_seed(5)
-  for _, s in ipairs(SHAPES) do
-    local M, K, N = s[1], s[2], s[3]
-    for _, ta in ipairs({false, true}) do
-      for _, tb in ipairs({false, true}) do
-        local name = string.format("[%d,%d]%s @ [%d,%d]%s", M, K, ta and "^T" or "", K, N, tb and "^T" or "")
-        it("match float64 for " .. name, function()
-          local a, b = operand(M, K, ta), operand(K, N, tb)
-          local c = dl.mm(a, b)
-          assert.equal("float32", c.dtype)
-          assert.same({M, N}, c:size())
-          H.assert_close(c:double(), ref(a, b), 1e-4 * math.sqrt(K))
-        end)
-      end
-    end
-  end
+  H.matmul_layout_cases(it, SHAPES)
 
   it("add a broadcast bias (addmm, beta = 1) and scale by alpha", function()
     local bias, a, w = dl.randn(48), dl.randn(40, 24), dl.randn(48, 24)

@@ -82,10 +82,9 @@ static void flush(lua_State *L, batch *b) {
   if (n > 0 && dl_optim_step_many(b->fn, b->algo, b->calls, n, slot_names[b->algo])) dlua_engine_error(L);
 }
 
-/* an error in gathering a parameter: the ones gathered before it are
- * updated first, as one update per parameter did */
-static int gather_error(lua_State *L, batch *b, const char *msg) {
-  lua_pushstring(L, msg);
+/* an error in gathering a parameter, its message on the stack: the ones
+ * gathered before it are updated first, as one update per parameter did */
+static int gather_error(lua_State *L, batch *b) {
   flush(L, b);
   return lua_error(L);
 }
@@ -96,13 +95,18 @@ static dl_tensor *slot(lua_State *L, batch *b, const char *name, int st, const c
                        double v, bool *fresh) {
   lua_getfield(L, st, key);
   dl_tensor *t = lua_isnil(L, -1) ? NULL : dlua_totensor(L, -1);
-  if (!lua_isnil(L, -1) && !t)
-    gather_error(L, b, lua_pushfstring(L, "dl.optim.%s: state '%s' is not a tensor", name, key));
+  if (!lua_isnil(L, -1) && !t) {
+    lua_pushfstring(L, "dl.optim.%s: state '%s' is not a tensor", name, key);
+    gather_error(L, b);
+  }
   lua_pop(L, 1);
   if (fresh) *fresh = t == NULL;
   if (t) return t;
   t = dl_tensor_full(p->shape, p->ndim, p->dtype, dl_tensor_device(p), dl_scalar_f(v));
-  if (!t) gather_error(L, b, lua_pushfstring(L, "dl.optim.%s: %s", name, dl_error_get()));
+  if (!t) {
+    lua_pushfstring(L, "dl.optim.%s: %s", name, dl_error_get());
+    gather_error(L, b);
+  }
   dlua_pushtensor(L, t);
   lua_setfield(L, st, key);
   return t;
@@ -163,7 +167,10 @@ static int l_step(lua_State *L) {
     lua_geti(L, params, i);
     const int pi = lua_gettop(L);
     dl_tensor *p = dlua_totensor(L, pi);
-    if (!p) return gather_error(L, &b, lua_pushfstring(L, "dl.optim.%s: params[%d] is not a tensor", name, (int)i));
+    if (!p) {
+      lua_pushfstring(L, "dl.optim.%s: params[%d] is not a tensor", name, (int)i);
+      return gather_error(L, &b);
+    }
     if (!p->grad) {
       lua_settop(L, params);
       continue;

@@ -31,7 +31,7 @@ static const char META_KEY = 0, METHODS_KEY = 0, GETTERS_KEY = 0, SETTERS_KEY = 
 static _Thread_local size_t gc_bytes, gc_tensors, gc_live = GC_MIN_BYTES, gc_base = GC_MIN_BYTES;
 /* old garbage (host live bytes above the lowest seen since the last full
  * collection) that makes a backward run a full collection */
-#define GC_STEP_BYTES ((size_t)64 << 20)
+#define GC_OLD_BYTES ((size_t)64 << 20)
 /* tensor bytes made on any device since the last full collection; past
  * GC_FULL_BYTES a backward runs one whatever the host count says (old
  * device tensors do not show in it) */
@@ -69,7 +69,7 @@ void dlua_gc_collect(lua_State *L) {
  * usual pacing). A step that allocates more than GC_CACHE_BYTES runs
  * minor collections inside it, and the tensors that outlive two of them
  * are old: only a full collection frees those, so one runs once
- * GC_STEP_BYTES of them have piled up on the host, or GC_FULL_BYTES of
+ * GC_OLD_BYTES of them have piled up on the host, or GC_FULL_BYTES of
  * tensors were made on any device (otherwise the next steps allocate
  * afresh, past what the allocator caches: page faults were a third of a
  * Transformer step's time). A full collection walks the whole Lua heap
@@ -77,7 +77,7 @@ void dlua_gc_collect(lua_State *L) {
  * it took 5% of the fashion MLP's time (every 24 steps). */
 void dlua_gc_after_backward(lua_State *L) {
   if (gc_bytes >= GC_MIN_BYTES) dlua_gc_collect(L);
-  if (live_bytes() < gc_base + GC_STEP_BYTES && gc_since_full < GC_FULL_BYTES) return;
+  if (live_bytes() < gc_base + GC_OLD_BYTES && gc_since_full < GC_FULL_BYTES) return;
   full_collect(L);
 }
 

@@ -18,9 +18,10 @@ bool dl_cpu_sgemm_small(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float
 
 /* C = alpha A^T B + beta C (column-major A stored k x m, B k x n) through
  * A repacked column-major and BLAS's plain product, where that is faster:
- * with AVX-512 OpenBLAS, products up to 64^3 with 16 columns or more
- * (the repack is paid once for them) that the kernel above leaves to BLAS (OpenBLAS's small-matrix kernels skip this case and pack both
- * operands: 64^3 took 6.1 us against 5.2 repacked). true when it ran. */
+ * with AVX-512 OpenBLAS, products up to 64^3 with 16 columns or more (the
+ * repack is paid once for them) that the kernel above leaves to BLAS.
+ * OpenBLAS's small-matrix kernels skip this case and pack both operands:
+ * 64^3 took 6.1 us against 5.2 repacked. true when it ran. */
 bool dl_cpu_sgemm_tn_repacked(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                               const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 

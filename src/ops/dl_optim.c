@@ -105,13 +105,6 @@ static int run_one(const char *fn, dl_optim_algo algo, dl_optim_call c) {
   return rc;
 }
 
-int dl_optim_step(const char *fn, dl_optim_algo algo, dl_tensor *param, dl_tensor *grad, dl_tensor *const s[3],
-                  const char *const names[3], const dl_optim_hp *hp) {
-  dl_optim_call c = {.param = param, .grad = grad, .s = {s[0], s[1], s[2]}, .hp = hp};
-  if (check_call(fn, algo, &c, names ? names : default_slot_names)) return -1;
-  return run_one(fn, algo, c);
-}
-
 /* whether two of the calls update one storage (tied or overlapping
  * parameters): their updates must not run side by side */
 static bool shares_storage(const dl_optim_call *calls, int n) {
@@ -158,6 +151,12 @@ int dl_optim_step_many(const char *fn, dl_optim_algo algo, dl_optim_call *calls,
     return -1;
   }
   return run_checked(fn, algo, calls, n);
+}
+
+int dl_optim_step(const char *fn, dl_optim_algo algo, dl_tensor *param, dl_tensor *grad, dl_tensor *const s[3],
+                  const char *const names[3], const dl_optim_hp *hp) {
+  dl_optim_call c = {.param = param, .grad = grad, .s = {s[0], s[1], s[2]}, .hp = hp};
+  return dl_optim_step_many(fn, algo, &c, 1, names);
 }
 
 void dl_optim_hp_for_step(dl_optim_algo algo, dl_optim_hp *hp, double step, double lr_decay, double momentum_decay,
