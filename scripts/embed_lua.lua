@@ -1,5 +1,9 @@
--- embed_lua.lua OUT.c FILE... : compiles the Lua library's sources into a C
--- array so bin/dlua and the module run from anywhere.
+-- embed_lua.lua OUT.c FILE... : compiles the Lua library's sources to
+-- bytecode in a C array, so bin/dlua and the module run from anywhere and
+-- start without parsing the library (string.dump keeps the debug
+-- information: errors still give file and line). The bytecode is made by
+-- the lua5.4 the build links against (liblua5.4-dev and lua5.4 are one
+-- Debian source package); a Lua whose format differs refuses it on load.
 -- lua/dlua/init.lua becomes module "dlua.init", lua/dlua/nn/linear.lua "dlua.nn.linear",
 -- lua/dlua/nn/init.lua "dlua.nn".
 -- embed_lua.lua --docs OUT.c FILE... : the docs pages (markdown) the same
@@ -19,6 +23,16 @@ for i = first + 1, #arg do
   local f = assert(io.open(path, "rb"))
   local src = f:read("a")
   f:close()
+  local name, rel
+  if not docs then
+    name = path:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/", ".")
+    -- a package's init file is the package (dlua.nn.init -> dlua.nn); the
+    -- library's own entry stays "dlua.init", since "dlua" is the C module
+    if name ~= "dlua.init" then name = name:gsub("%.init$", "") end
+    rel = path:gsub("^lua/", "") -- path below lua/, for DLUA_LUA_PATH
+    -- syntax errors fail the build; the chunk name is the one errors show
+    src = string.dump(assert(load(src, "=[dlua]/" .. name .. ".lua")))
+  end
   local bytes = {}
   for j = 1, #src do bytes[#bytes + 1] = string.format("%d,", src:byte(j)) end
   local var = "src_" .. (i - first)
@@ -26,13 +40,6 @@ for i = first + 1, #arg do
   if docs then
     entries[#entries + 1] = string.format('  {"%s", %s, %d},\n', path, var, #src)
   else
-    assert(load(src, "@" .. path)) -- syntax errors fail the build
-    local name = path:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/", ".")
-    -- a package's init file is the package (dlua.nn.init -> dlua.nn); the
-    -- library's own entry stays "dlua.init", since "dlua" is the C module
-    if name ~= "dlua.init" then name = name:gsub("%.init$", "") end
-    -- path below lua/, for DLUA_LUA_PATH
-    local rel = path:gsub("^lua/", "")
     entries[#entries + 1] = string.format('  {"%s", "%s", %s, %d},\n', name, rel, var, #src)
   end
 end

@@ -45,12 +45,13 @@ static int l_empty_cache(lua_State *L) {
   return 0;
 }
 
-/* package.preload loader for an embedded source; upvalue: index */
+/* package.preload loader for an embedded module (bytecode, named
+ * "=[dlua]/<module>.lua" when it was dumped); upvalue: index */
 static int load_embedded(lua_State *L) {
   const dlua_lua_source *s = &dlua_lua_sources[lua_tointeger(L, lua_upvalueindex(1))];
   char chunk[256];
   snprintf(chunk, sizeof chunk, "=[dlua]/%s.lua", s->name);
-  if (luaL_loadbuffer(L, s->src, s->len, chunk) != LUA_OK) return lua_error(L);
+  if (luaL_loadbufferx(L, s->src, s->len, chunk, "b") != LUA_OK) return lua_error(L);
   lua_pushvalue(L, 1);
   lua_call(L, 1, 1);
   return 1;

@@ -1,7 +1,8 @@
 /* lua_sys.c — small system helpers the Lua training tools need and plain Lua
  * lacks: whether a descriptor is a terminal, its width, a monotonic wall
- * clock (os.clock is CPU time, summed over OpenMP threads), and the
- * reference pages built into the program (for dl.help). */
+ * clock (os.clock is CPU time, summed over OpenMP threads), whether a
+ * function is written in Lua, and the reference pages built into the
+ * program (for dl.help). */
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +38,14 @@ static int l_time(lua_State *L) {
   return 1;
 }
 
+/* dl._lua_function(v) -> whether v is a function written in Lua (not C):
+ * what debug.getinfo(v, "S").what tells, without making its table (the
+ * library asks it of ~1500 values as it loads) */
+static int l_lua_function(lua_State *L) {
+  lua_pushboolean(L, lua_type(L, 1) == LUA_TFUNCTION && !lua_iscfunction(L, 1));
+  return 1;
+}
+
 typedef struct { const char *path; const char *text; size_t len; } dlua_doc_page;
 extern const dlua_doc_page dlua_doc_pages[];
 
@@ -56,6 +65,7 @@ static const luaL_Reg functions[] = {
     {"_isatty", l_isatty},
     {"_term_width", l_term_width},
     {"_time", l_time},
+    {"_lua_function", l_lua_function},
     {NULL, NULL},
 };
 
