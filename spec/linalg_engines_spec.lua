@@ -3,6 +3,8 @@
 -- oneDNN): every layout of the operands, ragged sizes, narrowed views,
 -- alpha and beta through addmm and out=, a Linear layer's forward and
 -- backward, at one thread and two, each against the same product in float64.
+-- Row-major A @ B^T goes to oneDNN from 64^3 up: the shapes below the
+-- cut-off, attention's batched q @ k^T among them, in every layout too.
 local dl = require "dlua"
 local H = require "spec.helper"
 
@@ -12,6 +14,10 @@ local SHAPES = { -- M, K, N of [M, K] @ [K, N]; all past the cut-off
   {128, 784, 256}, {256, 128, 784}, {130, 150, 70}, {1, 1100, 1000}, {1100, 1, 1000}, {100, 100, 105},
 }
 
+-- below the cut-off, above 64^3: [M, K] @ [K, N]^T goes to oneDNN, the
+-- other layouts to OpenBLAS
+local NT_SHAPES = {{128, 32, 128}, {70, 70, 70}, {1000, 64, 10}, {8, 100, 1000}, {65, 64, 64}}
+
 describe("float32 products past oneDNN's cut-off", function()
   local prev
   setup(function() prev = dl.get_num_threads() end)
@@ -20,6 +26,23 @@ describe("float32 products past oneDNN's cut-off", function()
   for _, threads in ipairs({1, 2}) do
     H.matmul_layout_cases(it, SHAPES, string.format(", %d thread(s)", threads),
       function() dl.set_num_threads(threads) end)
+    H.matmul_layout_cases(it, NT_SHAPES, string.format(", %d thread(s)", threads),
+      function() dl.set_num_threads(threads) end)
+    it(string.format("match float64 for attention's batched q @ k^T and its gradients, %d thread(s)", threads),
+      function()
+        dl.set_num_threads(threads)
+        local q = dl.randn(4, 2, 128, 32):requires_grad_()
+        local k = dl.randn(4, 2, 128, 32):requires_grad_()
+        local g = dl.randn(4, 2, 128, 128)
+        local s = dl.matmul(q, k:transpose(-2, -1))
+        s:backward(g)
+        local qd, kd = q:detach():double():requires_grad_(), k:detach():double():requires_grad_()
+        local sd = dl.matmul(qd, kd:transpose(-2, -1))
+        sd:backward(g:double())
+        H.assert_close(s:double(), sd, 1e-3)
+        H.assert_close(q.grad:double(), qd.grad, 1e-3)
+        H.assert_close(k.grad:double(), kd.grad, 1e-3)
+      end)
   end
 
   it("read operands with leading dims wider than the matrix (narrowed views)", function()

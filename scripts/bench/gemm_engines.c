@@ -2,7 +2,8 @@
  * engine (src/cpu/cpu_linalg.c): OpenBLAS's cblas_sgemm against oneDNN's
  * dnnl_sgemm on the fashion MLP's eleven products (forward, input and
  * weight gradients at batch 128) and on a sweep of sizes around the cut-off
- * (m n k = 2^20), each in the four transpose cases. Row-major, as PyTorch
+ * (m n k = 2^20), each in the four transpose cases, and on row-major
+ * A @ B^T products below the cut-off ("nt" rows). Row-major, as PyTorch
  * calls them; both libraries read libgomp's thread count.
  * Usage: gemm_engines THREADS. Prints one line per product: the best of 5
  * timings of each engine and OpenBLAS's time over oneDNN's (> 1: oneDNN
@@ -70,6 +71,17 @@ int main(int argc, char **argv) {
            t1 * 1e6, t0 / t1);
   }
   printf("mlp total                %9.1f %9.1f  %5.2f\n", tot[0] * 1e6, tot[1] * 1e6, tot[0] / tot[1]);
+
+  /* row-major A @ B^T between 64^3 and 2^20 multiply-adds (x @ W^T, the
+   * attention scores q @ k^T and their gradient dO @ V^T) */
+  static const int nt[][3] = {{128, 128, 32}, {32, 128, 128}, {128, 64, 64}, {96, 96, 96},  {70, 70, 70},
+                              {100, 100, 30}, {1000, 10, 64}, {64, 10, 1000}, {512, 16, 100}, {128, 1000, 8},
+                              {8, 1000, 100}, {2000, 4, 100}};
+  for (size_t q = 0; q < sizeof nt / sizeof nt[0]; q++) {
+    int m = nt[q][0], n = nt[q][1], k = nt[q][2];
+    double t0 = time_one(0, 'N', 'T', m, n, k), t1 = time_one(1, 'N', 'T', m, n, k);
+    printf("nt    NT %5d %5d %5d  %9.1f %9.1f  %5.2f\n", m, n, k, t0 * 1e6, t1 * 1e6, t0 / t1);
+  }
 
   static const int sweep[][3] = {{32, 32, 32},   {64, 64, 64},    {128, 64, 64},  {96, 96, 96},     {64, 128, 128},
                                  {128, 128, 128}, {256, 64, 64},  {1000, 1000, 64}, {64, 512, 2048}, {256, 256, 256},

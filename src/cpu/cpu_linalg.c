@@ -21,11 +21,20 @@
  * faster; below it (64^3 and less) OpenBLAS's small kernels win by up to
  * 2x. Both read the same thread count (libgomp's). */
 #define DNNL_SGEMM_MNK (1 << 20)
+/* Row-major A @ B^T (column-major transposed A, plain B: x @ W^T, the
+ * attention scores q @ k^T) is OpenBLAS's slow case: above 64^3 (below, the
+ * repacked path of cpu_gemm_small.c) oneDNN took 7.8 against 11.6 us for
+ * 128x128x32 and 1.05-1.87x less on ten of eleven other shapes up to 2^20
+ * at one thread (64x10x1000 lost, 19.4 against 16.2 us); 1.16-3.49x less on
+ * all twelve at two, where OpenBLAS's split ran most of them slower than
+ * one thread did (gemm_engines.sh, "nt" rows). */
+#define DNNL_SGEMM_NT_MNK (64 * 64 * 64)
 
 /* column-major C = op(A) op(B) is row-major C^T = op(B)^T op(A)^T */
 static bool sgemm_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
                        const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-  if ((double)m * (double)n * (double)k < DNNL_SGEMM_MNK) return false;
+  double mnk = (double)m * (double)n * (double)k;
+  if (mnk < DNNL_SGEMM_MNK && !(ta && !tb && mnk > DNNL_SGEMM_NT_MNK)) return false;
   return dnnl_sgemm(tb ? 'T' : 'N', ta ? 'T' : 'N', n, m, k, alpha, b, ldb, a, lda, beta, c, ldc) == dnnl_success;
 }
 #else
