@@ -20,6 +20,9 @@ endif
 BLAS_DIR ?= /usr/lib/$(MULTIARCH)/openblas-openmp
 BLAS_INC ?= /usr/include/$(MULTIARCH)/openblas-openmp
 LUA_INC ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+# the interpreter that embeds the Lua library (scripts/embed_lua.lua) and
+# makes its bytecode
+LUA ?= lua5.4
 LUA_LIB ?= $(shell pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4)
 
 # oneDNN (libdnnl-dev: the engine PyTorch runs convolution through) when its
@@ -121,7 +124,7 @@ $(shell mkdir -p $(BUILD)/gen; echo '$(LUA_SRC)' | cmp -s - $(LUA_LIST) || echo 
 
 $(GEN_SRC): scripts/embed_lua.lua $(LUA_SRC) $(LUA_LIST) $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	lua5.4 scripts/embed_lua.lua $@ $(LUA_SRC)
+	$(LUA) scripts/embed_lua.lua --release "$$($(LUA) -v 2>&1)" $@ $(LUA_SRC)
 
 $(BUILD)/gen/dlua_lua_sources.o: $(GEN_SRC)
 	$(CC) $(CFLAGS_BASE) -c $< -o $@
@@ -131,7 +134,7 @@ $(shell mkdir -p $(BUILD)/gen; echo '$(DOC_SRC)' | cmp -s - $(DOC_LIST) || echo 
 
 $(GEN_DOCS): scripts/embed_lua.lua $(DOC_SRC) $(DOC_LIST) $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	lua5.4 scripts/embed_lua.lua --docs $@ $(DOC_SRC)
+	$(LUA) scripts/embed_lua.lua --docs $@ $(DOC_SRC)
 
 $(BUILD)/gen/dlua_doc_pages.o: $(GEN_DOCS)
 	$(CC) $(CFLAGS_BASE) -c $< -o $@

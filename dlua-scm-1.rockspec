@@ -30,6 +30,7 @@ build = {
   build_target = "all",
   build_variables = {
     LUA_INC = "-I$(LUA_INCDIR)",
+    LUA = "$(LUA)",
     OPT = "-O2",
   },
   -- the Makefile's install target is for system prefixes; the rock tree

@@ -8,8 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct { const char *name; const char *path; const char *src; size_t len; } dlua_lua_source;
+typedef struct {
+  const char *name, *path, *src;
+  size_t len;
+  const char *bc; /* src as bytecode of dlua_lua_bytecode_release */
+  size_t bc_len;
+} dlua_lua_source;
 extern const dlua_lua_source dlua_lua_sources[];
+extern const char dlua_lua_bytecode_release[]; /* "Lua 5.4.4" */
 
 static int l_set_num_threads(lua_State *L) {
   lua_Integer n = luaL_checkinteger(L, 1);
@@ -45,13 +51,27 @@ static int l_empty_cache(lua_State *L) {
   return 0;
 }
 
-/* package.preload loader for an embedded module (bytecode, named
- * "=[dlua]/<module>.lua" when it was dumped); upvalue: index */
+/* whether the Lua this runs in is the release that made the embedded
+ * bytecode ("$LuaVersion: Lua 5.4.4  Copyright ..."): bytecode is not
+ * portable across releases, and a host may bring its own Lua 5.4 */
+static bool bytecode_fits(void) {
+  static const char prefix[] = "$LuaVersion: ";
+  size_t n = strlen(dlua_lua_bytecode_release);
+  return strncmp(lua_ident, prefix, sizeof prefix - 1) == 0 &&
+         strncmp(lua_ident + sizeof prefix - 1, dlua_lua_bytecode_release, n) == 0 &&
+         lua_ident[sizeof prefix - 1 + n] == ' ';
+}
+
+/* package.preload loader for an embedded module: its bytecode (named
+ * "=[dlua]/<module>.lua" when it was dumped) where it fits this Lua, its
+ * source under that name otherwise; upvalue: index */
 static int load_embedded(lua_State *L) {
   const dlua_lua_source *s = &dlua_lua_sources[lua_tointeger(L, lua_upvalueindex(1))];
   char chunk[256];
   snprintf(chunk, sizeof chunk, "=[dlua]/%s.lua", s->name);
-  if (luaL_loadbufferx(L, s->src, s->len, chunk, "b") != LUA_OK) return lua_error(L);
+  int rc = bytecode_fits() ? luaL_loadbufferx(L, s->bc, s->bc_len, chunk, "b")
+                           : luaL_loadbufferx(L, s->src, s->len, chunk, "t");
+  if (rc != LUA_OK) return lua_error(L);
   lua_pushvalue(L, 1);
   lua_call(L, 1, 1);
   return 1;
