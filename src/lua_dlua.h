@@ -76,6 +76,8 @@ extern _Thread_local bool dlua_gc_due;
 void dlua_gc_collect(lua_State *L);
 /* a full collection after a big training step's backward (lua_tensor.c) */
 void dlua_gc_after_backward(lua_State *L);
+/* a full collection now, dead tensors released, the pacing reset to it */
+void dlua_gc_full_collect(lua_State *L);
 static inline void dlua_gc_point(lua_State *L) {
   if (dlua_gc_due) dlua_gc_collect(L);
 }

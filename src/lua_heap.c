@@ -266,9 +266,7 @@ static _Thread_local lua_State *current_state;
 
 static void reclaim(void) {
   lua_State *L = current_state;
-  if (!L) return;
-  lua_gc(L, LUA_GCCOLLECT);
-  dlua_heap_drain(L);
+  if (L) dlua_gc_full_collect(L);
 }
 
 void dlua_heap_track(lua_State *L, dlua_tensor_ud *u) {

@@ -34,16 +34,23 @@ static const char META_KEY = 0, METHODS_KEY = 0, GETTERS_KEY = 0, SETTERS_KEY = 
 #define GC_MIN_TENSORS 64
 #define GC_CACHE_BYTES ((size_t)4 << 20)
 static _Thread_local size_t gc_bytes, gc_tensors, gc_live = GC_MIN_BYTES, gc_base = GC_MIN_BYTES;
-/* old garbage (host live bytes above the lowest seen since the last full
- * collection) that makes a backward run a full collection: at 16 MB the
- * Transformer step of scripts/bench/seq.lua ran 34.0 ms (rss 78 MB), at
- * 64 MB 34.7 ms (115 MB) */
+/* the old garbage a full collection waits for: host live bytes this much
+ * above the lowest seen since the last full collection (gc_base) when a
+ * backward ends, and, for the doubling rule, above the live bytes right
+ * after the last full collection. At 16 MB the Transformer step of
+ * scripts/bench/seq.lua ran 34.0 ms (rss 78 MB), at 64 MB 34.7 ms (115 MB) */
 #define GC_OLD_BYTES ((size_t)16 << 20)
 /* tensor bytes made on any device since the last full collection; past
  * GC_FULL_BYTES a backward runs one whatever the host count says (old
  * device tensors do not show in it) */
-static _Thread_local size_t gc_since_full, gc_full_live; /* and the live bytes after it */
+static _Thread_local size_t gc_since_full;
 #define GC_FULL_BYTES ((size_t)1 << 30)
+/* the live host bytes right after the last full collection (0 before the
+ * first); set only there. A full collection at a step's peak keeps the
+ * doubling rule off until the live bytes pass that peak by GC_OLD_BYTES,
+ * which is what stops the collections that free nothing; old garbage
+ * below it goes at a backward's end (the gc_base rule). */
+static _Thread_local size_t gc_full_live;
 _Thread_local bool dlua_gc_due;
 
 static size_t live_bytes(void) {
@@ -51,7 +58,7 @@ static size_t live_bytes(void) {
   return live > GC_MIN_BYTES ? live : GC_MIN_BYTES;
 }
 
-static void full_collect(lua_State *L) {
+void dlua_gc_full_collect(lua_State *L) {
   lua_gc(L, LUA_GCCOLLECT);
   dlua_heap_drain(L);
   gc_live = gc_base = gc_full_live = live_bytes();
@@ -64,7 +71,7 @@ void dlua_gc_collect(lua_State *L) {
   lua_gc(L, LUA_GCSTEP, 0); /* generational mode: a minor collection */
   dlua_heap_drain(L);
   gc_live = live_bytes();
-  if (gc_live > 2 * gc_base && gc_live > gc_full_live + GC_OLD_BYTES) full_collect(L);
+  if (gc_live > 2 * gc_base && gc_live > gc_full_live + GC_OLD_BYTES) dlua_gc_full_collect(L);
   else if (gc_live < gc_base) gc_base = gc_live; /* a peak's full collection does not raise the bar for good */
 }
 
@@ -80,12 +87,12 @@ void dlua_gc_collect(lua_State *L) {
  * tensors were made on any device (otherwise the next steps allocate
  * afresh, past what the allocator caches: page faults were a third of a
  * Transformer step's time). A full collection walks the whole Lua heap
- * (1.4 ms beside the library): run after every 64 MB made, as before,
- * it took 5% of the fashion MLP's time (every 24 steps). */
+ * (1.4 ms beside the library): an earlier rule, one after every 64 MB
+ * made, took 5% of the fashion MLP's time (every 24 steps). */
 void dlua_gc_after_backward(lua_State *L) {
   if (gc_bytes >= GC_MIN_BYTES) dlua_gc_collect(L);
   if (live_bytes() < gc_base + GC_OLD_BYTES && gc_since_full < GC_FULL_BYTES) return;
-  full_collect(L);
+  dlua_gc_full_collect(L);
 }
 
 void dlua_pushtensor(lua_State *L, dl_tensor *t) {
