@@ -76,7 +76,8 @@ int main(int argc, char **argv) {
    * attention scores q @ k^T and their gradient dO @ V^T) */
   static const int nt[][3] = {{128, 128, 32}, {32, 128, 128}, {128, 64, 64}, {96, 96, 96},  {70, 70, 70},
                               {100, 100, 30}, {1000, 10, 64}, {64, 10, 1000}, {512, 16, 100}, {128, 1000, 8},
-                              {8, 1000, 100}, {2000, 4, 100}};
+                              {8, 1000, 100}, {2000, 4, 100}, {1, 1024, 512}, {1, 512, 1024}, {512, 1, 1024},
+                              {2, 512, 512}};
   for (size_t q = 0; q < sizeof nt / sizeof nt[0]; q++) {
     int m = nt[q][0], n = nt[q][1], k = nt[q][2];
     double t0 = time_one(0, 'N', 'T', m, n, k), t1 = time_one(1, 'N', 'T', m, n, k);

@@ -1,7 +1,8 @@
 /* cpu_linalg.c — GEMM on the CPU: OpenBLAS for float64 and small-to-mid
- * float32 products, oneDNN's sgemm for larger float32 ones where it is
- * there (small products in cpu_gemm_small.c), a plain loop for int64.
- * Column-major, as dl_linalg.h defines the kernels. */
+ * float32 products, oneDNN's sgemm where it is there for larger float32
+ * ones and for mid-sized row-major A @ B^T (small products in
+ * cpu_gemm_small.c), a plain loop for int64. Column-major, as dl_linalg.h
+ * defines the kernels. */
 #include "../ops/dl_linalg.h"
 #include "cpu_gemm_packed.h"
 #include "cpu_gemm_small.h"
@@ -23,11 +24,12 @@
 #define DNNL_SGEMM_MNK (1 << 20)
 /* Row-major A @ B^T (column-major transposed A, plain B: x @ W^T, the
  * attention scores q @ k^T) is OpenBLAS's slow case: above 64^3 (below, the
- * repacked path of cpu_gemm_small.c) oneDNN took 7.8 against 11.6 us for
- * 128x128x32 and 1.05-1.87x less on ten of eleven other shapes up to 2^20
- * at one thread (64x10x1000 lost, 19.4 against 16.2 us); 1.16-3.49x less on
- * all twelve at two, where OpenBLAS's split ran most of them slower than
- * one thread did (gemm_engines.sh, "nt" rows). */
+ * repacked path of cpu_gemm_small.c) oneDNN ran 128x128x32 in 7.5 against
+ * 11.1 us and was 1.01-1.89x faster on fourteen of fifteen other shapes up
+ * to 2^20, single rows among them, at one thread (64x10x1000 lost: 18.7
+ * against 15.8 us); 1.05-4.1x faster on all sixteen at two, where
+ * OpenBLAS's split ran most of them slower than one thread did
+ * (gemm_engines.sh, "nt" rows; Xeon with AVX-512). */
 #define DNNL_SGEMM_NT_MNK (64 * 64 * 64)
 
 /* column-major C = op(A) op(B) is row-major C^T = op(B)^T op(A)^T */
@@ -143,8 +145,9 @@ static int cpu_gemm_bias(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, in
   return DL_KERNEL_OK;
 }
 
-/* Many small products run one per thread (OpenBLAS stays single-threaded
- * inside a parallel region); large ones use OpenBLAS's own threads. */
+/* Many small products run one per thread (OpenBLAS and oneDNN stay
+ * single-threaded inside a parallel region); large ones use the engines'
+ * own threads. */
 #define SMALL_GEMM_FLOPS (128.0 * 128 * 128)
 
 static int cpu_gemm_strided_batched(dl_dtype dt, bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha,
