@@ -29,7 +29,10 @@
  * to 2^20, single rows among them, at one thread (64x10x1000 lost: 18.7
  * against 15.8 us); 1.05-4.1x faster on all sixteen at two, where
  * OpenBLAS's split ran most of them slower than one thread did
- * (gemm_engines.sh, "nt" rows; Xeon with AVX-512). */
+ * (gemm_engines.sh, "nt" rows; Xeon with AVX-512). With both held to AVX2
+ * kernels on that machine (OPENBLAS_CORETYPE=Haswell,
+ * ONEDNN_MAX_CPU_ISA=AVX2) oneDNN was 1.12-5.0x faster on all sixteen at
+ * one thread and two. */
 #define DNNL_SGEMM_NT_MNK (64 * 64 * 64)
 
 /* column-major C = op(A) op(B) is row-major C^T = op(B)^T op(A)^T */
