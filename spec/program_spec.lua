@@ -36,7 +36,9 @@ end
 
 local tmpfiles = {}
 local function script(text)
-  local path = os.tmpname() .. ".lua"
+  local base = os.tmpname() -- made empty by os.tmpname: removed with the script
+  local path = base .. ".lua"
+  tmpfiles[#tmpfiles + 1] = base
   tmpfiles[#tmpfiles + 1] = path
   return write(path, text)
 end

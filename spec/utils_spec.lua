@@ -309,7 +309,8 @@ describe("dl.utils.EarlyStopping", function()
   end)
 
   it("saves the best state_dict to path with dl.save and reloads it", function()
-    local path = os.tmpname() .. ".safetensors"
+    local base = os.tmpname() -- made empty by os.tmpname
+    local path = base .. ".safetensors"
     local m = tiny_model()
     local es = dl.utils.EarlyStopping({patience = 3, path = path})
     es:step(0.5, m)
@@ -323,6 +324,7 @@ describe("dl.utils.EarlyStopping", function()
     H.assert_close(m.weight, best_w, 0)
     H.assert_close(m.bias, best_b, 0)
     os.remove(path)
+    os.remove(base)
   end)
 
   it("rejects bad options and arguments with named errors", function()
