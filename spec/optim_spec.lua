@@ -419,14 +419,33 @@ describe("Optimizer:zero_grad / step", function()
     H.assert_close(b1, b2, 0)
   end)
 
+  it("keeps the group's order when a strided parameter shares a storage with a contiguous one", function()
+    dl.manual_seed(4)
+    local b1 = dl.randn(300, 300)
+    local b2 = b1:clone()
+    local p1, q1 = dl.nn.Parameter(b1:t()), dl.nn.Parameter(b1:view(-1):narrow(1, 1, 50000))
+    local p2, q2 = dl.nn.Parameter(b2:t()), dl.nn.Parameter(b2:view(-1):narrow(1, 1, 50000))
+    local g, h = dl.randn(300, 300), dl.randn(50000)
+    p1.grad, q1.grad, p2.grad, q2.grad = g, h, g, h
+    dl.optim.Adam({p1, q1}, {lr = 0.1}):step()
+    dl.optim.Adam({p2}, {lr = 0.1}):step()
+    dl.optim.Adam({q2}, {lr = 0.1}):step()
+    H.assert_close(b1, b2, 0)
+  end)
+
   it("updates the parameters before one whose state is bad, then raises the error", function()
     local a, b = dl.nn.Parameter(dl.ones(2, F64)), dl.nn.Parameter(dl.ones(2, F64))
-    local opt = dl.optim.SGD({a, b}, {lr = 0.5, momentum = 0.9})
-    a.grad, b.grad = dl.ones(2, F64), dl.ones(2, F64)
+    local c = dl.nn.Parameter(dl.ones(2, F64))
+    local opt = dl.optim.SGD({a, b, c}, {lr = 0.5, momentum = 0.9})
+    a.grad, b.grad, c.grad = dl.ones(2, F64), dl.ones(2, F64), dl.ones(2, F64)
     opt.state[b] = {momentum_buffer = dl.zeros(3, F64)}
     H.assert_error(function() opt:step() end, "momentum_buffer has shape [3] but the parameter has shape [2]")
     H.assert_close(a, {0.5, 0.5}, 0)
     H.assert_close(b, {1, 1}, 0)
+    -- the one after it is neither updated nor given state
+    H.assert_close(c, {1, 1}, 0)
+    assert.is_nil(opt.state[c])
+    c.grad = nil
     opt.state[b] = {momentum_buffer = "x"}
     H.assert_error(function() opt:step() end, "state 'momentum_buffer' is not a tensor")
     H.assert_close(a, {0.5 - 0.5 * 1.9, 0.5 - 0.5 * 1.9}, 1e-15)

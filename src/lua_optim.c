@@ -75,11 +75,12 @@ typedef struct {
   dl_optim_algo algo;
 } batch;
 
-/* updates the parameters gathered so far (an error is raised) */
+/* updates the parameters gathered so far, each checked as it was gathered
+ * (an error is raised) */
 static void flush(lua_State *L, batch *b) {
   int n = b->n;
   b->n = 0;
-  if (n > 0 && dl_optim_step_many(b->fn, b->algo, b->calls, n, slot_names[b->algo])) dlua_engine_error(L);
+  if (n > 0 && dl_optim_step_checked(b->fn, b->algo, b->calls, n)) dlua_engine_error(L);
 }
 
 /* an error in gathering a parameter, its message on the stack: the ones
@@ -207,7 +208,16 @@ static int l_step(lua_State *L) {
         lua_setfield(L, st, "mu_product");
       }
     }
-    b.calls[b.n++] = (dl_optim_call){.param = p, .grad = p->grad, .s = {s[0], s[1], s[2]}, .hp = hp};
+    dl_optim_call *c = &b.calls[b.n];
+    *c = (dl_optim_call){.param = p, .grad = p->grad, .s = {s[0], s[1], s[2]}, .hp = hp};
+    if (dl_optim_check(fn, algo, c, slot_names[algo])) {
+      /* as one update per parameter did: the ones before it are updated,
+       * the ones after it not gathered (their steps not advanced) */
+      flush(L, &b);
+      dl_optim_check(fn, algo, c, slot_names[algo]); /* its error again */
+      return dlua_engine_error(L);
+    }
+    b.n++;
     /* the tables hold every tensor the calls point at */
     lua_settop(L, params);
     if (b.n == BATCH) flush(L, &b);

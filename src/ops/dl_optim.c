@@ -34,9 +34,8 @@ static int check_like(const char *fn, const char *what, const dl_tensor *p, cons
 
 static const char *const default_slot_names[3] = {"state tensor 1", "state tensor 2", "state tensor 3"};
 
-/* the parameter's dtype, its gradient and the state the algorithm reads;
- * clears the slots it does not read */
-static int check_call(const char *fn, dl_optim_algo algo, dl_optim_call *c, const char *const names[3]) {
+int dl_optim_check(const char *fn, dl_optim_algo algo, dl_optim_call *c, const char *const names[3]) {
+  if (!names) names = default_slot_names;
   if ((unsigned)algo >= DL_OPTIM_NALGOS) {
     dl_error_set("%s: unknown optimiser", fn);
     return -1;
@@ -106,7 +105,7 @@ static int run_one(const char *fn, dl_optim_algo algo, dl_optim_call c) {
 }
 
 /* whether two of the calls update one storage (tied or overlapping
- * parameters): their updates must not run side by side */
+ * parameters): their updates must run one after the other, in order */
 static bool shares_storage(const dl_optim_call *calls, int n) {
   for (int i = 1; i < n; i++)
     for (int j = 0; j < i; j++)
@@ -114,49 +113,37 @@ static bool shares_storage(const dl_optim_call *calls, int n) {
   return false;
 }
 
-/* calls[0..n), all checked: the contiguous ones on the first call's
- * backend in one kernel call, the others one by one */
-static int run_checked(const char *fn, dl_optim_algo algo, dl_optim_call *calls, int n) {
+int dl_optim_step_checked(const char *fn, dl_optim_algo algo, dl_optim_call *calls, int n) {
   int batch = 0;
-  const dl_backend *be = n > 0 ? dl_backend_of(calls[0].param) : NULL;
-  for (int j = 0; j < n; j++) {
-    const dl_optim_call *c = &calls[j];
-    if (c->param->numel > 0 && dl_backend_of(c->param) == be && dl_tensor_is_contiguous(c->param) &&
-        dl_tensor_is_contiguous(c->grad)) {
-      dl_optim_call t = calls[batch];
-      calls[batch++] = *c;
-      calls[j] = t;
+  if (!shares_storage(calls, n)) { /* the batched ones first: no order to keep */
+    const dl_backend *be = n > 0 ? dl_backend_of(calls[0].param) : NULL;
+    for (int j = 0; j < n; j++) {
+      const dl_optim_call *c = &calls[j];
+      if (c->param->numel > 0 && dl_backend_of(c->param) == be && dl_tensor_is_contiguous(c->param) &&
+          dl_tensor_is_contiguous(c->grad)) {
+        dl_optim_call t = calls[batch];
+        calls[batch++] = *c;
+        calls[j] = t;
+      }
+    }
+    if (batch > 0) {
+      int rc = dl_kernel_status(fn, be->optim->step[algo](calls, batch));
+      for (int j = 0; j < batch; j++) {
+        dl_tensor_bump_version(calls[j].param);
+        bump_state(&calls[j]);
+      }
+      if (rc) return rc;
     }
   }
-  if (shares_storage(calls, batch)) batch = 0;
-  int rc = 0;
-  if (batch > 0) {
-    rc = dl_kernel_status(fn, be->optim->step[algo](calls, batch));
-    for (int j = 0; j < batch; j++) {
-      dl_tensor_bump_version(calls[j].param);
-      bump_state(&calls[j]);
-    }
-  }
-  for (int j = batch; j < n && rc == 0; j++) rc = run_one(fn, algo, calls[j]);
-  return rc;
-}
-
-int dl_optim_step_many(const char *fn, dl_optim_algo algo, dl_optim_call *calls, int n, const char *const names[3]) {
-  if (!names) names = default_slot_names;
-  for (int j = 0; j < n; j++) {
-    if (check_call(fn, algo, &calls[j], names) == 0) continue;
-    /* as one call per parameter would: the ones before it are updated */
-    if (j > 0 && run_checked(fn, algo, calls, j)) return -1;
-    check_call(fn, algo, &calls[j], names); /* its error again */
-    return -1;
-  }
-  return run_checked(fn, algo, calls, n);
+  for (int j = batch; j < n; j++)
+    if (run_one(fn, algo, calls[j])) return -1;
+  return 0;
 }
 
 int dl_optim_step(const char *fn, dl_optim_algo algo, dl_tensor *param, dl_tensor *grad, dl_tensor *const s[3],
                   const char *const names[3], const dl_optim_hp *hp) {
   dl_optim_call c = {.param = param, .grad = grad, .s = {s[0], s[1], s[2]}, .hp = hp};
-  return dl_optim_step_many(fn, algo, &c, 1, names);
+  return dl_optim_check(fn, algo, &c, names) ? -1 : dl_optim_step_checked(fn, algo, &c, 1);
 }
 
 void dl_optim_hp_for_step(dl_optim_algo algo, dl_optim_hp *hp, double step, double lr_decay, double momentum_decay,

@@ -90,23 +90,26 @@ struct dl_optim_kernels {
 };
 
 /* ---- front-end ----
- * Checks param (float32/float64), grad and the state tensors the algorithm
- * needs (same shape, dtype and device; state contiguous), then runs the
- * update. A non-contiguous grad is read through a contiguous copy, a
- * non-contiguous param is updated through one and copied back. Bumps the
- * version of param and of the state tensors. fn names the optimiser and
- * names[i] (or "state tensor i" when names is NULL) the state in errors. Returns 0, or -1 with an error set. */
+ * dl_optim_check checks one call: param (float32/float64), grad and the
+ * state tensors the algorithm needs (same shape, dtype and device; state
+ * contiguous); it clears the slots the algorithm does not read. fn names
+ * the optimiser and names[i] (or "state tensor i" when names is NULL) the
+ * state in errors. Returns 0, or -1 with an error set. */
+int dl_optim_check(const char *fn, dl_optim_algo algo, dl_optim_call *c, const char *const names[3]);
+
+/* Runs calls[0..n), each one that passed dl_optim_check: the contiguous
+ * ones on the first call's device go to the backend in one kernel call (on
+ * the CPU, one parallel region for all of them); the others run one by one,
+ * a non-contiguous grad read through a contiguous copy, a non-contiguous
+ * param updated through one and copied back. When two parameters share a
+ * storage (tied or overlapping), every call runs one by one, in order.
+ * Bumps the versions of the params and state tensors. Reorders calls.
+ * Returns 0, or -1 with an error set. */
+int dl_optim_step_checked(const char *fn, dl_optim_algo algo, dl_optim_call *calls, int n);
+
+/* One parameter: dl_optim_check, then dl_optim_step_checked. */
 int dl_optim_step(const char *fn, dl_optim_algo algo, dl_tensor *param, dl_tensor *grad, dl_tensor *const s[3],
                   const char *const names[3], const dl_optim_hp *hp);
-
-/* The same for many parameters at once: calls[j] holds a parameter, its
- * gradient, its state and its scalars. The contiguous ones on the first
- * call's device go to the backend in one kernel call (on the CPU, one
- * parallel region for all of them) unless two share a storage; the others
- * run one by one as above. On a call that fails its checks, the ones
- * before it are updated and the error is returned, as one call per
- * parameter would do. Reorders calls. */
-int dl_optim_step_many(const char *fn, dl_optim_algo algo, dl_optim_call *calls, int n, const char *const names[3]);
 
 /* Which state slots the algorithm uses, given its options (bit i: s[i]). */
 unsigned dl_optim_state_mask(dl_optim_algo algo, const dl_optim_hp *hp);
