@@ -104,12 +104,12 @@ static int sample_want(void) {
 
 /* A first look decides at once, without the hysteresis: a short script
  * (an epoch of 25 ms) started beside a busy process ran its first 100 ms,
- * all of its work, with a thread the scheduler kept putting aside. It
- * takes the largest count of three samples 5 ms apart: one sample can
- * count a thread of ours that blocked between the two reads as another
- * process (a single-sample look made a 2-thread add-1M run on one). */
+ * all of its work, with a thread the scheduler kept putting aside. */
 int dl_threads_first(int current, int want) { return want > 0 && want < current ? want : current; }
 
+/* The first look takes the largest count of three samples 5 ms apart: one
+ * sample can count a thread of ours that blocked between the two reads as
+ * another process (a single-sample look made a 2-thread add-1M run on one). */
 static void first_look(dl_threads_state *s) {
   const struct timespec gap = {0, 5 * 1000 * 1000};
   int want = 0;

@@ -415,7 +415,7 @@ static int run_c16(entry *e, void *const *ptrs, int arg, void *data, int arg2, v
   void *const datas[2] = {data, data2};
   for (int k = 0; k < 2 && args[k]; k++) {
     const int i = slot_of(e, args[k]);
-    if (i < 0 || !slot_c16(e, args[k])) {
+    if (i < 0 || !e->slots[i].c16) {
       dl_error_set("cpu: this convolution does not compute in blocks of 16 channels");
       return -1;
     }
@@ -427,7 +427,7 @@ static int run_c16(entry *e, void *const *ptrs, int arg, void *data, int arg2, v
 /* x reordered into xb, the forward's source layout (slot SRC of e) */
 static int reorder_src(entry *e, const dl_tensor *x, dl_tensor *xb) {
   const int i = e ? slot_of(e, DNNL_ARG_SRC) : -1;
-  if (i < 0 || !slot_c16(e, DNNL_ARG_SRC)) {
+  if (i < 0 || !e->slots[i].c16) {
     dl_error_set("cpu: this convolution does not read its input in blocks of 16 channels");
     return -1;
   }

@@ -88,3 +88,20 @@ void dl_iter_parallel(const dl_iter *it, dl_iter_fn fn, void *ctx, int64_t grain
 #endif
   dl_iter_run(it, 0, n, fn, ctx);
 }
+
+void dl_cpu_run_blocks(int64_t nb, int64_t grain, dl_block_fn fn, void *ctx) {
+#ifdef _OPENMP
+  if (nb >= grain && omp_get_max_threads() > 1) {
+#pragma omp parallel
+    {
+      int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
+      int64_t chunk = (nb + nt - 1) / nt, b0 = id * chunk, b1 = b0 + chunk < nb ? b0 + chunk : nb;
+      if (b0 < b1) fn(ctx, b0, b1);
+    }
+    return;
+  }
+#else
+  (void)grain;
+#endif
+  fn(ctx, 0, nb);
+}

@@ -29,6 +29,13 @@ void dl_iter_run(const dl_iter *it, int64_t begin, int64_t end, dl_iter_fn fn, v
 /* all elements, split across threads when there are at least `grain` */
 void dl_iter_parallel(const dl_iter *it, dl_iter_fn fn, void *ctx, int64_t grain);
 
+/* fn(ctx, b0, b1) over blocks [0, nb) of whatever the caller cuts into
+ * blocks: one equal run of blocks per thread when there are at least
+ * `grain` blocks and more than one thread (an idle parallel region still
+ * costs futex calls), else all of them on the calling thread */
+typedef void (*dl_block_fn)(void *ctx, int64_t b0, int64_t b1);
+void dl_cpu_run_blocks(int64_t nb, int64_t grain, dl_block_fn fn, void *ctx);
+
 /* true when every operand's inner stride equals its element size */
 static inline bool dl_iter_inner_contiguous(const int64_t *strides, const int64_t *elsizes, int nops) {
   for (int k = 0; k < nops; k++)

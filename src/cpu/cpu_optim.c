@@ -9,9 +9,6 @@
 #include "cpu_iter.h"
 
 #include <math.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #ifdef __SSE__
 #include <immintrin.h>
 #endif
@@ -204,42 +201,38 @@ static inline void ftz_leave(unsigned csr) {
 #endif
 }
 
-/* elements [lo, hi) of the calls' parameters laid end to end */
-static void run_span(opt_range f32, opt_range f64, const dl_optim_call *calls, int n, int64_t lo, int64_t hi) {
+/* one batch of calls (up to 64 contiguous parameters of a group,
+ * lua_optim.c) and its two kernels */
+typedef struct {
+  opt_range f32, f64;
+  const dl_optim_call *calls;
+  int n;
+  int64_t total; /* elements of all the parameters, laid end to end */
+} opt_group;
+
+/* elements [16 b0, 16 b1) of the group, laid end to end */
+static void run_span(void *ctx, int64_t b0, int64_t b1) {
+  const opt_group *g = ctx;
+  const int64_t lo = 16 * b0, hi = 16 * b1 < g->total ? 16 * b1 : g->total;
   unsigned csr = ftz_enter();
   int64_t base = 0;
-  for (int j = 0; j < n && base < hi; j++) {
-    const dl_optim_call *c = &calls[j];
+  for (int j = 0; j < g->n && base < hi; j++) {
+    const dl_optim_call *c = &g->calls[j];
     const int64_t m = c->param->numel, a = lo > base ? lo - base : 0, b = hi - base < m ? hi - base : m;
-    if (a < b) (c->param->dtype == DL_FLOAT64 ? f64 : f32)(c, a, b);
+    if (a < b) (c->param->dtype == DL_FLOAT64 ? g->f64 : g->f32)(c, a, b);
     base += m;
   }
   ftz_leave(csr);
 }
 
-/* One parallel region for the calls of one batch (up to 64 contiguous
- * parameters of a group, lua_optim.c): each thread takes an equal share
- * of their elements laid end to end, so small tensors (biases, narrow
- * layers) no longer run on one thread while the other waits, and the
- * batch pays one fork instead of one per tensor. */
+/* One parallel region for the calls of one batch: each thread takes an
+ * equal share of their elements laid end to end (in blocks of 16), so
+ * small tensors (biases, narrow layers) do not run on one thread while the
+ * other waits, and the batch pays one fork instead of one per tensor. */
 static void run_group(opt_range f32, opt_range f64, const dl_optim_call *calls, int n) {
-  int64_t total = 0;
-  for (int j = 0; j < n; j++) total += calls[j].param->numel;
-  if (total <= DL_PARALLEL_GRAIN) {
-    run_span(f32, f64, calls, n, 0, total);
-    return;
-  }
-#pragma omp parallel
-  {
-#ifdef _OPENMP
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-    const int64_t t = 0, nt = 1;
-#endif
-    /* shares end on 16-element boundaries of the whole span */
-    const int64_t lo = total * t / nt / 16 * 16, hi = t == nt - 1 ? total : total * (t + 1) / nt / 16 * 16;
-    run_span(f32, f64, calls, n, lo, hi);
-  }
+  opt_group g = {f32, f64, calls, n, 0};
+  for (int j = 0; j < n; j++) g.total += calls[j].param->numel;
+  dl_cpu_run_blocks((g.total + 15) / 16, DL_PARALLEL_GRAIN / 16, run_span, &g);
 }
 
 #define DISPATCH(name)                                                          \

@@ -7,9 +7,6 @@
 
 #include <math.h> /* scalar libm: every element uses the same functions, whatever the split */
 #include <stdlib.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #define BLOCK_GRAIN (DL_PARALLEL_GRAIN / 4)
 
@@ -26,25 +23,6 @@ static void store_values(void *base, dl_dtype dt, int64_t i0, int cnt, const dou
   case DL_FLOAT64: STORE(double, v[l_]); break;
   default: break;
   }
-}
-
-/* Runs fn over blocks [0, nb), split across threads only when there are
- * enough (an idle parallel region still costs futex calls). */
-typedef void (*block_fn)(void *ctx, int64_t b0, int64_t b1);
-
-static void run_blocks(int64_t nb, int64_t grain, block_fn fn, void *ctx) {
-#ifdef _OPENMP
-  if (nb >= grain && omp_get_max_threads() > 1) {
-#pragma omp parallel
-    {
-      int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
-      int64_t chunk = (nb + nt - 1) / nt, b0 = id * chunk, b1 = b0 + chunk < nb ? b0 + chunk : nb;
-      if (b0 < b1) fn(ctx, b0, b1);
-    }
-    return;
-  }
-#endif
-  fn(ctx, 0, nb);
 }
 
 /* what a kernel's blocks need */
@@ -81,7 +59,7 @@ static void float_blocks(void *ctx, int64_t b0, int64_t b1) {
 static int cpu_fill_float(dl_tensor *out, dl_rng_state st, dl_rand_kind kind, double a, double b) {
   job j = {.st = st, .dt = out->dtype, .base = dl_tensor_data(out), .n = out->numel, .kind = kind, .a = a, .b = b};
   int per = out->dtype == DL_FLOAT64 ? 2 : 4;
-  run_blocks((j.n + per - 1) / per, BLOCK_GRAIN, float_blocks, &j);
+  dl_cpu_run_blocks((j.n + per - 1) / per, BLOCK_GRAIN, float_blocks, &j);
   return DL_KERNEL_OK;
 }
 
@@ -123,7 +101,7 @@ static void int_blocks(void *ctx, int64_t b0, int64_t b1) {
 static int cpu_randint(dl_tensor *out, dl_rng_state st, int64_t lo, uint64_t range) {
   job j = {.st = st, .dt = out->dtype, .base = dl_tensor_data(out), .n = out->numel, .lo = lo, .range = range};
   int per = range > (UINT64_C(1) << 32) ? 2 : 4;
-  run_blocks((j.n + per - 1) / per, BLOCK_GRAIN, int_blocks, &j);
+  dl_cpu_run_blocks((j.n + per - 1) / per, BLOCK_GRAIN, int_blocks, &j);
   return DL_KERNEL_OK;
 }
 
@@ -375,7 +353,7 @@ static int cpu_dropout(dl_tensor *out, dl_tensor *mask, const dl_tensor *x, dl_r
                        double scale) {
   job j = {.st = st, .dt = out->dtype, .base = dl_tensor_data(out), .n = out->numel, .a = keep, .b = scale,
            .x = dl_tensor_data(x), .mask = dl_tensor_data(mask)};
-  run_blocks((j.n + 3) / 4, BLOCK_GRAIN, drop_blocks, &j);
+  dl_cpu_run_blocks((j.n + 3) / 4, BLOCK_GRAIN, drop_blocks, &j);
   return DL_KERNEL_OK;
 }
 
@@ -404,7 +382,7 @@ static int64_t cpu_bernoulli(dl_tensor *out, dl_rng_state st, double p, const dl
     if (bad) return bad;
   }
   job j = {.st = st, .dt = out->dtype, .base = dl_tensor_data(out), .n = n, .a = p, .probs = pp};
-  run_blocks((n + 1) / 2, BLOCK_GRAIN, bern_blocks, &j);
+  dl_cpu_run_blocks((n + 1) / 2, BLOCK_GRAIN, bern_blocks, &j);
   return 0;
 }
 
@@ -438,7 +416,7 @@ static int cpu_randperm(dl_tensor *out, dl_rng_state st) {
   perm_key *keys = dl_host_alloc(bytes);
   if (!keys) return -1;
   job j = {.st = st, .n = n, .keys = keys};
-  run_blocks((n + 1) / 2, BLOCK_GRAIN, key_blocks, &j);
+  dl_cpu_run_blocks((n + 1) / 2, BLOCK_GRAIN, key_blocks, &j);
   qsort(keys, (size_t)n, sizeof(perm_key), cmp_key);
   int64_t *o = dl_tensor_data(out);
   for (int64_t i = 0; i < n; i++) o[i] = keys[i].idx + 1;

@@ -268,7 +268,7 @@ local function conv_class(nd)
       call.stride, call.padding, call.dilation, call.groups = self.stride, self.padding, self.dilation, self.groups
       block.bn, block.opts.pool = bn, pool
       local y = conv(nil, nd, x, self.weight, self.bias, call, run_conv)
-      block.bn, block.w, block.b, block.copts = nil, nil, nil, nil -- (no tensor kept alive between calls)
+      block.bn, block.w, block.b, block.copts = nil, nil, nil, nil -- (an error leaves them to the next call)
       return y
     end)
   end
