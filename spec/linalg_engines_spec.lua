@@ -1,8 +1,9 @@
 -- float32 products past oneDNN's cut-off (m n k >= 2^20, src/cpu/cpu_linalg.c;
 -- OpenBLAS below it, and for these too where dlua is built without
 -- oneDNN): every layout of the operands, ragged sizes, narrowed views,
--- alpha and beta through addmm and out=, a Linear layer's forward and
--- backward, at one thread and two, each against the same product in float64.
+-- alpha and beta through addmm and out=, every kind of row bias, a Linear
+-- layer's forward and backward, at one thread and two, each against the
+-- same product in float64.
 -- Row-major A @ B^T goes to oneDNN from 64^3 up (where oneDNN is built and
 -- the small kernel declines the shape: on an AVX2-only CPU at one thread
 -- it takes some of these): the shapes below the cut-off, attention's
@@ -73,6 +74,33 @@ describe("float32 products past oneDNN's cut-off, and A @ B^T from 64^3", functi
     assert.is_false(out:isnan():any():item())
     H.assert_close(out:double(), ref(a, b), 1e-3)
   end)
+
+  -- the bias is added after the product, split by rows across threads
+  -- when the output is large: every kind of row bias, at one thread and two
+  for _, threads in ipairs({1, 2}) do
+    it(string.format("add a bias broadcast along the rows after the product, %d thread(s)", threads), function()
+      local prev = dl.get_num_threads()
+      dl.set_num_threads(threads)
+      local a, w = dl.randn(512, 64), dl.randn(600, 64)
+      local biases = {
+        contiguous = dl.randn(600),
+        strided = dl.randn(600, 2):select(2, 2), -- stride 2
+        one = dl.randn(1), -- broadcast to every column
+        row = dl.randn(1, 600),
+      }
+      for _, bias in pairs(biases) do
+        for _, ab in ipairs({{1, 1}, {0.5, 3}}) do
+          local y = dl.addmm(bias, a, w:t(), {alpha = ab[1], beta = ab[2]})
+          local yd = dl.addmm(bias:double(), a:double(), w:double():t(), {alpha = ab[1], beta = ab[2]})
+          H.assert_close(y:double(), yd, 1e-3)
+        end
+      end
+      local ai, wi, bi = dl.randint(-5, 5, {300, 20}), dl.randint(-5, 5, {200, 20}), dl.randint(-9, 9, {200})
+      local yi = dl.addmm(bi, ai, wi:t(), {alpha = 2, beta = 3})
+      assert.same((dl.mm(ai:double(), wi:t():double()) * 2 + bi:double() * 3):long():totable(), yi:totable())
+      dl.set_num_threads(prev)
+    end)
+  end
 
   it("give a Linear layer's output and gradients as float64 does", function()
     local lin = dl.nn.Linear(784, 256)
