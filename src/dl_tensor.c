@@ -610,14 +610,53 @@ dl_tensor *dl_tensor_unfold(dl_tensor *t, int dim, int64_t size, int64_t step) {
 
 /* ---- copies ---- */
 
+/* the first and one past the last element t can reach in its storage */
+static void reach(const dl_tensor *t, int64_t *lo, int64_t *hi) {
+  *lo = *hi = t->offset;
+  for (int d = 0; d < t->ndim; d++) {
+    int64_t span = (t->shape[d] - 1) * t->stride[d];
+    if (span < 0) *lo += span;
+    else *hi += span;
+  }
+  *hi += 1;
+}
+
+/* src and dst read and write the same elements in the same order */
+static bool same_elements(const dl_tensor *a, const dl_tensor *b) {
+  if (a->offset != b->offset || a->dtype != b->dtype || a->ndim != b->ndim) return false;
+  for (int d = 0; d < a->ndim; d++)
+    if (a->shape[d] != b->shape[d] || (a->shape[d] > 1 && a->stride[d] != b->stride[d])) return false;
+  return true;
+}
+
 int dl_tensor_copy_(dl_tensor *dst, const dl_tensor *src) {
   char b1[128], b2[128];
   dl_device dd = dl_tensor_device(dst), sd = dl_tensor_device(src);
+  for (int d = 0; d < dst->ndim && dst->numel > 0; d++) {
+    if (dst->stride[d] == 0 && dst->shape[d] > 1) {
+      dl_error_set("copy_: the destination %s is expanded (more than one of its elements is one memory location); "
+                   "clone it first", dl_tensor_shape_str(dst, b1, sizeof b1));
+      return -1;
+    }
+  }
   dl_tensor *s = dl_tensor_expand((dl_tensor *)src, dst->shape, dst->ndim);
   if (!s) {
     dl_error_set("copy_: source %s cannot be broadcast to %s", dl_tensor_shape_str(src, b1, sizeof b1),
                  dl_tensor_shape_str(dst, b2, sizeof b2));
     return -1;
+  }
+  if (s->storage == dst->storage && dst->numel > 0 && !same_elements(s, dst)) {
+    /* a source overlapping the destination would be read after part of it
+     * was written (x[{{}, {2, 4}}] = x[{{}, {1, 3}}]): copy it first */
+    int64_t slo, shi, dlo, dhi;
+    reach(s, &slo, &shi);
+    reach(dst, &dlo, &dhi);
+    if (slo < dhi && dlo < shi) {
+      dl_tensor *c = dl_tensor_clone(s);
+      dl_tensor_release(s);
+      if (!c) return -1;
+      s = c;
+    }
   }
   int rc = 0;
   if (dl_device_eq(dd, sd)) {
