@@ -145,6 +145,46 @@ describe("modules", function()
   end)
 end)
 
+-- An empty batch passes through, as in PyTorch: an empty output, zero
+-- gradients for the affine parameters, the running statistics untouched
+-- (num_batches_tracked still counts the call, as the module's forward does)
+describe("an empty batch", function()
+  local nn = dl.nn
+  local cases = {
+    {"BatchNorm1d [0, 3]", function() return nn.BatchNorm1d(3) end, {0, 3}, {0, 3}},
+    {"BatchNorm1d [2, 3, 0]", function() return nn.BatchNorm1d(3) end, {2, 3, 0}, {2, 3, 0}},
+    {"BatchNorm2d", function() return nn.BatchNorm2d(3) end, {0, 3, 5, 5}, {0, 3, 5, 5}},
+    {"BatchNorm2d + ReLU (fused)", function() return nn.Sequential(nn.BatchNorm2d(3), nn.ReLU()) end, {0, 3, 4, 4},
+      {0, 3, 4, 4}},
+    {"BatchNorm2d + ReLU + MaxPool2d (fused)", function()
+      return nn.Sequential(nn.BatchNorm2d(3), nn.ReLU(), nn.MaxPool2d(2)) end, {0, 3, 4, 4}, {0, 3, 2, 2}},
+    {"GroupNorm", function() return nn.GroupNorm(2, 4) end, {0, 4, 3}, {0, 4, 3}},
+  }
+  for _, c in ipairs(cases) do
+    it(c[1] .. " gives an empty output and zero parameter gradients", function()
+      local m = c[2]()
+      local x = dl.randn(table.unpack(c[3])):requires_grad_()
+      local y = m(x)
+      assert.same(c[4], y.shape)
+      y:sum():backward()
+      assert.same(c[3], x.grad.shape)
+      for _, p in ipairs(m:parameters()) do assert.same(dl.zeros(p:numel()):totable(), p.grad:totable()) end
+      for _, b in ipairs(m:buffers()) do
+        if b.dtype == "int64" then assert.equal(1, b:item()) -- num_batches_tracked
+        else assert.is_true(b:eq(b:mean()):all():item()) end -- still all zeros or all ones
+      end
+    end)
+  end
+  it("in evaluation mode too", function()
+    local bn = nn.BatchNorm1d(3)
+    bn:eval()
+    assert.same({0, 3}, bn(dl.randn(0, 3)).shape)
+  end)
+  it("one value per channel is still an error when training", function()
+    H.assert_error(function() nn.BatchNorm1d(3)(dl.randn(1, 3)) end, "more than 1 value per channel")
+  end)
+end)
+
 describe("bad input", function()
   it("names the layer and the shapes", function()
     H.assert_error(function() nn.LayerNorm(5)(dl.randn(2, 4)) end, "LayerNorm", "[2,4]", "normalized_shape [5]")

@@ -195,7 +195,7 @@ int dl_op_batch_norm_ex(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_ten
     dl_error_set("%s: running_mean and running_var must be given in evaluation mode", fn);
     return -1;
   }
-  if (training && N * L <= 1) {
+  if (training && N * L == 1) {
     char b[64];
     dl_error_set("%s: expected more than 1 value per channel when training, got input of shape %s", fn,
                  dl_tensor_shape_str(x, b, sizeof b));
@@ -214,7 +214,13 @@ int dl_op_batch_norm_ex(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_ten
                      bias ? dl_tensor_contiguous(bias) : NULL};
   int rc = -1;
   if (!t[0] || (weight && !t[1]) || (bias && !t[2])) goto done;
-  if (training) {
+  /* an empty batch (as PyTorch): an empty output, no statistics taken (the
+   * saved mean and invstd are zeros), the running ones left as they are */
+  const bool empty = N * L == 0;
+  if (training && empty) {
+    for (int i = 3; i < 6; i++)
+      if (!(t[i] = dl_tensor_zeros(cshape, 1, x->dtype, dev))) goto done;
+  } else if (training) {
     for (int i = 3; i < 6; i++)
       if (!(t[i] = dl_tensor_empty(cshape, 1, x->dtype, dev))) goto done;
     if (dl_kernel_status("batch_norm", k->bn_stats(t[0], N, C, L, t[3], t[4], t[5], eps))) goto done;
@@ -231,7 +237,8 @@ int dl_op_batch_norm_ex(dl_tensor *x, dl_tensor *weight, dl_tensor *bias, dl_ten
     goto fail_out;
   if (!(*out = pool ? dl_tensor_empty(pooled, 4, x->dtype, dev) : dl_tensor_empty(x->shape, x->ndim, x->dtype, dev)))
     goto fail_out;
-  int krc = pool ? k->bn_relu_pool(*out, win[0], win[1], t[0], N, C, x->shape[2], x->shape[3], t[3], t[5], t[1], t[2])
+  int krc = empty ? DL_KERNEL_OK
+           : pool ? k->bn_relu_pool(*out, win[0], win[1], t[0], N, C, x->shape[2], x->shape[3], t[3], t[5], t[1], t[2])
                  : k->bn_apply(*out, t[0], N, C, L, t[3], t[5], t[1], t[2], ep == DL_BN_RELU);
   if (dl_kernel_status("batch_norm", krc)) goto fail_out;
   if (pool && winners) winners[0] = win[0], winners[1] = win[1];

@@ -332,15 +332,20 @@ for nd = 2, 3 do
   local cls = BatchNorm1d:extend(fmt("BatchNorm%dd", nd))
   nn[fmt("BatchNorm%dd", nd)] = cls
   local dims, what = {[nd + 2] = true}, fmt("%dD", nd + 2)
+  -- [N, C, L] with L the product of the spatial sizes (spelt out: -1
+  -- cannot be inferred for an empty batch)
+  local function flat(x)
+    local L = 1
+    for d = 3, x:dim() do L = L * x:size(d) end
+    return x:reshape(x:size(1), x:size(2), L)
+  end
   function cls:forward(x)
     check_bn_input(self, x, dims, what)
-    local N, C = x:size(1), x:size(2)
-    return bn_forward(self, x:reshape(N, C, -1)):view(x:size())
+    return bn_forward(self, flat(x)):view(x:size())
   end
   cls._forward_relu = errors.named(bn_label, function(self, x)
     check_bn_input(self, x, dims, what)
-    local N, C = x:size(1), x:size(2)
-    return bn_forward(self, x:reshape(N, C, -1), batch_norm_relu):view(x:size())
+    return bn_forward(self, flat(x), batch_norm_relu):view(x:size())
   end)
   if nd == 2 then
     -- with a ReLU and MaxPool2d(2) after it (kernel 2, stride 2, no

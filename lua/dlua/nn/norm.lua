@@ -186,7 +186,9 @@ local function group_norm(fn, x, G, weight, bias, eps)
   if x:dim() < 2 then fail(fn, "expected an input [N, C, *], got %s", shape_str(x)) end
   local N, C = x:size(1), x:size(2)
   if C % G ~= 0 then fail(fn, "input %s has %d channels, not divisible by num_groups = %d", shape_str(x), C, G) end
-  local y = normalize_last(fn, x:reshape(N, G, -1), {x:numel() // (N * G)}, eps):view(x:size())
+  local per = C // G -- the group's channels times the spatial sizes (spelt out for an empty batch)
+  for d = 3, x:dim() do per = per * x:size(d) end
+  local y = normalize_last(fn, x:reshape(N, G, per), {per}, eps):view(x:size())
   local shape = {1, C}
   for _ = 3, x:dim() do shape[#shape + 1] = 1 end
   if weight ~= nil then
