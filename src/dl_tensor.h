@@ -45,6 +45,9 @@ typedef struct dl_tensor {
   /* the tensor a recorded view was taken from (owns it), so in-place writes
    * through the view can rebase the base's history */
   struct dl_tensor *base;
+  /* the storage's version when this view's history was last derived from
+   * base's; a later write to the storage makes it derive again (autograd) */
+  uint32_t view_version;
 } dl_tensor;
 
 /* ---- lifetime ---- */

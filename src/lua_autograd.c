@@ -121,12 +121,16 @@ static int s_grad(lua_State *L) {
 }
 
 static int g_grad_fn(lua_State *L) {
-  push_node(L, dlua_checktensor(L, 1)->grad_fn);
+  dl_tensor *t = dlua_checktensor(L, 1);
+  if (dl_ag_refresh_view(t)) return dlua_engine_error(L);
+  push_node(L, t->grad_fn);
   return 1;
 }
 
 static int g_is_leaf(lua_State *L) {
-  lua_pushboolean(L, dlua_checktensor(L, 1)->grad_fn == NULL);
+  dl_tensor *t = dlua_checktensor(L, 1);
+  if (dl_ag_refresh_view(t)) return dlua_engine_error(L);
+  lua_pushboolean(L, t->grad_fn == NULL);
   return 1;
 }
 

@@ -58,6 +58,8 @@ dl_node *dl_node_new(const dl_node_type *type, dl_tensor *const *inputs, int nin
     dl_error_set("autograd: %s has %d outputs, at most %d supported", type->name, noutputs, DL_NODE_MAX_OUTPUTS);
     return NULL;
   }
+  for (int i = 0; i < ninputs; i++)
+    if (inputs[i] && inputs[i]->requires_grad && dl_ag_refresh_view(inputs[i])) return NULL;
   dl_node *n = dl_pool_get(&node_pool);
   if (!n) return NULL;
   n->refcount = 1;
@@ -419,6 +421,7 @@ static int run_backward(dl_tensor *const *roots, dl_tensor *const *grads, int nr
 
   /* discover the graph and count, for each node, the edges that reach it */
   for (int i = 0; i < nroots; i++) {
+    if (dl_ag_refresh_view(roots[i])) goto done;
     dl_node *n = roots[i]->grad_fn;
     if (n && n->walk_id != walk) {
       n->walk_id = walk;
@@ -600,6 +603,7 @@ int dl_autograd_grad(dl_tensor *const *roots, dl_tensor *const *grads, int nroot
                      int ninputs, bool retain_graph, bool create_graph, bool allow_unused, dl_tensor **out) {
   for (int j = 0; j < ninputs; j++) {
     out[j] = NULL;
+    if (dl_ag_refresh_view(inputs[j])) return -1;
     if (!inputs[j]->requires_grad) {
       dl_error_set("autograd.grad: input %d does not require grad", j + 1);
       return -1;

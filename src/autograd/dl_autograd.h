@@ -144,6 +144,17 @@ void dl_autograd_clear(dl_tensor *t);
  * New reference (g itself, retained, when shapes already match). */
 dl_tensor *dl_ag_sum_to(dl_tensor *g, const int64_t *shape, int ndim);
 
+/* A recorded view whose storage was written since its history was derived
+ * (in place through its base or through another view of it) derives it
+ * again from the base's current history, as PyTorch regenerates a view's
+ * grad_fn: the old node would route the gradient around the write. Called
+ * wherever a tensor's history is read: recording, backward's roots, the
+ * grad_fn and is_leaf accessors. 0, or -1 (out of memory). */
+int dl_ag_view_rederive(dl_tensor *view);
+static inline int dl_ag_refresh_view(dl_tensor *t) {
+  return t->base && t->view_version != t->storage->version ? dl_ag_view_rederive(t) : 0;
+}
+
 /* ---- forward mode ---- */
 static inline bool dl_fw_any(dl_tensor *const *inputs, int n) {
   for (int i = 0; i < n; i++)
@@ -154,5 +165,8 @@ static inline bool dl_fw_any(dl_tensor *const *inputs, int n) {
 dl_tensor *dl_fw_tangent_or_zeros(dl_tensor *t);
 /* out->tangent = tangent (takes the reference); NULL tangent is an error */
 int dl_fw_set(dl_tensor *out, dl_tensor *tangent);
+/* the same after an in-place op on self: written into the tangent self's
+ * views share (grad_view.c) */
+int dl_fw_set_inplace(dl_tensor *self, dl_tensor *tangent);
 
 #endif

@@ -275,8 +275,7 @@ int ew_inplace_end(ew_ctx *c, dl_tensor *const *in, ew_pending *p, int rc) {
     dl_tensor *y = dl_tensor_detach(self);
     dl_tensor *t = y ? ew_jvp(c, p->x, y, p->tg, self) : NULL;
     dl_tensor_release(y);
-    if (t) dl_fw_set(self, t);
-    else rc = -1;
+    if (dl_fw_set_inplace(self, t)) rc = -1;
   }
   release_all(p->x, EW_MAXIN);
   release_all(p->tg, EW_MAXIN);

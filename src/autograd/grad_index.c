@@ -260,7 +260,7 @@ static dl_tensor *put(put_kind k, bool inplace, dl_tensor *self, int dim, dl_ten
     dl_node_release(node);
   }
   if (dl_fw_any(in, nin)) {
-    /* a fresh tangent: self's may be shared with the caller */
+    /* a fresh tangent, written into self's in place (dl_fw_set_inplace) */
     dl_tensor *ts = dl_fw_tangent_or_zeros(self);
     dl_tensor *tc = ts ? dl_tensor_clone(ts) : NULL;
     dl_tensor *tsrc = src ? dl_fw_tangent_or_zeros(src) : NULL;
@@ -272,7 +272,7 @@ static dl_tensor *put(put_kind k, bool inplace, dl_tensor *self, int dim, dl_ten
       dl_tensor_release(tc);
       return fail(out);
     }
-    dl_fw_set(out, tc);
+    if (inplace ? dl_fw_set_inplace(out, tc) : dl_fw_set(out, tc)) return fail(out);
   }
   return out;
 }

@@ -5,6 +5,7 @@
 
 #include "dl_autograd.h"
 #include "dl_autograd_ops.h"
+#include "../ops/dl_index.h"
 
 #include <string.h>
 
@@ -14,7 +15,10 @@ static int record1(const dl_node_type *type, dl_tensor *in, dl_tensor *out, cons
   if (!node) return -1;
   if (ctx) memcpy(node->ctx, ctx, n);
   /* a recorded view remembers its base, for writes through it */
-  if (out->storage == in->storage && !out->base) out->base = dl_tensor_retain(in->base ? in->base : in);
+  if (out->storage == in->storage && !out->base) {
+    out->base = dl_tensor_retain(in->base ? in->base : in);
+    out->view_version = out->storage->version;
+  }
   return 0;
 }
 
@@ -471,30 +475,136 @@ static int record_write(dl_tensor *dst, dl_tensor *src, const dl_node_type *plai
   return 0;
 }
 
-/* a view re-derived from its base after a write: gradient of the base is
- * the view's gradient placed in its region */
+/* A view re-derived from its base (after a write through it, or when the
+ * base was written in place since the view was taken): the gradient of
+ * the base is the view's gradient placed at the view's elements. The base's
+ * gradient has the base's strides over a zeroed span of its storage, so a
+ * non-contiguous base works too; a view whose elements share memory (an
+ * expanded or overlapping unfolded one) adds its gradients up there. */
 typedef struct {
   shape_ctx base;
-  int64_t vshape[DL_MAX_DIMS], vstride[DL_MAX_DIMS], voffset;
+  int64_t bstride[DL_MAX_DIMS], boffset; /* the base, in the span */
+  int64_t vshape[DL_MAX_DIMS], vstride[DL_MAX_DIMS], voffset; /* the view, in the span */
+  int64_t span;
   int vndim;
 } restride_ctx;
 _Static_assert(sizeof(restride_ctx) <= DL_NODE_CTX_BYTES, "restride_ctx fits a node");
 
+/* the first element t reaches in its storage, and how many it spans */
+static void reach(const dl_tensor *t, int64_t *lo, int64_t *span) {
+  int64_t l = t->offset, h = t->offset;
+  for (int d = 0; d < t->ndim; d++) {
+    if (t->shape[d] == 0) {
+      *lo = t->offset, *span = 0;
+      return;
+    }
+    int64_t e = (t->shape[d] - 1) * t->stride[d];
+    if (e < 0) l += e;
+    else h += e;
+  }
+  *lo = l, *span = h - l + 1;
+}
+
+/* no two elements of (shape, stride) are one memory location (sufficient:
+ * each stride, in increasing order, passes everything the smaller ones reach) */
+static bool injective(const int64_t *shape, const int64_t *stride, int ndim) {
+  int idx[DL_MAX_DIMS], n = 0;
+  for (int d = 0; d < ndim; d++) {
+    if (shape[d] == 0) return true;
+    if (shape[d] > 1) idx[n++] = d;
+  }
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && stride[idx[j]] < stride[idx[j - 1]]; j--) {
+      int tmp = idx[j];
+      idx[j] = idx[j - 1], idx[j - 1] = tmp;
+    }
+  int64_t reached = 0;
+  for (int i = 0; i < n; i++) {
+    if (stride[idx[i]] <= reached) return false;
+    reached += (shape[idx[i]] - 1) * stride[idx[i]];
+  }
+  return true;
+}
+
+/* flat[voffset + sum_d i_d vstride_d] += g[i] for every index i (the 1-based
+ * positions made on the host, then moved to g's device) */
+static int add_at_view(dl_tensor *flat, const restride_ctx *c, dl_tensor *g) {
+  int64_t n = 1;
+  for (int d = 0; d < c->vndim; d++) n *= c->vshape[d];
+  int64_t one = n;
+  dl_tensor *pos = dl_tensor_empty(&one, 1, DL_INT64, dl_device_cpu());
+  if (!pos) return -1;
+  int64_t *p = dl_tensor_data(pos), at[DL_MAX_DIMS] = {0};
+  for (int64_t i = 0; i < n; i++) {
+    int64_t off = c->voffset;
+    for (int d = 0; d < c->vndim; d++) off += at[d] * c->vstride[d];
+    p[i] = off + 1;
+    for (int d = c->vndim - 1; d >= 0 && ++at[d] == c->vshape[d]; d--) at[d] = 0;
+  }
+  dl_tensor *dpos = dl_tensor_to_device(pos, dl_tensor_device(g));
+  dl_tensor *gc = dl_tensor_contiguous(g);
+  dl_tensor *g1 = gc ? dl_tensor_as_strided(gc, &one, (int64_t[]){1}, 1, gc->offset) : NULL;
+  int rc = dpos && g1 ? dl_op_index_add_(flat, 0, dpos, g1, dl_scalar_i(1)) : -1;
+  dl_tensor_release(pos);
+  dl_tensor_release(dpos);
+  dl_tensor_release(gc);
+  dl_tensor_release(g1);
+  return rc;
+}
+
 static int restride_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
   const restride_ctx *c = (const restride_ctx *)n->ctx;
-  dl_tensor *gb = dl_tensor_zeros(c->base.shape, c->base.ndim, gout[0]->dtype, dl_tensor_device(gout[0]));
-  if (!gb) return -1;
-  dl_tensor *reg = dl_tensor_as_strided(gb, c->vshape, c->vstride, c->vndim, c->voffset);
-  int rc = reg ? dl_tensor_copy_(reg, gout[0]) : -1;
-  dl_tensor_release(reg);
-  if (rc) {
-    dl_tensor_release(gb);
-    return -1;
+  dl_tensor *g = gout[0];
+  int64_t span = c->span;
+  dl_tensor *flat = dl_tensor_zeros(&span, 1, g->dtype, dl_tensor_device(g));
+  if (!flat) return -1;
+  int rc;
+  if (injective(c->vshape, c->vstride, c->vndim)) {
+    dl_tensor *reg = dl_tensor_as_strided(flat, c->vshape, c->vstride, c->vndim, c->voffset);
+    rc = reg ? dl_tensor_copy_(reg, g) : -1;
+    dl_tensor_release(reg);
+  } else {
+    rc = add_at_view(flat, c, g);
   }
-  gin[0] = gb;
-  return 0;
+  gin[0] = rc ? NULL : dl_tensor_as_strided(flat, c->base.shape, c->bstride, c->base.ndim, c->boffset);
+  dl_tensor_release(flat);
+  return gin[0] ? 0 : -1;
 }
 static const dl_node_type restride_type = {"AsStridedBackward0", restride_backward, NULL};
+
+/* view derives from base's current history (a node; 0, or -1 out of memory) */
+static int rederive(dl_tensor *view, dl_tensor *base) {
+  dl_node *a = dl_node_new(&restride_type, &base, 1, 1);
+  if (!a) return -1;
+  restride_ctx *c = (restride_ctx *)a->ctx;
+  int64_t lo;
+  reach(base, &lo, &c->span);
+  c->base = shape_of(base);
+  memcpy(c->bstride, base->stride, sizeof c->bstride);
+  c->boffset = base->offset - lo;
+  memcpy(c->vshape, view->shape, sizeof c->vshape);
+  memcpy(c->vstride, view->stride, sizeof c->vstride);
+  c->vndim = view->ndim;
+  c->voffset = view->offset - lo;
+  dl_node *old = view->grad_fn;
+  if (old && view->retains_grad && old->retained[view->output_nr] == view) { /* retain_grad follows the view */
+    old->retained[view->output_nr] = NULL;
+    a->retained[0] = view;
+  }
+  dl_node_set_output(a, view, 0);
+  dl_node_release(a);
+  view->view_version = view->storage->version;
+  return 0;
+}
+
+int dl_ag_view_rederive(dl_tensor *view) {
+  dl_tensor *base = view->base;
+  if (base->storage != view->storage || !base->grad_fn || !view->requires_grad) {
+    view->view_version = view->storage->version;
+    return 0;
+  }
+  return rederive(view, base);
+}
 
 /* the write happened: attach the history */
 static int finish_write(dl_tensor *dst, dl_node *node) {
@@ -503,19 +613,7 @@ static int finish_write(dl_tensor *dst, dl_node *node) {
   bool view = ((copy_inplace_ctx *)node->ctx)->through_view;
   dl_node_set_output(node, view ? base : dst, 0);
   dl_node_release(node);
-  if (view) {
-    /* dst now derives from the rebased base */
-    dl_node *a = dl_node_new(&restride_type, &base, 1, 1);
-    if (!a) return -1;
-    restride_ctx *c = (restride_ctx *)a->ctx;
-    c->base = shape_of(base);
-    memcpy(c->vshape, dst->shape, sizeof c->vshape);
-    memcpy(c->vstride, dst->stride, sizeof c->vstride);
-    c->vndim = dst->ndim;
-    c->voffset = dst->offset - base->offset;
-    dl_node_set_output(a, dst, 0);
-    dl_node_release(a);
-  }
+  if (view) return rederive(dst, base); /* dst now derives from the rebased base */
   return 0;
 }
 
@@ -542,6 +640,33 @@ static int ensure_tangent(dl_tensor *dst) {
   if (!v) return -1;
   dl_fw_set(dst, v);
   return 0;
+}
+
+/* Forward mode for an in-place op: t (taken over) is the new tangent of
+ * self. It is written into the tangent self already has (or into its
+ * base's, for a recorded view), which views of self's storage share, so
+ * they see the write, as in PyTorch; only a tangent that cannot take the
+ * write (none yet, or an expanded one) is replaced. */
+int dl_fw_set_inplace(dl_tensor *self, dl_tensor *t) {
+  if (!t) return -1;
+  dl_tensor *base = self->base && self->base->storage == self->storage ? self->base : NULL;
+  bool into_base = base && (base->tangent || self->tangent);
+  if (into_base && base->tangent)
+    for (int d = 0; d < base->ndim; d++) into_base = into_base && base->tangent->stride[d] == base->stride[d];
+  dl_tensor *dst = self->tangent;
+  if (into_base) {
+    if (ensure_tangent(self)) {
+      dl_tensor_release(t);
+      return -1;
+    }
+    dst = self->tangent;
+  }
+  for (int d = 0; dst && d < dst->ndim; d++)
+    if (dst->stride[d] == 0 && dst->shape[d] > 1) dst = NULL;
+  if (!dst || !dl_tensor_same_shape(dst, self)) return dl_fw_set(self, t);
+  int rc = dl_tensor_copy_(dst, t);
+  dl_tensor_release(t);
+  return rc;
 }
 
 int dl_ag_copy_(dl_tensor *dst, dl_tensor *src) {
