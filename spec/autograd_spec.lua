@@ -228,6 +228,24 @@ describe("dl.autograd.Function", function()
     Mul(x2):sum():backward()
     H.assert_close(leaf.grad, {2, 4})
   end)
+  it("records a backward under create_graph through a saved input (double backward)", function()
+    local Sq = dl.autograd.Function{
+      forward = function(ctx, x) ctx:save_for_backward(x) return x * x end,
+      backward = function(ctx, g) return g * 2 * ctx.saved_tensors[1] end,
+    }
+    local x = f64({1, 2})
+    local g = dl.autograd.grad(Sq(x):sum(), x, nil, {create_graph = true})
+    assert.is_true(g.requires_grad)
+    H.assert_close(g, {2, 4})
+    -- d/dx of sum(x^2) + sum((2x)^2) = 10 x
+    ;((x * x):sum() + (g * g):sum()):backward()
+    H.assert_close(x.grad, {10, 20})
+    -- without create_graph the saved input records nothing
+    local x2 = f64({3})
+    local g2 = dl.autograd.grad(Sq(x2):sum(), x2)
+    assert.is_false(g2.requires_grad)
+    H.assert_close(g2, {6})
+  end)
 end)
 
 describe("forward mode", function()

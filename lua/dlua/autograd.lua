@@ -17,15 +17,35 @@ local Ctx = {}
 -- ctx.saved_tensors after an in-place change to one of them is an error, as
 -- in PyTorch, since the backward would compute a wrong gradient from it.
 function Ctx:save_for_backward(...)
-  local saved, versions = table.pack(...), {}
+  local saved, versions, sources = table.pack(...), {}, {}
   for i = 1, saved.n do
     if dl.is_tensor(saved[i]) then
       versions[i] = A._version(saved[i])
+      sources[i] = saved[i]
       saved[i] = saved[i]:detach()
     end
   end
   rawset(self, "_saved", saved)
   rawset(self, "_saved_versions", versions)
+  rawset(self, "_saved_sources", sources)
+end
+
+-- After forward: a saved input (forward saw it detached) is saved as the
+-- caller's tensor, with its history, so a backward run under create_graph
+-- records through it (double backward), as in PyTorch; other saved tensors
+-- (outputs among them) stay detached.
+local function link_saved_inputs(ctx, args, plain)
+  local saved, sources = rawget(ctx, "_saved"), rawget(ctx, "_saved_sources")
+  if not saved then return end
+  rawset(ctx, "_saved_sources", nil)
+  for j, src in pairs(sources) do
+    for i = 1, args.n do
+      if rawequal(src, plain[i]) and args[i].requires_grad then
+        saved[j] = args[i]
+        break
+      end
+    end
+  end
 end
 
 local function saved_tensors(ctx)
@@ -69,6 +89,7 @@ local function call_function(F, ...)
     end
   end
   local results = table.pack(dl.no_grad(F.forward, ctx, table.unpack(plain, 1, args.n)))
+  link_saved_inputs(ctx, args, plain)
   local outs, positions = {}, {}
   for i = 1, results.n do
     if dl.is_tensor(results[i]) then
