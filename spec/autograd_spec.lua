@@ -18,6 +18,39 @@ describe("Tensor:backward", function()
     z:backward()
     H.assert_close(x.grad, {5, 7, 9})
   end)
+  it("adds to .grad in place, so a reference kept across backward calls sees the sum (as PyTorch)", function()
+    local x = f64({1, 2})
+    ;(x * x):sum():backward()
+    local g = x.grad
+    ;(x * 3):sum():backward()
+    H.assert_close(g, {5, 7})
+    -- under create_graph the sum is recorded: a new tensor with a history
+    local y = f64({1, 2})
+    ;(y * y):sum():backward()
+    local gy = y.grad
+    ;(y * y):sum():backward({create_graph = true})
+    H.assert_close(gy, {2, 4})
+    H.assert_close(y.grad, {4, 8})
+  end)
+  it("gives zeros, not nothing, to the values a zero_ / fill_ / copy_ overwrote (as PyTorch)", function()
+    for _, write in ipairs({
+      function(q) q:zero_() end,
+      function(q) q:fill_(7) end,
+      function(q) q:copy_(dl.tensor({5, 6}, {dtype = "float64"})) end,
+    }) do
+      local x = f64({1, 2})
+      local q = x * 1
+      write(q)
+      q:sum():backward()
+      H.assert_close(x.grad, {0, 0})
+    end
+    local w, s = f64({1, 2}), f64({3, 4})
+    local q = w * 1
+    q:copy_(s)
+    ;(q * 2):sum():backward()
+    H.assert_close(w.grad, {0, 0})
+    H.assert_close(s.grad, {2, 2})
+  end)
   it("reduces broadcast gradients to each input's shape", function()
     local a = f64({{1, 2, 3}, {4, 5, 6}})
     local b = f64({10, 20, 30})

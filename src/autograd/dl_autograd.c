@@ -363,6 +363,17 @@ static int accumulate_leaf(dl_tensor *leaf, dl_tensor *g, bool create_graph) {
     leaf->grad = c;
     return 0;
   }
+  /* added in place, as PyTorch's AccumulateGrad: a reference to .grad kept
+   * across backward calls sees the sum; a recorded sum (create_graph) or a
+   * .grad that cannot take the write gets a new tensor */
+  dl_tensor *acc = leaf->grad;
+  bool writable = !create_graph && !acc->grad_fn && !acc->requires_grad && acc->dtype == g->dtype;
+  for (int d = 0; writable && d < acc->ndim; d++) writable = acc->stride[d] != 0 || acc->shape[d] <= 1;
+  if (writable) {
+    int rc = dl_op_binary_(DL_BIN_ADD, acc, dl_operand_tensor(g), dl_scalar_i(1));
+    dl_tensor_release(g);
+    return rc;
+  }
   return accumulate(&leaf->grad, g);
 }
 

@@ -423,7 +423,12 @@ static int copy_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
       dl_tensor_release(gc);
     }
   } else {
+    /* every old value was overwritten: a zero gradient (as PyTorch's, so
+     * the inputs before the write still get a .grad) */
     gin[0] = NULL;
+    if ((n->edges[0].fn || n->edges[0].leaf) &&
+        !(gin[0] = dl_tensor_zeros(g->shape, g->ndim, g->dtype, dl_tensor_device(g))))
+      return -1;
     if (c->has_src && (n->edges[1].fn || n->edges[1].leaf)) gsrc = dl_tensor_retain(g);
   }
   if (gsrc) {
