@@ -27,15 +27,18 @@ typedef struct {
 } dl_device;
 
 /* A number from a script: kept as an integer when it is one, so int64
- * tensors stay exact past 2^53. */
+ * tensors stay exact past 2^53. A boolean is the integer 0 or 1 marked
+ * is_bool: in type promotion it counts as bool, as PyTorch's Python bool. */
 typedef struct {
   bool is_int;
   int64_t i;
   double f;
+  bool is_bool;
 } dl_scalar;
 
-static inline dl_scalar dl_scalar_f(double f) { dl_scalar s = {false, (int64_t)0, f}; return s; }
-static inline dl_scalar dl_scalar_i(int64_t i) { dl_scalar s = {true, i, (double)i}; return s; }
+static inline dl_scalar dl_scalar_f(double f) { dl_scalar s = {false, (int64_t)0, f, false}; return s; }
+static inline dl_scalar dl_scalar_i(int64_t i) { dl_scalar s = {true, i, (double)i, false}; return s; }
+static inline dl_scalar dl_scalar_b(bool b) { dl_scalar s = {true, b ? 1 : 0, b ? 1.0 : 0.0, true}; return s; }
 
 /* dtypes */
 size_t dl_dtype_size(dl_dtype dt);

@@ -31,7 +31,7 @@ dl_dtype dlua_checkdtype(lua_State *L, int arg) {
 
 dl_scalar dlua_checkscalar(lua_State *L, int arg) {
   if (lua_isinteger(L, arg)) return dl_scalar_i(lua_tointeger(L, arg));
-  if (lua_type(L, arg) == LUA_TBOOLEAN) return dl_scalar_i(lua_toboolean(L, arg));
+  if (lua_type(L, arg) == LUA_TBOOLEAN) return dl_scalar_b(lua_toboolean(L, arg));
   return dl_scalar_f(luaL_checknumber(L, arg));
 }
 

@@ -37,7 +37,7 @@ dl_dtype dl_result_type(const dl_operand *ops, int n) {
     const dl_tensor *t = ops[k].t;
     if (t && t->ndim > 0) dim = promote_or(dim, t->dtype);
     else if (t) zero = promote_or(zero, t->dtype);
-    else wrapped = promote_or(wrapped, ops[k].s.is_int ? DL_INT64 : DL_FLOAT32);
+    else wrapped = promote_or(wrapped, ops[k].s.is_bool ? DL_BOOL : ops[k].s.is_int ? DL_INT64 : DL_FLOAT32);
   }
   int r = combine(dim, combine(zero, wrapped));
   return r == UNDEF ? DL_FLOAT32 : (dl_dtype)r;

@@ -26,7 +26,7 @@ typedef struct {
 } dl_operand;
 
 static inline dl_operand dl_operand_tensor(const dl_tensor *t) {
-  dl_operand o = {t, {true, 1, 1.0}};
+  dl_operand o = {t, {true, 1, 1.0, false}};
   return o;
 }
 static inline dl_operand dl_operand_scalar(dl_scalar s) {
