@@ -9,23 +9,37 @@ local names = {}
 for name in pairs(cases) do names[#names + 1] = name end
 table.sort(names)
 
+-- each entry's main case, then its variants (if any)
+local function each_case(name)
+  local list = {{desc = name, fn = cases[name].fn, inputs = cases[name].inputs, opts = cases[name].opts,
+                 jvp_tol = cases[name].jvp_tol}}
+  for _, v in ipairs(cases[name].variants or {}) do
+    list[#list + 1] = {desc = name .. ", " .. v.desc, fn = v.fn, inputs = v.inputs, opts = v.opts, jvp_tol = v.jvp_tol}
+  end
+  return list
+end
+
 describe("views and copies: gradcheck", function()
   for i, name in ipairs(names) do
-    it(name, function()
-      dl.manual_seed(300 + i)
-      local ins = cases[name].inputs()
-      for _, x in ipairs(ins) do x:requires_grad_() end
-      assert.is_true(dl.autograd.gradcheck(cases[name].fn, ins, cases[name].opts))
-    end)
+    for j, c in ipairs(each_case(name)) do
+      it(c.desc, function()
+        dl.manual_seed(300 + i + 1000 * (j - 1))
+        local ins = c.inputs()
+        for _, x in ipairs(ins) do x:requires_grad_() end
+        assert.is_true(dl.autograd.gradcheck(c.fn, ins, c.opts))
+      end)
+    end
   end
 end)
 
 describe("views and copies: forward mode", function()
   for i, name in ipairs(names) do
-    it(name .. ": jvp equals J·v", function()
-      dl.manual_seed(400 + i)
-      H.check_jvp(cases[name].fn, cases[name].inputs(), cases[name].jvp_tol)
-    end)
+    for j, c in ipairs(each_case(name)) do
+      it(c.desc .. ": jvp equals J·v", function()
+        dl.manual_seed(400 + i + 1000 * (j - 1))
+        H.check_jvp(c.fn, c.inputs(), c.jvp_tol)
+      end)
+    end
   end
 end)
 

@@ -62,6 +62,14 @@ describe("creation functions", function()
   it("zeros, ones, full, eye take varargs or a table", function()
     assert.same({{0, 0, 0}, {0, 0, 0}}, dl.zeros(2, 3):totable())
     assert.same({{1, 1}}, dl.ones({1, 2}):totable())
+    -- an empty size table followed by options: a 0-d tensor with those options
+    for _, make in ipairs({dl.zeros, dl.ones, dl.empty, dl.rand, dl.randn}) do
+      local t = make({}, {dtype = "float64"})
+      assert.equal(0, t:dim())
+      assert.equal("float64", t.dtype)
+    end
+    assert.equal("int64", dl.zeros({dtype = "int64"}).dtype) -- {} alone or options alone: 0-d too
+    assert.equal(0, dl.zeros({}):dim())
     assert.same({7, 7}, dl.full({2}, 7):totable())
     assert.equal("int64", dl.full({2}, 7).dtype)
     assert.same({{1, 0}, {0, 1}}, dl.eye(2):totable())
@@ -281,6 +289,16 @@ describe("tables that are not lists", function()
     local t = dl.zeros(2)
     t:close()
     t:close()
+  end)
+end)
+
+describe("unfold of a 0-d tensor", function()
+  it("is its one window, [size], as PyTorch", function()
+    local x = dl.tensor(0.5)
+    assert.same({1}, x:unfold(1, 1, 1):size())
+    assert.same({0.5}, x:unfold(1, 1, 1):totable())
+    assert.same({0}, x:unfold(1, 0, 1):size())
+    H.assert_error(function() x:unfold(1, 2, 1) end, "dl.unfold", "size 2")
   end)
 end)
 

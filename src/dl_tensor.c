@@ -592,6 +592,10 @@ dl_tensor *dl_tensor_unfold(dl_tensor *t, int dim, int64_t size, int64_t step) {
     return NULL;
   }
   int64_t sh[DL_MAX_DIMS], st[DL_MAX_DIMS];
+  if (t->ndim == 0) { /* as PyTorch: the one window (of size 0 or 1) is the result, [size] */
+    sh[0] = size, st[0] = 1;
+    return make_view(t, sh, st, 1, t->offset);
+  }
   for (int d = 0; d < t->ndim; d++) {
     sh[d] = t->shape[d];
     st[d] = t->stride[d];

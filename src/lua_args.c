@@ -82,8 +82,11 @@ int dlua_checksizes(lua_State *L, int arg, int64_t *shape, int *next) {
     if (next) *next = arg + 1;
     return n;
   }
-  if (lua_istable(L, arg) && !dlua_totensor(L, arg) && lua_rawlen(L, arg) == 0 && !dlua_isoptions(L, arg)) {
-    if (next) *next = arg + 1; /* {} : a 0-d shape */
+  /* {} : a 0-d shape, when it is not the options (an empty table could be
+   * either: followed by a table, the options, it is the shape) */
+  if (lua_istable(L, arg) && !dlua_totensor(L, arg) && lua_rawlen(L, arg) == 0 &&
+      (!dlua_isoptions(L, arg) || (lua_istable(L, arg + 1) && !dlua_totensor(L, arg + 1)))) {
+    if (next) *next = arg + 1;
     return 0;
   }
   while (lua_type(L, arg + n) == LUA_TNUMBER) {

@@ -17,7 +17,11 @@ return {
   unsqueeze = {fn = function(x) return x:unsqueeze(-1) end, inputs = function() return {r(3, 2)} end},
   expand = {fn = function(x) return x:expand(2, 3, 2) end, inputs = function() return {r(3, 1)} end},
   flatten = {fn = function(x) return x:transpose(1, 2):flatten() end, inputs = function() return {r(2, 3)} end},
-  unfold = {fn = function(x) return x:unfold(1, 3, 2) end, inputs = function() return {r(7, 2)} end},
+  unfold = {fn = function(x) return x:unfold(1, 3, 2) end, inputs = function() return {r(7, 2)} end,
+    variants = { -- besides the main case
+      {desc = "a 0-d tensor: its one window", fn = function(x) return x:unfold(1, 1, 1) * 2 end,
+       inputs = function() return {r()} end},
+    }},
   chunk = {fn = function(x) local c = x:chunk(2, 2) return c[2] end, inputs = function() return {r(2, 5)} end},
   split = {fn = function(x) local s = x:split({1, 3}, 1) return s[2] end, inputs = function() return {r(4, 2)} end},
   index = {fn = function(x) return x[{ {2, 3}, -1 }] end, inputs = function() return {r(3, 4)} end},

@@ -255,6 +255,10 @@ typedef struct {
 static int unfold_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
   const unfold_ctx *c = (const unfold_ctx *)n->ctx;
   dl_tensor *g = gout[0];
+  if (c->in.ndim == 0) { /* the [size] view of a number: its elements' sum */
+    gin[0] = dl_ag_sum_to(g, c->in.shape, 0);
+    return gin[0] ? 0 : -1;
+  }
   int last = g->ndim - 1;
   dl_tensor *acc = NULL;
   for (int64_t w = 0; w < g->shape[c->dim]; w++) {
@@ -293,10 +297,6 @@ dl_tensor *dl_ag_unfold(dl_tensor *t, int dim, int64_t size, int64_t step) {
   if (!out) return NULL;
   dim = dl_wrap_dim("unfold", dim, t->ndim ? t->ndim : 1);
   if (dl_ag_needs1(t)) {
-    if (t->ndim == 0) {
-      dl_error_set("unfold: a 0-d tensor cannot be unfolded with autograd");
-      return fail(out);
-    }
     unfold_ctx c = {shape_of(t), dim, size, step};
     if (record1(&unfold_type, t, out, &c, sizeof c)) return fail(out);
   }
