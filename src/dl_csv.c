@@ -136,7 +136,9 @@ static int csv_number(csv_parser *ps, const csv_field *f, int col, double *out) 
     tmp[len] = 0;
     char *end;
     double v = strtod(tmp, &end);
-    if (end == tmp + len) {
+    /* decimal only, as Python's float(): strtod would also read hex
+     * ("0x10" as 16) */
+    if (end == tmp + len && !memchr(tmp, 'x', len) && !memchr(tmp, 'X', len)) {
       *out = v;
       return 0;
     }
