@@ -168,6 +168,20 @@ describe("dl.autograd.grad", function()
     H.assert_close(gx, {2})
     assert.is_nil(gz)
   end)
+  it("takes nil or false in grad_outputs for a one-element output (PyTorch's None)", function()
+    local x = f64({1, 2})
+    local y1, y2 = (x * x):sum(), x * 3
+    local ones = dl.ones(2, {dtype = "float64"})
+    -- d/dx sum(x^2) + d/dx sum(3x) = 2x + 3
+    H.assert_close(dl.autograd.grad({y1, y2}, x, {nil, ones}, {retain_graph = true}), {5, 7})
+    H.assert_close(dl.autograd.grad({y2, y1}, x, {ones, false}, {retain_graph = true}), {5, 7})
+    H.assert_close(dl.autograd.grad({y2, y1}, x, {ones}, {retain_graph = true}), {5, 7}) -- a trailing nil
+    H.assert_error(function() dl.autograd.grad({y1, y2}, x, {false, false}) end,
+      "grad can be implicitly created only for scalar outputs (got shape [2])")
+    H.assert_error(function() dl.autograd.grad({y1, y2}, x, {1, 2}) end, "entry 1 is not a tensor")
+    H.assert_error(function() dl.autograd.grad({y1, y2}, x, {nil, nil, ones}) end, "3 grad_outputs for 2 outputs")
+    H.assert_error(function() dl.autograd.grad({y1, y2}, x, ones) end, "1 grad_outputs for 2 outputs")
+  end)
 end)
 
 describe("the seed's worked example", function()

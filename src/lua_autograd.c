@@ -215,6 +215,31 @@ static int read_tensor_list(lua_State *L, int idx, dl_tensor **out, int max, con
 
 #define MAX_ROOTS 64
 
+/* autograd.grad's grad_outputs at idx: a tensor (one output) or a list of
+ * one entry per output, where nil or false stands for the implicit
+ * gradient of a one-element output (PyTorch's None) */
+static void read_grad_outputs(lua_State *L, int idx, dl_tensor **out, int no) {
+  dl_tensor *t = dlua_totensor(L, idx);
+  if (t || !lua_istable(L, idx)) {
+    if (!t) luaL_typeerror(L, idx, "tensor or list of tensors");
+    if (no != 1) luaL_error(L, "dl.autograd.grad: 1 grad_outputs for %d outputs", no);
+    out[0] = t;
+    return;
+  }
+  int n = (int)lua_rawlen(L, idx);
+  if (n > no || dlua_list_extra_key(L, idx, no))
+    luaL_error(L, "dl.autograd.grad: %d grad_outputs for %d outputs", n > no ? n : no + 1, no);
+  for (int i = 0; i < no; i++) {
+    lua_rawgeti(L, idx, i + 1);
+    if (lua_isnil(L, -1) || (lua_isboolean(L, -1) && !lua_toboolean(L, -1))) {
+      out[i] = NULL;
+    } else if (!(out[i] = dlua_totensor(L, -1))) {
+      luaL_argerror(L, idx, lua_pushfstring(L, "entry %d is not a tensor (nil or false: the implicit gradient)", i + 1));
+    }
+    lua_pop(L, 1); /* still referenced by the table */
+  }
+}
+
 static int l_backward(lua_State *L) {
   dl_tensor *t = dlua_checktensor(L, 1);
   dl_tensor *g = NULL;
@@ -244,8 +269,7 @@ static int l_autograd_grad(lua_State *L) {
   if (ni == 0) return luaL_argerror(L, 2, "no inputs to differentiate with respect to");
   int opts = 3;
   if (!lua_isnoneornil(L, 3) && !dlua_isoptions(L, 3)) {
-    int ng = read_tensor_list(L, 3, gouts, MAX_ROOTS, "tensor or list of tensors");
-    if (ng != no) return luaL_error(L, "dl.autograd.grad: %d grad_outputs for %d outputs", ng, no);
+    read_grad_outputs(L, 3, gouts, no);
     opts = 4;
   } else if (lua_isnil(L, 3)) {
     opts = 4;
