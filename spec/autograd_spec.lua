@@ -296,6 +296,16 @@ describe("dl.autograd.Function", function()
 end)
 
 describe("forward mode", function()
+  it("gives a / b PyTorch's tangent (t_a - t_b a/b) / b, also where b = 0", function()
+    local F = function(v) return dl.tensor(v, {dtype = "float64"}) end
+    local _, t = dl.autograd.jvp(function(a, b) return a / b end, {F({1, 2, -1, 3}), F({0, 4, 0, 2})},
+      {F({1, 1, 1, 0.5}), F({1, 2, 1, 1})})
+    -- b = 0: (1 - 1 * inf) / 0 = -inf and (1 - 1 * -inf) / 0 = inf (the sum of the two
+    -- partial terms, 1/0 - 1 * 1/0^2, would be inf - inf = NaN)
+    assert.same({-math.huge, 0, math.huge, -0.5}, t:totable())
+    local _, t2 = dl.autograd.jvp(function(b) return 3 / b end, F({0, 2}), F({1, 1}))
+    assert.same({-math.huge, -0.75}, t2:totable())
+  end)
   it("jvp carries tangents through ops", function()
     local x = dl.tensor({1, 2, 3}, {dtype = "float64"})
     local v = dl.tensor({1, 0, 1}, {dtype = "float64"})

@@ -106,10 +106,24 @@ done:
 /* The output's tangent: the sum over operands with a tangent of the local
  * derivative times it, with grad mode off, at out's shape and dtype. x, y
  * are plain values (no history, no tangents). */
+/* a / b with a tangent on b: PyTorch's (t_a - t_b y) / b, one division, so
+ * the tangent where b = 0 is PyTorch's too (the sum of the two local terms,
+ * t_a / b - t_b a / b^2, gives inf - inf = NaN there) */
+static dl_tensor *div_jvp(dl_tensor *const *x, dl_tensor *y, dl_tensor *const *tg) {
+  dl_tensor *p = dl_op_binary(DL_BIN_MUL, tg[1], y, dl_scalar_i(1));
+  dl_tensor *n = p ? (tg[0] ? dl_op_binary(DL_BIN_SUB, tg[0], p, dl_scalar_i(1)) : dl_op_unary(DL_UN_NEG, p)) : NULL;
+  dl_tensor *r = n ? dl_op_binary(DL_BIN_DIV, n, x[1], dl_scalar_i(1)) : NULL;
+  dl_tensor_release(p);
+  dl_tensor_release(n);
+  return r;
+}
+
 static dl_tensor *ew_jvp(const ew_ctx *c, dl_tensor *const *x, dl_tensor *y, dl_tensor *const *tg, const dl_tensor *out) {
   bool prev = dl_set_grad_enabled(false);
   dl_tensor *acc = NULL;
-  for (int k = 0; k < c->nin; k++) {
+  bool div = c->kind == EW_BINARY && c->op == DL_BIN_DIV && tg[1] && x[1];
+  if (div && !(acc = div_jvp(x, y, tg))) goto fail;
+  for (int k = 0; !div && k < c->nin; k++) {
     if (!tg[k]) continue;
     dl_tensor *d = ew_local(c, k, x, y, tg[k]);
     if (!d) goto fail;
