@@ -31,6 +31,15 @@ describe("Tensor:backward", function()
     ;(y * y):sum():backward({create_graph = true})
     H.assert_close(gy, {2, 4})
     H.assert_close(y.grad, {4, 8})
+    -- a .grad first set under create_graph is a copy: the caller's gradient
+    -- and the other leaf's (AddBackward hands both the same tensor) stay apart
+    local x1, x2 = f64({1, 2}), f64({3, 4})
+    local go = dl.ones(2, {dtype = "float64"})
+    ;(x1 + x2):backward(go, {create_graph = true})
+    ;(x1 + x2):backward(dl.ones(2, {dtype = "float64"}))
+    H.assert_close(x1.grad, {2, 2})
+    H.assert_close(x2.grad, {2, 2})
+    H.assert_close(go, {1, 1})
   end)
   it("gives zeros, not nothing, to the values a zero_ / fill_ / copy_ overwrote (as PyTorch)", function()
     for _, write in ipairs({

@@ -144,6 +144,43 @@ describe("views of a tensor written in place after they were taken", function()
     vw:backward(dl.ones(2, {dtype = "float64"}))
     assert.same(R.from_view, x.grad:totable())
   end)
+  it("give second derivatives through the re-derived history (create_graph)", function()
+    -- g = 2x + 18x on elements 2 and 3 (v = 3 x there), so d sum(g)/dx = (2, 20, 20, 2)
+    local x = X()
+    local q = x * 1
+    local vw = q:narrow(1, 2, 2)
+    q:mul_(3)
+    local g = dl.autograd.grad((vw * vw):sum() + (x * x):sum(), x, nil, {create_graph = true})
+    g:sum():backward()
+    assert.same({2, 20, 20, 2}, x.grad:totable())
+    local x2 = dl.tensor({1, 2}, {dtype = "float64", requires_grad = true}) -- an expanded view: gathered back
+    local q2 = x2 * 1
+    local e = q2:narrow(1, 1, 1):expand(3)
+    q2:mul_(2)
+    local g2 = dl.autograd.grad((e * e):sum(), x2, nil, {create_graph = true})
+    assert.same({24, 0}, g2:totable()) -- 3 * 2 * (2x) * 2 at x = 1
+    g2:sum():backward()
+    assert.same({24, 0}, x2.grad:totable())
+  end)
+  it("a view detached in place stays a leaf (it is not derived from its base again)", function()
+    local x = X()
+    local q = x * 1
+    local vw = q:narrow(1, 2, 2)
+    vw:detach_()
+    vw:requires_grad_(true)
+    q:mul_(3)
+    assert.is_true(vw.is_leaf)
+    vw:sum():backward()
+    assert.same({1, 1}, vw.grad:totable())
+    assert.is_nil(x.grad)
+  end)
+  it("print the history they would give", function()
+    local x = X()
+    local q = x * 1
+    local vw = q:narrow(1, 2, 2)
+    q:mul_(3)
+    assert.truthy(tostring(vw):find("grad_fn=<AsStridedBackward0>", 1, true))
+  end)
   it("are unchanged by writes under no_grad (the old history still holds)", function()
     local x = X()
     local q = x * 1
@@ -184,6 +221,17 @@ describe("views of a tensor written in place after they were taken", function()
       return v
     end,
   }
+  it("an in-place op on a reshaped copy leaves the input's tangent (and the caller's) alone", function()
+    local xt = dl.tensor({{1, 2}, {3, 4}}, {dtype = "float64"}):t() -- reshape(4) copies it
+    local v = dl.tensor({{1, 10}, {100, 1000}}, {dtype = "float64"})
+    local _, t = dl.autograd.jvp(function(a)
+      local r = a:reshape(4)
+      r:mul_(3)
+      return a * 1
+    end, xt, v)
+    assert.same({{1, 10}, {100, 1000}}, t:totable())
+    assert.same({{1, 10}, {100, 1000}}, v:totable())
+  end)
   for name, f in pairs(forward) do
     it("give PyTorch's tangent (forward mode): " .. name, function()
       local _, t = dl.autograd.jvp(f, dl.tensor(R.x, {dtype = "float64"}), dl.tensor(R.tangent, {dtype = "float64"}))

@@ -173,6 +173,10 @@ static int l_detach_(lua_State *L) {
   dl_tensor *t = dlua_checktensor(L, 1);
   dl_autograd_clear(t);
   t->requires_grad = false;
+  if (t->base) { /* a leaf now: never derived from its base again */
+    dl_tensor_release(t->base);
+    t->base = NULL;
+  }
   lua_settop(L, 1);
   return 1;
 }
@@ -227,8 +231,9 @@ static void read_grad_outputs(lua_State *L, int idx, dl_tensor **out, int no) {
     return;
   }
   int n = (int)lua_rawlen(L, idx);
-  if (n > no || dlua_list_extra_key(L, idx, no))
-    luaL_error(L, "dl.autograd.grad: %d grad_outputs for %d outputs", n > no ? n : no + 1, no);
+  if (n > no) luaL_error(L, "dl.autograd.grad: %d grad_outputs for %d outputs", n, no);
+  if (dlua_list_extra_key(L, idx, no))
+    luaL_argerror(L, idx, lua_pushfstring(L, "not a list: it has the key %s besides its entries", lua_tostring(L, -1)));
   for (int i = 0; i < no; i++) {
     lua_rawgeti(L, idx, i + 1);
     if (lua_isnil(L, -1) || (lua_isboolean(L, -1) && !lua_toboolean(L, -1))) {
@@ -549,6 +554,7 @@ static int l_differentiable_ops(lua_State *L) {
 
 /* tostring suffix, used by lua_print.c */
 const char *dlua_autograd_describe(const dl_tensor *t, char *buf, size_t n) {
+  dl_ag_refresh_view((dl_tensor *)t); /* the history grad_fn would give (out of memory: the old one) */
   if (t->grad_fn) snprintf(buf, n, ", grad_fn=<%s>", t->grad_fn->type->name);
   else if (t->requires_grad) snprintf(buf, n, ", requires_grad=True");
   else return NULL;

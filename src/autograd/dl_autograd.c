@@ -352,7 +352,9 @@ static int accumulate_leaf(dl_tensor *leaf, dl_tensor *g, bool create_graph) {
       leaf->grad = g;
       return 0;
     }
-    dl_tensor *c = create_graph ? dl_tensor_retain(g) : dl_tensor_clone(g);
+    /* a copy (recorded under create_graph, as PyTorch's): g may be the
+     * caller's gradient or another leaf's, and later sums go in place */
+    dl_tensor *c = create_graph ? dl_ag_clone(g) : dl_tensor_clone(g);
     if (c && c->dtype != leaf->dtype) {
       dl_tensor *cc = dl_tensor_to_dtype(c, leaf->dtype);
       dl_tensor_release(c);

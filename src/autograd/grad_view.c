@@ -68,8 +68,16 @@ static dl_tensor *finish_reshape(const dl_node_type *type, dl_tensor *t, dl_tens
     shape_ctx c = shape_of(t);
     if (record1(type, t, out, &c, sizeof c)) return fail(out);
   }
-  if (t->tangent) return with_tangent(out, dl_tensor_reshape(t->tangent, out->shape, out->ndim));
-  return out;
+  if (!t->tangent) return out;
+  dl_tensor *tn = dl_tensor_reshape(t->tangent, out->shape, out->ndim);
+  if (tn && out->storage != t->storage && tn->storage == t->tangent->storage) {
+    /* the value was copied: so is the tangent (an in-place op on out must
+     * not write into t's tangent, dl_fw_set_inplace) */
+    dl_tensor *c = dl_tensor_clone(tn);
+    dl_tensor_release(tn);
+    tn = c;
+  }
+  return with_tangent(out, tn);
 }
 
 dl_tensor *dl_ag_view(dl_tensor *t, const int64_t *shape, int ndim) {
@@ -557,6 +565,26 @@ static int add_at_view(dl_tensor *flat, const restride_ctx *c, dl_tensor *g) {
   return rc;
 }
 
+/* the adjoint of restride_backward's placement, for a double backward: the
+ * base-shaped h laid out in the span, read at the view's elements (a gather;
+ * where they share memory each reads the sum's one value) */
+static int restride_grad_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
+  const restride_ctx *c = (const restride_ctx *)n->ctx;
+  dl_tensor *h = gout[0];
+  int64_t span = c->span;
+  dl_tensor *flat = dl_tensor_zeros(&span, 1, h->dtype, dl_tensor_device(h));
+  dl_tensor *b = flat ? dl_tensor_as_strided(flat, c->base.shape, c->bstride, c->base.ndim, c->boffset) : NULL;
+  dl_tensor *v = b && dl_tensor_copy_(b, h) == 0
+                     ? dl_tensor_as_strided(flat, c->vshape, c->vstride, c->vndim, c->voffset)
+                     : NULL;
+  gin[0] = v ? dl_tensor_clone(v) : NULL;
+  dl_tensor_release(flat);
+  dl_tensor_release(b);
+  dl_tensor_release(v);
+  return gin[0] ? 0 : -1;
+}
+static const dl_node_type restride_grad_type = {"AsStridedScatterBackward0", restride_grad_backward, NULL};
+
 static int restride_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
   const restride_ctx *c = (const restride_ctx *)n->ctx;
   dl_tensor *g = gout[0];
@@ -573,7 +601,13 @@ static int restride_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin
   }
   gin[0] = rc ? NULL : dl_tensor_as_strided(flat, c->base.shape, c->bstride, c->base.ndim, c->boffset);
   dl_tensor_release(flat);
-  return gin[0] ? 0 : -1;
+  if (!gin[0]) return -1;
+  if (dl_grad_enabled() && g->requires_grad) { /* create_graph: the placement is linear in g */
+    dl_node *r = dl_ag_record(&restride_grad_type, &g, 1, gin[0]);
+    if (!r) return -1;
+    memcpy(r->ctx, c, sizeof *c);
+  }
+  return 0;
 }
 static const dl_node_type restride_type = {"AsStridedBackward0", restride_backward, NULL};
 
