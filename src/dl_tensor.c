@@ -117,11 +117,41 @@ dl_tensor *dl_tensor_scalar(dl_scalar v, dl_dtype dt, dl_device dev) {
 dl_tensor *dl_tensor_from_buffer(void *data, const int64_t *shape, int ndim, const int64_t *strides,
                                  dl_dtype dt, void (*release)(void *, void *), void *ctx) {
   int64_t numel;
-  if (!data && ndim > 0) {
-    dl_error_set("from_buffer: NULL data");
+  if ((unsigned)dt >= DL_NDTYPES) {
+    dl_error_set("from_buffer: unknown dtype %d", (int)dt);
+    return NULL;
+  }
+  if (!shape && ndim > 0) {
+    dl_error_set("from_buffer: NULL shape for %d dims", ndim);
     return NULL;
   }
   if (dl_shape_numel("from_buffer", shape, ndim, &numel)) return NULL;
+  if (!data && numel > 0) { /* nothing is read from an empty buffer */
+    dl_error_set("from_buffer: NULL data");
+    return NULL;
+  }
+  /* the elements the strides reach, checked against overflow: the byte
+   * count bounds every later access */
+  int64_t span = numel;
+  if (strides && numel > 0) {
+    span = 1;
+    for (int d = 0; d < ndim; d++) {
+      int64_t reach;
+      if (strides[d] < 0) {
+        dl_error_set("from_buffer: negative stride");
+        return NULL;
+      }
+      if (__builtin_mul_overflow(shape[d] - 1, strides[d], &reach) || __builtin_add_overflow(span, reach, &span)) {
+        dl_error_set("from_buffer: strides reach past the addressable range");
+        return NULL;
+      }
+    }
+  }
+  size_t nbytes;
+  if (__builtin_mul_overflow((size_t)span, dl_dtype_size(dt), &nbytes)) {
+    dl_error_set("from_buffer: strides reach past the addressable range");
+    return NULL;
+  }
   dl_storage *s = dl_pool_get(&storage_pool);
   if (!s) return NULL;
   s->refcount = 1;
@@ -130,29 +160,17 @@ dl_tensor *dl_tensor_from_buffer(void *data, const int64_t *shape, int ndim, con
   s->release = release;
   s->release_ctx = ctx;
   s->borrowed = true; /* without a callback the host keeps the buffer */
+  s->nbytes = nbytes;
   dl_tensor *t = tensor_header(s, dt, shape, ndim, numel);
   if (!t) {
     dl_pool_put(&storage_pool, s);
     return NULL;
   }
-  int64_t span = 1;
   if (strides) {
-    for (int d = 0; d < ndim; d++) {
-      if (strides[d] < 0) {
-        dl_error_set("from_buffer: negative stride");
-        s->release = NULL; /* the caller keeps its buffer on failure */
-        s->data = NULL;
-        dl_tensor_release(t);
-        return NULL;
-      }
-      t->stride[d] = strides[d];
-      if (shape[d] > 0) span += (shape[d] - 1) * strides[d];
-    }
+    for (int d = 0; d < ndim; d++) t->stride[d] = strides[d];
   } else {
     set_contiguous_strides(t);
-    span = numel;
   }
-  s->nbytes = (size_t)(numel ? span : 0) * dl_dtype_size(dt);
   return t;
 }
 
@@ -170,11 +188,7 @@ void dl_tensor_release(dl_tensor *t) {
   if (t->tangent) dl_tensor_release(t->tangent);
   if (t->grad_fn && dl_autograd_clear) dl_autograd_clear(t);
   if (t->base) dl_tensor_release(t->base);
-  if (t->storage) {
-    dl_storage *s = t->storage;
-    if (s->data || s->release) storage_release(s);
-    else dl_pool_put(&storage_pool, s);
-  }
+  if (t->storage) storage_release(t->storage); /* counted even over an empty host buffer */
   dl_pool_put(&tensor_pool, t);
 }
 

@@ -1,4 +1,5 @@
 /* test_tensor.c — engine-only checks of storage, views and copies. */
+#include <stdint.h>
 #include "ctest.h"
 #include "dl_alloc.h"
 #include "dl_tensor.h"
@@ -99,6 +100,30 @@ int main(void) {
     dl_tensor *after = dl_tensor_zeros(n4, 1, DL_FLOAT32, dl_device_cpu());
     CHECK(after && (void *)dl_tensor_data(after) != (void *)stack_buf && stack_buf[0] == 1.0f);
     dl_tensor_release(after);
+  }
+  /* bad host buffers are errors, never tensors that read outside them */
+  {
+    float one[1] = {1};
+    int64_t n3[1] = {3}, z2[2] = {0, 3}, huge[1] = {INT64_MAX / 2};
+    CHECK(dl_tensor_from_buffer(NULL, NULL, 0, NULL, DL_FLOAT32, NULL, NULL) == NULL); /* a 0-d tensor reads one */
+    CHECK(strstr(dl_error_get(), "NULL data") != NULL);
+    CHECK(dl_tensor_from_buffer(one, NULL, 2, NULL, DL_FLOAT32, NULL, NULL) == NULL);
+    CHECK(strstr(dl_error_get(), "NULL shape") != NULL);
+    CHECK(dl_tensor_from_buffer(one, n3, 1, NULL, (dl_dtype)7, NULL, NULL) == NULL);
+    CHECK(strstr(dl_error_get(), "unknown dtype 7") != NULL);
+    CHECK(dl_tensor_from_buffer(one, n3, 1, huge, DL_FLOAT32, NULL, NULL) == NULL);
+    CHECK(strstr(dl_error_get(), "addressable") != NULL);
+    int64_t neg[1] = {-1};
+    CHECK(dl_tensor_from_buffer(one, n3, 1, neg, DL_FLOAT32, NULL, NULL) == NULL);
+    CHECK(strstr(dl_error_get(), "negative stride") != NULL);
+    /* an empty tensor over NULL data is fine, and its views share the storage's count */
+    dl_tensor *e = dl_tensor_from_buffer(NULL, z2, 2, NULL, DL_FLOAT32, NULL, NULL);
+    CHECK(e && e->numel == 0);
+    dl_tensor *ev = e ? dl_tensor_narrow(e, 1, 0, 2) : NULL;
+    CHECK(ev && ev->storage == e->storage && e->storage->refcount == 2);
+    dl_tensor_release(e);
+    CHECK(ev && ev->storage->refcount == 1);
+    dl_tensor_release(ev);
   }
   CTEST_END();
 }
