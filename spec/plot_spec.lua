@@ -66,6 +66,18 @@ describe("dl.plot.lines", function()
     dl.plot.lines({loss = {10, 1, 0.1, 0.01}}, {file = file, logy = true})
     assert.equal(PNG_MAGIC, slurp(file):sub(1, 8))
     os.remove(file)
+    -- the line breaks at NaN and inf: one more pen-up move than the whole line
+    local svg = tmp(".svg")
+    local function moves(values)
+      dl.plot.lines({s = values}, {file = svg})
+      local n = 0
+      for _ in slurp(svg):gmatch("M%-?%d") do n = n + 1 end
+      return n
+    end
+    local whole = moves({1, 2, 3, 4, 5})
+    assert.equal(whole + 1, moves({1, 2, 0 / 0, 4, 5}))
+    assert.equal(whole + 1, moves({1, 2, math.huge, 4, 5}))
+    os.remove(svg)
   end)
 
   it("draws series named in y2 against the right axis", function()

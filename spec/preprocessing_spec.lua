@@ -37,6 +37,15 @@ local function correlated(n, d, dt, seed)
 end
 
 describe("dl.preprocessing.StandardScaler", function()
+  it("maps a constant column to 0 even when its float64 mean is a rounding off (std 1)", function()
+    local rows = {}
+    for i = 1, 10 do rows[i] = {0.1, i} end
+    local X = dl.tensor(rows, {dtype = "float64"})
+    local s = P.StandardScaler():fit(X)
+    assert.equal(1, s.std[1]:item()) -- variance ~1.9e-34: rounding, not spread
+    assert.is_true(math.abs(s:transform(X)[1][1]:item()) < 1e-15)
+    H.assert_close(s.std[2], math.sqrt(8.25), 1e-12) -- population std of 1..10
+  end)
   it("gives every column mean 0 and (population) std 1, float64", function()
     local X = correlated(500, 4)
     local Y = P.StandardScaler():fit_transform(X)

@@ -94,6 +94,8 @@ local function collect(series)
   return out
 end
 
+-- NaN and +-inf are written as NaN, which gnuplot reads as undefined: the
+-- line breaks there (a gap). ("set datafile missing" would join across it.)
 local function num(x)
   if x ~= x or x == math.huge or x == -math.huge then return "NaN" end
   return string.format("%.17g", x)
@@ -184,7 +186,6 @@ function plot.lines(series, opts)
   -- failed run leaves an earlier plot intact
   local part = file .. ".part"
   g[#g + 1] = "set output " .. gq(part)
-  g[#g + 1] = "set datafile missing 'NaN'"
   g[#g + 1] = "set grid"
   g[#g + 1] = "set key below"
   if opts.title then g[#g + 1] = "set title " .. gq(opts.title) end

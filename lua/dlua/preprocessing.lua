@@ -197,7 +197,7 @@ end
 
 ---------------------------------------------------------------------------
 -- StandardScaler: (X - mean) / std per column (population std); a constant
--- column gets std 1
+-- column (variance within rounding of 0) gets std 1
 ---------------------------------------------------------------------------
 
 local StandardScaler = class("StandardScaler")
@@ -215,8 +215,12 @@ function StandardScaler:fit(X)
   local mean = self.with_mean and m or f64_zeros(X, d)
   local std = dl.ones_like(m)
   if self.with_std then
-    std = col_var(X, m):sqrt()
-    std = dl.where(std:eq(0), dl.ones_like(std), std)
+    -- constant: a variance within rounding of 0 (scikit-learn's test, float64
+    -- eps), not only exactly 0 (a mean 1 ulp off leaves ~1e-34)
+    local var = col_var(X, m)
+    local n, eps = X:size(1), 2.0 ^ -52
+    local bound = var * (n * eps) + (m * (n * eps)) ^ 2
+    std = dl.where(var:le(bound), dl.ones_like(var), var:sqrt())
   end
   self.mean, self.std = store(mean, X), store(std, X)
   self.n_features, self.dtype = d, X.dtype

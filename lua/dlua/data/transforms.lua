@@ -134,6 +134,10 @@ function Normalize:init(mean, std)
 end
 function Normalize:forward(x)
   local xb, one = batch_of("Normalize", x)
+  -- as torchvision: the statistics in an integer dtype would be truncated
+  if not x.dtype:find("^float") then
+    raise(fmt("Normalize: the input must be a float tensor, got %s (convert it first: x:float() / 255)", x.dtype))
+  end
   local C = xb:size(2)
   local n = #self.mean
   if n ~= 1 and n ~= C then raise(fmt("Normalize: %d channel statistics for input %s", n, checks.shape_str(x))) end

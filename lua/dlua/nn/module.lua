@@ -398,6 +398,9 @@ end
 
 function Module:to(arg)
   local dtype, device = to_target(arg)
+  if dtype and not dtype:find("^float") then -- before anything is converted
+    error("to: a module converts to floating point dtypes only, got " .. dtype, 2)
+  end
   if device then
     -- validate once, so a bad device fails before anything is converted
     local ok, probe = pcall(function() return dl.empty(0):to(device) end)
@@ -469,18 +472,23 @@ local function ordered_pairs(sd)
   end, sd, nil
 end
 
--- parameters and persistent buffers of every module, under every name
+-- parameters and persistent buffers of every module, under every name: a
+-- module reached by two names (the same layer used twice) is listed under
+-- both, as PyTorch's state_dict recursion does (named_modules lists it once)
 local function state_entries(self)
-  local out = {}
-  for _, e in ipairs(self:named_modules("", {})) do
-    local pre = e[1]
-    local m = e[2]
+  local out, path = {}, {}
+  local function walk(m, pre)
+    if path[m] then return end -- a module inside itself: not followed again
+    path[m] = true
     local own = own_params(m, {})
     own_buffers(m, own, true)
     for _, kv in ipairs(own) do
       out[#out + 1] = {pre == "" and kv[1] or pre .. "." .. kv[1], kv[2], m, kv[1]}
     end
+    for _, c in ipairs(own_children(m, {})) do walk(c[2], pre == "" and c[1] or pre .. "." .. c[1]) end
+    path[m] = nil
   end
+  walk(self, "")
   return out
 end
 
