@@ -146,6 +146,108 @@ int main(void) {
       "buffer 1 7 7 4, released 1\n", out)
   end)
 
+  -- a tensor kept past lua_close, whose history holds a custom Function
+  -- (Lua code of the closed state): released, or backward from another
+  -- state, it is an error, never a use of the closed state
+  local host_closed = [[
+#include "dlua.h"
+#include <lauxlib.h>
+#include <stdio.h>
+
+int main(void) {
+  lua_State *A = dlua_newstate(), *B = dlua_newstate();
+  if (!A || !B) return 2;
+  if (luaL_dostring(A, "local F = dl.autograd.Function({forward = function(c, x) return x * 2 end, "
+                       "backward = function(c, g) return g * 2 end}) "
+                       "return F(dl.randn(3, {requires_grad = true})):sum()")) {
+    fprintf(stderr, "%s\n", lua_tostring(A, -1));
+    return 3;
+  }
+  dl_tensor *y = dl_tensor_retain(dlua_checktensor(A, -1));
+  dl_tensor *y2 = dl_tensor_retain(y);
+  lua_close(A);
+  dlua_pushtensor(B, y2); /* B owns this reference */
+  lua_setglobal(B, "y");
+  if (luaL_dostring(B, "y:backward()")) printf("%s\n", lua_tostring(B, -1));
+  dl_tensor_release(y);
+  lua_close(B);
+  printf("done\n");
+  return 0;
+}
+]]
+
+  it("keeps a custom Function's tensor safe past the close of the state that made it", function()
+    local dir = tmpdir()
+    write(dir .. "/host.c", host_closed)
+    local libdir = absolute(DLUA_LIBDIR)
+    local san = SANITIZED and "-fsanitize=address,undefined" or ""
+    local out, code = sh(string.format(
+      "cc -std=gnu11 %s -Isrc $(pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4) " ..
+      "-o %s %s -L%s -ldlua $(pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4) -Wl,-rpath,%s",
+      san, q(dir .. "/host"), q(dir .. "/host.c"), q(libdir), q(libdir)))
+    assert.equal(0, code, out)
+    out, code = sh(q(dir .. "/host"))
+    os.execute("rm -rf " .. q(dir))
+    assert.equal(0, code, out)
+    assert.truthy(out:find("the Lua state that defined this custom Function has been closed", 1, true), out)
+    assert.truthy(out:find("done\n$"), out)
+  end)
+
+  -- opening dlua in a state without the standard libraries, or pushing a
+  -- tensor into a state dlua was not opened in, is an error that leaves the
+  -- state usable (no half-built module cached)
+  local host_order = [[
+#include "dlua.h"
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+
+static int push(lua_State *L) {
+  int64_t s[1] = {2};
+  dlua_pushtensor(L, dl_tensor_zeros(s, 1, DL_FLOAT32, dl_device_cpu()));
+  return 1;
+}
+
+int main(void) {
+  lua_State *L = luaL_newstate();
+  lua_pushcfunction(L, luaopen_dlua);
+  if (lua_pcall(L, 0, 1, 0)) printf("%s\n", lua_tostring(L, -1));
+  lua_settop(L, 0);
+  luaL_openlibs(L);
+  lua_pushcfunction(L, push);
+  if (lua_pcall(L, 0, 1, 0)) printf("%s\n", lua_tostring(L, -1));
+  lua_settop(L, 0);
+  lua_pushcfunction(L, luaopen_dlua);
+  if (lua_pcall(L, 0, 1, 0)) return 3;
+  lua_getfield(L, -1, "nn");
+  printf("nn: %s\n", luaL_typename(L, -1));
+  lua_settop(L, 0);
+  lua_pushcfunction(L, push);
+  if (lua_pcall(L, 0, 1, 0)) return 4;
+  printf("pushed: %d\n", dlua_totensor(L, -1) != NULL);
+  lua_close(L);
+  return 0;
+}
+]]
+
+  it("refuses to open without the standard libraries and to push before opening, then works", function()
+    local dir = tmpdir()
+    write(dir .. "/host.c", host_order)
+    local libdir = absolute(DLUA_LIBDIR)
+    local san = SANITIZED and "-fsanitize=address,undefined" or ""
+    local out, code = sh(string.format(
+      "cc -std=gnu11 %s -Isrc $(pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4) " ..
+      "-o %s %s -L%s -ldlua $(pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4) -Wl,-rpath,%s",
+      san, q(dir .. "/host"), q(dir .. "/host.c"), q(libdir), q(libdir)))
+    assert.equal(0, code, out)
+    out, code = sh(q(dir .. "/host"))
+    os.execute("rm -rf " .. q(dir))
+    assert.equal(0, code, out)
+    assert.equal("luaopen_dlua: the standard libraries must be open first (luaL_openlibs)\n" ..
+      "dlua_pushtensor: dlua is not open in this state (luaopen_dlua or dlua_newstate first)\n" ..
+      "nn: table\npushed: 1\n", out)
+  end)
+
   it("ships a host example that the build links", function()
     local f = io.open(DLUA_BUILD .. "/host_example", "rb")
     assert.truthy(f, "missing " .. DLUA_BUILD .. "/host_example")

@@ -10,6 +10,7 @@
 #include "autograd/dl_ag_reduce.h"
 #include "autograd/dl_autograd.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- grad_fn userdata ---- */
@@ -359,8 +360,54 @@ static int l_unpack_dual(lua_State *L) {
 
 /* ---- custom functions: a node whose backward calls Lua ---- */
 
+/* Whether the Lua state that made a custom node is still open: a host can
+ * keep a tensor (and so its node) past lua_close. One per state, shared by
+ * its nodes; the state's registry holds a userdata whose __gc marks it
+ * closed. Freed by the last of them. */
+typedef struct {
+  int64_t refs;
+  bool open;
+} state_token;
+
+#define STATE_TOKEN_KEY "dlua.state_token"
+
+static void token_drop(state_token *tk) {
+  if (--tk->refs == 0) free(tk);
+}
+
+static int token_gc(lua_State *L) {
+  state_token **p = lua_touserdata(L, 1);
+  if (p && *p) {
+    (*p)->open = false;
+    token_drop(*p);
+    *p = NULL;
+  }
+  return 0;
+}
+
+/* the state's token (a new reference), or NULL with a Lua error raised */
+static state_token *token_of(lua_State *L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, STATE_TOKEN_KEY);
+  state_token **p = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (!p) {
+    p = lua_newuserdatauv(L, sizeof *p, 0);
+    *p = NULL;
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, token_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    if (!(*p = calloc(1, sizeof **p))) luaL_error(L, "dl.autograd.Function: out of memory");
+    (*p)->refs = 1, (*p)->open = true;
+    lua_setfield(L, LUA_REGISTRYINDEX, STATE_TOKEN_KEY);
+  }
+  (*p)->refs++;
+  return *p;
+}
+
 typedef struct {
   lua_State *L;  /* the main thread of the state that made the node */
+  state_token *token; /* whether L is still open */
   int fn_ref;    /* backward function */
   int ctx_ref;   /* ctx table */
 } lua_fn_ctx;
@@ -375,6 +422,10 @@ static int traceback(lua_State *L) {
 
 static int lua_fn_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
   lua_fn_ctx *c = (lua_fn_ctx *)n->ctx;
+  if (!c->L || !c->token->open) {
+    dl_error_set("backward: the Lua state that defined this custom Function has been closed");
+    return -1;
+  }
   lua_State *L = c->L;
   int top = lua_gettop(L);
   if (!lua_checkstack(L, n->noutputs + 8)) {
@@ -438,8 +489,11 @@ static int lua_fn_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) 
 static void lua_fn_release(dl_node *n) {
   lua_fn_ctx *c = (lua_fn_ctx *)n->ctx;
   if (!c->L) return;
-  luaL_unref(c->L, LUA_REGISTRYINDEX, c->fn_ref);
-  luaL_unref(c->L, LUA_REGISTRYINDEX, c->ctx_ref);
+  if (c->token->open) { /* a closed state freed its registry already */
+    luaL_unref(c->L, LUA_REGISTRYINDEX, c->fn_ref);
+    luaL_unref(c->L, LUA_REGISTRYINDEX, c->ctx_ref);
+  }
+  token_drop(c->token);
   c->L = NULL;
 }
 
@@ -467,9 +521,14 @@ static int l_attach(lua_State *L) {
   bool record = dl_ag_needs_grad(ins, nin);
   dl_node *n = NULL;
   if (record) {
+    state_token *tk = token_of(L);
     n = dl_node_new(&lua_fn_type, ins, nin, nout);
-    if (!n) return dlua_engine_error(L);
+    if (!n) {
+      token_drop(tk);
+      return dlua_engine_error(L);
+    }
     lua_fn_ctx *c = (lua_fn_ctx *)n->ctx;
+    c->token = tk;
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
     c->L = lua_tothread(L, -1);
     lua_pop(L, 1);

@@ -122,6 +122,12 @@ int luaopen_dlua(lua_State *L) {
   lua_getfield(L, LUA_REGISTRYINDEX, "dlua.module");
   if (lua_istable(L, -1)) return 1;
   lua_pop(L, 1);
+  /* the Lua half (which requires "dlua" again) needs require: checked
+   * before anything is registered */
+  lua_getglobal(L, "require");
+  if (!lua_isfunction(L, -1))
+    return luaL_error(L, "luaopen_dlua: the standard libraries must be open first (luaL_openlibs)");
+  lua_pop(L, 1);
   dl_get_num_threads(); /* settle the default count */
   lua_newtable(L);
   luaL_setfuncs(L, functions, 0);
@@ -151,10 +157,15 @@ int luaopen_dlua(lua_State *L) {
   lua_pushvalue(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, "dlua.module");
   install_preloads(L);
-  /* the Lua half extends the table */
+  /* the Lua half extends the table; if it fails, no half-built module is
+   * left for the next require to return */
   lua_getglobal(L, "require");
   lua_pushstring(L, "dlua.init");
-  lua_call(L, 1, 0);
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+    lua_pushnil(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, "dlua.module");
+    return lua_error(L);
+  }
   dlua_names_build(L, -1);
   return 1;
 }

@@ -97,12 +97,18 @@ void dlua_gc_after_backward(lua_State *L) {
 
 void dlua_pushtensor(lua_State *L, dl_tensor *t) {
   dl_threads_poll(); /* between ops: a changed thread count takes effect here */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &META_KEY);
+  if (!lua_istable(L, -1)) { /* a host pushing into a state dlua was not opened in */
+    lua_pop(L, 1);
+    dl_tensor_release(t);
+    luaL_error(L, "dlua_pushtensor: dlua is not open in this state (luaopen_dlua or dlua_newstate first)");
+  }
   dlua_tensor_ud *u = lua_newuserdatauv(L, sizeof *u, 0);
   u->magic = dlua_ud_magic;
   u->t = t;
   u->prev = u->next = NULL;
   dlua_heap_track(L, u);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &META_KEY);
+  lua_rotate(L, -2, 1); /* the userdata below its metatable */
   lua_setmetatable(L, -2);
   size_t fresh = dl_alloc_take_pressure();
   gc_bytes += fresh;
