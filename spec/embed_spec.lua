@@ -35,6 +35,22 @@ local function tmpdir()
   return d
 end
 
+-- compiles a host program against the built library and runs it: its
+-- output and exit code
+local function run_host(source)
+  local dir = tmpdir()
+  write(dir .. "/host.c", source)
+  local libdir = absolute(DLUA_LIBDIR)
+  local san = SANITIZED and "-fsanitize=address,undefined" or ""
+  local out, code = sh(string.format(
+    "cc -std=gnu11 %s -Isrc $(pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4) " ..
+    "-o %s %s -L%s -ldlua $(pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4) -Wl,-rpath,%s",
+    san, q(dir .. "/host"), q(dir .. "/host.c"), q(libdir), q(libdir)))
+  if code == 0 then out, code = sh(q(dir .. "/host")) end
+  os.execute("rm -rf " .. q(dir))
+  return out, code
+end
+
 describe("require 'dlua' from lua5.4", function()
   local function lua(code)
     return sh(string.format("LUA_CPATH=%s lua5.4 -e %s", q(DLUA_LIBDIR .. "/lua/5.4/?.so"), q(code)))
@@ -128,17 +144,7 @@ int main(void) {
 ]]
 
   it("wraps host memory without a copy, runs Lua on it and releases it", function()
-    local dir = tmpdir()
-    write(dir .. "/host.c", host)
-    local libdir = absolute(DLUA_LIBDIR)
-    local san = SANITIZED and "-fsanitize=address,undefined" or ""
-    local out, code = sh(string.format(
-      "cc -std=gnu11 %s -Isrc $(pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4) " ..
-      "-o %s %s -L%s -ldlua $(pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4) -Wl,-rpath,%s",
-      san, q(dir .. "/host"), q(dir .. "/host.c"), q(libdir), q(libdir)))
-    assert.equal(0, code, out)
-    out, code = sh(q(dir .. "/host"))
-    os.execute("rm -rf " .. q(dir))
+    local out, code = run_host(host)
     assert.equal(0, code, out)
     assert.equal("tensor([1., 7., 7., 4.], dtype=float64)\n" ..
       "result numel 2 dtype int64; string is not a tensor: 1\n" ..
@@ -177,17 +183,7 @@ int main(void) {
 ]]
 
   it("keeps a custom Function's tensor safe past the close of the state that made it", function()
-    local dir = tmpdir()
-    write(dir .. "/host.c", host_closed)
-    local libdir = absolute(DLUA_LIBDIR)
-    local san = SANITIZED and "-fsanitize=address,undefined" or ""
-    local out, code = sh(string.format(
-      "cc -std=gnu11 %s -Isrc $(pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4) " ..
-      "-o %s %s -L%s -ldlua $(pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4) -Wl,-rpath,%s",
-      san, q(dir .. "/host"), q(dir .. "/host.c"), q(libdir), q(libdir)))
-    assert.equal(0, code, out)
-    out, code = sh(q(dir .. "/host"))
-    os.execute("rm -rf " .. q(dir))
+    local out, code = run_host(host_closed)
     assert.equal(0, code, out)
     assert.truthy(out:find("the Lua state that defined this custom Function has been closed", 1, true), out)
     assert.truthy(out:find("done\n$"), out)
@@ -231,21 +227,42 @@ int main(void) {
 ]]
 
   it("refuses to open without the standard libraries and to push before opening, then works", function()
-    local dir = tmpdir()
-    write(dir .. "/host.c", host_order)
-    local libdir = absolute(DLUA_LIBDIR)
-    local san = SANITIZED and "-fsanitize=address,undefined" or ""
-    local out, code = sh(string.format(
-      "cc -std=gnu11 %s -Isrc $(pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4) " ..
-      "-o %s %s -L%s -ldlua $(pkg-config --libs lua5.4 2>/dev/null || echo -llua5.4) -Wl,-rpath,%s",
-      san, q(dir .. "/host"), q(dir .. "/host.c"), q(libdir), q(libdir)))
-    assert.equal(0, code, out)
-    out, code = sh(q(dir .. "/host"))
-    os.execute("rm -rf " .. q(dir))
+    local out, code = run_host(host_order)
     assert.equal(0, code, out)
     assert.equal("luaopen_dlua: the standard libraries must be open first (luaL_openlibs)\n" ..
       "dlua_pushtensor: dlua is not open in this state (luaopen_dlua or dlua_newstate first)\n" ..
       "nn: table\npushed: 1\n", out)
+  end)
+
+  -- collectgarbage() in a dlua state releases the host buffers it freed at
+  -- once (the state's allocator queues them until a safe point)
+  local host_collect = [[
+#include "dlua.h"
+#include <lauxlib.h>
+#include <stdio.h>
+
+static int released;
+static void on_release(void *data, void *ctx) { (void)data, (void)ctx; released++; }
+
+int main(void) {
+  float buf[2] = {1, 2};
+  int64_t shape[1] = {2};
+  lua_State *L = dlua_newstate();
+  if (!L) return 2;
+  dlua_pushtensor(L, dl_tensor_from_buffer(buf, shape, 1, NULL, DL_FLOAT32, on_release, NULL));
+  lua_setglobal(L, "x");
+  if (luaL_dostring(L, "x = nil; collectgarbage(); assert(collectgarbage('count') > 0)")) return 3;
+  printf("released after collectgarbage: %d\n", released);
+  lua_close(L);
+  printf("released after close: %d\n", released);
+  return 0;
+}
+]]
+
+  it("releases a host buffer at collectgarbage()", function()
+    local out, code = run_host(host_collect)
+    assert.equal(0, code, out)
+    assert.equal("released after collectgarbage: 1\nreleased after close: 1\n", out)
   end)
 
   it("ships a host example that the build links", function()

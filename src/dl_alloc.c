@@ -33,6 +33,22 @@ static _Thread_local size_t pressure;
 static _Thread_local free_block *local_lists[NCLASSES];
 static _Thread_local uint16_t local_counts[NCLASSES];
 
+/* A thread that ends hands its cached blocks to the shared lists and frees
+ * its pooled objects (a host running a thread per request would otherwise
+ * lose them with each thread): a key destructor, registered by the first
+ * block or object the thread caches. */
+static pthread_key_t exit_key;
+static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+static _Thread_local bool exit_registered;
+static void thread_exit(void *unused);
+static void make_exit_key(void) { pthread_key_create(&exit_key, thread_exit); }
+static inline void on_thread_exit_flush(void) {
+  if (exit_registered) return;
+  exit_registered = true;
+  pthread_once(&exit_once, make_exit_key);
+  pthread_setspecific(exit_key, (void *)1);
+}
+
 #define ADD(var, n) __atomic_add_fetch(&(var), (n), __ATOMIC_RELAXED)
 #define SUB(var, n) __atomic_sub_fetch(&(var), (n), __ATOMIC_RELAXED)
 #define LOAD(var) __atomic_load_n(&(var), __ATOMIC_RELAXED)
@@ -113,6 +129,7 @@ void dl_host_free(void *p, size_t nbytes) {
   free_block *b = p;
   if (rounded <= LOCAL_MAX_BYTES &&
       (local_counts[c] < LOCAL_MIN_BLOCKS || (size_t)local_counts[c] * rounded < LOCAL_CLASS_BYTES)) {
+    on_thread_exit_flush();
     b->next = local_lists[c];
     local_lists[c] = b;
     local_counts[c]++;
@@ -223,6 +240,32 @@ void dl_pool_put(dl_pool *pool, void *obj) {
     free(obj);
     return;
   }
+  on_thread_exit_flush();
   *(void **)obj = pool_heads[id];
   pool_heads[id] = obj;
+}
+
+static void thread_exit(void *unused) {
+  (void)unused;
+  for (int c = 0; c < NCLASSES; c++) {
+    free_block *b = local_lists[c];
+    if (!b) continue;
+    free_block *last = b;
+    while (last->next) last = last->next;
+    pthread_mutex_lock(&lock);
+    last->next = free_lists[c];
+    free_lists[c] = b;
+    pthread_mutex_unlock(&lock);
+    local_lists[c] = NULL;
+    local_counts[c] = 0;
+  }
+  for (int id = 0; id < MAX_POOLS; id++) {
+    void *obj = pool_heads[id];
+    while (obj) {
+      void *next = *(void **)obj;
+      free(obj);
+      obj = next;
+    }
+    pool_heads[id] = NULL;
+  }
 }

@@ -170,11 +170,27 @@ int luaopen_dlua(lua_State *L) {
   return 1;
 }
 
+/* collectgarbage, then the release of the tensors it freed: this state's
+ * allocator queues them (a release can free memory through it, which the
+ * collector's sweep must not see) until the next safe point, and a script
+ * that collects expects host buffers back at once */
+static int collect_and_release(lua_State *L) {
+  int n = lua_gettop(L);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, n, LUA_MULTRET);
+  dlua_heap_drain(L);
+  return lua_gettop(L);
+}
+
 static int open_all(lua_State *L) {
   /* generational mode: minor collections reclaim short-lived tensors
    * without a pass over the whole heap (lua.c's default too) */
   lua_gc(L, LUA_GCGEN, 0, 0);
   luaL_openlibs(L);
+  lua_getglobal(L, "collectgarbage");
+  lua_pushcclosure(L, collect_and_release, 1);
+  lua_setglobal(L, "collectgarbage");
   luaL_requiref(L, "dlua", luaopen_dlua, 0);
   lua_setglobal(L, "dl");
   return 0;

@@ -1,6 +1,7 @@
 /* test_tensor.c — engine-only checks of storage, views and copies. */
 #include <stdint.h>
 #include "ctest.h"
+#include <pthread.h>
 #include "dl_alloc.h"
 #include "dl_tensor.h"
 
@@ -11,6 +12,20 @@ static void on_release(void *data, void *ctx) {
   (void)data;
   (void)ctx;
   released++;
+}
+
+#define THREAD_BLOCKS 40
+#define THREAD_BLOCK_BYTES 3000 /* a size class nothing above uses */
+
+/* allocates and frees blocks on its own thread (into its own cache) */
+static void *cache_blocks(void *unused) {
+  (void)unused;
+  void *blocks[THREAD_BLOCKS];
+  for (int i = 0; i < THREAD_BLOCKS; i++) blocks[i] = dl_host_alloc(THREAD_BLOCK_BYTES);
+  for (int i = 0; i < THREAD_BLOCKS; i++) dl_host_free(blocks[i], THREAD_BLOCK_BYTES);
+  int64_t n = 5; /* and a pooled tensor header and storage */
+  dl_tensor_release(dl_tensor_zeros(&n, 1, DL_FLOAT32, dl_device_cpu()));
+  return NULL;
 }
 
 int main(void) {
@@ -125,5 +140,21 @@ int main(void) {
     CHECK(ev && ev->storage->refcount == 1);
     dl_tensor_release(ev);
   }
+#ifndef DL_NO_CACHE
+  /* a thread that ends hands its cached blocks to the others: the main
+   * thread gets them back without asking the system */
+  {
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, cache_blocks, NULL) == 0);
+    pthread_join(th, NULL);
+    dl_alloc_stats a0, a1;
+    dl_host_stats(&a0);
+    void *blocks[THREAD_BLOCKS];
+    for (int i = 0; i < THREAD_BLOCKS; i++) blocks[i] = dl_host_alloc(THREAD_BLOCK_BYTES);
+    dl_host_stats(&a1);
+    CHECK(a1.sys_allocs == a0.sys_allocs);
+    for (int i = 0; i < THREAD_BLOCKS; i++) dl_host_free(blocks[i], THREAD_BLOCK_BYTES);
+  }
+#endif
   CTEST_END();
 }
