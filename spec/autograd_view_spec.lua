@@ -43,6 +43,18 @@ describe("views and copies: forward mode", function()
   end
 end)
 
+describe("view nodes' names", function()
+  it("are PyTorch's", function()
+    local x = dl.randn(2, 3, {dtype = "float64"}):requires_grad_()
+    assert.equal("TBackward0", x:t().grad_fn:name())
+    assert.equal("TBackward0", x:select(1, 1):t().grad_fn:name()) -- 1-D: the tensor itself
+    assert.equal("TransposeBackward0", x:transpose(1, 2).grad_fn:name())
+    assert.equal("SliceBackward0", x:narrow(2, 1, 2).grad_fn:name())
+    assert.equal("SqueezeBackward0", x:view(1, 2, 3):squeeze().grad_fn:name())
+    assert.equal("SqueezeBackward1", x:view(1, 2, 3):squeeze(1).grad_fn:name())
+  end)
+end)
+
 describe("writes through views", function()
   it("t[i] = v rebases the base's history (CopySlices)", function()
     local x = dl.tensor({{1, 2, 3}, {4, 5, 6}}, {dtype = "float64", requires_grad = true})

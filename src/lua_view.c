@@ -67,8 +67,7 @@ static int l_transpose(lua_State *L) {
 static int l_t(lua_State *L) {
   dl_tensor *t = dlua_checktensor(L, 1);
   if (t->ndim > 2) return luaL_error(L, "dl.t: expects a tensor with <= 2 dims, got %d; use transpose", t->ndim);
-  if (t->ndim < 2) dlua_push_or_error(L, dl_ag_alias(t));
-  else dlua_push_or_error(L, dl_ag_transpose(t, 0, 1));
+  dlua_push_or_error(L, dl_ag_t(t));
   return 1;
 }
 

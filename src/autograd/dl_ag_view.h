@@ -9,6 +9,8 @@
 dl_tensor *dl_ag_view(dl_tensor *t, const int64_t *shape, int ndim);
 dl_tensor *dl_ag_reshape(dl_tensor *t, const int64_t *shape, int ndim);
 dl_tensor *dl_ag_transpose(dl_tensor *t, int d0, int d1);
+/* t(): a matrix transposed; fewer dims: the tensor itself (ndim <= 2) */
+dl_tensor *dl_ag_t(dl_tensor *t);
 dl_tensor *dl_ag_permute(dl_tensor *t, const int *perm, int n);
 dl_tensor *dl_ag_narrow(dl_tensor *t, int dim, int64_t start, int64_t len);
 dl_tensor *dl_ag_select(dl_tensor *t, int dim, int64_t index);

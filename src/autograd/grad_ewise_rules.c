@@ -272,7 +272,11 @@ static const dl_node_type binary_types[DL_NBINOPS][2] = {
   [DL_BIN_##ID] = {TYPE(DL_GRAD_NAME(grad)), TYPE(DL_GRAD_NAME_NUM(grad))},
 #include "../ops/ops_each.h"
 };
-static const dl_node_type pow_scalar_base_type = TYPE("PowBackward2");
+/* PyTorch's names where the number's side matters: number ^ tensor,
+ * number - tensor, lerp with a number weight */
+static const dl_node_type pow_scalar_base_type = TYPE("PowBackward1");
+static const dl_node_type rsub_type = TYPE("RsubBackward1");
+static const dl_node_type lerp_scalar_type = TYPE("LerpBackward0");
 
 static const dl_node_type unary_types[DL_NUNOPS] = {
 #define DL_OP_UNARY(ID, name, ar, rule, ip, grad) [DL_UN_##ID] = TYPE(DL_GRAD_NAME(grad)),
@@ -294,9 +298,11 @@ const dl_node_type *ew_type(const ew_ctx *c) {
   if (c->kind == EW_BINARY) {
     bool a = ew_is_tensor(c, 0), b = ew_is_tensor(c, 1);
     if (c->op == DL_BIN_POW && !a) return &pow_scalar_base_type;
+    if (c->op == DL_BIN_SUB && !a) return &rsub_type;
     return &binary_types[c->op][a && b ? 0 : 1];
   }
   if (c->kind == EW_UNARY) return &unary_types[c->op];
+  if (c->kind == EW_LERP && !ew_is_tensor(c, 2)) return &lerp_scalar_type;
   return &misc_types[misc_ops[c->kind]];
 }
 

@@ -59,6 +59,7 @@ static int reshape_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin)
 static const dl_node_type view_type = {"ViewBackward0", reshape_backward, NULL};
 static const dl_node_type reshape_type = {"ReshapeAliasBackward0", reshape_backward, NULL};
 static const dl_node_type squeeze_type = {"SqueezeBackward0", reshape_backward, NULL};
+static const dl_node_type squeeze_dim_type = {"SqueezeBackward1", reshape_backward, NULL};
 static const dl_node_type unsqueeze_type = {"UnsqueezeBackward0", reshape_backward, NULL};
 
 /* records a reshape-like node and reshapes the tangent to out's shape */
@@ -86,7 +87,9 @@ dl_tensor *dl_ag_view(dl_tensor *t, const int64_t *shape, int ndim) {
 dl_tensor *dl_ag_reshape(dl_tensor *t, const int64_t *shape, int ndim) {
   return finish_reshape(&reshape_type, t, dl_tensor_reshape(t, shape, ndim));
 }
-dl_tensor *dl_ag_squeeze(dl_tensor *t, int dim) { return finish_reshape(&squeeze_type, t, dl_tensor_squeeze(t, dim)); }
+dl_tensor *dl_ag_squeeze(dl_tensor *t, int dim) {
+  return finish_reshape(dim == DL_ALL_DIMS ? &squeeze_type : &squeeze_dim_type, t, dl_tensor_squeeze(t, dim));
+}
 dl_tensor *dl_ag_unsqueeze(dl_tensor *t, int dim) {
   return finish_reshape(&unsqueeze_type, t, dl_tensor_unsqueeze(t, dim));
 }
@@ -115,6 +118,26 @@ dl_tensor *dl_ag_transpose(dl_tensor *t, int d0, int d1) {
     if (record1(&transpose_type, t, out, &c, sizeof c)) return fail(out);
   }
   if (t->tangent) return with_tangent(out, dl_tensor_transpose(t->tangent, d0, d1));
+  return out;
+}
+
+/* t(): a matrix transposed, fewer dims as they are; PyTorch's TBackward0 */
+static int t_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
+  const transpose_ctx *c = (const transpose_ctx *)n->ctx;
+  gin[0] = c->d0 == c->d1 ? dl_tensor_retain(gout[0]) : dl_ag_transpose(gout[0], c->d0, c->d1);
+  return gin[0] ? 0 : -1;
+}
+static const dl_node_type t_type = {"TBackward0", t_backward, NULL};
+
+dl_tensor *dl_ag_t(dl_tensor *t) {
+  bool matrix = t->ndim == 2;
+  dl_tensor *out = matrix ? dl_tensor_transpose(t, 0, 1) : dl_tensor_alias(t);
+  if (!out) return NULL;
+  if (dl_ag_needs1(t)) {
+    transpose_ctx c = {0, matrix ? 1 : 0};
+    if (record1(&t_type, t, out, &c, sizeof c)) return fail(out);
+  }
+  if (t->tangent) return with_tangent(out, matrix ? dl_tensor_transpose(t->tangent, 0, 1) : dl_tensor_retain(t->tangent));
   return out;
 }
 
@@ -155,7 +178,7 @@ static int narrow_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) 
   gin[0] = dl_ag_embed(gout[0], c->in.shape, c->in.ndim, c->dim, c->start);
   return gin[0] ? 0 : -1;
 }
-static const dl_node_type narrow_type = {"NarrowBackward0", narrow_backward, NULL};
+static const dl_node_type narrow_type = {"SliceBackward0", narrow_backward, NULL}; /* PyTorch's narrow is a slice */
 
 dl_tensor *dl_ag_narrow(dl_tensor *t, int dim, int64_t start, int64_t len) {
   dl_tensor *out = dl_tensor_narrow(t, dim, start, len);
