@@ -182,10 +182,11 @@ dl_tensor *dl_idx_read(const char *path) {
   if (idx_read_payload(&f, t, (size_t)numel, elsize) != 0) goto fail;
   if (gzipped) {
     unsigned char extra;
-    int got = gzread(f.gz, &extra, 1);
-    if (got != 0) {
+    int got = gzread(f.gz, &extra, 1), zerr = Z_OK;
+    if (got == 0) gzerror(f.gz, &zerr); /* end of the data: the trailer (CRC, length) must be whole and match */
+    if (got != 0 || (zerr != Z_OK && zerr != Z_STREAM_END)) {
       dl_error_set("read_idx: %s: %s after the %llu data bytes the dimensions %s call for", path,
-                   got > 0 ? "extra bytes" : "corrupt gzip data", (unsigned long long)payload,
+                   got > 0 ? "extra bytes" : "a corrupt or truncated gzip stream", (unsigned long long)payload,
                    dl_shape_str(shape, ndim, sbuf, sizeof sbuf));
       goto fail;
     }

@@ -51,7 +51,7 @@ static int scale_backward(dl_node *n, dl_tensor *const *gout, dl_tensor **gin) {
   gin[0] = scale(gout[0], ((const scale_ctx *)n->ctx)->alpha);
   return gin[0] ? 0 : -1;
 }
-static const dl_node_type scale_type = {"MulBackward1", scale_backward, NULL};
+static const dl_node_type scale_type = {"MulBackward0", scale_backward, NULL}; /* PyTorch names t * number so */
 
 static dl_tensor *scale(dl_tensor *t, dl_scalar alpha) {
   if (alpha.is_int ? alpha.i == 1 : alpha.f == 1.0) return dl_tensor_retain(t);
