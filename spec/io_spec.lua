@@ -492,6 +492,13 @@ describe("dl.load of bad files", function()
     bad("o7.safetensors", st('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,1e3]}}', data), "integers")
     bad("o8.safetensors", st('{"a":{"dtype":"F32","shape":[4294967296,4294967296,8],"data_offsets":[0,8]}}', data),
         "does not match")
+    -- the format packs the tensors from byte 0 to the end (the reference reader refuses gaps too)
+    bad("o9.safetensors", st('{"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}', data),
+        "8 unused bytes in the data before tensor \"a\"")
+    bad("o10.safetensors", st('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', data),
+        "8 bytes after the last tensor's data")
+    bad("o11.safetensors", st('{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}', data),
+        "4 unused bytes", "\"b\"")
   end)
 
   it("rejects safetensors header lengths past the file and invalid JSON", function()

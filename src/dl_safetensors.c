@@ -542,6 +542,22 @@ int dl_st_parse(const char *name, const unsigned char *buf, size_t n, dl_st_file
       free(order);
       goto done;
     }
+  /* packed as the format requires (the reference reader refuses the rest):
+   * the tensors tile the data from byte 0 to its end, without gaps */
+  for (size_t i = 0; i <= nes; i++) {
+    int64_t at = i == 0 ? 0 : order[i - 1]->end;
+    int64_t next = i < nes ? order[i]->begin : (int64_t)data_len;
+    if (next != at) {
+      if (i < nes)
+        dl_error_set("load: %s: %lld unused bytes in the data before tensor \"%s\" (the format packs tensors "
+                     "without gaps)", name, (long long)(next - at), order[i]->name);
+      else
+        dl_error_set("load: %s: %lld bytes after the last tensor's data (the format packs tensors without gaps)",
+                     name, (long long)(next - at));
+      free(order);
+      goto done;
+    }
+  }
   free(order);
   /* everything checked: copy the tensors out */
   out->names = calloc(nes ? nes : 1, sizeof *out->names);
