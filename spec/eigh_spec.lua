@@ -98,4 +98,13 @@ describe("dl.linalg.eigh", function()
     H.assert_error(function() dl.linalg.eigh(dl.eye(2), "X") end, "bad argument #2", "UPLO")
     H.assert_error(function() dl.linalg.eigh({{1}}) end, "bad argument #1")
   end)
+
+  it("ignores the triangle it does not read, NaN there included (as PyTorch)", function()
+    -- [[1, 2], [2, 1]] has eigenvalues -1 and 3
+    local w = dl.linalg.eigh(dl.tensor({{1, 0 / 0}, {2, 1}}, {dtype = "float64"}), "L")
+    H.assert_close(w, {-1, 3}, 1e-12)
+    w = dl.linalg.eigh(dl.tensor({{1, 2}, {math.huge, 1}}, {dtype = "float64"}), "U")
+    H.assert_close(w, {-1, 3}, 1e-12)
+    H.assert_error(function() dl.linalg.eigh(dl.tensor({{1, 0 / 0}, {2, 1}}), "U") end, "NaN")
+  end)
 end)

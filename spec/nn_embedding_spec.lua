@@ -109,6 +109,15 @@ describe("dl.multinomial", function()
     H.assert_close(counts[2], dl.tensor({0.25, 0.25, 0.25, 0.25}), 0.015)
   end)
 
+  it("draws in proportion to weights as small as the smallest subnormal (with replacement)", function()
+    dl.manual_seed(3)
+    local n = 20000
+    for _, c in ipairs({{1e-45, "float32"}, {3e-45, "float32"}, {5e-324, "float64"}}) do
+      local s = dl.multinomial(dl.tensor({c[1], c[1]}, {dtype = c[2]}), n, {replacement = true})
+      assert.near(0.5, s:eq(1):sum():item() / n, 0.015) -- was 0.25 for 1e-45: u * total rounded
+    end
+  end)
+
   it("without replacement: distinct categories, never a zero weight, first draws as sequential sampling", function()
     dl.manual_seed(2)
     local p = dl.tensor({0.5, 0.2, 0, 0.3})

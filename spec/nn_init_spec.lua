@@ -158,6 +158,12 @@ describe("nn.init scaled initializers", function()
     H.assert_error(function() init.kaiming_uniform_(dl.empty(2, 2), "x") end, "kaiming_uniform_", "bad argument #2")
     H.assert_error(function() init.xavier_uniform_(dl.empty(5)) end, "xavier_uniform_", "fewer than 2 dimensions")
     H.assert_error(function() init.lecun_normal_(dl.empty(5)) end, "lecun_normal_", "fewer than 2 dimensions")
+    -- one position, the caller's, whatever the depth the check runs at
+    for _, f in ipairs({init.kaiming_normal_, init.kaiming_uniform_, init.xavier_uniform_}) do
+      local ok, err = pcall(f, dl.empty(5))
+      assert.is_false(ok)
+      assert.is_nil(tostring(err):match("^[^\n]-:%d+: [^\n]-:%d+: "), tostring(err))
+    end
     H.assert_error(function() init.xavier_normal_(dl.empty(2, 2), "big") end, "xavier_normal_", "bad argument #2")
   end)
   it("leave empty tensors alone", function()

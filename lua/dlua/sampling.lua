@@ -1,7 +1,7 @@
 -- dlua.sampling: dl.multinomial, drawing category indices from rows of
 -- probabilities (or unnormalised weights), composed from ops every device
 -- has and seeded by dl.manual_seed like every random op.
---   with replacement: inverse CDF, the count of cumulative sums <= u * total
+--   with replacement: inverse CDF, the count of cumulative sums / total <= u
 --   without: Gumbel top-k, the n largest log p - log(-log u), which draws as
 --   sequential sampling without replacement does
 local dl = require "dlua"
@@ -41,10 +41,13 @@ function dl.multinomial(probs, n, opts)
   end
   local idx
   if replacement then
+    -- the cumulative sums normalised (u * total instead would round to a
+    -- multiple of the smallest subnormal when the weights are that small)
     local c = p:cumsum(2)                                    -- [B, K]
-    local u = dl.rand({B, n}, {dtype = p.dtype, device = p.device}) * c:narrow(2, K, 1)
+    c = c / c:narrow(2, K, 1)
+    local u = dl.rand({B, n}, {dtype = p.dtype, device = p.device})
     idx = c:view(B, 1, K):le(u:view(B, n, 1)):sum(3)         -- [B, n]: categories passed (0-based pick)
-    -- u * total can round up to the total: the last category with a nonzero probability then
+    -- rounding can leave a sum below u near 1: the last category with a nonzero probability then
     local last = (p:gt(0):long() * dl.arange(1, K + 1, {device = p.device})):amax(2, true)
     idx = dl.minimum(idx + 1, last)
   else

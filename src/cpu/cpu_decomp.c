@@ -12,12 +12,15 @@ void ssyevd_(const char *jobz, const char *uplo, const int *n, float *a, const i
 void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda, double *w, double *work,
              const int *lwork, int *iwork, const int *liwork, int *info, size_t jobz_len, size_t uplo_len);
 
-/* LAPACK may loop or return garbage on non-finite input */
-#define DL_ALL_FINITE(T, a, nn)                  \
-  do {                                           \
-    const T *p_ = (const T *)(a);                \
-    for (int64_t i_ = 0; i_ < (nn); i_++)        \
-      if (!isfinite(p_[i_])) return 1;           \
+/* LAPACK may loop or return garbage on non-finite input: the triangle it
+ * reads ("U" of the column-major n x n buffer) must be finite; the other
+ * one is never read, as in PyTorch */
+#define DL_TRIANGLE_FINITE(T, a, n)                    \
+  do {                                                 \
+    const T *p_ = (const T *)(a);                      \
+    for (int64_t j_ = 0; j_ < (n); j_++)               \
+      for (int64_t i_ = 0; i_ <= j_; i_++)             \
+        if (!isfinite(p_[i_ + j_ * (n)])) return 1;    \
   } while (0)
 
 /* the documented minimum workspaces for jobz = "V", used when the query's
@@ -29,7 +32,7 @@ static int cpu_syevd(dl_dtype dt, int64_t n64, void *a, void *w) {
   int iq = 0;
   int64_t min_lwork = 1 + 6 * n64 + 2 * n64 * n64, min_liwork = 3 + 5 * n64;
   if (dt == DL_FLOAT32) {
-    DL_ALL_FINITE(float, a, n64 * n64);
+    DL_TRIANGLE_FINITE(float, a, n64);
     float wq = 0;
     ssyevd_("V", "U", &n, a, &lda, w, &wq, &query, &iq, &query, &info, 1, 1);
     if (info != 0) return 2;
@@ -46,7 +49,7 @@ static int cpu_syevd(dl_dtype dt, int64_t n64, void *a, void *w) {
     free(work);
     free(iwork);
   } else {
-    DL_ALL_FINITE(double, a, n64 * n64);
+    DL_TRIANGLE_FINITE(double, a, n64);
     double wq = 0;
     dsyevd_("V", "U", &n, a, &lda, w, &wq, &query, &iq, &query, &info, 1, 1);
     if (info != 0) return 2;

@@ -65,9 +65,14 @@ cusolverDnHandle_t handle_for(cudaStream_t s) {
 /* non-finite entries, counted on the device; then syevd's info */
 __device__ unsigned long long dl_cuda_decomp_bad;
 
+/* over the triangle syevd reads ("upper" of the column-major n x n buffer,
+ * element i + j n with i <= j); the other is never read, as in PyTorch */
 template <typename T> __global__ void count_nonfinite_kernel(const T *a, int64_t n) {
   unsigned long long bad = 0;
-  DL_CUDA_FOR(i, n) bad += !isfinite(a[i]);
+  DL_CUDA_FOR(k, n * n) {
+    int64_t i = k % n, j = k / n;
+    if (i <= j) bad += !isfinite(a[k]);
+  }
   if (bad) atomicAdd(&dl_cuda_decomp_bad, bad);
 }
 
@@ -100,9 +105,9 @@ static int cuda_syevd(dl_dtype dt, int64_t n64, void *a, void *w) {
     return 2;
   int64_t nn = n64 * n64;
   if (dt == DL_FLOAT32)
-    count_nonfinite_kernel<float><<<dl_cuda_blocks(nn), DL_CUDA_THREADS, 0, s>>>((const float *)a, nn);
+    count_nonfinite_kernel<float><<<dl_cuda_blocks(nn), DL_CUDA_THREADS, 0, s>>>((const float *)a, n);
   else
-    count_nonfinite_kernel<double><<<dl_cuda_blocks(nn), DL_CUDA_THREADS, 0, s>>>((const double *)a, nn);
+    count_nonfinite_kernel<double><<<dl_cuda_blocks(nn), DL_CUDA_THREADS, 0, s>>>((const double *)a, n);
   if (DL_CUDA_LAUNCHED("linalg.eigh") ||
       DL_CUDA_CHECK(cudaMemcpyFromSymbolAsync(&bad, dl_cuda_decomp_bad, sizeof bad, 0, cudaMemcpyDeviceToHost, s)) ||
       DL_CUDA_CHECK(cudaStreamSynchronize(s)))

@@ -4,6 +4,7 @@
 -- Fans follow PyTorch: for a weight [out, in, k...], fan_in = in * prod(k)
 -- and fan_out = out * prod(k).
 local dl = require "dlua"
+local errors = require "dlua.errors"
 local nn = dl.nn
 
 local init = {}
@@ -71,10 +72,12 @@ end
 
 local function fan(fn, t, mode)
   if mode ~= "fan_in" and mode ~= "fan_out" then
-    error(string.format("dl.nn.init.%s: mode %s not supported, use \"fan_in\" or \"fan_out\"", fn, tostring(mode)), 3)
+    error(string.format("dl.nn.init.%s: mode %s not supported, use \"fan_in\" or \"fan_out\"", fn, tostring(mode)), 0)
   end
+  -- level 0: fan is called at different depths; the public wrapper
+  -- (errors.named) adds the caller's position
   local ok, fan_in, fan_out = pcall(init.calculate_fan_in_and_fan_out, t)
-  if not ok then error((tostring(fan_in):gsub("calculate_fan_in_and_fan_out", fn)), 3) end
+  if not ok then error((errors.strip(tostring(fan_in)):gsub("calculate_fan_in_and_fan_out", fn)), 0) end
   return mode == "fan_in" and fan_in or fan_out
 end
 
@@ -178,7 +181,7 @@ local function kaiming_std(fn, t, a, mode, nonlinearity)
   nonlinearity = nonlinearity or "leaky_relu"
   local f = fan(fn, t, mode)
   local ok, gain = pcall(init.calculate_gain, nonlinearity, a)
-  if not ok then error((tostring(gain):gsub("calculate_gain", fn)), 3) end
+  if not ok then error((errors.strip(tostring(gain)):gsub("calculate_gain", fn)), 0) end
   return gain / sqrt(f)
 end
 
