@@ -254,6 +254,8 @@ describe("Module:to", function()
     H.assert_error(function() lin:to(dl.zeros(1, {dtype = "bool"})) end, "floating point", "bool")
     assert.equal("float32", lin.weight.dtype)
     assert.equal("float32", lin.mean.dtype)
+    lin:to({dtype = "double"}) -- an alias in the table form, as in the string form
+    assert.equal("float64", lin.weight.dtype)
   end)
   it("keeps shared parameters shared and leaves matching ones untouched", function()
     local M = nn.Module:extend("Tied")

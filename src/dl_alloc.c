@@ -38,15 +38,16 @@ static _Thread_local uint16_t local_counts[NCLASSES];
  * lose them with each thread): a key destructor, registered by the first
  * block or object the thread caches. */
 static pthread_key_t exit_key;
+static bool exit_key_made; /* false: out of keys, the caches stay with the thread */
 static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
 static _Thread_local bool exit_registered;
 static void thread_exit(void *unused);
-static void make_exit_key(void) { pthread_key_create(&exit_key, thread_exit); }
+static void make_exit_key(void) { exit_key_made = pthread_key_create(&exit_key, thread_exit) == 0; }
 static inline void on_thread_exit_flush(void) {
   if (exit_registered) return;
   exit_registered = true;
   pthread_once(&exit_once, make_exit_key);
-  pthread_setspecific(exit_key, (void *)1);
+  if (exit_key_made) pthread_setspecific(exit_key, (void *)1);
 }
 
 #define ADD(var, n) __atomic_add_fetch(&(var), (n), __ATOMIC_RELAXED)
@@ -268,4 +269,8 @@ static void thread_exit(void *unused) {
     }
     pool_heads[id] = NULL;
   }
+  /* another key's destructor may still free dlua memory on this thread:
+   * the next block cached registers the flush again (glibc runs the
+   * destructors of keys set during this round in another round) */
+  exit_registered = false;
 }

@@ -132,15 +132,17 @@ dl_tensor *dl_tensor_from_buffer(void *data, const int64_t *shape, int ndim, con
   }
   /* the elements the strides reach, checked against overflow: the byte
    * count bounds every later access */
+  for (int d = 0; strides && d < ndim; d++) {
+    if (strides[d] < 0) {
+      dl_error_set("from_buffer: negative stride");
+      return NULL;
+    }
+  }
   int64_t span = numel;
   if (strides && numel > 0) {
     span = 1;
     for (int d = 0; d < ndim; d++) {
       int64_t reach;
-      if (strides[d] < 0) {
-        dl_error_set("from_buffer: negative stride");
-        return NULL;
-      }
       if (__builtin_mul_overflow(shape[d] - 1, strides[d], &reach) || __builtin_add_overflow(span, reach, &span)) {
         dl_error_set("from_buffer: strides reach past the addressable range");
         return NULL;

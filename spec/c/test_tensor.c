@@ -133,6 +133,8 @@ int main(void) {
     int64_t neg[1] = {-1};
     CHECK(dl_tensor_from_buffer(one, n3, 1, neg, DL_FLOAT32, NULL, NULL) == NULL);
     CHECK(strstr(dl_error_get(), "negative stride") != NULL);
+    int64_t z1[1] = {0}; /* with no elements too */
+    CHECK(dl_tensor_from_buffer(one, z1, 1, neg, DL_FLOAT32, NULL, NULL) == NULL);
     /* an empty tensor over NULL data is fine, and its views share the storage's count */
     dl_tensor *e = dl_tensor_from_buffer(NULL, z2, 2, NULL, DL_FLOAT32, NULL, NULL);
     CHECK(e && e->numel == 0);

@@ -378,7 +378,13 @@ local function to_target(arg)
   if dl.is_tensor(arg) then return arg.dtype, arg.device end
   if type(arg) == "table" then
     checks.options("to", arg, {dtype = true, device = true})
-    return arg.dtype, arg.device
+    local dtype = arg.dtype
+    if dtype ~= nil then -- its canonical name ("double" is float64)
+      local ok, probe = pcall(dl.empty, 0, {dtype = dtype})
+      if not ok then errors.rethrow(probe) end
+      dtype = probe.dtype
+    end
+    return dtype, arg.device
   end
   if type(arg) ~= "string" then
     error("to: bad argument #1 (dtype, device, tensor or {dtype, device} expected, got " .. type(arg) .. ")", 3)
