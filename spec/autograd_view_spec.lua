@@ -86,11 +86,18 @@ describe("views of a tensor written in place after they were taken", function()
   local R = require "spec.fixtures.view_history_reference"
   local function X() return dl.tensor(R.x, {dtype = "float64", requires_grad = true}) end
   local W = dl.tensor(R.unfold_weights, {dtype = "float64"}):view(3, 2)
+  -- x[2:3] as a view of q = x * 1, then q written (q:mul_(3)); prepare(v), if
+  -- given, runs on the view before the write
+  local function written_view(x, prepare)
+    local q = x * 1
+    local vw = q:narrow(1, 2, 2)
+    if prepare then prepare(vw) end
+    q:mul_(3)
+    return vw
+  end
   local reverse = {
     base_mul = function(x)
-      local q = x * 1
-      local vw = q:narrow(1, 2, 2)
-      q:mul_(3)
+      local vw = written_view(x)
       return (vw * vw):sum()
     end,
     sibling_copy = function(x)
@@ -139,10 +146,7 @@ describe("views of a tensor written in place after they were taken", function()
   end
   it("name the new history, keep a retained gradient, and start a backward from the view", function()
     local x = X()
-    local q = x * 1
-    local vw = q:narrow(1, 2, 2)
-    vw:retain_grad()
-    q:mul_(3)
+    local vw = written_view(x, function(v) v:retain_grad() end)
     assert.equal(R.grad_fn_after_write, vw.grad_fn:name())
     assert.is_false(vw.is_leaf)
     local loss = (vw * 2):sum()
@@ -150,18 +154,14 @@ describe("views of a tensor written in place after they were taken", function()
     assert.same(R.retained.view, vw.grad:totable())
     assert.same(R.retained.x, x.grad:totable())
     x = X()
-    q = x * 1
-    vw = q:narrow(1, 2, 2)
-    q:mul_(3)
+    vw = written_view(x)
     vw:backward(dl.ones(2, {dtype = "float64"}))
     assert.same(R.from_view, x.grad:totable())
   end)
   it("give second derivatives through the re-derived history (create_graph)", function()
     -- g = 2x + 18x on elements 2 and 3 (v = 3 x there), so d sum(g)/dx = (2, 20, 20, 2)
     local x = X()
-    local q = x * 1
-    local vw = q:narrow(1, 2, 2)
-    q:mul_(3)
+    local vw = written_view(x)
     local g = dl.autograd.grad((vw * vw):sum() + (x * x):sum(), x, nil, {create_graph = true})
     g:sum():backward()
     assert.same({2, 20, 20, 2}, x.grad:totable())
@@ -176,21 +176,17 @@ describe("views of a tensor written in place after they were taken", function()
   end)
   it("a view detached in place stays a leaf (it is not derived from its base again)", function()
     local x = X()
-    local q = x * 1
-    local vw = q:narrow(1, 2, 2)
-    vw:detach_()
-    vw:requires_grad_(true)
-    q:mul_(3)
+    local vw = written_view(x, function(v)
+      v:detach_()
+      v:requires_grad_(true)
+    end)
     assert.is_true(vw.is_leaf)
     vw:sum():backward()
     assert.same({1, 1}, vw.grad:totable())
     assert.is_nil(x.grad)
   end)
   it("print the history they would give", function()
-    local x = X()
-    local q = x * 1
-    local vw = q:narrow(1, 2, 2)
-    q:mul_(3)
+    local vw = written_view(X())
     assert.truthy(tostring(vw):find("grad_fn=<AsStridedBackward0>", 1, true))
   end)
   it("are unchanged by writes under no_grad (the old history still holds)", function()

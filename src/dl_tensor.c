@@ -630,20 +630,22 @@ dl_tensor *dl_tensor_unfold(dl_tensor *t, int dim, int64_t size, int64_t step) {
 
 /* ---- copies ---- */
 
-/* the first and one past the last element t can reach in its storage */
-static void reach(const dl_tensor *t, int64_t *lo, int64_t *hi) {
-  *lo = *hi = t->offset;
+void dl_tensor_reach(const dl_tensor *t, int64_t *lo, int64_t *span) {
+  int64_t l = t->offset, h = t->offset;
   for (int d = 0; d < t->ndim; d++) {
-    int64_t span = (t->shape[d] - 1) * t->stride[d];
-    if (span < 0) *lo += span;
-    else *hi += span;
+    if (t->shape[d] == 0) {
+      *lo = t->offset, *span = 0;
+      return;
+    }
+    int64_t e = (t->shape[d] - 1) * t->stride[d];
+    if (e < 0) l += e;
+    else h += e;
   }
-  *hi += 1;
+  *lo = l, *span = h - l + 1;
 }
 
-/* src and dst read and write the same elements in the same order */
-static bool same_elements(const dl_tensor *a, const dl_tensor *b) {
-  if (a->offset != b->offset || a->dtype != b->dtype || a->ndim != b->ndim) return false;
+bool dl_tensor_same_view(const dl_tensor *a, const dl_tensor *b) {
+  if (a->storage != b->storage || a->offset != b->offset || a->dtype != b->dtype || a->ndim != b->ndim) return false;
   for (int d = 0; d < a->ndim; d++)
     if (a->shape[d] != b->shape[d] || (a->shape[d] > 1 && a->stride[d] != b->stride[d])) return false;
   return true;
@@ -665,13 +667,13 @@ int dl_tensor_copy_(dl_tensor *dst, const dl_tensor *src) {
                  dl_tensor_shape_str(dst, b2, sizeof b2));
     return -1;
   }
-  if (s->storage == dst->storage && dst->numel > 0 && !same_elements(s, dst)) {
+  if (s->storage == dst->storage && dst->numel > 0 && !dl_tensor_same_view(s, dst)) {
     /* a source overlapping the destination would be read after part of it
      * was written (x[{{}, {2, 4}}] = x[{{}, {1, 3}}]): copy it first */
-    int64_t slo, shi, dlo, dhi;
-    reach(s, &slo, &shi);
-    reach(dst, &dlo, &dhi);
-    if (slo < dhi && dlo < shi) {
+    int64_t slo, sn, dlo, dn;
+    dl_tensor_reach(s, &slo, &sn);
+    dl_tensor_reach(dst, &dlo, &dn);
+    if (slo < dlo + dn && dlo < slo + sn) {
       dl_tensor *c = dl_tensor_clone(s);
       dl_tensor_release(s);
       if (!c) return -1;

@@ -85,6 +85,11 @@ static inline void dl_tensor_bump_version(dl_tensor *t) { t->storage->version++;
 /* "[2,3]" */
 const char *dl_tensor_shape_str(const dl_tensor *t, char *buf, size_t n);
 bool dl_tensor_same_shape(const dl_tensor *a, const dl_tensor *b);
+/* the first element t reaches in its storage and how many it spans (0 for
+ * an empty tensor) */
+void dl_tensor_reach(const dl_tensor *t, int64_t *lo, int64_t *span);
+/* a and b are the same elements of one storage in the same order */
+bool dl_tensor_same_view(const dl_tensor *a, const dl_tensor *b);
 /* Normalises a possibly negative 0-based dim against ndim; -1 if out of range
  * (with an error naming fn). */
 int dl_wrap_dim(const char *fn, int64_t dim, int ndim);

@@ -526,21 +526,6 @@ typedef struct {
 } restride_ctx;
 _Static_assert(sizeof(restride_ctx) <= DL_NODE_CTX_BYTES, "restride_ctx fits a node");
 
-/* the first element t reaches in its storage, and how many it spans */
-static void reach(const dl_tensor *t, int64_t *lo, int64_t *span) {
-  int64_t l = t->offset, h = t->offset;
-  for (int d = 0; d < t->ndim; d++) {
-    if (t->shape[d] == 0) {
-      *lo = t->offset, *span = 0;
-      return;
-    }
-    int64_t e = (t->shape[d] - 1) * t->stride[d];
-    if (e < 0) l += e;
-    else h += e;
-  }
-  *lo = l, *span = h - l + 1;
-}
-
 /* no two elements of (shape, stride) are one memory location (sufficient:
  * each stride, in increasing order, passes everything the smaller ones reach) */
 static bool injective(const int64_t *shape, const int64_t *stride, int ndim) {
@@ -640,7 +625,7 @@ static int rederive(dl_tensor *view, dl_tensor *base) {
   if (!a) return -1;
   restride_ctx *c = (restride_ctx *)a->ctx;
   int64_t lo;
-  reach(base, &lo, &c->span);
+  dl_tensor_reach(base, &lo, &c->span);
   c->base = shape_of(base);
   memcpy(c->bstride, base->stride, sizeof c->bstride);
   c->boffset = base->offset - lo;

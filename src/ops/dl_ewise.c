@@ -55,13 +55,6 @@ int dl_ewise_fail(const char *fn, int rc) {
   return -1;
 }
 
-static bool same_view(const dl_tensor *a, const dl_tensor *b) {
-  if (a->storage != b->storage || a->offset != b->offset || a->dtype != b->dtype || a->ndim != b->ndim) return false;
-  for (int d = 0; d < a->ndim; d++)
-    if (a->shape[d] != b->shape[d] || (a->shape[d] > 1 && a->stride[d] != b->stride[d])) return false;
-  return true;
-}
-
 void dl_ewise_prep_free(dl_ewise_prep *p) {
   for (int k = 0; k < p->n; k++) {
     dl_tensor_release(p->hold[k]);
@@ -109,7 +102,7 @@ int dl_ewise_prep_init(dl_ewise_prep *p, const char *fn, dl_op op, int n, const 
     dl_tensor *e = dl_tensor_expand(c, p->shape, p->ndim);
     dl_tensor_release(c);
     if (!e) goto fail;
-    if (self && e->storage == self->storage && !same_view(e, self)) {
+    if (self && e->storage == self->storage && !dl_tensor_same_view(e, self)) {
       /* a partial overlap would read elements already written */
       dl_tensor *cl = dl_tensor_clone(e);
       dl_tensor_release(e);

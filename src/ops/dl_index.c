@@ -245,14 +245,16 @@ static int check_same_dtype(const char *fn, const dl_tensor *self, const dl_tens
   return -1;
 }
 
-/* An index or source sharing self's storage would be read after the
- * kernel has written part of it (indices read from overwritten memory can
- * point anywhere): such an operand is cloned first, so the op reads the
- * values it had before the call. NULL on failure; *own holds the clone. */
-static dl_tensor *unaliased(const dl_tensor *self, dl_tensor *t, dl_tensor **own) {
-  *own = NULL;
-  if (!t || t->storage != self->storage) return t;
-  return *own = dl_tensor_clone(t);
+/* as_1d of an index or source, copied first when it shares self's storage:
+ * the kernel would read it after writing part of it (indices read from
+ * overwritten memory can point anywhere), so the op reads the values it
+ * had before the call. A new reference, or NULL. */
+static dl_tensor *operand_1d(const dl_tensor *self, dl_tensor *t) {
+  if (t->storage != self->storage) return as_1d(t);
+  dl_tensor *c = dl_tensor_clone(t);
+  dl_tensor *r = c ? as_1d(c) : NULL;
+  dl_tensor_release(c);
+  return r;
 }
 
 static int scatter_impl(const char *fn, dl_tensor *self, int dim, dl_tensor *idx, dl_tensor *src, dl_scalar value,
@@ -264,12 +266,8 @@ static int scatter_impl(const char *fn, dl_tensor *self, int dim, dl_tensor *idx
   int d = dl_wrap_dim(fn, dim, self->ndim);
   if (d < 0) return -1;
   int rc = -1;
-  bool has_src = src != NULL;
-  dl_tensor *own_idx, *own_src, *s1 = NULL, *ix = NULL, *x1 = NULL, *xv = NULL;
-  idx = unaliased(self, idx, &own_idx);
-  src = unaliased(self, src, &own_src);
-  if (!idx || (has_src && !src)) goto done;
-  s1 = as_1d(self), ix = as_1d(idx), x1 = src ? as_1d(src) : NULL;
+  dl_tensor *s1 = as_1d(self), *ix = operand_1d(self, idx), *xv = NULL;
+  dl_tensor *x1 = src ? operand_1d(self, src) : NULL;
   if (!s1 || !ix || (src && !x1)) goto done;
   if (!index_fits(ix, s1, d)) {
     dl_error_set("%s: index shape %s does not fit self shape %s outside dim %d", fn,
@@ -298,8 +296,6 @@ done:
   dl_tensor_release(ix);
   dl_tensor_release(x1);
   dl_tensor_release(xv);
-  dl_tensor_release(own_idx);
-  dl_tensor_release(own_src);
   return rc;
 }
 
@@ -330,12 +326,8 @@ static int index_put_impl(const char *fn, dl_tensor *self, int dim, dl_tensor *i
   int d = dl_wrap_dim(fn, dim, self->ndim);
   if (d < 0) return -1;
   int rc = -1;
-  bool has_src = src != NULL;
-  dl_tensor *own_idx, *own_src, *s1 = NULL, *ix = NULL, *x1 = NULL, *iexp = NULL;
-  idx = unaliased(self, idx, &own_idx);
-  src = unaliased(self, src, &own_src);
-  if (!idx || (has_src && !src)) goto done;
-  s1 = as_1d(self), ix = as_1d(idx), x1 = src ? as_1d(src) : NULL;
+  dl_tensor *s1 = as_1d(self), *ix = operand_1d(self, idx), *iexp = NULL;
+  dl_tensor *x1 = src ? operand_1d(self, src) : NULL;
   if (!s1 || !ix || (src && !x1)) goto done;
   int64_t shape[DL_MAX_DIMS], stride[DL_MAX_DIMS];
   for (int j = 0; j < s1->ndim; j++) {
@@ -369,8 +361,6 @@ done:
   dl_tensor_release(ix);
   dl_tensor_release(x1);
   dl_tensor_release(iexp);
-  dl_tensor_release(own_idx);
-  dl_tensor_release(own_src);
   return rc;
 }
 
